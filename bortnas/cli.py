@@ -1,0 +1,368 @@
+"""The `bortnas` command: argument parsing, logging, progress bars, tables and exit codes.
+
+No logic of its own: every subcommand calls the library. Exit codes: 0 success, 2 bad input
+(one line on stderr, nothing written), 1 any other bortnas error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bortnas import __version__
+from bortnas.errors import BortnasError, UserInputError
+
+_logger = logging.getLogger("bortnas")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from bortnas.context import DEFAULT_LR, RunSettings
+
+    return RunSettings(
+        teacher=str(Path(args.teacher).resolve()) if args.teacher else None,
+        data=str(Path(args.data).resolve()) if args.data else None,
+        text_column=args.text_column,
+        pair_column=args.pair_column,
+        label_column=args.label_column,
+        data_seed=args.data_seed,
+        max_length=args.max_length,
+        teacher_steps=args.teacher_steps,
+        teacher_lr=args.teacher_lr,
+        trial_steps=args.trial_steps,
+        lr=DEFAULT_LR[args.init] if args.lr is None else args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        init=args.init,
+        latency_threads=args.latency_threads,
+    )
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from bortnas.algo import fptas
+    from bortnas.context import DEFAULT_TRIAL_STEPS, build_context, check_inputs
+    from bortnas.search import create_or_resume, make_sampler, run_search
+    from bortnas.search.runner import context_evaluator
+    from bortnas.search.strategies import describe_plan, fptas_plan, grid_order
+    from bortnas.search.records import front_and_best, load_records
+    from bortnas.space import load_search_space
+    from bortnas.storage import open_storage
+
+    if args.n_trials <= 0:
+        raise UserInputError(f"--n-trials={args.n_trials} must be a positive integer.")
+    space = load_search_space(args.space)
+    fptas_info = None
+    if args.strategy == "fptas":
+        if args.trial_steps is not None:
+            raise UserInputError("--trial-steps does not apply to --strategy fptas: its steps are n = ceil(n0 / (epsilon * s^1.5)); set --epsilon or --fptas-n0.")
+        if args.fptas_n0 <= 0 or args.fptas_s <= 0:
+            raise UserInputError(f"--fptas-n0={args.fptas_n0} and --fptas-s={args.fptas_s} must be positive.")
+        if not 0.0 < args.epsilon < 1.0:
+            raise UserInputError(f"--epsilon={args.epsilon} must be in (0, 1), e.g. 0.1 for a 90 % guarantee.")
+        args.trial_steps = fptas.steps_for(args.epsilon, args.fptas_n0, args.fptas_s)
+    elif args.trial_steps is None:
+        args.trial_steps = DEFAULT_TRIAL_STEPS
+    settings = _settings(args)
+    shape, _ = check_inputs(settings)
+    space.check_fits(shape)
+    proposals = grid_order(space, args.seed) if args.strategy == "grid" else None
+    n_trials = args.n_trials
+    if args.strategy == "fptas":
+        plan = fptas_plan(space, shape, settings.max_length, args.epsilon)
+        fptas_info = describe_plan(plan, args.epsilon, args.fptas_n0, args.fptas_s)
+        proposals, n_trials = list(plan.representatives), len(plan.representatives)
+    sampler = make_sampler(args.strategy, space, args.seed, args.n_trials)
+    study_name = args.study or space.name
+    study = create_or_resume(open_storage(args.storage), study_name, space, settings, sampler, fptas=fptas_info)
+    _logger.info("study %r in %s: %d candidates in %s", study_name, args.storage, len(space), space.source)
+    if fptas_info is not None:
+        _logger.info("FPTAS epsilon %.3g: %d buckets, %d candidates to evaluate at %d steps each (bound %d), guarantee W >= %.2f * optimum",
+                     args.epsilon, fptas_info["buckets"], len(fptas_info["representatives"]), fptas_info["steps"],
+                     fptas_info["evaluation_bound"], fptas_info["guarantee"])
+    ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args))
+    _logger.info("task teacher dev accuracy %.4f (%s)", ctx.teacher.dev_accuracy, ctx.data.source)
+    evaluate, provenance = context_evaluator(ctx, space)
+    run_search(study, space, evaluate, n_trials, args.strategy, provenance, show_progress_bar=_progress(args), proposals=proposals)
+    records = load_records(study)
+    _, best = front_and_best(records)
+    if best is None:
+        raise BortnasError(f"study {study_name!r} has no finished trial: see `bortnas trials --study {study_name}` for the reasons.")
+    attrs = next(r.attrs for r in records if r.number == best)
+    result = {"study": study_name, "best_trial": best, "candidate": attrs["key"], "W": attrs["w"], "dev_accuracy": attrs["dev_accuracy"],
+              "teacher_dev_accuracy": ctx.teacher.dev_accuracy, "fptas": fptas_info}
+    if args.format == "json":
+        print(json.dumps(result))
+        return 0
+    print(f"best trial {best}: {attrs['key']}  W={attrs['w']:.3f}  dev accuracy {attrs['dev_accuracy']:.4f} (teacher {ctx.teacher.dev_accuracy:.4f})")
+    if fptas_info is not None:
+        print(f"FPTAS epsilon={args.epsilon}: {len(fptas_info['representatives'])} of {len(space)} candidates evaluated at n={fptas_info['steps']} steps; "
+              f"W is at least {fptas_info['guarantee']:.2f} of the space's optimum if the AB^nC ordering holds")
+    return 0
+
+
+def _open_existing(args: argparse.Namespace) -> Any:
+    from bortnas.search import load_study
+    from bortnas.storage import open_storage, storage_exists
+
+    if not storage_exists(args.storage):
+        raise UserInputError(f"--storage {args.storage} does not exist: run `bortnas search` first or pass the storage of a search.")
+    return load_study(open_storage(args.storage), args.study)
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    from bortnas.search.records import front_and_best, load_records
+
+    study, _, _ = _open_existing(args)
+    records = load_records(study)
+    front, best = front_and_best(records)
+    rows = []
+    for r in records:
+        if "skip_reason" in r.attrs and not args.all:
+            continue
+        a = r.attrs
+        rows.append({
+            "trial": r.number, "state": r.state, "candidate": r.spec.key if r.spec else "-",
+            "params": a.get("params_non_embedding"), "mflops": a["flops"] / 1e6 if "flops" in a else None,
+            "latency_ms": a.get("latency_ms"), "error": a.get("error"), "W": a.get("w"),
+            "pareto": r.number in front, "best": r.number == best,
+            "note": a.get("fail_reason") or a.get("skip_reason") or "",
+        })
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+        return 0
+    header = f"{'trial':>5} {'state':<8} {'candidate':<24} {'params':>10} {'MFLOPs':>9} {'lat ms':>7} {'error':>6} {'W':>8}  mark"
+    print(header)
+
+    def fmt(value: Any, spec: str) -> str:
+        return format(value, spec) if value is not None else "-"
+
+    for row in rows:
+        mark = ("*" if row["best"] else " ") + ("P" if row["pareto"] else " ")
+        print(f"{row['trial']:>5} {row['state']:<8} {row['candidate']:<24} {fmt(row['params'], ','):>10} {fmt(row['mflops'], '.1f'):>9} "
+              f"{fmt(row['latency_ms'], '.2f'):>7} {fmt(row['error'], '.4f'):>6} {fmt(row['W'], '.3f'):>8}  {mark} {row['note']}")
+    print("params: non-embedding parameters; MFLOPs at the study's sequence length; * = argmax W; P = Pareto front of (params, latency, error)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bortnas.context import build_context
+    from bortnas.export import choose_trial, export_trial, prepare_out_dir
+
+    if args.steps <= 0:
+        raise UserInputError(f"--steps={args.steps} must be a positive integer.")
+    out = Path(args.out).resolve()
+    prepare_out_dir(out, args.overwrite)
+    study, _, settings = _open_existing(args)
+    trial = choose_trial(study, args.trial)
+    ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args))
+    report = export_trial(ctx, study, trial, out, args.steps, args.overwrite, show_progress_bar=_progress(args))
+    if args.format == "json":
+        print(json.dumps({"out": str(out), "trial": report.trial, "candidate": report.spec.key, "model": report.model.to_dict(),
+                          "teacher": report.teacher.to_dict(), "ratios": report.ratios()}))
+        return 0
+    m, t, r = report.model, report.teacher, report.ratios()
+    print(f"exported trial {report.trial} ({report.spec.key}) to {out}")
+    print(f"{'':<22}{'exported':>12}{'teacher':>12}{'ratio':>10}")
+    print(f"{'test accuracy':<22}{m.test_accuracy:>12.4f}{t.test_accuracy:>12.4f}{r['test_accuracy_points']:>+9.2f}pt")
+    print(f"{'parameters':<22}{m.params_total:>12,}{t.params_total:>12,}{r['params']:>9.2f}x")
+    print(f"{'non-embedding params':<22}{m.params_non_embedding:>12,}{t.params_non_embedding:>12,}{r['params_non_embedding']:>9.2f}x")
+    print(f"{'MFLOPs (seq ' + str(settings.max_length) + ')':<22}{m.flops / 1e6:>12.1f}{t.flops / 1e6:>12.1f}{r['flops']:>9.2f}x")
+    print(f"{'CPU latency ms (b=1)':<22}{m.latency_ms:>12.2f}{t.latency_ms:>12.2f}{r['latency']:>9.2f}x")
+    return 0
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from bortnas.algo.fptas import numerator
+    from bortnas.cost import flops, param_count
+    from bortnas.families import teacher_shape
+    from bortnas.search.strategies import fptas_plan
+    from bortnas.space import REFERENCE_SHAPES, load_search_space
+    from bortnas.teacher import default_teacher_dir, load_teacher_config
+
+    space = load_search_space(args.file)
+    if args.teacher or space.reference is None:
+        directory = Path(args.teacher) if args.teacher else default_teacher_dir()
+        shape, against = teacher_shape(load_teacher_config(directory), 2), str(directory)
+    else:
+        shape, against = REFERENCE_SHAPES[space.reference], space.reference
+    space.check_fits(shape)
+    plan = fptas_plan(space, shape, args.max_length, args.epsilon)
+    bucket_of = {c: k for k, bucket in enumerate(plan.buckets) for c in bucket}
+    representatives = set(plan.representatives)
+    top = space.maximum_point
+    p_top, i_top = param_count(top, shape), flops(top, shape, args.max_length)
+    rows = []
+    for spec in space.candidates():
+        p, i = param_count(spec, shape), flops(spec, shape, args.max_length)
+        rows.append({"candidate": spec.key, "params": p.total, "params_non_embedding": p.non_embedding, "params_encoder": p.encoder,
+                     "flops": i.total, "N": numerator(p.non_embedding, i.total, p_top.non_embedding, i_top.total),
+                     "bucket": bucket_of.get(spec), "representative": spec in representatives})
+    ranked = sorted(rows, key=lambda r: -r["N"])
+    rank = {r["candidate"]: k + 1 for k, r in enumerate(ranked)}
+    highlights = []
+    for spec in space.highlight:
+        row = next((r for r in rows if r["candidate"] == spec.key), None)
+        if row is None:
+            raise UserInputError(f"highlight {spec.key} in {space.source} is not a candidate of the space.")
+        highlights.append({**row, "rank_by_N": rank[spec.key]})
+    summary = {"against": against, "seq_len": args.max_length, "candidates": len(rows), "maximum_point": top.key,
+               "maximum_point_params": p_top.total, "maximum_point_params_non_embedding": p_top.non_embedding,
+               "maximum_point_flops": i_top.total, "epsilon": args.epsilon, "buckets": len(plan.buckets),
+               "fptas_evaluations": len(plan.representatives), "highlight": highlights}
+    if args.format == "json":
+        print(json.dumps({"summary": summary, "candidates": rows}, indent=1))
+        return 0
+    print(f"{'candidate':<26}{'params':>14}{'non-emb':>13}{'GFLOPs':>10}{'N':>8}{'bucket':>8}")
+    for row in rows:
+        mark = " R" if row["representative"] else ""
+        bucket = "-" if row["bucket"] is None else row["bucket"]
+        print(f"{row['candidate']:<26}{row['params']:>14,}{row['params_non_embedding']:>13,}{row['flops'] / 1e9:>10.3f}{row['N']:>8.4f}{bucket:>8}{mark}")
+    print(f"maximum point T {top.key} ({against}): {p_top.total:,} params, {p_top.non_embedding:,} non-embedding, "
+          f"{i_top.total / 1e9:.3f} GFLOPs at seq {args.max_length}; {len(rows)} candidates")
+    print(f"N = (1 - p/p(T)) (1 - i/i(T)), the analytic part of W; FPTAS at epsilon {args.epsilon}: {len(plan.buckets)} buckets, "
+          f"R = the {len(plan.representatives)} candidates it evaluates")
+    for h in highlights:
+        print(f"highlight {h['candidate']}: rank {h['rank_by_N']} of {len(rows)} by N = {h['N']:.4f}; {h['params']:,} params "
+              f"({h['params_encoder']:,} in the encoder), {h['flops'] / 1e9:.3f} GFLOPs; FPTAS bucket {h['bucket']}"
+              f"{' (its representative)' if h['representative'] else ''}")
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (repeatable)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only results and errors; no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of bortnas errors")
+
+
+def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
+    from bortnas.storage import DEFAULT_STORAGE
+
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"SQLAlchemy URL of the study database (default {DEFAULT_STORAGE})")
+    parser.add_argument("--study", required=required, help="study name" + ("" if required else " (default: the space's name)"))
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bortnas.context import RunSettings
+    from bortnas.search.strategies import STRATEGIES
+
+    d = RunSettings()
+    parser = argparse.ArgumentParser(prog="bortnas", description="Search, inspect and export sub-architectures of a BERT-family teacher.")
+    parser.add_argument("--version", action="version", version=f"bortnas {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="evaluate candidates of a search space into an Optuna study",
+                       description="Evaluate candidates of a search space into an Optuna study. "
+                       "Example: bortnas search --space search_spaces/minilm_quick.yaml --strategy tpe --n-trials 8")
+    s.add_argument("--space", required=True, help="search-space YAML file (see search_spaces/)")
+    s.add_argument("--teacher", help="local transformers BERT/RoBERTa directory (default: bundled all-MiniLM-L6-v2)")
+    s.add_argument("--data", help="labelled CSV / TSV / JSONL file (default: Rotten Tomatoes reviews)")
+    s.add_argument("--text-column", default=d.text_column)
+    s.add_argument("--text-pair-column", dest="pair_column", default=None, help="second text column for sentence pairs")
+    s.add_argument("--label-column", default=d.label_column)
+    s.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the train/dev/test split")
+    s.add_argument("--max-length", type=int, default=d.max_length, help="tokens per example; also the FLOPs/latency sequence length")
+    s.add_argument("--teacher-steps", type=int, default=d.teacher_steps, help="fine-tuning steps of the task teacher")
+    s.add_argument("--teacher-lr", type=float, default=d.teacher_lr)
+    s.add_argument("--trial-steps", type=int, default=None, help="distillation steps n per candidate (default 60; fptas: from --epsilon)")
+    s.add_argument("--lr", type=float, default=None, help="student learning rate (default 2e-4 with AdamW; 2e-2 with SGD for --init scratch)")
+    s.add_argument("--batch-size", type=int, default=d.batch_size)
+    s.add_argument("--seed", type=int, default=d.seed)
+    s.add_argument("--init", choices=("inherit", "scratch"), default=d.init, help="cut weights from the teacher, or random (Bort)")
+    s.add_argument("--latency-threads", type=int, default=d.latency_threads, help="CPU threads for latency measurement")
+    s.add_argument("--strategy", choices=STRATEGIES, default="tpe")
+    s.add_argument("--n-trials", type=int, default=8, help="distinct finished candidates the study should hold (not for fptas)")
+    s.add_argument("--epsilon", type=float, default=0.1, help="fptas: approximation parameter; W >= (1 - epsilon) * optimum")
+    s.add_argument("--fptas-n0", type=float, default=6.0, help="fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5))")
+    s.add_argument("--fptas-s", type=float, default=1.0, help="fptas: the smoothness parameter s of the step count")
+    s.add_argument("--cache-dir", type=Path, default=None, help="fine-tuned teacher cache (default $BORTNAS_CACHE or ~/.cache/bortnas)")
+    _add_study(s, required=False)
+    _add_common(s)
+    s.set_defaults(func=cmd_search)
+
+    t = sub.add_parser("trials", help="print a study's trials, its Pareto front and its argmax-W trial",
+                       description="Print a study's trials. Example: bortnas trials --study minilm_quick")
+    _add_study(t, required=True)
+    t.add_argument("--all", action="store_true", help="also list skipped proposals (invalid or duplicate candidates)")
+    _add_common(t)
+    t.set_defaults(func=cmd_trials)
+
+    e = sub.add_parser("export", help="train a trial's candidate longer and write a transformers model directory",
+                       description="Export a trained candidate. Example: bortnas export --study minilm_quick --out out/model")
+    _add_study(e, required=True)
+    e.add_argument("--out", required=True, help="output directory (must be empty or absent unless --overwrite)")
+    e.add_argument("--trial", type=int, default=None, help="trial number (default: the argmax-W trial)")
+    e.add_argument("--steps", type=int, default=400, help="distillation steps of the final training")
+    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--cache-dir", type=Path, default=None)
+    _add_common(e)
+    e.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("space", help="print p and i of every candidate of a space and its maximum point T",
+                       description="Price a search space. Example: bortnas space search_spaces/minilm_full.yaml")
+    p.add_argument("file")
+    p.add_argument("--teacher", help="teacher directory whose vocabulary and limits apply (default: the space's reference, else all-MiniLM-L6-v2)")
+    p.add_argument("--max-length", type=int, default=128, help="sequence length of the FLOPs (default 128)")
+    p.add_argument("--epsilon", type=float, default=0.1, help="FPTAS epsilon of the bucket column")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_common(p)
+    p.set_defaults(func=cmd_space)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    import optuna
+
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[bortnas] %(message)s"))
+    _logger.handlers[:] = [handler]
+    _logger.setLevel(level)
+    _logger.propagate = False
+    optuna.logging.set_verbosity(logging.DEBUG if args.verbose > 1 else logging.WARNING)
+    try:
+        import transformers
+
+        import huggingface_hub
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        huggingface_hub.utils.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Nothing is ever fetched from a model hub: teachers and data are local.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UserInputError as e:
+        if args.debug:
+            raise
+        print(f"bortnas {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BortnasError as e:
+        if args.debug:
+            raise
+        print(f"bortnas {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"bortnas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

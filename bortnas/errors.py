@@ -1,0 +1,50 @@
+"""The bortnas exception tree: every error a user can cause or fix has a class here.
+
+The CLI maps `UserInputError` subclasses to exit code 2 and any other `BortnasError` to 1.
+"""
+
+from __future__ import annotations
+
+
+class BortnasError(Exception):
+    """Base class of every error raised on purpose by bortnas."""
+
+
+class UserInputError(BortnasError):
+    """Bad input the user can fix (a file, a flag, a directory); the CLI exits with 2."""
+
+
+class SearchSpaceError(UserInputError, ValueError):
+    """A search-space file or value is invalid."""
+
+
+class DataError(UserInputError, ValueError):
+    """A data file or column is missing or malformed."""
+
+
+class UnsupportedArchitectureError(UserInputError):
+    """The teacher directory holds a model family bortnas cannot cut."""
+
+
+class StorageError(UserInputError):
+    """The storage URL is invalid or the database cannot be reached."""
+
+
+class StudyMismatchError(UserInputError):
+    """An existing study was created with other settings than the ones given now."""
+
+
+class StudyNotFoundError(UserInputError):
+    """The named study does not exist in the storage, or was not made by bortnas."""
+
+
+class ExportError(BortnasError):
+    """A model cannot be exported (empty study, unknown trial, failed reload)."""
+
+
+class TrialFailed(BortnasError):
+    """A candidate's evaluation failed (diverged, NaN); the study records it and goes on."""
+
+
+class MissingDependencyError(BortnasError, ImportError):
+    """An optional package is needed for the requested feature."""

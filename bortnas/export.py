@@ -1,0 +1,180 @@
+"""Export a chosen trial: train it longer, write a stock transformers directory, verify the reload.
+
+Transformers layer. Every candidate is a stock `BertForSequenceClassification` /
+`RobertaForSequenceClassification` (head size = hidden // heads), so the directory loads with
+`AutoModelForSequenceClassification.from_pretrained(DIR)` without bortnas installed.
+The directory is written next to its destination and renamed into place: a crash leaves no
+half-written export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from bortnas import __version__
+from bortnas.context import Context
+from bortnas.cost import flops, param_count
+from bortnas.errors import ExportError, UserInputError
+from bortnas.extract import extract
+from bortnas.latency import measure_latency
+from bortnas.search.records import front_and_best, load_records
+from bortnas.space import ArchSpec
+from bortnas.train import evaluate, train
+
+_logger = logging.getLogger(__name__)
+RELOAD_ATOL = 1e-5
+
+
+def choose_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
+    """The trial to export: `number`, or the argmax-W finished trial.
+
+    Raises:
+        ExportError: the study has no finished trial, or `number` is not a finished trial.
+    """
+    records = load_records(study)
+    if number is None:
+        _, best = front_and_best(records)
+        if best is None:
+            raise ExportError(f"study {study.study_name!r} has no finished trial to export: run `bortnas search` first.")
+        number = best
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trial = trials.get(number)
+    if trial is None or trial.state != optuna.trial.TrialState.COMPLETE or "candidate" not in trial.user_attrs:
+        finished = sorted(r.number for r in records if r.scored)
+        raise ExportError(f"trial {number} of study {study.study_name!r} is not a finished candidate (finished: {finished}).")
+    return trial
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSummary:
+    test_accuracy: float
+    dev_accuracy: float
+    params_total: int
+    params_non_embedding: int
+    flops: int
+    latency_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportReport:
+    out: Path
+    trial: int
+    spec: ArchSpec
+    model: ModelSummary
+    teacher: ModelSummary
+
+    def ratios(self) -> dict[str, float]:
+        return {
+            "params": self.teacher.params_total / self.model.params_total,
+            "params_non_embedding": self.teacher.params_non_embedding / self.model.params_non_embedding,
+            "flops": self.teacher.flops / self.model.flops,
+            "latency": self.teacher.latency_ms / self.model.latency_ms,
+            "test_accuracy_points": 100 * (self.model.test_accuracy - self.teacher.test_accuracy),
+        }
+
+
+def _summarise(model: torch.nn.Module, spec: ArchSpec, ctx: Context) -> ModelSummary:
+    seq_len = ctx.settings.max_length
+    params = param_count(spec, ctx.shape)
+    return ModelSummary(
+        test_accuracy=evaluate(model, ctx.test).accuracy,
+        dev_accuracy=evaluate(model, ctx.dev).accuracy,
+        params_total=params.total,
+        params_non_embedding=params.non_embedding,
+        flops=flops(spec, ctx.shape, seq_len).total,
+        latency_ms=measure_latency(model, seq_len, repeats=50, threads=ctx.settings.latency_threads).median_ms,
+    )
+
+
+def _check_reload(directory: Path, model: torch.nn.Module, ctx: Context) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    reloaded = AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True).eval()
+    batch = ctx.dev.batch(list(range(min(16, len(ctx.dev)))))
+    batch.pop("labels")
+    with torch.no_grad():
+        diff = (reloaded(**batch).logits - model(**batch).logits).abs().max().item()
+    if diff > RELOAD_ATOL:
+        raise ExportError(f"the exported model in {directory} does not reproduce its logits (max diff {diff:.2e}).")
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to write over a non-empty directory unless `overwrite` (checked before any work)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise UserInputError(f"--out {out} exists and is not empty: choose another directory or pass --overwrite.")
+    if not out.parent.exists():
+        raise UserInputError(f"--out {out}: parent directory {out.parent} does not exist.")
+
+
+def export_trial(
+    ctx: Context,
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    out: Path,
+    steps: int,
+    overwrite: bool = False,
+    show_progress_bar: bool = False,
+) -> ExportReport:
+    """Distil the trial's candidate for `steps` steps and write it to `out`.
+
+    Raises:
+        ExportError: the reloaded directory does not reproduce the trained model.
+    """
+    prepare_out_dir(out, overwrite)
+    spec = ArchSpec.from_dict(trial.user_attrs["candidate"])
+    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
+    config = ctx.settings.student_train_config(steps)
+    train(student, ctx.train, config, teacher=ctx.teacher.model, extraction=extraction, show_progress_bar=show_progress_bar, description=f"export {spec.key}")
+    model_summary = _summarise(student, spec, ctx)
+    teacher_summary = _summarise(ctx.teacher.model, ctx.shape.as_spec(), ctx)
+
+    student.config.id2label = dict(enumerate(ctx.data.label_names))
+    student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        student.save_pretrained(staging)
+        ctx.teacher.tokenizer.save_pretrained(staging)
+        report = ExportReport(out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary)
+        metadata = {
+            "bortnas_version": __version__,
+            "study": study.study_name,
+            "trial": trial.number,
+            "candidate": spec.to_dict(),
+            "training": {**config.to_dict(), "teacher_layers": list(extraction.layers)},
+            "seq_len": ctx.settings.max_length,
+            "labels": list(ctx.data.label_names),
+            "metrics": model_summary.to_dict(),
+            "teacher_metrics": teacher_summary.to_dict(),
+            "ratios": report.ratios(),
+            "search_trial": {k: trial.user_attrs.get(k) for k in ("dev_accuracy", "w", "steps", "latency_ms", "flops")},
+            "provenance": {
+                "teacher": str(ctx.settings.teacher_dir()),
+                "teacher_hash": ctx.teacher.source_hash,
+                "teacher_key": ctx.teacher.key,
+                "data": ctx.data.describe(),
+                "settings": ctx.settings.to_dict(),
+            },
+        }
+        (staging / "bortnas.json").write_text(json.dumps(metadata, indent=2))
+        _check_reload(staging, student, ctx)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _logger.info("exported trial %d (%s) to %s", trial.number, spec.key, out)
+    return report

@@ -1,0 +1,139 @@
+"""Cut a candidate out of a (task-fine-tuned) teacher: keep its most important units.
+
+Torch layer. The selection rule (README "Extraction"):
+- layers: the `layers` layers of highest importance, in their original order;
+- hidden dimensions: the `hidden` residual-stream dimensions of highest importance, sliced
+  consistently from the embeddings, every LayerNorm, every projection and the head;
+- heads: per kept layer the `heads` heads of highest importance;
+- head size: the candidate's head size is hidden // heads. If it is smaller than the teacher's,
+  each kept head keeps the dimensions with the largest |W_q row| * |W_k row| (their share of the
+  attention logits); if larger, the head is padded with zero dimensions, which changes nothing.
+  Queries are rescaled by sqrt(new / old head size) so the logits keep the teacher's scale;
+- FFN neurons: per kept layer the `ffn` neurons of highest importance;
+- the pooler (or RoBERTa head dense) keeps the outputs the classifier weighs most.
+With init="scratch" the same config is built with fresh random weights (Bort's setting).
+The result is an ordinary transformers model of the teacher's class with a smaller config.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from bortnas.families import embeddings, encoder_layers, head_linears
+from bortnas.importance import Importance
+from bortnas.space import ArchSpec
+
+Init = Literal["inherit", "scratch"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Extraction:
+    """Where the student's units come from in the teacher (used by the hidden-state loss)."""
+
+    layers: tuple[int, ...]  # teacher layer of each student layer
+    hidden: torch.Tensor  # teacher residual dimension of each student dimension
+
+
+def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.topk(scores, k).indices.sort().values
+
+
+def _take(tensor: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """index_select where index -1 yields zeros (padding)."""
+    out = tensor.index_select(dim, index.clamp(min=0))
+    mask_shape = [1] * tensor.dim()
+    mask_shape[dim] = -1
+    return out * (index >= 0).to(out.dtype).view(mask_shape)
+
+
+def _copy_linear(target: nn.Linear, source: nn.Linear, rows: torch.Tensor, cols: torch.Tensor) -> None:
+    weight = _take(_take(source.weight.detach(), 0, rows), 1, cols)
+    if weight.shape != target.weight.shape:
+        raise RuntimeError(f"extracted weight {tuple(weight.shape)} does not fit {tuple(target.weight.shape)}")
+    target.weight.data.copy_(weight)
+    target.bias.data.copy_(_take(source.bias.detach(), 0, rows))
+
+
+def _copy_norm(target: nn.LayerNorm, source: nn.LayerNorm, index: torch.Tensor) -> None:
+    target.weight.data.copy_(source.weight.detach()[index])
+    target.bias.data.copy_(source.bias.detach()[index])
+
+
+def _attention_index(attn: nn.Module, heads: torch.Tensor, old_size: int, new_size: int) -> torch.Tensor:
+    """Teacher Q/K/V rows for each student attention dimension (-1 = zero padding)."""
+    salience = attn.query.weight.detach().norm(dim=1) * attn.key.weight.detach().norm(dim=1)
+    parts = []
+    for head in heads.tolist():
+        rows = torch.arange(head * old_size, (head + 1) * old_size)
+        if new_size <= old_size:
+            parts.append(rows[_top(salience[rows], new_size)])
+        else:
+            parts.append(torch.cat([rows, torch.full((new_size - old_size,), -1, dtype=torch.long)]))
+    return torch.cat(parts)
+
+
+def student_config(teacher_config: object, spec: ArchSpec) -> object:
+    config = copy.deepcopy(teacher_config)
+    config.num_hidden_layers = spec.layers  # type: ignore[attr-defined]
+    config.hidden_size = spec.hidden  # type: ignore[attr-defined]
+    config.num_attention_heads = spec.heads  # type: ignore[attr-defined]
+    config.intermediate_size = spec.ffn  # type: ignore[attr-defined]
+    return config
+
+
+@torch.no_grad()
+def extract(teacher: nn.Module, importance: Importance, spec: ArchSpec, init: Init = "inherit") -> tuple[nn.Module, Extraction]:
+    """A new model of the teacher's class shaped as `spec`; the teacher is not modified.
+
+    Raises:
+        ValueError: `spec` asks for more of a dimension than the teacher has.
+    """
+    config = teacher.config  # type: ignore[union-attr]
+    limits = {"layers": config.num_hidden_layers, "hidden": config.hidden_size, "heads": config.num_attention_heads, "ffn": config.intermediate_size}
+    for key, limit in limits.items():
+        if getattr(spec, key) > limit:
+            raise ValueError(f"candidate {spec.key} has {key}={getattr(spec, key)} but the teacher only {limit}.")
+    layer_index = _top(importance.layers, spec.layers)
+    hidden_index = _top(importance.hidden, spec.hidden)
+    mapping = Extraction(layers=tuple(layer_index.tolist()), hidden=hidden_index)
+
+    student = type(teacher)(student_config(config, spec))
+    if init == "scratch":
+        return student.eval(), mapping
+
+    t_emb, s_emb = embeddings(teacher), embeddings(student)
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        getattr(s_emb, name).weight.data.copy_(getattr(t_emb, name).weight.detach()[:, hidden_index])
+    _copy_norm(s_emb.LayerNorm, t_emb.LayerNorm, hidden_index)
+
+    old_size = config.hidden_size // config.num_attention_heads
+    new_size = spec.head_size
+    query_scale = math.sqrt(new_size / old_size)
+    for s_layer, t_pos in zip(encoder_layers(student), layer_index.tolist()):
+        t_layer = encoder_layers(teacher)[t_pos]
+        t_attn, s_attn = t_layer.attention.self, s_layer.attention.self
+        attn_index = _attention_index(t_attn, _top(importance.heads[t_pos], spec.heads), old_size, new_size)
+        for name in ("query", "key", "value"):
+            _copy_linear(getattr(s_attn, name), getattr(t_attn, name), attn_index, hidden_index)
+        s_attn.query.weight.data.mul_(query_scale)
+        s_attn.query.bias.data.mul_(query_scale)
+        _copy_linear(s_layer.attention.output.dense, t_layer.attention.output.dense, hidden_index, attn_index)
+        _copy_norm(s_layer.attention.output.LayerNorm, t_layer.attention.output.LayerNorm, hidden_index)
+        neurons = _top(importance.neurons[t_pos], spec.ffn)
+        _copy_linear(s_layer.intermediate.dense, t_layer.intermediate.dense, neurons, hidden_index)
+        _copy_linear(s_layer.output.dense, t_layer.output.dense, hidden_index, neurons)
+        _copy_norm(s_layer.output.LayerNorm, t_layer.output.LayerNorm, hidden_index)
+
+    t_dense, t_classifier = head_linears(teacher)
+    s_dense, s_classifier = head_linears(student)
+    pooled = _top(t_classifier.weight.detach().norm(dim=0), spec.hidden)
+    _copy_linear(s_dense, t_dense, pooled, hidden_index)
+    all_labels = torch.arange(t_classifier.out_features)
+    _copy_linear(s_classifier, t_classifier, all_labels, pooled)
+    return student.eval(), mapping

@@ -1,0 +1,113 @@
+"""Importance of a teacher's layers, heads, FFN neurons and hidden dimensions.
+
+Torch layer. Every unit gets a multiplicative gate fixed at 1 (forward hooks, so the model is
+unchanged); the importance of a unit is the first-order Taylor estimate of the loss change when
+its gate drops to 0, |dL/dg|, summed over batches of task data (Michel et al. 2019 for heads,
+Molchanov et al. 2017 for neurons). Hidden dimensions share one gate across every LayerNorm
+output, because the residual stream is one space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Iterable, Iterator
+
+import torch
+from torch import nn
+
+from bortnas.families import encoder_layers, layer_norms
+
+
+@dataclasses.dataclass
+class Gates:
+    """Gate tensors of one model: set entries to 0 to mask units, read `.grad` for importance."""
+
+    layers: torch.Tensor  # (num_layers,)
+    heads: torch.Tensor  # (num_layers, num_heads)
+    neurons: torch.Tensor  # (num_layers, ffn)
+    hidden: torch.Tensor  # (hidden,)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.layers, self.heads, self.neurons, self.hidden]
+
+
+@dataclasses.dataclass
+class Importance:
+    """Per-unit scores; larger means more important."""
+
+    layers: torch.Tensor
+    heads: torch.Tensor
+    neurons: torch.Tensor
+    hidden: torch.Tensor
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dataclasses.asdict(self)
+
+
+@contextlib.contextmanager
+def gated(model: nn.Module, requires_grad: bool = False) -> Iterator[Gates]:
+    """Attach unit gates to `model` for the duration of the block (hooks removed on exit)."""
+    config = model.config  # type: ignore[union-attr]
+    n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
+    head_size = config.hidden_size // n_heads
+    gates = Gates(
+        layers=torch.ones(n_layers, requires_grad=requires_grad),
+        heads=torch.ones(n_layers, n_heads, requires_grad=requires_grad),
+        neurons=torch.ones(n_layers, config.intermediate_size, requires_grad=requires_grad),
+        hidden=torch.ones(config.hidden_size, requires_grad=requires_grad),
+    )
+    handles = []
+    for index, layer in enumerate(encoder_layers(model)):
+
+        def gate_heads(module: nn.Module, args: tuple, index: int = index) -> tuple:
+            context = args[0]
+            scale = gates.heads[index].repeat_interleave(head_size).to(context.dtype)
+            return (context * scale, *args[1:])
+
+        def gate_neurons(module: nn.Module, args: tuple, index: int = index) -> tuple:
+            return (args[0] * gates.neurons[index].to(args[0].dtype), *args[1:])
+
+        def remember_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            module._bortnas_input = args[0] if args else kwargs["hidden_states"]  # type: ignore[assignment]
+
+        def gate_layer(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor, index: int = index) -> torch.Tensor:
+            residual = module._bortnas_input  # type: ignore[assignment]
+            del module._bortnas_input
+            return residual + gates.layers[index] * (output - residual)
+
+        handles.append(layer.attention.output.dense.register_forward_pre_hook(gate_heads))
+        handles.append(layer.output.dense.register_forward_pre_hook(gate_neurons))
+        handles.append(layer.register_forward_pre_hook(remember_input, with_kwargs=True))
+        handles.append(layer.register_forward_hook(gate_layer, with_kwargs=True))
+    for norm in layer_norms(model):
+        handles.append(norm.register_forward_hook(lambda m, a, out: out * gates.hidden.to(out.dtype)))
+    try:
+        yield gates
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def compute_importance(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]) -> Importance:
+    """Taylor importance of every unit of a sequence classifier on labelled `batches`.
+
+    The model's weights are not changed and receive no gradient.
+    """
+    was_training = model.training
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        with gated(model, requires_grad=True) as gates:
+            totals = [torch.zeros_like(g) for g in gates.parameters()]
+            for batch in batches:
+                loss = model(**batch).loss
+                grads = torch.autograd.grad(loss, gates.parameters())
+                for total, grad in zip(totals, grads):
+                    total += grad.abs()
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.train(was_training)
+    return Importance(*totals)

@@ -1,0 +1,43 @@
+"""Trial records: the stored attributes of a study's trials, read back as typed rows."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optuna
+
+from bortnas.algo.objective import pareto_front
+from bortnas.space import DIMENSIONS, ArchSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    state: str
+    spec: ArchSpec | None
+    attrs: dict[str, Any]
+
+    @property
+    def scored(self) -> bool:
+        return self.state == "COMPLETE" and "w" in self.attrs
+
+
+def load_records(study: optuna.Study) -> list[TrialRecord]:
+    records = []
+    for trial in study.get_trials(deepcopy=False):
+        candidate = trial.user_attrs.get("candidate") or trial.params
+        spec = ArchSpec.from_dict(candidate) if set(DIMENSIONS) <= set(candidate) else None
+        records.append(TrialRecord(trial.number, trial.state.name, spec, dict(trial.user_attrs)))
+    return records
+
+
+def front_and_best(records: list[TrialRecord]) -> tuple[set[int], int | None]:
+    """Trial numbers on the (p, latency, e) Pareto front, and the argmax-W trial number."""
+    scored = [r for r in records if r.scored]
+    if not scored:
+        return set(), None
+    points = [(r.attrs["params_non_embedding"], r.attrs["latency_ms"], r.attrs["error"]) for r in scored]
+    front = {scored[k].number for k in pareto_front(points)}
+    best = max(scored, key=lambda r: (r.attrs["w"], -r.number)).number
+    return front, best

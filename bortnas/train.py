@@ -1,0 +1,185 @@
+"""The one training loop (teacher fine-tuning, candidate scoring, export) and evaluation.
+
+Torch layer. Without a teacher the loss is cross-entropy on the labels. With a teacher it is
+distillation: kd_weight * T^2 * KL(teacher || student at temperature T) + (1 - kd_weight) * CE
+plus hidden_weight * the mean over student layers (and the embedding output) of the masked MSE
+between the student's hidden states and the teacher's at the layer and dimensions the student
+was cut from (TinyBERT-style; the extraction makes the two spaces line up without a projection).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from bortnas.encode import EncodedSplit
+from bortnas.errors import TrialFailed
+from bortnas.extract import Extraction
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one run of the loop."""
+
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    # Bort's FPTAS assumes compact weights: clip every weight to [-c, c] after each step.
+    clip_weights: float | None = None
+    max_grad_norm: float = 1.0
+    kd_temperature: float = 2.0
+    kd_weight: float = 0.9
+    hidden_weight: float = 1.0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    final_loss: float
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+    accuracy: float
+    loss: float
+    examples: int
+
+    @property
+    def error(self) -> float:
+        return 1.0 - self.accuracy
+
+
+def _masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weight = mask.unsqueeze(-1).to(student.dtype)
+    return ((student - teacher) ** 2 * weight).sum() / (weight.sum() * student.shape[-1])
+
+
+def distillation_loss(
+    student_out: object,
+    teacher_out: object,
+    batch: dict[str, torch.Tensor],
+    config: TrainConfig,
+    extraction: Extraction,
+) -> torch.Tensor:
+    """Logit KD + CE + hidden-state MSE; see the module docstring."""
+    t = config.kd_temperature
+    s_logits, t_logits = student_out.logits, teacher_out.logits  # type: ignore[attr-defined]
+    kd = F.kl_div(F.log_softmax(s_logits / t, -1), F.log_softmax(t_logits / t, -1), reduction="batchmean", log_target=True)
+    loss = config.kd_weight * t * t * kd + (1 - config.kd_weight) * F.cross_entropy(s_logits, batch["labels"])
+    if config.hidden_weight:
+        s_hidden, t_hidden = student_out.hidden_states, teacher_out.hidden_states  # type: ignore[attr-defined]
+        pairs = [(0, 0)] + [(k + 1, layer + 1) for k, layer in enumerate(extraction.layers)]
+        mse = sum(
+            _masked_mse(s_hidden[s], t_hidden[t_][..., extraction.hidden], batch["attention_mask"]) for s, t_ in pairs
+        )
+        loss = loss + config.hidden_weight * mse / len(pairs)
+    return loss
+
+
+def train(
+    model: nn.Module,
+    data: EncodedSplit,
+    config: TrainConfig,
+    teacher: nn.Module | None = None,
+    extraction: Extraction | None = None,
+    show_progress_bar: bool = False,
+    description: str = "train",
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train `model` in place for `config.steps` steps on shuffled batches of `data`.
+
+    Raises:
+        TrialFailed: the loss became NaN or infinite.
+    """
+    import time
+
+    if teacher is not None and extraction is None:
+        raise ValueError("distillation needs the extraction that maps student to teacher units")
+    torch.manual_seed(config.seed)
+    started = time.perf_counter()
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer: torch.optim.Optimizer
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    warmup = max(1, int(config.warmup_fraction * config.steps))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (config.steps - step) / max(1, config.steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    model.train()
+    if teacher is not None:
+        teacher.eval()
+    bar = tqdm(total=config.steps, desc=description, disable=not show_progress_bar, file=sys.stderr, leave=False)
+    step, epoch, loss_value = 0, 0, float("nan")
+    while step < config.steps:
+        for batch in data.batches(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch):
+            if teacher is None:
+                loss = model(**batch).loss
+            else:
+                inputs = {k: v for k, v in batch.items() if k != "labels"}
+                with torch.no_grad():
+                    teacher_out = teacher(**inputs, output_hidden_states=bool(config.hidden_weight))
+                student_out = model(**inputs, output_hidden_states=bool(config.hidden_weight))
+                loss = distillation_loss(student_out, teacher_out, batch, config, extraction)  # type: ignore[arg-type]
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                bar.close()
+                raise TrialFailed(f"training diverged: loss is {loss_value} at step {step + 1} of {config.steps}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            if config.clip_weights is not None:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.clamp_(-config.clip_weights, config.clip_weights)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
+            if on_step is not None:
+                on_step(step, loss_value)
+            if step >= config.steps:
+                break
+        epoch += 1
+    bar.close()
+    model.eval()
+    return TrainResult(steps=step, final_loss=loss_value, seconds=time.perf_counter() - started)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int = 128) -> EvalResult:
+    """Accuracy and mean cross-entropy of `model` on `data` (eval mode, no gradient)."""
+    model.eval()
+    correct, total_loss = 0, 0.0
+    for batch in data.batches(batch_size):
+        out = model(**batch)
+        total_loss += F.cross_entropy(out.logits, batch["labels"], reduction="sum").item()
+        correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
+    n = len(data)
+    loss = total_loss / n
+    if not math.isfinite(loss):
+        raise TrialFailed(f"evaluation produced a non-finite loss ({loss})")
+    return EvalResult(accuracy=correct / n, loss=loss, examples=n)

@@ -1,0 +1,98 @@
+"""FPTAS in the product, Bort's space, and the search-efficiency benchmark at small scale."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from test_cli import REPO, bortnas, completed, search_args
+
+pytestmark = pytest.mark.integration
+
+
+def test_fptas_search_records_its_plan_and_guarantee(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+    args = [a for a in search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "0.3", "--format", "json")]
+    steps_at = args.index("--trial-steps")
+    del args[steps_at : steps_at + 2]
+    out = json.loads(bortnas(*args, cwd=tmp_path).stdout)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}")
+    plan = study.user_attrs["fptas"]
+    assert plan["epsilon"] == 0.3 and plan["guarantee"] == pytest.approx(0.7)
+    assert plan["steps"] == math.ceil(6 / 0.3) == 20
+    trials = completed(tmp_path / "bortnas.db", "tiny")
+    assert sorted(t.user_attrs["key"] for t in trials) == sorted(plan["representatives"])
+    assert len(trials) <= plan["evaluation_bound"] < 16
+    assert all(t.user_attrs["steps"] == 20 and t.user_attrs["strategy"] == "fptas" for t in trials)
+    assert out["best_trial"] == max(trials, key=lambda t: t.value).number
+    # resuming evaluates nothing; another epsilon on the same study is refused
+    bortnas(*args, cwd=tmp_path)
+    assert len(study.get_trials()) == len(trials)
+    other = bortnas(*[a if a != "0.3" else "0.2" for a in args], cwd=tmp_path, check=False)
+    assert other.returncode == 2 and "epsilon=0.3" in other.stderr
+    # trials and export see the FPTAS trials like any other
+    assert json.loads(bortnas("trials", "--study", "tiny", "--format", "json", cwd=tmp_path).stdout)
+    bortnas("export", "--study", "tiny", "--out", "m", "--steps", "3", "-q", cwd=tmp_path)
+
+
+def test_fptas_rejects_trial_steps_and_bad_epsilon(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+    proc = bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas"), cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "--trial-steps does not apply" in proc.stderr
+    args = search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "1.5")
+    steps_at = args.index("--trial-steps")
+    del args[steps_at : steps_at + 2]
+    proc = bortnas(*args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "--epsilon=1.5 must be in (0, 1)" in proc.stderr
+    assert not (tmp_path / "bortnas.db").exists()
+
+
+def test_scratch_init_trains_with_sgd_and_clipping(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+    bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--init", "scratch", "--n-trials", "1"), cwd=tmp_path)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}")
+    assert study.user_attrs["settings"]["init"] == "scratch"
+    assert completed(tmp_path / "bortnas.db", "tiny")[0].user_attrs["init"] == "scratch"
+
+
+def test_bort_space_prices_the_published_bort() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml"), "--format", "json"],
+                          capture_output=True, text=True, check=True)
+    report = json.loads(proc.stdout)
+    summary = report["summary"]
+    assert summary["candidates"] == 300 and summary["against"] == "bert-large"
+    assert summary["maximum_point"] == "L12-H1024-A16-I3072-fp32"
+    bort = summary["highlight"][0]
+    assert bort["candidate"] == "L4-H1024-A8-I768-fp32"
+    # 4 layers of H=1024, I=768: 4 * (4 * (1024^2 + 1024) + 2 * 1024 * 768 + 768 + 1024 + 4 * 1024)
+    assert bort["params_encoder"] == 4 * (4 * (1024**2 + 1024) + 2 * 1024 * 768 + 768 + 1024 + 4 * 1024)
+    assert 1 <= bort["rank_by_N"] <= 300
+    text = subprocess.run([sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml")],
+                          capture_output=True, text=True, check=True).stdout
+    assert "highlight L4-H1024-A8-I768-fp32: rank" in text
+
+
+def test_search_efficiency_benchmark_small(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'table.db'}"
+    script = str(REPO / "benchmarks" / "search_efficiency.py")
+    env_args = ["--", "--teacher", str(tiny_bert), "--data", str(tiny_task), "--text-column", "sentence", "--label-column", "sentiment",
+                "--teacher-steps", "10", "--max-length", "16", "-q", "--cache-dir", str(tmp_path / "cache")]
+    subprocess.run([sys.executable, script, "build", "--space", str(tiny_space), "--storage", storage, "--study", "t",
+                    "--trial-steps", "2", *env_args], check=True, capture_output=True, cwd=tmp_path)
+    assert len(completed(tmp_path / "table.db", "t")) == 16
+    proc = subprocess.run([sys.executable, script, "replay", "--storage", storage, "--study", "t", "--seeds", "2", "--budgets", "2", "4", "8",
+                           "--plot", str(tmp_path / "regret.png"), "--json", str(tmp_path / "r.json")],
+                          check=True, capture_output=True, text=True, cwd=tmp_path)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["strategies"]) == {"random", "tpe", "nsga2", "grid", "fptas"}
+    for entry in report["strategies"].values():
+        regrets = [entry["regret"][b]["median"] for b in ("2", "4", "8")]
+        assert all(0.0 <= r <= 1.0 for r in regrets)
+        assert entry["evaluations_to"]["1%"]["max"] <= 16
+    # more budget never hurts a sampler (best-so-far is monotone)
+    assert report["strategies"]["random"]["regret"]["8"]["median"] <= report["strategies"]["random"]["regret"]["2"]["median"]
+    assert (tmp_path / "regret.png").stat().st_size > 1000
+    assert "fptas" in proc.stdout and "regret@8" in proc.stdout

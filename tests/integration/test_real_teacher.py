@@ -1,0 +1,46 @@
+"""On the real all-MiniLM-L6-v2 teacher and the real Rotten Tomatoes reviews."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bortnas.context import RunSettings, check_inputs
+from bortnas.space import load_search_space
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+def test_shipped_spaces_fit_the_real_teacher_and_data() -> None:
+    shape, data = check_inputs(RunSettings())
+    assert (shape.layers, shape.hidden, shape.heads, shape.ffn, shape.vocab_size) == (6, 384, 12, 1536, 30522)
+    assert data.num_labels == 2 and len(data.dev) > 1000
+    for name in ("minilm_quick", "minilm_full"):
+        load_search_space(REPO / "search_spaces" / f"{name}.yaml").check_fits(shape)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_real_search_and_export(tmp_path: Path) -> None:
+    space = tmp_path / "two.yaml"
+    space.write_text("layers: [2]\nhidden: [192, 384]\nheads: [6]\nffn: [768]\n")
+    env = dict(os.environ, BORTNAS_CACHE=str(tmp_path / "cache"))
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "bortnas", *args, "-q"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    run("search", "--space", str(space), "--teacher-steps", "150", "--trial-steps", "30", "--n-trials", "2", "--strategy", "grid")
+    out = json.loads(run("export", "--study", "two", "--out", "model", "--steps", "100", "--format", "json"))
+    # a 2-layer cut of a task-tuned MiniLM learns real reviews well above chance and runs faster than the teacher
+    assert out["teacher"]["test_accuracy"] > 0.7
+    assert out["model"]["test_accuracy"] > 0.65
+    assert out["model"]["params_non_embedding"] < out["teacher"]["params_non_embedding"] / 2
+    assert out["ratios"]["latency"] > 1.5

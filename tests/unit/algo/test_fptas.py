@@ -1,0 +1,102 @@
+"""The FPTAS guarantee on synthetic instances: (1 - eps) of the exhaustive optimum, few evaluations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bortnas.algo import fptas
+from bortnas.algo.objective import w_coefficient
+
+Instance = tuple[list[int], dict[int, tuple[float, float]], dict[int, float]]
+
+
+@st.composite
+def ordered_instances(draw: st.DrawFn) -> Instance:
+    """Candidates with random p, i and errors that never increase with (p, i): the AB^nC ordering."""
+    n = draw(st.integers(min_value=1, max_value=60))
+    sizes = draw(st.lists(st.tuples(st.integers(1, 10_000), st.integers(1, 10_000)), min_size=n, max_size=n, unique=True))
+    order = sorted(range(n), key=lambda k: sizes[k])
+    drops = draw(st.lists(st.floats(0.0, 0.05), min_size=n, max_size=n))
+    start = draw(st.floats(0.3, 0.9))
+    errors, e = {}, start
+    for rank, k in enumerate(order):
+        e = max(0.001, e - drops[rank])
+        errors[k] = e
+    return list(range(n)), {k: (float(sizes[k][0]), float(sizes[k][1])) for k in range(n)}, errors
+
+
+def exhaustive(candidates: list[int], costs: dict[int, tuple[float, float]], errors: dict[int, float], p_max: float, i_max: float) -> float:
+    return max(w_coefficient(*costs[c], errors[c], p_max, i_max) for c in candidates)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instance=ordered_instances(), epsilon=st.sampled_from([0.01, 0.05, 0.1, 0.2, 0.3, 0.5]))
+def test_guarantee_and_evaluation_bound_on_ordered_instances(instance: Instance, epsilon: float) -> None:
+    candidates, costs, errors = instance
+    p_max = max(c[0] for c in costs.values()) * 1.1
+    i_max = max(c[1] for c in costs.values()) * 1.1
+    calls = []
+
+    def error(c: int, theta: object, steps: int) -> float:
+        calls.append(c)
+        return errors[c]
+
+    result = fptas.run(candidates, lambda c: costs[c][0], lambda c: costs[c][1], error, epsilon, p_max=p_max, i_max=i_max)
+    optimum = exhaustive(candidates, costs, errors, p_max, i_max)
+    assert result.best_w >= (1 - epsilon) * optimum - 1e-12
+    assert result.best_w <= optimum + 1e-12
+    assert result.evaluations == len(calls) == len(set(calls)) <= result.plan.evaluation_bound <= len(candidates)
+    numerators = [fptas.numerator(*costs[c], p_max, i_max) for c in candidates]
+    assert result.plan.evaluation_bound <= 1 + math.log(max(numerators) / min(numerators)) / -math.log1p(-epsilon) + 1e-9
+
+
+def test_buckets_by_hand() -> None:
+    # N = 1 - p/10 with i_max huge: p = 1, 2, 3, 5 -> N = 0.9, 0.8, 0.7, 0.5; eps = 0.2 -> ratio to 0.9:
+    # 1, 0.889, 0.778, 0.556 -> buckets k = 0, 0, 1, 2 (0.8^1 = 0.8, 0.8^2 = 0.64, 0.8^3 = 0.512)
+    costs = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 5.0, "T": 10.0}
+    the_plan = fptas.plan(list(costs), lambda c: costs[c], lambda c: 0.0 + (costs[c] == 10.0), 0.2, i_max=1e12)
+    assert the_plan.buckets == (("b", "a"), ("c",), ("d",))
+    assert the_plan.representatives == ("b", "c", "d")
+    assert the_plan.excluded == ("T",)
+    assert the_plan.evaluation_bound == 1 + math.floor(math.log(0.9 / 0.5) / -math.log(0.8))
+
+
+def test_steps_grow_as_one_over_epsilon() -> None:
+    assert fptas.steps_for(0.1, n0=6) == 60
+    assert fptas.steps_for(0.05, n0=6) == 120
+    assert fptas.steps_for(0.1, n0=6, s=4.0) == 8  # 6 / (0.1 * 8) = 7.5
+    with pytest.raises(ValueError, match="epsilon=1.5 must be in"):
+        fptas.steps_for(1.5, n0=6)
+
+
+def test_best_theta_per_candidate() -> None:
+    costs = {"x": 1.0, "y": 4.0}
+    seen = []
+
+    def error(c: str, theta: float, steps: int) -> float:
+        seen.append((c, theta, steps))
+        return theta
+
+    result = fptas.run(list(costs), costs.get, costs.get, error, 0.5, thetas=[0.4, 0.2], n0=1, p_max=8, i_max=8)
+    assert result.errors == {"x": 0.2, "y": 0.2}
+    assert sorted(seen) == [("x", 0.2, 2), ("x", 0.4, 2), ("y", 0.2, 2), ("y", 0.4, 2)]
+
+
+def test_violating_the_ordering_can_break_the_bound() -> None:
+    """When a larger candidate has a larger error, the representative misleads the scheme.
+
+    a and b share a bucket (N = 0.9 and 0.8 with eps = 0.2); b is larger, so only b is
+    evaluated. If b is much worse than a (against the ordering), the returned W is far below
+    (1 - eps) of the optimum. This is the documented failure mode, not a bug.
+    """
+    costs = {"a": 1.0, "b": 2.0}
+    errors = {"a": 0.05, "b": 0.5}
+    result = fptas.run(list(costs), costs.get, lambda c: 0.0, lambda c, t, n: errors[c], 0.2, p_max=10, i_max=1e12)
+    optimum = max(fptas.numerator(costs[c], 0.0, 10, 1e12) / errors[c] for c in costs)
+    assert result.best == "b" and result.evaluations == 1
+    assert result.best_w < (1 - 0.2) * optimum
+    assert result.best_w == pytest.approx(0.8 / 0.5) and optimum == pytest.approx(0.9 / 0.05)
