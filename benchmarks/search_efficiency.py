@@ -31,7 +31,7 @@ import optuna
 
 from bortnas.algo import fptas, hypervolume, pareto_front
 from bortnas.search import load_study, make_sampler, run_search
-from bortnas.search.records import load_records
+from bortnas.search.records import load_records, p_bits
 from bortnas.search.strategies import grid_order
 from bortnas.space import ArchSpec, SearchSpace
 from bortnas.storage import open_storage
@@ -69,8 +69,10 @@ def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpe
     for record in load_records(study):
         if record.scored and record.spec is not None:
             a = record.attrs
-            table[record.spec] = Row(a["params_non_embedding"], a["flops"], a["latency_ms"], a["error"], a["w"])
-            top = a.get("maximum_point", top)
+            table[record.spec] = Row(p_bits(a), a["flops"], a["latency_ms"], a["error"], a["w"])
+            top = dict(a.get("maximum_point", top))
+            if top and "size_bits_non_embedding" not in a:  # a table stored before p was counted in bits
+                top["params"] = 32.0 * top["params"]
     missing = len(space) - len(table)
     if missing:
         print(f"warning: {missing} of {len(space)} candidates are not in the table; replaying over the {len(table)} present", file=sys.stderr)

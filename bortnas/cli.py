@@ -39,6 +39,7 @@ def _settings(args: argparse.Namespace) -> Any:
         seed=args.seed,
         init=args.init,
         latency_threads=args.latency_threads,
+        bit_chain=args.bit_chain,
     )
 
 
@@ -130,7 +131,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         a = r.attrs
         rows.append({
             "trial": r.number, "state": r.state, "candidate": r.spec.key if r.spec else "-",
-            "params": a.get("params_non_embedding"), "mflops": a["flops"] / 1e6 if "flops" in a else None,
+            "params": a.get("params_non_embedding"), "mib": a.get("size_mib"), "mflops": a["flops"] / 1e6 if "flops" in a else None,
             "latency_ms": a.get("latency_ms"), "error": a.get("error"), "W": a.get("w"),
             "pareto": r.number in front, "best": r.number == best,
             "note": a.get("fail_reason") or a.get("skip_reason") or "",
@@ -138,7 +139,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=1))
         return 0
-    header = f"{'trial':>5} {'state':<8} {'candidate':<24} {'params':>10} {'MFLOPs':>9} {'lat ms':>7} {'error':>6} {'W':>8}  mark"
+    header = f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>7} {'error':>6} {'W':>8}  mark"
     print(header)
 
     def fmt(value: Any, spec: str) -> str:
@@ -146,9 +147,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
     for row in rows:
         mark = ("*" if row["best"] else " ") + ("P" if row["pareto"] else " ")
-        print(f"{row['trial']:>5} {row['state']:<8} {row['candidate']:<24} {fmt(row['params'], ','):>10} {fmt(row['mflops'], '.1f'):>9} "
+        print(f"{row['trial']:>5} {row['state']:<8} {row['candidate']:<30} {fmt(row['params'], ','):>10} {fmt(row['mib'], '.2f'):>7} {fmt(row['mflops'], '.1f'):>9} "
               f"{fmt(row['latency_ms'], '.2f'):>7} {fmt(row['error'], '.4f'):>6} {fmt(row['W'], '.3f'):>8}  {mark} {row['note']}")
-    print("params: non-embedding parameters; MFLOPs at the study's sequence length; * = argmax W; P = Pareto front of (params, latency, error)")
+    print("params: non-embedding parameters; MiB: stored size; MFLOPs: FLOP-equivalents at the study's sequence length "
+          "(binary operations at 1/64); * = argmax W; P = Pareto front of (bits, FLOPs, error)")
     return 0
 
 
@@ -174,6 +176,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{'test accuracy':<22}{m.test_accuracy:>12.4f}{t.test_accuracy:>12.4f}{r['test_accuracy_points']:>+9.2f}pt")
     print(f"{'parameters':<22}{m.params_total:>12,}{t.params_total:>12,}{r['params']:>9.2f}x")
     print(f"{'non-embedding params':<22}{m.params_non_embedding:>12,}{t.params_non_embedding:>12,}{r['params_non_embedding']:>9.2f}x")
+    print(f"{'size MiB':<22}{m.size_mib:>12.2f}{t.size_mib:>12.2f}{r['size_mib']:>9.2f}x")
     print(f"{'MFLOPs (seq ' + str(settings.max_length) + ')':<22}{m.flops / 1e6:>12.1f}{t.flops / 1e6:>12.1f}{r['flops']:>9.2f}x")
     print(f"{'CPU latency ms (b=1)':<22}{m.latency_ms:>12.2f}{t.latency_ms:>12.2f}{r['latency']:>9.2f}x")
     return 0
@@ -182,6 +185,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_space(args: argparse.Namespace) -> int:
     from bortnas.algo.fptas import numerator
     from bortnas.cost import flops, param_count
+    from bortnas.cost.bits import price, size_bits
     from bortnas.families import teacher_shape
     from bortnas.search.strategies import fptas_plan
     from bortnas.space import REFERENCE_SHAPES, load_search_space
@@ -198,12 +202,13 @@ def cmd_space(args: argparse.Namespace) -> int:
     bucket_of = {c: k for k, bucket in enumerate(plan.buckets) for c in bucket}
     representatives = set(plan.representatives)
     top = space.maximum_point
-    p_top, i_top = param_count(top, shape), flops(top, shape, args.max_length)
+    p_top, i_top, cost_top = param_count(top, shape), flops(top, shape, args.max_length), price(top, shape, args.max_length)
     rows = []
     for spec in space.candidates():
-        p, i = param_count(spec, shape), flops(spec, shape, args.max_length)
+        p, cost = param_count(spec, shape), price(spec, shape, args.max_length)
         rows.append({"candidate": spec.key, "params": p.total, "params_non_embedding": p.non_embedding, "params_encoder": p.encoder,
-                     "flops": i.total, "N": numerator(p.non_embedding, i.total, p_top.non_embedding, i_top.total),
+                     "size_mib": size_bits(spec, shape).mib, "p_bits": cost.p, "flops": cost.i,
+                     "N": numerator(cost.p, cost.i, cost_top.p, cost_top.i),
                      "bucket": bucket_of.get(spec), "representative": spec in representatives})
     ranked = sorted(rows, key=lambda r: -r["N"])
     rank = {r["candidate"]: k + 1 for k, r in enumerate(ranked)}
@@ -220,18 +225,19 @@ def cmd_space(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"summary": summary, "candidates": rows}, indent=1))
         return 0
-    print(f"{'candidate':<26}{'params':>14}{'non-emb':>13}{'GFLOPs':>10}{'N':>8}{'bucket':>8}")
+    print(f"{'candidate':<32}{'params':>14}{'non-emb':>13}{'MiB':>9}{'GFLOPs':>10}{'N':>8}{'bucket':>8}")
     for row in rows:
         mark = " R" if row["representative"] else ""
         bucket = "-" if row["bucket"] is None else row["bucket"]
-        print(f"{row['candidate']:<26}{row['params']:>14,}{row['params_non_embedding']:>13,}{row['flops'] / 1e9:>10.3f}{row['N']:>8.4f}{bucket:>8}{mark}")
+        print(f"{row['candidate']:<32}{row['params']:>14,}{row['params_non_embedding']:>13,}{row['size_mib']:>9.2f}{row['flops'] / 1e9:>10.3f}"
+              f"{row['N']:>8.4f}{bucket:>8}{mark}")
     print(f"maximum point T {top.key} ({against}): {p_top.total:,} params, {p_top.non_embedding:,} non-embedding, "
           f"{i_top.total / 1e9:.3f} GFLOPs at seq {args.max_length}; {len(rows)} candidates")
     print(f"N = (1 - p/p(T)) (1 - i/i(T)), the analytic part of W; FPTAS at epsilon {args.epsilon}: {len(plan.buckets)} buckets, "
           f"R = the {len(plan.representatives)} candidates it evaluates")
     for h in highlights:
         print(f"highlight {h['candidate']}: rank {h['rank_by_N']} of {len(rows)} by N = {h['N']:.4f}; {h['params']:,} params "
-              f"({h['params_encoder']:,} in the encoder), {h['flops'] / 1e9:.3f} GFLOPs; FPTAS bucket {h['bucket']}"
+              f"({h['params_encoder']:,} in the encoder), {h['size_mib']:.2f} MiB, {h['flops'] / 1e9:.3f} GFLOPs; FPTAS bucket {h['bucket']}"
               f"{' (its representative)' if h['representative'] else ''}")
     return 0
 
@@ -278,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=d.seed)
     s.add_argument("--init", choices=("inherit", "scratch"), default=d.init, help="cut weights from the teacher, or random (Bort)")
     s.add_argument("--latency-threads", type=int, default=d.latency_threads, help="CPU threads for latency measurement")
+    s.add_argument("--bit-chain", default=d.bit_chain,
+                   help=f"BiT multi-step distillation chain; a candidate of a mode in it is trained through the modes before it "
+                        f"(default {d.bit_chain}; '' trains each mode directly)")
     s.add_argument("--strategy", choices=STRATEGIES, default="tpe")
     s.add_argument("--n-trials", type=int, default=8, help="distinct finished candidates the study should hold (not for fptas)")
     s.add_argument("--epsilon", type=float, default=0.1, help="fptas: approximation parameter; W >= (1 - epsilon) * optimum")

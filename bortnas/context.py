@@ -16,7 +16,7 @@ from bortnas.data import TaskData, load_rotten_tomatoes, load_table
 from bortnas.encode import EncodedSplit, encode
 from bortnas.errors import UserInputError
 from bortnas.families import teacher_shape
-from bortnas.space import TeacherShape
+from bortnas.space import QuantMode, TeacherShape
 from bortnas.teacher import TaskTeacher, default_teacher_dir, load_teacher_config, prepare_teacher
 from bortnas.train import TrainConfig
 
@@ -25,6 +25,8 @@ _logger = logging.getLogger(__name__)
 SCRATCH_CLIP = 1.0  # weight bound of --init scratch ("weight clipping for compactness", Bort)
 DEFAULT_LR = {"inherit": 2e-4, "scratch": 2e-2}  # AdamW on inherited weights; SGD from scratch
 DEFAULT_TRIAL_STEPS = 60
+DEFAULT_BIT_CHAIN = "bit_w1a4,bit_w1a2,bit_w1a1"  # BiT's multi-step distillation, wider activations first
+DMD_WEIGHT = 1.0  # BiBERT's direction-matching loss, added for bibert students
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +48,10 @@ class RunSettings:
     seed: int = 0
     init: Literal["inherit", "scratch"] = "inherit"
     latency_threads: int = 1
+    bit_chain: str = DEFAULT_BIT_CHAIN
 
     def __post_init__(self) -> None:
+        self.chain()
         for name in ("max_length", "teacher_steps", "trial_steps", "batch_size", "latency_threads"):
             if getattr(self, name) <= 0:
                 raise UserInputError(f"--{name.replace('_', '-')}={getattr(self, name)} must be a positive integer.")
@@ -65,15 +69,32 @@ class RunSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def chain(self) -> tuple[QuantMode, ...]:
+        """The distillation chain of BiT candidates: a candidate of a mode in the chain is trained
+        through every mode before it, each stage distilled from the previous one.
+
+        Raises:
+            UserInputError: an unknown or full-precision mode in the chain.
+        """
+        names = [n.strip() for n in self.bit_chain.split(",") if n.strip()]
+        try:
+            modes = tuple(QuantMode(n) for n in names)
+        except ValueError:
+            raise UserInputError(f"--bit-chain={self.bit_chain!r} has an unknown mode: use quantization modes such as {DEFAULT_BIT_CHAIN}.") from None
+        if QuantMode.FP32 in modes or len(set(modes)) != len(modes):
+            raise UserInputError(f"--bit-chain={self.bit_chain!r}: list distinct quantized modes (fp32 is the task teacher, always first).")
+        return modes
+
     def teacher_dir(self) -> Path:
         return Path(self.teacher) if self.teacher else default_teacher_dir()
 
     def teacher_train_config(self) -> TrainConfig:
         return TrainConfig(steps=self.teacher_steps, batch_size=self.batch_size, lr=self.teacher_lr, seed=self.seed)
 
-    def student_train_config(self, steps: int, seed: int | None = None) -> TrainConfig:
+    def student_train_config(self, steps: int, seed: int | None = None, mode: QuantMode = QuantMode.FP32) -> TrainConfig:
         """Students cut from the teacher train with AdamW; from scratch, as the FPTAS assumes:
-        plain SGD (with momentum) and every weight clipped to [-SCRATCH_CLIP, SCRATCH_CLIP]."""
+        plain SGD (with momentum) and every weight clipped to [-SCRATCH_CLIP, SCRATCH_CLIP].
+        BiBERT students add the direction-matching loss."""
         scratch = self.init == "scratch"
         return TrainConfig(
             steps=steps,
@@ -82,6 +103,7 @@ class RunSettings:
             seed=self.seed if seed is None else seed,
             optimizer="sgd" if scratch else "adamw",
             clip_weights=SCRATCH_CLIP if scratch else None,
+            dmd_weight=DMD_WEIGHT if mode is QuantMode.BIBERT else 0.0,
         )
 
 

@@ -1,8 +1,10 @@
 """Export a chosen trial: train it longer, write a stock transformers directory, verify the reload.
 
-Transformers layer. Every candidate is a stock `BertForSequenceClassification` /
+Transformers layer. Every full-precision candidate is a stock `BertForSequenceClassification` /
 `RobertaForSequenceClassification` (head size = hidden // heads), so the directory loads with
-`AutoModelForSequenceClassification.from_pretrained(DIR)` without bortnas installed.
+`AutoModelForSequenceClassification.from_pretrained(DIR)` without bortnas installed. A quantized
+candidate is written with packed low-bit weights (`bortnas.quant.pack`) and loads with
+`bortnas.load(DIR)`.
 The directory is written next to its destination and renamed into place: a crash leaves no
 half-written export.
 """
@@ -23,13 +25,15 @@ import torch
 
 from bortnas import __version__
 from bortnas.context import Context
-from bortnas.cost import flops, param_count
+from bortnas.cost import param_count
+from bortnas.cost.bits import price, size_bits
 from bortnas.errors import ExportError, UserInputError
-from bortnas.extract import extract
 from bortnas.latency import measure_latency
+from bortnas.quant.pack import load, save_quantized
+from bortnas.scoring import train_candidate
 from bortnas.search.records import front_and_best, load_records
-from bortnas.space import ArchSpec
-from bortnas.train import evaluate, train
+from bortnas.space import ArchSpec, QuantMode
+from bortnas.train import evaluate
 
 _logger = logging.getLogger(__name__)
 RELOAD_ATOL = 1e-5
@@ -61,7 +65,8 @@ class ModelSummary:
     dev_accuracy: float
     params_total: int
     params_non_embedding: int
-    flops: int
+    size_mib: float
+    flops: float  # FLOP-equivalents (binary operations at 1/64); FLOPs for fp32
     latency_ms: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +85,7 @@ class ExportReport:
         return {
             "params": self.teacher.params_total / self.model.params_total,
             "params_non_embedding": self.teacher.params_non_embedding / self.model.params_non_embedding,
+            "size_mib": self.teacher.size_mib / self.model.size_mib,
             "flops": self.teacher.flops / self.model.flops,
             "latency": self.teacher.latency_ms / self.model.latency_ms,
             "test_accuracy_points": 100 * (self.model.test_accuracy - self.teacher.test_accuracy),
@@ -94,15 +100,14 @@ def _summarise(model: torch.nn.Module, spec: ArchSpec, ctx: Context) -> ModelSum
         dev_accuracy=evaluate(model, ctx.dev).accuracy,
         params_total=params.total,
         params_non_embedding=params.non_embedding,
-        flops=flops(spec, ctx.shape, seq_len).total,
+        size_mib=size_bits(spec, ctx.shape).mib,
+        flops=price(spec, ctx.shape, seq_len).i,
         latency_ms=measure_latency(model, seq_len, repeats=50, threads=ctx.settings.latency_threads).median_ms,
     )
 
 
 def _check_reload(directory: Path, model: torch.nn.Module, ctx: Context) -> None:
-    from transformers import AutoModelForSequenceClassification
-
-    reloaded = AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True).eval()
+    reloaded = load(directory)
     batch = ctx.dev.batch(list(range(min(16, len(ctx.dev)))))
     batch.pop("labels")
     with torch.no_grad():
@@ -135,9 +140,8 @@ def export_trial(
     """
     prepare_out_dir(out, overwrite)
     spec = ArchSpec.from_dict(trial.user_attrs["candidate"])
-    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
-    config = ctx.settings.student_train_config(steps)
-    train(student, ctx.train, config, teacher=ctx.teacher.model, extraction=extraction, show_progress_bar=show_progress_bar, description=f"export {spec.key}")
+    student, extraction = train_candidate(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar)
+    config = ctx.settings.student_train_config(steps, mode=spec.quant)
     model_summary = _summarise(student, spec, ctx)
     teacher_summary = _summarise(ctx.teacher.model, ctx.shape.as_spec(), ctx)
 
@@ -145,7 +149,10 @@ def export_trial(
     student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        student.save_pretrained(staging)
+        if spec.quant is QuantMode.FP32:
+            student.save_pretrained(staging)
+        else:
+            save_quantized(student, spec.quant, staging)
         ctx.teacher.tokenizer.save_pretrained(staging)
         report = ExportReport(out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary)
         metadata = {
@@ -153,7 +160,7 @@ def export_trial(
             "study": study.study_name,
             "trial": trial.number,
             "candidate": spec.to_dict(),
-            "training": {**config.to_dict(), "teacher_layers": list(extraction.layers)},
+            "training": {**config.to_dict(), "teacher_layers": list(extraction.layers), "bit_chain": ctx.settings.bit_chain},
             "seq_len": ctx.settings.max_length,
             "labels": list(ctx.data.label_names),
             "metrics": model_summary.to_dict(),

@@ -1,33 +1,41 @@
-"""Scoring one candidate (one trial): extract, distil n steps, dev error, costs, latency, W.
+"""Scoring one candidate (one trial): extract, quantize, distil n steps, dev error, costs, latency, W.
 
 Torch layer; the trial's numbers come back as a plain frozen record that the search layer stores.
+`train_candidate` is the one recipe that scoring and export share.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Sequence
+
+import torch
+from torch import nn
 
 from bortnas.algo.objective import w_coefficient
 from bortnas.context import Context
-from bortnas.cost import flops, param_count
-from bortnas.extract import extract
+from bortnas.cost import param_count
+from bortnas.cost.bits import price, size_bits
+from bortnas.extract import Extraction, extract
 from bortnas.latency import measure_latency
-from bortnas.space import ArchSpec, TeacherShape
+from bortnas.quant import quantize_
+from bortnas.space import ArchSpec, QuantMode, TeacherShape
 from bortnas.train import evaluate, train
 
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """p and i of the maximum point T, the normalisers of W."""
+    """p (bits) and i (FLOP-equivalents) of the maximum point T, the normalisers of W."""
 
-    params: int
-    flops: int
+    params: float
+    flops: float
 
     @classmethod
     def of(cls, spec: ArchSpec, shape: TeacherShape, seq_len: int) -> Reference:
-        return cls(param_count(spec, shape).non_embedding, flops(spec, shape, seq_len).total)
+        top = price(spec, shape, seq_len)
+        return cls(top.p, top.i)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +43,9 @@ class CandidateScore:
     spec: ArchSpec
     params_total: int
     params_non_embedding: int
-    flops: int
+    size_bits_non_embedding: float  # W's p: stored bits without the embedding tables
+    size_mib: float  # everything, as stored (README "Quantization modes")
+    flops: float  # W's i: FLOP-equivalents (binary operations at 1/64); FLOPs for fp32
     latency_ms: float
     dev_accuracy: float
     error: float
@@ -54,6 +64,39 @@ class CandidateScore:
         return out
 
 
+def chain_stages(mode: QuantMode, chain: Sequence[QuantMode], steps: int) -> list[tuple[QuantMode, int]]:
+    """The (mode, steps) stages that train a `mode` candidate in `steps` steps in all.
+
+    A mode in `chain` is reached through every mode before it (BiT's multi-step distillation);
+    the steps are shared out evenly, the remainder to the last stage; with fewer steps than
+    stages the earliest stages are dropped.
+    """
+    modes = list(chain[: chain.index(mode) + 1]) if mode in chain else [mode]
+    modes = modes[-steps:] if steps < len(modes) else modes
+    share = steps // len(modes)
+    return [(m, share + (steps - share * len(modes) if k == len(modes) - 1 else 0)) for k, m in enumerate(modes)]
+
+
+def train_candidate(ctx: Context, spec: ArchSpec, steps: int, seed: int, show_progress_bar: bool = False) -> tuple[nn.Module, Extraction]:
+    """Cut `spec` from the task teacher, quantize it, and distil it through its chain.
+
+    The first stage learns from the task teacher; every later stage from the previous stage's
+    student, a model of the same shape (so its units map one to one).
+    """
+    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
+    teacher, mapping = ctx.teacher.model, extraction
+    stages = chain_stages(spec.quant, ctx.settings.chain(), steps)
+    for k, (mode, n) in enumerate(stages):
+        if k:
+            teacher = copy.deepcopy(student).eval()
+            mapping = Extraction(layers=tuple(range(spec.layers)), hidden=torch.arange(spec.hidden))
+        quantize_(student, mode)
+        config = ctx.settings.student_train_config(n, seed, mode)
+        train(student, ctx.train, config, teacher=teacher, extraction=mapping, show_progress_bar=show_progress_bar,
+              description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})")
+    return student, extraction
+
+
 def score_candidate(ctx: Context, spec: ArchSpec, reference: Reference, steps: int, seed: int) -> CandidateScore:
     """Train `spec` cut from the task teacher for `steps` distillation steps and score it.
 
@@ -61,22 +104,23 @@ def score_candidate(ctx: Context, spec: ArchSpec, reference: Reference, steps: i
         TrialFailed: training diverged or evaluation was not finite.
     """
     started = time.perf_counter()
-    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
-    train(student, ctx.train, ctx.settings.student_train_config(steps, seed), teacher=ctx.teacher.model, extraction=extraction)
+    student, _ = train_candidate(ctx, spec, steps, seed)
     result = evaluate(student, ctx.dev)
     seq_len = ctx.settings.max_length
     params = param_count(spec, ctx.shape)
-    cost = flops(spec, ctx.shape, seq_len).total
+    cost = price(spec, ctx.shape, seq_len)
     latency = measure_latency(student, seq_len, threads=ctx.settings.latency_threads)
     return CandidateScore(
         spec=spec,
         params_total=params.total,
         params_non_embedding=params.non_embedding,
-        flops=cost,
+        size_bits_non_embedding=cost.p,
+        size_mib=size_bits(spec, ctx.shape).mib,
+        flops=cost.i,
         latency_ms=latency.median_ms,
         dev_accuracy=result.accuracy,
         error=result.error,
-        w=w_coefficient(params.non_embedding, cost, result.error, reference.params, reference.flops),
+        w=w_coefficient(cost.p, cost.i, result.error, reference.params, reference.flops),
         steps=steps,
         seed=seed,
         seconds=time.perf_counter() - started,

@@ -30,9 +30,20 @@ _OPTIONAL_KEYS = ("name", "description", "quant", "reference", "highlight")
 
 
 class QuantMode(str, enum.Enum):
-    """How a candidate's linear layers are represented; only full precision exists so far."""
+    """How a candidate's encoder is represented (README "Quantization modes").
+
+    fp32: full precision. bitnet158: BitNet b1.58, ternary absmean weights and 8-bit absmax
+    per-token activations. bit_w1aK: BiT, binary weights and K-bit elastic activations
+    ({0, 1}-based after ReLU and softmax, {-1, 1}-based elsewhere), ReLU FFN. bibert: BiBERT,
+    binary weights, sign activations and Bi-Attention (bool attention, no softmax).
+    """
 
     FP32 = "fp32"
+    BITNET158 = "bitnet158"
+    BIT_W1A1 = "bit_w1a1"
+    BIT_W1A2 = "bit_w1a2"
+    BIT_W1A4 = "bit_w1a4"
+    BIBERT = "bibert"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,11 +4,13 @@ Torch layer. Without a teacher the loss is cross-entropy on the labels. With a t
 distillation: kd_weight * T^2 * KL(teacher || student at temperature T) + (1 - kd_weight) * CE
 plus hidden_weight * the mean over student layers (and the embedding output) of the masked MSE
 between the student's hidden states and the teacher's at the layer and dimensions the student
-was cut from (TinyBERT-style; the extraction makes the two spaces line up without a projection).
+was cut from (TinyBERT-style; the extraction makes the two spaces line up without a projection;
+BiT's hidden-state loss), plus dmd_weight * BiBERT's direction-matching loss on Q, K, V.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 from bortnas.encode import EncodedSplit
 from bortnas.errors import TrialFailed
 from bortnas.extract import Extraction
+from bortnas.quant.distill import ProjectionRecorder, direction_matching_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +43,7 @@ class TrainConfig:
     kd_temperature: float = 2.0
     kd_weight: float = 0.9
     hidden_weight: float = 1.0
+    dmd_weight: float = 0.0  # BiBERT's direction-matching distillation (bibert candidates)
     seed: int = 0
 
     def to_dict(self) -> dict[str, object]:
@@ -75,8 +79,9 @@ def distillation_loss(
     batch: dict[str, torch.Tensor],
     config: TrainConfig,
     extraction: Extraction,
+    projections: tuple[ProjectionRecorder, ProjectionRecorder] | None = None,
 ) -> torch.Tensor:
-    """Logit KD + CE + hidden-state MSE; see the module docstring."""
+    """Logit KD + CE + hidden-state MSE (+ DMD on the recorded student / teacher projections)."""
     t = config.kd_temperature
     s_logits, t_logits = student_out.logits, teacher_out.logits  # type: ignore[attr-defined]
     kd = F.kl_div(F.log_softmax(s_logits / t, -1), F.log_softmax(t_logits / t, -1), reduction="batchmean", log_target=True)
@@ -88,6 +93,10 @@ def distillation_loss(
             _masked_mse(s_hidden[s], t_hidden[t_][..., extraction.hidden], batch["attention_mask"]) for s, t_ in pairs
         )
         loss = loss + config.hidden_weight * mse / len(pairs)
+    if projections is not None:
+        layer_pairs = list(enumerate(extraction.layers))
+        dmd = direction_matching_loss(projections[0].outputs, projections[1].outputs, layer_pairs, batch["attention_mask"])
+        loss = loss + config.dmd_weight * dmd / len(layer_pairs)
     return loss
 
 
@@ -139,10 +148,12 @@ def train(
                 loss = model(**batch).loss
             else:
                 inputs = {k: v for k, v in batch.items() if k != "labels"}
-                with torch.no_grad():
+                recorders = (ProjectionRecorder(model), ProjectionRecorder(teacher)) if config.dmd_weight else None
+                with torch.no_grad(), recorders[1] if recorders else contextlib.nullcontext():
                     teacher_out = teacher(**inputs, output_hidden_states=bool(config.hidden_weight))
-                student_out = model(**inputs, output_hidden_states=bool(config.hidden_weight))
-                loss = distillation_loss(student_out, teacher_out, batch, config, extraction)  # type: ignore[arg-type]
+                with recorders[0] if recorders else contextlib.nullcontext():
+                    student_out = model(**inputs, output_hidden_states=bool(config.hidden_weight))
+                loss = distillation_loss(student_out, teacher_out, batch, config, extraction, recorders)  # type: ignore[arg-type]
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 bar.close()

@@ -32,12 +32,21 @@ def load_records(study: optuna.Study) -> list[TrialRecord]:
     return records
 
 
+def p_bits(attrs: dict[str, Any]) -> float:
+    """W's p of a stored trial (studies before quantization stored the parameter count only)."""
+    return attrs.get("size_bits_non_embedding", 32.0 * attrs["params_non_embedding"])
+
+
 def front_and_best(records: list[TrialRecord]) -> tuple[set[int], int | None]:
-    """Trial numbers on the (p, latency, e) Pareto front, and the argmax-W trial number."""
+    """Trial numbers on the (p, i, e) Pareto front, and the argmax-W trial number.
+
+    p and i are W's analytic size in bits and FLOP-equivalents, so binarized candidates compete
+    fairly: their measured latency is that of a full-precision simulation of the low-bit arithmetic.
+    """
     scored = [r for r in records if r.scored]
     if not scored:
         return set(), None
-    points = [(r.attrs["params_non_embedding"], r.attrs["latency_ms"], r.attrs["error"]) for r in scored]
+    points = [(p_bits(r.attrs), r.attrs["flops"], r.attrs["error"]) for r in scored]
     front = {scored[k].number for k in pareto_front(points)}
     best = max(scored, key=lambda r: (r.attrs["w"], -r.number)).number
     return front, best

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 
 from bortnas.algo import fptas
-from bortnas.cost import flops, param_count
+from bortnas.cost.bits import price
 from bortnas.errors import UserInputError
 from bortnas.space import DIMENSIONS, ArchSpec, SearchSpace, TeacherShape
 
@@ -58,7 +58,7 @@ def grid_order(space: SearchSpace, seed: int) -> list[ArchSpec]:
 
 
 def fptas_plan(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: float) -> fptas.FptasPlan[ArchSpec]:
-    """The FPTAS partition of `space` with W's p (non-embedding parameters) and i (FLOPs at `seq_len`).
+    """The FPTAS partition of `space` with W's p (non-embedding bits) and i (FLOP-equivalents at `seq_len`).
 
     Raises:
         UserInputError: epsilon outside (0, 1).
@@ -68,11 +68,11 @@ def fptas_plan(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: f
     top = space.maximum_point
     return fptas.plan(
         list(space.candidates()),
-        lambda c: param_count(c, shape).non_embedding,
-        lambda c: flops(c, shape, seq_len).total,
+        lambda c: price(c, shape, seq_len).p,
+        lambda c: price(c, shape, seq_len).i,
         epsilon,
-        p_max=param_count(top, shape).non_embedding,
-        i_max=flops(top, shape, seq_len).total,
+        p_max=price(top, shape, seq_len).p,
+        i_max=price(top, shape, seq_len).i,
     )
 
 

@@ -1,0 +1,159 @@
+"""Size in bits and operations of a candidate under its quantization mode.
+
+Pure layer. The rules (README "Quantization modes"; ALGORITHMS.md 3.4):
+- size: every stored value at its bit width: 1.58 (log2 3) per ternary weight, 1 per binary
+  weight, 32 for everything that stays full precision (biases, LayerNorms, scales, learned
+  activation steps and thresholds, and whatever the mode leaves unquantized);
+- operations: a matrix product whose operands are both low-bit (at most 8 bits) costs
+  2 * MACs * (bits_a * bits_b) / 64 FLOP-equivalents (binary operations at 1/64 FLOP, scaled by
+  the operand widths); any other product costs 2 * MACs; elementwise work is counted at full
+  precision exactly as in `bortnas.cost.flops` (conservative: ReLU and bool attention are
+  cheaper than GELU and softmax, and the quantizers themselves cost a few operations per value).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from bortnas.cost.flops import flops
+from bortnas.cost.params import param_count
+from bortnas.space import ArchSpec, QuantMode, TeacherShape
+
+FULL = 32.0
+TERNARY = math.log2(3)
+LOW_BIT = 8  # operands this narrow are integer / bit-serial arithmetic
+
+
+@dataclasses.dataclass(frozen=True)
+class BitScheme:
+    """Which parts of a BERT-family classifier are stored and computed at which width.
+
+    `weight_bits` / `activation_bits`: the encoder's six linears per layer and their inputs.
+    `attention_bits`: the operands of the two attention products (Q K^T and A V).
+    `weight_scales`: "tensor" (one scale per matrix) or "row" (one per output row).
+    `linear_extra` / `attention_extra`: full-precision learned values per linear (as a multiple
+    of its input width, plus a constant) and per attention block (BiT's thresholds and steps).
+    """
+
+    weight_bits: float = FULL
+    activation_bits: float = FULL
+    attention_bits: float = FULL
+    word_embedding_bits: float = FULL
+    other_embedding_bits: float = FULL  # position and token-type tables
+    head_bits: float = FULL  # pooler and classifier matrices
+    weight_scales: str = "tensor"
+    word_embedding_scales: str = "tensor"
+    linear_extra_per_input: int = 0
+    linear_extra: int = 0
+    attention_extra: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.weight_bits < FULL
+
+
+SCHEMES: dict[QuantMode, BitScheme] = {
+    QuantMode.FP32: BitScheme(),
+    # BitNet b1.58: encoder linears only; embeddings and the head stay in high precision.
+    QuantMode.BITNET158: BitScheme(weight_bits=TERNARY, activation_bits=8),
+    # BiT: binary weights and word embeddings (its "1-1-K": weight-embedding-activation); each
+    # linear learns a threshold per input feature and a step, each attention four steps.
+    **{
+        mode: BitScheme(
+            weight_bits=1, activation_bits=bits, attention_bits=bits, word_embedding_bits=1,
+            linear_extra_per_input=1, linear_extra=1, attention_extra=4,
+        )
+        for mode, bits in ((QuantMode.BIT_W1A1, 1), (QuantMode.BIT_W1A2, 2), (QuantMode.BIT_W1A4, 4))
+    },
+    # BiBERT: row-scaled binary weights and word embeddings, sign activations, Bi-Attention.
+    QuantMode.BIBERT: BitScheme(
+        weight_bits=1, activation_bits=1, attention_bits=1, word_embedding_bits=1,
+        weight_scales="row", word_embedding_scales="row",
+    ),
+}
+
+# The convention of BiT's README table: every matrix (embedding tables and head included) at one
+# bit; only biases, LayerNorms and scales stay full precision.
+BIT_TABLE_CONVENTION = {
+    bits: BitScheme(
+        weight_bits=1, activation_bits=bits, attention_bits=bits, word_embedding_bits=1,
+        other_embedding_bits=1, head_bits=1,
+    )
+    for bits in (1, 2, 4)
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeBits:
+    """Stored bits of a candidate; `embedding` is the three lookup tables (with their scales)."""
+
+    total: float
+    embedding: float
+
+    @property
+    def non_embedding(self) -> float:
+        return self.total - self.embedding
+
+    @property
+    def mib(self) -> float:
+        return self.total / 8 / 2**20
+
+
+def _scales(rows: int, kind: str, bits: float) -> float:
+    if bits >= FULL:
+        return 0.0
+    return FULL * (rows if kind == "row" else 1)
+
+
+def size_bits(spec: ArchSpec, shape: TeacherShape, scheme: BitScheme | None = None) -> SizeBits:
+    """Bits needed to store `spec` as a sequence classifier under `scheme` (default: its mode's)."""
+    s = scheme or SCHEMES[spec.quant]
+    h, f, n = spec.hidden, spec.ffn, spec.layers
+    counts = param_count(spec, shape)
+    word = shape.vocab_size * h * s.word_embedding_bits + _scales(shape.vocab_size, s.word_embedding_scales, s.word_embedding_bits)
+    other = (shape.max_positions + shape.type_vocab_size) * h * s.other_embedding_bits
+    other += 2 * _scales(1, "tensor", s.other_embedding_bits)
+    embedding = word + other
+
+    linears = [(h, h)] * 4 + [(h, f), (f, h)]  # (in, out) of Q, K, V, O, FFN in, FFN out
+    matrix_values = sum(i * o for i, o in linears)
+    per_layer = matrix_values * s.weight_bits + sum(_scales(o, s.weight_scales, s.weight_bits) for _, o in linears)
+    if s.quantized:
+        per_layer += FULL * sum(s.linear_extra_per_input * i + s.linear_extra for i, _ in linears) + FULL * s.attention_extra
+    head_matrices = h * h + h * shape.num_labels
+    head = head_matrices * s.head_bits + 2 * _scales(1, "tensor", s.head_bits)
+    matrices = counts.embedding + n * matrix_values + head_matrices
+    full_precision_rest = FULL * (counts.total - matrices)  # biases and LayerNorms
+    total = embedding + n * per_layer + head + full_precision_rest
+    return SizeBits(total=total, embedding=embedding)
+
+
+def _product_cost(macs: float, bits_a: float, bits_b: float) -> float:
+    if bits_a <= LOW_BIT and bits_b <= LOW_BIT:
+        return 2 * macs * bits_a * bits_b / 64
+    return 2 * macs
+
+
+def operations(spec: ArchSpec, shape: TeacherShape, seq_len: int, scheme: BitScheme | None = None) -> float:
+    """FLOP-equivalents of one forward pass on `seq_len` tokens under `scheme` (default: its mode's)."""
+    s = scheme or SCHEMES[spec.quant]
+    L, h, f = seq_len, spec.hidden, spec.ffn
+    linear = _product_cost(L * (4 * h * h + 2 * h * f), s.weight_bits, s.activation_bits)
+    attention = _product_cost(2 * L * L * h, s.attention_bits, s.attention_bits)
+    head = _product_cost(h * h + h * shape.num_labels, s.head_bits, s.activation_bits)
+    return spec.layers * (linear + attention) + head + flops(spec, shape, seq_len).elementwise
+
+
+@dataclasses.dataclass(frozen=True)
+class Price:
+    """What the W-coefficient and the Pareto front compare: p in bits (non-embedding), i in FLOP-equivalents."""
+
+    p: float
+    i: float
+
+
+def price(spec: ArchSpec, shape: TeacherShape, seq_len: int) -> Price:
+    """p and i of a candidate under its own mode. For fp32, p is 32 x the non-embedding parameter
+    count and i the FLOPs, so every ratio p / p(T), i / i(T) is the full-precision one."""
+    return Price(size_bits(spec, shape).non_embedding, operations(spec, shape, seq_len))

@@ -1,0 +1,72 @@
+"""BiBERT's direction-matching distillation (DMD): match the self-relations of Q, K and V.
+
+Torch layer. For each matched (student layer, teacher layer) and each F in {Q, K, V}, computed on
+the full-precision projections (before any binarization):
+
+    P_F = F F^T / sqrt(d)      L_DMD = sum_l sum_F || P_F^S / ||P_F^S|| - P_F^T / ||P_F^T|| ||
+
+with Frobenius norms over the whole tensor (batch included), as BiBERT's code does. [R] BiBERT
+matches per head with equal head counts; a candidate may have fewer heads than its teacher, so
+F here is the whole projection (all heads, width d), which gives (batch, tokens, tokens)
+relations whatever the widths. Padding tokens are zeroed before the product. Student layer k is
+matched to the teacher layer it was cut from (BiBERT's (l + 1) L_T / L_S - 1 when layers are
+spread evenly).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from bortnas.families import encoder_layers
+
+PROJECTIONS = ("query", "key", "value")
+
+
+class ProjectionRecorder:
+    """Context manager that records the Q, K, V projection outputs of every encoder layer."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.outputs: list[dict[str, torch.Tensor]] = []
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> ProjectionRecorder:
+        self.outputs = [{} for _ in encoder_layers(self.model)]
+        for index, layer in enumerate(encoder_layers(self.model)):
+            for name in PROJECTIONS:
+                def hook(module: nn.Module, args: object, output: torch.Tensor, index: int = index, name: str = name) -> None:
+                    self.outputs[index][name] = output
+                self._handles.append(getattr(layer.attention.self, name).register_forward_hook(hook))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def relation(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """P = X X^T / sqrt(d) over the token axis of a (batch, tokens, d) tensor; padding rows zeroed."""
+    if mask is not None:
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+    return x @ x.transpose(-1, -2) / math.sqrt(x.shape[-1])
+
+
+def direction_matching_loss(
+    student: Sequence[dict[str, torch.Tensor]],
+    teacher: Sequence[dict[str, torch.Tensor]],
+    pairs: Sequence[tuple[int, int]],
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """L_DMD over the (student layer, teacher layer) `pairs`; see the module docstring."""
+    total = torch.zeros(())
+    for s, t in pairs:
+        for name in PROJECTIONS:
+            p_s = relation(student[s][name], mask)
+            p_t = relation(teacher[t][name].detach(), mask)
+            total = total + (p_s / p_s.norm().clamp(min=1e-12) - p_t / p_t.norm().clamp(min=1e-12)).norm()
+    return total

@@ -1,0 +1,182 @@
+"""Quantizers with their straight-through gradients, as the sources define them.
+
+Torch layer, no modules. Each function documents its source (see `../shared/research/ALGORITHMS.md`
+section 3): BitNet b1.58 (BitBLAS `utils_quant.py`), BiT (`facebookresearch/bit` `utils_quant.py`)
+and BiBERT (`htqin/BiBERT` `utils_quant.py`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward returns `quantized` exactly; backward passes the gradient to `x` unchanged.
+
+    The usual `x + (q - x).detach()` is the same gradient but not bit-exactly q in the forward
+    pass; exactness matters because an exported model stores q and must reproduce the logits.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return quantized
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad, None
+
+
+def straight_through(x: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
+    """`quantized` in the forward pass, identity gradient to `x` (no clipping mask)."""
+    return _StraightThrough.apply(x, quantized.detach())
+
+
+# ---------------------------------------------------------------------------------------------
+# BitNet b1.58: ternary absmean weights, 8-bit absmax per-token activations, identity STE
+
+
+def ternary_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes in {-1, 0, 1}, scale) with weight ~= codes * scale; scale = mean|W| (per tensor)."""
+    scale = weight.abs().mean().clamp(min=1e-5)
+    return (weight / scale).round().clamp(-1, 1), scale
+
+
+def ternary_weight(weight: torch.Tensor) -> torch.Tensor:
+    """W_q = clamp(round(W / mean|W|), -1, 1) * mean|W|; gradient passes straight through."""
+    codes, scale = ternary_codes(weight.detach())
+    return straight_through(weight, codes * scale)
+
+
+def absmax_activation(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """Per-token (last dim) absmax quantization to signed `bits`; gradient passes straight through."""
+    q_max = 2 ** (bits - 1) - 1
+    scale = q_max / x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
+    quantized = (x * scale).round().clamp(-q_max - 1, q_max) / scale
+    return straight_through(x, quantized)
+
+
+# ---------------------------------------------------------------------------------------------
+# BiT: BWN weights, elastic binary (LSQ-style) activations
+
+
+def sign_binary(x: torch.Tensor) -> torch.Tensor:
+    """sign with sign(0) = +1, so every value is exactly +-1 (and packs into one bit)."""
+    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
+def bwn_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes in {-1, 1}, scale) of BiT's BWN: sign(W - mean W) and mean|W| (per tensor)."""
+    return sign_binary(weight - weight.mean()), weight.abs().mean()
+
+
+def bwn_weight(weight: torch.Tensor) -> torch.Tensor:
+    """W_B = mean|W| * sign(W - mean W) (per tensor); identity STE, no clipping."""
+    codes, scale = bwn_codes(weight.detach())
+    return straight_through(weight, codes * scale)
+
+
+class ElasticQuant(torch.autograd.Function):
+    """BiT's elastic activation quantizer X_q = alpha * clamp(round(x / alpha), Qn, Qp).
+
+    Signed 1-bit is alpha * sign(x). Gradients (LSQ, as in BiT's code):
+    dL/dx = g * 1[Qn <= x/alpha <= Qp] (signed 1-bit: 1[-1 <= x/alpha <= 1]);
+    dL/dalpha = sum g * gs * (Qn below the range, Qp above, round(v) - v inside), with
+    gs = 1 / sqrt(numel * Qp); signed 1-bit: sum sign(x) * g / sqrt(numel).
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, alpha: torch.Tensor, q_min: int, q_max: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, alpha)
+        ctx.bounds = (q_min, q_max)  # type: ignore[attr-defined]
+        if (q_min, q_max) == (-1, 1):
+            return sign_binary(x) * alpha
+        return (x / alpha).round().clamp(q_min, q_max) * alpha
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:  # type: ignore[override]
+        x, alpha = ctx.saved_tensors  # type: ignore[attr-defined]
+        q_min, q_max = ctx.bounds  # type: ignore[attr-defined]
+        v = x / alpha
+        if (q_min, q_max) == (-1, 1):
+            inside = (v >= -1) & (v <= 1)
+            grad_alpha = (sign_binary(x) * grad).sum() / math.sqrt(x.numel())
+            return grad * inside.to(grad.dtype), grad_alpha.reshape(alpha.shape), None, None
+        below, above = v < q_min, v > q_max
+        inside = ~below & ~above
+        step = torch.where(below, torch.full_like(v, q_min), torch.where(above, torch.full_like(v, q_max), v.round() - v))
+        grad_alpha = (grad * step).sum() / math.sqrt(x.numel() * q_max)
+        return grad * inside.to(grad.dtype), grad_alpha.reshape(alpha.shape), None, None
+
+
+def elastic_bounds(bits: int, signed: bool) -> tuple[int, int]:
+    """(Qn, Qp) of BiT's quantizer: signed 1-bit {-1, 1}; signed b-bit [-2^(b-1), 2^(b-1)-1]; unsigned [0, 2^b - 1]."""
+    if signed:
+        return (-1, 1) if bits == 1 else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return 0, 2**bits - 1
+
+
+def elastic_init(x: torch.Tensor, bits: int, signed: bool) -> torch.Tensor:
+    """BiT's first-batch step size: 2 mean|x| / sqrt(Qp) signed, 4 mean|x| / sqrt(Qp) unsigned."""
+    q_max = max(1, elastic_bounds(bits, signed)[1])
+    return (2.0 if signed else 4.0) * x.detach().abs().mean().clamp(min=1e-5) / math.sqrt(q_max)
+
+
+# ---------------------------------------------------------------------------------------------
+# BiBERT: row-scaled sign weights, sign activations, Bi-Attention
+
+
+class ClampSTESign(torch.autograd.Function):
+    """sign(x) forward (sign(0) = +1); gradient of clamp(x, -1, 1) backward: g * 1[|x| <= 1]."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return sign_binary(x)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+def bibert_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes in {-1, 1}, per-row scale of shape (rows, 1)) of BiBERT's weight binarization."""
+    return sign_binary(weight - weight.mean(dim=1, keepdim=True)), weight.abs().mean(dim=1, keepdim=True)
+
+
+def bibert_weight(weight: torch.Tensor) -> torch.Tensor:
+    """W_B = alpha * sign(W - mean_row W), alpha = mean_row |W| (detached); STE through clamp(W - mean, -1, 1)."""
+    alpha = weight.abs().mean(dim=1, keepdim=True).detach()
+    centred = weight - weight.mean(dim=1, keepdim=True)
+    return alpha * ClampSTESign.apply(centred)
+
+
+def bibert_activation(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) with the clamp STE, no scale."""
+    return ClampSTESign.apply(x)
+
+
+class BoolAttention(torch.autograd.Function):
+    """BiBERT's bool(): A = 1[S > 0] forward; STE backward, zeroed where |S| >= 1."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, scores: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(scores)
+        return (scores > 0).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (scores,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return grad * (scores.abs() < 1).to(grad.dtype)
+
+
+def bi_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, additive_mask: torch.Tensor | None) -> torch.Tensor:
+    """BiBERT Bi-Attention on (batch, heads, tokens, head_dim) tensors; no softmax.
+
+    S = sign(Q) sign(K)^T / sqrt(d) + mask;  A = bool(S);  context = A sign(V).
+    """
+    scores = bibert_activation(query) @ bibert_activation(key).transpose(-1, -2) / math.sqrt(query.shape[-1])
+    if additive_mask is not None:
+        scores = scores + additive_mask
+    return BoolAttention.apply(scores) @ bibert_activation(value)

@@ -1,0 +1,103 @@
+"""quantize_ on real transformers models, the quantized layers, the distillation chain and DMD."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+
+from bortnas.quant.distill import direction_matching_loss
+from bortnas.quant.modules import BitLinear158, QuantEmbedding, QuantLinear, QuantSelfAttention, quantize_
+from bortnas.scoring import chain_stages
+from bortnas.space import QuantMode
+
+QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]
+
+
+def tiny(family: str = "bert") -> nn.Module:
+    torch.manual_seed(0)
+    common = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
+                  max_position_embeddings=20, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    if family == "roberta":
+        return RobertaForSequenceClassification(RobertaConfig(**common, pad_token_id=0, type_vocab_size=1))
+    return BertForSequenceClassification(BertConfig(**common))
+
+
+def batch() -> dict[str, torch.Tensor]:
+    ids = torch.randint(3, 50, (3, 6), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(3, 6, dtype=torch.long)
+    mask[1, 4:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 1, 0])}
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("mode", QUANTIZED)
+def test_quantize_swaps_modules_keeps_names_and_trains(family: str, mode: QuantMode) -> None:
+    model = tiny(family)
+    names = set(dict(model.named_parameters()))
+    quantize_(model, mode)
+    assert names <= set(dict(model.named_parameters()))  # the original parameters keep their names
+    layer = (model.bert if family == "bert" else model.roberta).encoder.layer[0]
+    linears = [layer.attention.self.query, layer.attention.self.key, layer.attention.self.value,
+               layer.attention.output.dense, layer.intermediate.dense, layer.output.dense]
+    assert all(isinstance(m, QuantLinear) for m in linears)
+    assert not isinstance(model.classifier, QuantLinear) if family == "bert" else not isinstance(model.classifier.dense, QuantLinear)
+    word = (model.bert if family == "bert" else model.roberta).embeddings.word_embeddings
+    assert isinstance(word, QuantEmbedding) is (mode is not QuantMode.BITNET158)
+    assert isinstance(layer.attention.self, QuantSelfAttention) is (mode is not QuantMode.BITNET158)
+    assert isinstance(layer.intermediate.intermediate_act_fn, nn.ReLU) is mode.value.startswith("bit_")
+    model.train()
+    out = model(**batch())
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+def test_bitlinear_forward_by_hand() -> None:
+    layer = BitLinear158(2, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -1.0], [0.1, 2.0]]))
+        layer.bias.zero_()
+    # x -> [64/63.5, -2] (8-bit absmax); W -> 0.9 [[1, -1], [0, 1]]
+    y = layer(torch.tensor([[1.0, -2.0]]))
+    torch.testing.assert_close(y, torch.tensor([[0.9 * 64 / 63.5 + 1.8, -1.8]]))
+
+
+def test_requantizing_moves_along_a_chain() -> None:
+    model = quantize_(tiny(), QuantMode.BIT_W1A4)
+    weight = model.bert.encoder.layer[0].output.dense.weight.detach().clone()
+    quantize_(model, QuantMode.BIT_W1A2)
+    layer = model.bert.encoder.layer[0]
+    assert layer.output.dense.act.bits == 2 and layer.attention.self.probs_act.bits == 2
+    torch.testing.assert_close(layer.output.dense.weight, weight)  # the latent weights carry over
+
+
+def test_chain_stages_share_the_steps() -> None:
+    chain = (QuantMode.BIT_W1A4, QuantMode.BIT_W1A2, QuantMode.BIT_W1A1)
+    assert chain_stages(QuantMode.BIT_W1A1, chain, 61) == [(QuantMode.BIT_W1A4, 20), (QuantMode.BIT_W1A2, 20), (QuantMode.BIT_W1A1, 21)]
+    assert chain_stages(QuantMode.BIT_W1A2, chain, 60) == [(QuantMode.BIT_W1A4, 30), (QuantMode.BIT_W1A2, 30)]
+    assert chain_stages(QuantMode.BIBERT, chain, 60) == [(QuantMode.BIBERT, 60)]
+    assert chain_stages(QuantMode.BIT_W1A1, (), 60) == [(QuantMode.BIT_W1A1, 60)]
+    assert chain_stages(QuantMode.BIT_W1A1, chain, 2) == [(QuantMode.BIT_W1A2, 1), (QuantMode.BIT_W1A1, 1)]
+
+
+def test_dmd_loss_on_known_matrices() -> None:
+    # teacher X = I: P_T / ||P_T|| = I / sqrt 2; student X = [[1, 1], [0, 0]]: P_S / ||P_S|| = [[1, 0], [0, 0]]
+    teacher = [{name: torch.eye(2).view(1, 2, 2) for name in ("query", "key", "value")}]
+    student = [{name: torch.tensor([[[1.0, 1.0], [0.0, 0.0]]]) for name in ("query", "key", "value")}]
+    per_projection = math.sqrt((1 - 1 / math.sqrt(2)) ** 2 + 0.5)
+    assert direction_matching_loss(student, teacher, [(0, 0)]).item() == pytest.approx(3 * per_projection)
+    # scale-free, and a student of another width with the same relations scores 0
+    scaled = [{k: 5 * v for k, v in student[0].items()}]
+    assert direction_matching_loss(scaled, teacher, [(0, 0)]).item() == pytest.approx(3 * per_projection)
+    wider = [{name: torch.tensor([[[0.0, 3.0, 0.0], [4.0, 0.0, 0.0]]]) * torch.tensor([[[1.0], [0.75]]]) for name in ("query", "key", "value")}]
+    assert direction_matching_loss(wider, teacher, [(0, 0)]).item() == pytest.approx(0.0, abs=1e-6)
+    # a padded token is ignored
+    mask = torch.tensor([[1, 0]])
+    padded = [{name: torch.tensor([[[1.0, 0.0], [9.0, 9.0]]]) for name in ("query", "key", "value")}]
+    reference = [{name: torch.tensor([[[2.0, 0.0], [0.0, 0.0]]]) for name in ("query", "key", "value")}]
+    assert direction_matching_loss(padded, reference, [(0, 0)], mask).item() == pytest.approx(0.0, abs=1e-6)
