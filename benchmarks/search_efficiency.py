@@ -184,11 +184,14 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     report["strategies"]["fptas"] = entry
     report["fptas_curve"] = [{k: p[k] for k in ("epsilon", "evaluations", "bound", "best_w")} for p in fptas_points]
     if args.plot:
-        plot(curves, fptas_points, best_w, n, args.plot)
+        fptas_regret = [(b, 1 - point["best_w"] / best_w) for b in range(1, n + 1) if (point := fptas_at(b))]
+        plot(curves, fptas_regret, n, args.plot)
     return report
 
 
-def plot(curves: dict[str, list[list[float]]], fptas_points: list[dict[str, Any]], best_w: float, n: int, path: Path) -> None:
+def plot(curves: dict[str, list[list[float]]], fptas_regret: list[tuple[int, float]], n: int, path: Path) -> None:
+    """Regret against budget: samplers as median and range over seeds; FPTAS as one run per budget,
+    at the finest epsilon whose plan fits it (not monotone: a finer epsilon picks other candidates)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -200,13 +203,8 @@ def plot(curves: dict[str, list[list[float]]], fptas_points: list[dict[str, Any]
         per_budget = [[run[b - 1] for run in runs] for b in budgets]
         axis.plot(budgets, [statistics.median(v) for v in per_budget], label=f"{strategy} (median)")
         axis.fill_between(budgets, [min(v) for v in per_budget], [max(v) for v in per_budget], alpha=0.15)
-    xs, ys, best = [], [], 1.0
-    for p in sorted(fptas_points, key=lambda p: p["evaluations"]):
-        if p["evaluations"]:
-            best = min(best, 1 - p["best_w"] / best_w)
-            xs.append(p["evaluations"])
-            ys.append(best)
-    axis.step(xs, ys, where="post", color="black", linewidth=2, label="FPTAS (finest epsilon within budget)")
+    axis.step([b for b, _ in fptas_regret], [r for _, r in fptas_regret], where="post", color="black", linewidth=2,
+              label="FPTAS (finest epsilon within budget)")
     axis.set_xlabel("evaluations (candidates trained)")
     axis.set_ylabel("regret 1 - W / W*")
     axis.set_xscale("log")
