@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--study", default="minilm_quant")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quant"))
     parser.add_argument("--trial-steps", type=int, default=120)
-    parser.add_argument("--export-steps", type=int, default=400)
+    parser.add_argument("--export-steps", type=int, default=300)
     parser.add_argument("--json", type=Path, default=None, help="write the rows here (default OUT/table.json)")
     parser.add_argument("extra", nargs="*", help="more `bortnas search` arguments, after --")
     args = parser.parse_args(argv)

@@ -157,15 +157,23 @@ def cmd_trials(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from bortnas.context import build_context
     from bortnas.export import choose_trial, export_trial, prepare_out_dir
+    from bortnas.finetune import DEFAULT_GRID, AgoraSettings, load_grid
 
     if args.steps <= 0:
         raise UserInputError(f"--steps={args.steps} must be a positive integer.")
+    agora_settings = None
+    if args.finetune == "agora":
+        grid = load_grid(args.agora_grid) if args.agora_grid else dict(DEFAULT_GRID)
+        agora_settings = AgoraSettings(grid=grid, replay=args.agora_replay, rule=args.agora_prune)
+    elif args.agora_grid:
+        raise UserInputError("--agora-grid applies to --finetune agora only.")
     out = Path(args.out).resolve()
     prepare_out_dir(out, args.overwrite)
     study, _, settings = _open_existing(args)
     trial = choose_trial(study, args.trial)
     ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args))
-    report = export_trial(ctx, study, trial, out, args.steps, args.overwrite, show_progress_bar=_progress(args))
+    report = export_trial(ctx, study, trial, out, args.steps, args.overwrite, show_progress_bar=_progress(args),
+                          method=args.finetune, agora_settings=agora_settings)
     if args.format == "json":
         print(json.dumps({"out": str(out), "trial": report.trial, "candidate": report.spec.key, "model": report.model.to_dict(),
                           "teacher": report.teacher.to_dict(), "ratios": report.ratios()}))
@@ -309,7 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study(e, required=True)
     e.add_argument("--out", required=True, help="output directory (must be empty or absent unless --overwrite)")
     e.add_argument("--trial", type=int, default=None, help="trial number (default: the argmax-W trial)")
-    e.add_argument("--steps", type=int, default=400, help="distillation steps of the final training")
+    e.add_argument("--steps", type=int, default=400, help="steps of the final training (per fine-tune for agora)")
+    e.add_argument("--finetune", choices=("distil", "plain", "agora"), default="distil",
+                   help="distil from the task teacher (default), plain fine-tuning on the labels, or Agora")
+    e.add_argument("--agora-grid", help="YAML grid of lr / weight_decay / warmup_fraction / batch_size / seed lists (default lr [1e-4, 5e-4] x seed [0, 1])")
+    e.add_argument("--agora-replay", type=int, default=1, help="Agora rounds re-run on the grown data at the end (default 1)")
+    e.add_argument("--agora-prune", choices=("ties", "prefix"), default="ties", help="reading of Agora's pruning rule (README)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--cache-dir", type=Path, default=None)
     _add_common(e)

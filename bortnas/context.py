@@ -137,11 +137,17 @@ class Context:
     test: EncodedSplit
 
 
-def build_context(settings: RunSettings, cache_dir: Path | None = None, show_progress_bar: bool = False) -> Context:
-    """Load data and tokenizer, then fine-tune (or reuse from the cache) the task teacher."""
+def build_context(settings: RunSettings, cache_dir: Path | None = None, show_progress_bar: bool = False,
+                  data: TaskData | None = None) -> Context:
+    """Load data and tokenizer, then fine-tune (or reuse from the cache) the task teacher.
+
+    `data` replaces the settings' task (benchmarks that cut the training split down); the
+    teacher cache is keyed by the data's fingerprint, so each data set gets its own teacher.
+    """
     from transformers import AutoTokenizer
 
-    shape, data = check_inputs(settings)
+    shape, loaded = check_inputs(settings) if data is None else (teacher_shape(load_teacher_config(settings.teacher_dir()), data.num_labels), data)
+    data = loaded
     directory = settings.teacher_dir()
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)

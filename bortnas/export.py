@@ -29,8 +29,8 @@ from bortnas.cost import param_count
 from bortnas.cost.bits import price, size_bits
 from bortnas.errors import ExportError, UserInputError
 from bortnas.latency import measure_latency
+from bortnas.finetune import AgoraSettings, finetune_candidate
 from bortnas.quant.pack import load, save_quantized
-from bortnas.scoring import train_candidate
 from bortnas.search.records import front_and_best, load_records
 from bortnas.space import ArchSpec, QuantMode
 from bortnas.train import evaluate
@@ -132,16 +132,29 @@ def export_trial(
     steps: int,
     overwrite: bool = False,
     show_progress_bar: bool = False,
+    method: str = "distil",
+    agora_settings: AgoraSettings | None = None,
 ) -> ExportReport:
-    """Distil the trial's candidate for `steps` steps and write it to `out`.
+    """Train the trial's candidate for `steps` steps with `method` (`bortnas.finetune`) and write it to `out`.
+
+    An Agora export also records its log in the study (user attribute `agora_trial_<N>`).
 
     Raises:
         ExportError: the reloaded directory does not reproduce the trained model.
     """
     prepare_out_dir(out, overwrite)
     spec = ArchSpec.from_dict(trial.user_attrs["candidate"])
-    student, extraction = train_candidate(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar)
-    config = ctx.settings.student_train_config(steps, mode=spec.quant)
+    def progress(it: Any) -> None:
+        _logger.info("agora round %d%s: best %s dev accuracy %.4f on %d examples; %d mistakes -> %d new examples%s",
+                     it.index, " (replay)" if it.replay else "", it.best_theta, it.best_accuracy, it.train_size, it.mistakes, it.added,
+                     f"; pruned {', '.join(it.pruned)}" if it.pruned else "")
+
+    result = finetune_candidate(ctx, spec, steps, method, agora_settings, show_progress_bar=show_progress_bar, on_iteration=progress)
+    student, extraction, config = result.model, result.extraction, result.config
+    agora_record = None
+    if result.agora_log is not None:
+        agora_record = {"settings": (agora_settings or AgoraSettings()).to_dict(), "theta": result.agora_theta,
+                        "train_size": result.agora_train_size, "log": [it.to_dict() for it in result.agora_log]}
     model_summary = _summarise(student, spec, ctx)
     teacher_summary = _summarise(ctx.teacher.model, ctx.shape.as_spec(), ctx)
 
@@ -160,7 +173,8 @@ def export_trial(
             "study": study.study_name,
             "trial": trial.number,
             "candidate": spec.to_dict(),
-            "training": {**config.to_dict(), "teacher_layers": list(extraction.layers), "bit_chain": ctx.settings.bit_chain},
+            "training": {**config.to_dict(), "finetune": method, "teacher_layers": list(extraction.layers), "bit_chain": ctx.settings.bit_chain},
+            "agora": agora_record,
             "seq_len": ctx.settings.max_length,
             "labels": list(ctx.data.label_names),
             "metrics": model_summary.to_dict(),
@@ -180,6 +194,8 @@ def export_trial(
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
+        if agora_record is not None:
+            study.set_user_attr(f"agora_trial_{trial.number}", {**agora_record, "out": str(out), "metrics": model_summary.to_dict()})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -194,3 +194,18 @@ def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int = 128) -> Eva
     if not math.isfinite(loss):
         raise TrialFailed(f"evaluation produced a non-finite loss ({loss})")
     return EvalResult(accuracy=correct / n, loss=loss, examples=n)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: EncodedSplit, batch_size: int = 128) -> list[int]:
+    """The predicted label of every example of `data`, in the split's order."""
+    model.eval()
+    order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
+    out = [0] * len(data)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = data.batch(chunk)
+        batch.pop("labels")
+        for i, label in zip(chunk, model(**batch).logits.argmax(-1).tolist()):
+            out[i] = label
+    return out

@@ -1,0 +1,113 @@
+"""Agora's transformation function: new inputs near a student's dev mistakes, offline.
+
+Torch layer (through the embedding neighbours). Three seeded, word-level edits that need no
+masked-language-model head, so they work on any teacher:
+- dropout: delete each word with probability p (at least one word stays);
+- swap: exchange two adjacent words;
+- neighbour: replace words (each with probability p, at least one) by one of the k nearest
+  neighbours of their token in the teacher's input-embedding space (cosine), among the
+  vocabulary's whole alphabetic words.
+Generated texts are deduplicated and never equal to any text of the protected splits (dev and
+test, compared after lower-casing and collapsing whitespace), so no dev or test example is
+copied into training verbatim. The inputs they are made from are dev mistakes: the dev set then
+no longer measures generalisation independently of those neighbours, which is why reports use
+the test split, from which nothing is generated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from bortnas.data import Example
+
+OPERATIONS = ("dropout", "swap", "neighbour")
+Input = tuple[str, str | None]  # (text, optional pair): what the teacher labels
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+class EmbeddingNeighbours:
+    """Nearest whole-word neighbours of a word in a model's input embeddings (cached)."""
+
+    def __init__(self, embeddings: nn.Embedding, tokenizer: object, k: int = 5) -> None:
+        self.tokenizer, self.k = tokenizer, k
+        vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+        special = self.special = set(getattr(tokenizer, "all_special_ids", []))
+        words: dict[int, str] = {}
+        for token, index in vocab.items():
+            text = tokenizer.convert_tokens_to_string([token]).strip()  # type: ignore[attr-defined]
+            if index not in special and len(text) > 1 and text.isalpha() and not token.startswith("##"):
+                words[index] = text
+        self.ids = torch.tensor(sorted(words))
+        self.words = [words[i] for i in self.ids.tolist()]
+        weight = embeddings.weight.detach().float()
+        self.unit = weight / weight.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        self._cache: dict[str, list[str]] = {}
+
+    def __call__(self, word: str) -> list[str]:
+        key = word.lower()
+        if key not in self._cache:
+            ids = self.tokenizer.encode(" " + word, add_special_tokens=False)  # type: ignore[attr-defined]
+            if len(ids) != 1 or ids[0] in self.special or len(self.ids) == 0:
+                self._cache[key] = []
+            else:
+                scores = self.unit[self.ids] @ self.unit[ids[0]]
+                order = scores.topk(min(self.k + 1, len(self.ids))).indices.tolist()
+                self._cache[key] = [self.words[i] for i in order if self.words[i].lower() != key][: self.k]
+        return self._cache[key]
+
+
+@dataclasses.dataclass
+class Augmenter:
+    """Agora's `generate(mistakes, round)`: `variants` edited copies of every mistake."""
+
+    neighbours: Callable[[str], list[str]] | None
+    protected: Iterable[str] = ()
+    variants: int = 4
+    p: float = 0.15
+    operations: Sequence[str] = OPERATIONS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [op for op in self.operations if op not in OPERATIONS]
+        if unknown or not self.operations:
+            raise ValueError(f"unknown transformation {unknown}: use some of {', '.join(OPERATIONS)}")
+        if self.neighbours is None:
+            self.operations = [op for op in self.operations if op != "neighbour"] or ["dropout"]
+        self._protected = {normalise(t) for t in self.protected}
+
+    def edit(self, text: str, operation: str, rng: random.Random) -> str:
+        words = text.split()
+        if operation == "dropout" and len(words) > 1:
+            kept = [w for w in words if rng.random() >= self.p]
+            return " ".join(kept or [rng.choice(words)])
+        if operation == "swap" and len(words) > 1:
+            k = rng.randrange(len(words) - 1)
+            words[k], words[k + 1] = words[k + 1], words[k]
+            return " ".join(words)
+        if operation == "neighbour" and self.neighbours is not None and words:
+            positions = [k for k in range(len(words)) if rng.random() < self.p] or [rng.randrange(len(words))]
+            for k in positions:
+                options = self.neighbours(words[k])
+                if options:
+                    words[k] = rng.choice(options)
+            return " ".join(words)
+        return text
+
+    def __call__(self, mistakes: Sequence[Example], round_: int) -> list[Input]:
+        rng = random.Random(f"agora:{self.seed}:{round_}")
+        out: dict[Input, None] = {}
+        for example in mistakes:
+            for _ in range(self.variants):
+                text = self.edit(example.text, rng.choice(list(self.operations)), rng)
+                key = normalise(text)
+                if key and key != normalise(example.text) and key not in self._protected:
+                    out[(text, example.pair)] = None
+        return list(out)

@@ -1,0 +1,169 @@
+"""How an exported candidate is trained: distillation (default), plain fine-tuning, or Agora.
+
+Torch layer. All three use the one training loop (`bortnas.train.train`):
+- distil: the chain of `bortnas.scoring.train_candidate` (KD + hidden-state loss, BiT chain);
+- plain: cross-entropy on the task's labels, no teacher;
+- agora: `bortnas.algo.agora` with real students: each hyperparameter set fine-tunes a copy of
+  the extracted (and quantized) candidate with cross-entropy on the growing data set; new data
+  come from the best student's dev mistakes through `bortnas.augment.Augmenter` and are
+  labelled by the task teacher. Each fine-tune runs the export's step count, so Agora costs
+  |Theta| (|Theta| + 1) / 2 (+ replayed rounds) times as many steps as plain fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+from torch import nn
+
+from bortnas.algo.agora import PRUNE_RULES, Iteration, agora, theta_key
+from bortnas.augment import Augmenter, EmbeddingNeighbours, Input
+from bortnas.context import Context
+from bortnas.data import Example
+from bortnas.encode import encode
+from bortnas.errors import UserInputError
+from bortnas.extract import Extraction, extract
+from bortnas.families import embeddings
+from bortnas.quant import quantize_
+from bortnas.scoring import train_candidate
+from bortnas.space import ArchSpec
+from bortnas.train import TrainConfig, evaluate, predict, train
+
+_logger = logging.getLogger(__name__)
+
+METHODS = ("distil", "plain", "agora")
+GRID_KEYS = ("lr", "weight_decay", "warmup_fraction", "batch_size", "seed")
+DEFAULT_GRID: dict[str, list[Any]] = {"lr": [1e-4, 5e-4], "seed": [0, 1]}
+
+
+@dataclasses.dataclass(frozen=True)
+class AgoraSettings:
+    grid: dict[str, list[Any]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_GRID))
+    replay: int = 1  # rounds re-run on the grown data at the end
+    rule: str = "ties"
+    variants: int = 4  # generated inputs per dev mistake
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.replay < 0:
+            raise UserInputError(f"--agora-replay={self.replay} must be >= 0.")
+        if self.rule not in PRUNE_RULES:
+            raise UserInputError(f"--agora-prune={self.rule!r} is unknown: use one of {', '.join(PRUNE_RULES)}.")
+
+    def thetas(self) -> list[dict[str, Any]]:
+        keys = list(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_grid(path: str | Path) -> dict[str, list[Any]]:
+    """A hyperparameter grid from YAML: each key of GRID_KEYS maps to a list of values.
+
+    Raises:
+        UserInputError: unreadable file, bad YAML, unknown key, empty or non-numeric values.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise UserInputError(f"cannot read --agora-grid {path}: {e.strerror}.") from e
+    except yaml.YAMLError:
+        raise UserInputError(f"--agora-grid {path} is not valid YAML: write e.g. `lr: [1.0e-4, 5.0e-4]`.") from None
+    if not isinstance(data, dict) or not data:
+        raise UserInputError(f"--agora-grid {path} must map hyperparameters to lists, e.g. `lr: [1.0e-4, 5.0e-4]`.")
+    grid = {}
+    for key, values in data.items():
+        if key not in GRID_KEYS:
+            raise UserInputError(f"unknown key {key!r} in --agora-grid {path}: allowed keys are {', '.join(GRID_KEYS)}.")
+        values = values if isinstance(values, list) else [values]
+        integer = key in ("batch_size", "seed")
+        ok = values and all(isinstance(v, (int, float)) and not isinstance(v, bool) and (not integer or isinstance(v, int)) for v in values)
+        if not ok or (key in ("lr", "batch_size") and min(values) <= 0) or min(values) < 0:
+            kind = "non-negative integers" if integer else "non-negative numbers"
+            raise UserInputError(f"{key} in --agora-grid {path} must be a non-empty list of {kind} (lr and batch_size positive).")
+        grid[key] = list(dict.fromkeys(values))
+    return grid
+
+
+@dataclasses.dataclass
+class Finetuned:
+    model: nn.Module
+    extraction: Extraction
+    config: TrainConfig
+    agora_log: list[Iteration] | None = None
+    agora_theta: str | None = None
+    agora_train_size: int | None = None
+
+
+def _examples(inputs: Sequence[Input]) -> list[Example]:
+    return [Example(text, 0, pair) for text, pair in inputs]
+
+
+def run_agora(
+    ctx: Context, spec: ArchSpec, steps: int, settings: AgoraSettings, show_progress_bar: bool = False,
+    on_iteration: Callable[[Iteration], None] | None = None,
+) -> Finetuned:
+    """Agora for `spec` cut from the task teacher; see the module docstring."""
+    tokenizer, max_length = ctx.teacher.tokenizer, ctx.settings.max_length
+    start, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
+    quantize_(start, spec.quant)
+    base = ctx.settings.student_train_config(steps, mode=spec.quant)
+
+    def config_of(theta: dict[str, Any]) -> TrainConfig:
+        return dataclasses.replace(base, **theta)
+
+    def finetune(theta: dict[str, Any], data: Sequence[Example]) -> nn.Module:
+        student = copy.deepcopy(start)
+        train(student, encode(data, tokenizer, max_length), config_of(theta), show_progress_bar=show_progress_bar,
+              description=f"agora {spec.key}")
+        return student
+
+    def mistakes(model: nn.Module) -> list[Example]:
+        return [ex for ex, label in zip(ctx.data.dev, predict(model, ctx.dev)) if label != ex.label]
+
+    def label(inputs: Sequence[Input]) -> list[Example]:
+        examples = _examples(inputs)
+        labels = predict(ctx.teacher.model, encode(examples, tokenizer, max_length))
+        return [dataclasses.replace(ex, label=y) for ex, y in zip(examples, labels)]
+
+    generate = Augmenter(
+        EmbeddingNeighbours(embeddings(ctx.teacher.model).word_embeddings, tokenizer),
+        protected=[ex.text for ex in ctx.data.dev + ctx.data.test],
+        variants=settings.variants,
+        seed=settings.seed,
+    )
+    result = agora(settings.thetas(), ctx.data.train, finetune, lambda m: evaluate(m, ctx.dev).accuracy, mistakes, generate, label,
+                   lambda ex: (ex.text, ex.pair), rule=settings.rule, replay=settings.replay, on_iteration=on_iteration)
+    chosen = next(t for t in settings.thetas() if theta_key(t) == result.theta)
+    return Finetuned(result.model, extraction, config_of(chosen), result.log, result.theta, result.train_size)
+
+
+def finetune_candidate(
+    ctx: Context, spec: ArchSpec, steps: int, method: str = "distil", agora_settings: AgoraSettings | None = None,
+    show_progress_bar: bool = False, on_iteration: Callable[[Iteration], None] | None = None,
+) -> Finetuned:
+    """Train `spec` for export with `method` (see the module docstring).
+
+    Raises:
+        UserInputError: unknown method.
+    """
+    if method == "distil":
+        model, extraction = train_candidate(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar)
+        return Finetuned(model, extraction, ctx.settings.student_train_config(steps, mode=spec.quant))
+    if method == "plain":
+        model, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
+        quantize_(model, spec.quant)
+        config = ctx.settings.student_train_config(steps, mode=spec.quant)
+        train(model, ctx.train, config, show_progress_bar=show_progress_bar, description=f"fine-tune {spec.key}")
+        return Finetuned(model, extraction, config)
+    if method == "agora":
+        return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration)
+    raise UserInputError(f"--finetune={method!r} is unknown: use one of {', '.join(METHODS)}.")

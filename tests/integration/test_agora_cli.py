@@ -1,0 +1,77 @@
+"""Agora with real students on the tiny task: teacher labels, clean dev, best model; and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+import bortnas.finetune as finetune_module
+from bortnas.augment import normalise
+from bortnas.context import RunSettings, build_context
+from bortnas.encode import encode
+from bortnas.finetune import AgoraSettings, run_agora
+from bortnas.space import ArchSpec
+from bortnas.train import evaluate, predict
+from test_cli import bortnas, search_args
+
+pytestmark = pytest.mark.integration
+
+
+def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(tmp_path: Path, tiny_bert: Path, tiny_task: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = RunSettings(teacher=str(tiny_bert), data=str(tiny_task), text_column="sentence", label_column="sentiment",
+                           teacher_steps=40, teacher_lr=3e-3, batch_size=16, max_length=24, lr=3e-3)
+    ctx = build_context(settings, cache_dir=tmp_path / "cache")
+    seen: list[list] = []
+    real_encode = finetune_module.encode
+
+    def spy(examples, tokenizer, max_length):  # type: ignore[no-untyped-def]
+        seen.append(list(examples))
+        return real_encode(examples, tokenizer, max_length)
+
+    monkeypatch.setattr(finetune_module, "encode", spy)
+    result = run_agora(ctx, ArchSpec(1, 16, 2, 32), steps=6, settings=AgoraSettings(grid={"lr": [1e-3, 3e-3], "seed": [0, 1]}, replay=1))
+    log = result.agora_log
+    assert log is not None and log[-1].replay and not any(it.replay for it in log[:-1])
+    for it in log[:-1]:  # "ties": each round drops exactly the sets tied for the worst dev accuracy
+        worst = min(it.accuracies.values())
+        assert sorted(it.pruned) == sorted(k for k, v in it.accuracies.items() if v == worst)
+    assert sum(len(it.pruned) for it in log) == 4 and log[-1].accuracies.keys() == log[-2].accuracies.keys()
+    assert sum(it.added for it in log) > 0
+    train_texts = {ex.text for ex in ctx.data.train}
+    protected = {normalise(ex.text) for ex in ctx.data.dev + ctx.data.test}
+    training_sets = [examples for examples in seen if train_texts <= {ex.text for ex in examples}]
+    assert len(training_sets) == sum(len(it.accuracies) for it in log)
+    for examples in training_sets:
+        assert not {normalise(ex.text) for ex in examples} & protected  # no dev / test example is trained on
+    grown = training_sets[-1]
+    generated = [ex for ex in grown if ex.text not in train_texts]
+    assert len(generated) == sum(it.added for it in log[:-1])
+    teacher_labels = predict(ctx.teacher.model, encode(generated, ctx.teacher.tokenizer, settings.max_length))
+    assert [ex.label for ex in generated] == teacher_labels  # generated data carry the teacher's labels
+    best = max(max(it.accuracies.values()) for it in log)
+    assert evaluate(result.model, ctx.dev).accuracy == pytest.approx(best)
+
+
+def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+    bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "random", "--n-trials", "1"), cwd=tmp_path)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("lr: [1.0e-3, 3.0e-3]\nseed: [0]\n")
+    bortnas("export", "--study", "tiny", "--out", "agora", "--steps", "6", "--finetune", "agora", "--agora-grid", str(grid), "-q", cwd=tmp_path)
+    meta = json.loads((tmp_path / "agora" / "bortnas.json").read_text())
+    assert meta["training"]["finetune"] == "agora" and meta["agora"]["settings"]["grid"] == {"lr": [1e-3, 3e-3], "seed": [0]}
+    log = meta["agora"]["log"]
+    assert len(log[0]["accuracies"]) == 2 and sum(len(it["pruned"]) for it in log) == 2 and log[-1]["replay"]
+    trial = meta["trial"]
+    attrs = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}").user_attrs
+    assert attrs[f"agora_trial_{trial}"]["log"] == meta["agora"]["log"]
+
+    bortnas("export", "--study", "tiny", "--out", "plain", "--steps", "6", "--finetune", "plain", "-q", cwd=tmp_path)
+    assert json.loads((tmp_path / "plain" / "bortnas.json").read_text())["training"]["finetune"] == "plain"
+
+    grid.write_text("lr: [1.0e-3]\nmomentum: [0.9]\n")
+    proc = bortnas("export", "--study", "tiny", "--out", "bad", "--finetune", "agora", "--agora-grid", str(grid), cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "unknown key 'momentum'" in proc.stderr and not (tmp_path / "bad").exists()

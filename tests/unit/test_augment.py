@@ -1,0 +1,62 @@
+"""Agora's transformation function: seeded edits, embedding neighbours, protected splits."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bortnas.augment import Augmenter, EmbeddingNeighbours
+from bortnas.data import Example
+from conftest import VOCAB, write_tokenizer
+
+
+def tokenizer(tmp_path: Path) -> object:
+    from transformers import AutoTokenizer
+
+    write_tokenizer(tmp_path)
+    return AutoTokenizer.from_pretrained(tmp_path)
+
+
+def test_embedding_neighbours_are_the_nearest_whole_words(tmp_path: Path) -> None:
+    tok = tokenizer(tmp_path)
+    table = nn.Embedding(len(VOCAB), 3)
+    with torch.no_grad():
+        table.weight.copy_(torch.tensor([[0.0, 0.0, 1.0]]).repeat(len(VOCAB), 1))
+        table.weight[VOCAB.index("good")] = torch.tensor([1.0, 0.0, 0.0])
+        table.weight[VOCAB.index("great")] = torch.tensor([0.9, 0.1, 0.0])
+        table.weight[VOCAB.index("fun")] = torch.tensor([0.5, 0.5, 0.0])
+        table.weight[VOCAB.index("[CLS]")] = torch.tensor([1.0, 0.0, 0.0])  # special tokens are never offered
+    neighbours = EmbeddingNeighbours(table, tok, k=2)
+    assert neighbours("good") == ["great", "fun"]
+    assert neighbours("Good") == ["great", "fun"]
+    assert neighbours("unseenword") == []
+
+
+def test_edits_are_seeded_and_shaped_as_documented() -> None:
+    augmenter = Augmenter(neighbours=lambda w: ["X"], p=0.5)
+    text = "one two three four five"
+    rng = random.Random(0)
+    dropped = augmenter.edit(text, "dropout", rng)
+    assert 1 <= len(dropped.split()) <= 5 and set(dropped.split()) <= set(text.split())
+    swapped = augmenter.edit(text, "swap", random.Random(1)).split()
+    diff = [k for k in range(5) if swapped[k] != text.split()[k]]
+    assert len(diff) == 2 and diff[1] == diff[0] + 1
+    replaced = augmenter.edit(text, "neighbour", random.Random(2)).split()
+    assert "X" in replaced and len(replaced) == 5
+    mistakes = [Example("a fine movie with a dull plot", 1), Example("the best film", 0, pair="q")]
+    assert augmenter(mistakes, 3) == augmenter(mistakes, 3)
+    assert augmenter(mistakes, 3) != augmenter(mistakes, 4)
+    assert all(pair in (None, "q") for _, pair in augmenter(mistakes, 3))
+
+
+def test_protected_texts_and_originals_are_never_generated() -> None:
+    # every single-word deletion of "a b c" that could come out is protected, as is the original
+    protected = ["B C", "a c", "a b", "a  b c"]
+    augmenter = Augmenter(neighbours=None, protected=protected, variants=50, p=0.4, operations=("dropout",))
+    out = augmenter([Example("a b c", 1)], 0)
+    texts = {" ".join(t.lower().split()) for t, _ in out}
+    assert texts and not texts & {"b c", "a c", "a b", "a b c"}
+    assert len(out) == len(set(out))
