@@ -55,10 +55,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from bortnas.search.strategies import describe_plan, fptas_plan, grid_order
     from bortnas.search.records import front_and_best, load_records
     from bortnas.space import load_search_space
-    from bortnas.storage import open_storage
+    from bortnas.search.claims import Coordination
+    from bortnas.storage import claim_lock, open_storage
 
     if args.n_trials <= 0:
         raise UserInputError(f"--n-trials={args.n_trials} must be a positive integer.")
+    if args.heartbeat_interval <= 0 or (args.grace_period is not None and args.grace_period <= args.heartbeat_interval):
+        raise UserInputError(f"--heartbeat-interval={args.heartbeat_interval} must be positive and --grace-period={args.grace_period} "
+                             "longer than it (default 3 intervals).")
     space = load_search_space(args.space)
     fptas_info = None
     if args.strategy == "fptas":
@@ -82,7 +86,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         proposals, n_trials = list(plan.representatives), len(plan.representatives)
     sampler = make_sampler(args.strategy, space, args.seed, args.n_trials)
     study_name = args.study or space.name
-    study = create_or_resume(open_storage(args.storage), study_name, space, settings, sampler, fptas=fptas_info)
+    storage = open_storage(args.storage, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
+    study = create_or_resume(storage, study_name, space, settings, sampler, fptas=fptas_info)
+    coordination = Coordination(claim_lock(args.storage, study_name), storage, poll_s=min(5.0, args.heartbeat_interval))
     _logger.info("study %r in %s: %d candidates in %s", study_name, args.storage, len(space), space.source)
     if fptas_info is not None:
         _logger.info("FPTAS epsilon %.3g: %d buckets, %d candidates to evaluate at %d steps each (bound %d), guarantee W >= %.2f * optimum",
@@ -91,7 +97,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args))
     _logger.info("task teacher dev accuracy %.4f (%s)", ctx.teacher.dev_accuracy, ctx.data.source)
     evaluate, provenance = context_evaluator(ctx, space)
-    run_search(study, space, evaluate, n_trials, args.strategy, provenance, show_progress_bar=_progress(args), proposals=proposals)
+    run_search(study, space, evaluate, n_trials, args.strategy, provenance, show_progress_bar=_progress(args), proposals=proposals,
+               coordination=coordination)
     records = load_records(study)
     _, best = front_and_best(records)
     if best is None:
@@ -250,6 +257,36 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from bortnas.submit import connect, default_address, default_python, follow_job, load_runtime_env, search_entrypoint, submit_search
+
+    search_args = args.search_args[1:] if args.search_args[:1] == ["--"] else args.search_args
+    address = args.address or default_address()
+    if args.logs is not None and search_args:
+        raise UserInputError(f"--logs {args.logs} follows an existing job: give no search arguments with it.")
+    if args.logs is None:
+        entrypoint = search_entrypoint(search_args, args.python or default_python(address))
+        build_parser().parse_args(["search", *search_args])  # a typo exits 2 here, before the cluster spends anything
+        runtime_env = load_runtime_env(args.runtime_env)
+    client = connect(address)
+    # The SDK sets its logger to INFO when imported (by connect) and logs each closed log stream there.
+    logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.DEBUG if args.verbose > 1 else logging.WARNING)
+    job_id = args.logs
+    if job_id is None:
+        job_id = submit_search(client, entrypoint, runtime_env)
+        print(job_id, flush=True)
+        _logger.info("follow it: bortnas submit --logs %s --address %s; stop it: ray job stop %s --address %s", job_id, address, job_id, address)
+        if args.no_wait:
+            return 0
+
+    def write(chunk: str) -> None:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+    follow_job(client, job_id, write)
+    return 0
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (repeatable)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only results and errors; no progress bars")
@@ -266,6 +303,7 @@ def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from bortnas.context import RunSettings
+    from bortnas.raycluster import DASHBOARD_PORT
     from bortnas.search.strategies import STRATEGIES
 
     d = RunSettings()
@@ -301,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fptas-n0", type=float, default=6.0, help="fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5))")
     s.add_argument("--fptas-s", type=float, default=1.0, help="fptas: the smoothness parameter s of the step count")
     s.add_argument("--cache-dir", type=Path, default=None, help="fine-tuned teacher cache (default $BORTNAS_CACHE or ~/.cache/bortnas)")
+    s.add_argument("--heartbeat-interval", type=int, default=20,
+                   help="seconds between a running trial's heartbeats (default 20); a trial silent for --grace-period is failed and retried")
+    s.add_argument("--grace-period", type=int, default=None, help="seconds without heartbeat before a running trial counts as dead (default 3 intervals)")
     _add_study(s, required=False)
     _add_common(s)
     s.set_defaults(func=cmd_search)
@@ -337,6 +378,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     _add_common(p)
     p.set_defaults(func=cmd_space)
+
+    j = sub.add_parser("submit", help="run a search as a Ray job on a cluster, or follow a job's log",
+                       description="Submit `python -m bortnas search ARGS` through Ray's Job Submission API, print the job id on stdout, "
+                       "then follow the job's log on stdout until it ends (exit 0 if it SUCCEEDED, 1 otherwise). "
+                       "Example: bortnas submit -- --space /abs/search_spaces/minilm_quick.yaml --storage sqlite:////abs/out/bortnas.db")
+    j.add_argument("--address", help=f"the cluster's dashboard URL (default $RAY_API_SERVER_ADDRESS, else http://127.0.0.1:{DASHBOARD_PORT})")
+    j.add_argument("--runtime-env", type=Path, help="runtime-env YAML of the job (see jobs/runtime_env.yaml)")
+    j.add_argument("--python", help="interpreter of the job on the cluster (default: this one for a head on 127.0.0.1/localhost, else `python`)")
+    how = j.add_mutually_exclusive_group()
+    how.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+    how.add_argument("--logs", metavar="JOB_ID", help="follow the log of an existing job instead of submitting one")
+    j.add_argument("search_args", nargs=argparse.REMAINDER, help="after `--`: the arguments of bortnas search")
+    _add_common(j)
+    j.set_defaults(func=cmd_submit)
     return parser
 
 

@@ -1,16 +1,19 @@
 """The trial loop: ask the sampler, skip invalid and already-finished candidates, score, tell.
 
 Optuna layer. Counting is by distinct finished candidates, so re-running the same command
-resumes a study and stops at the requested number without re-evaluating anything.
-Invalid combinations (hidden not divisible by heads) and repeats of a finished candidate are
-told as PRUNED with the reason in `skip_reason`; a repeat carries the stored W as its
-intermediate value, so TPE still learns from it.
+resumes a study and stops at the requested number without re-evaluating anything, and several
+processes on one study share the work (`bortnas.search.claims`). Invalid combinations (hidden
+not divisible by heads) and repeats of a finished or running candidate are told as PRUNED with
+the reason in `skip_reason`; a repeat of a finished one carries its W as intermediate value, so
+TPE still learns from it.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
+import warnings
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import optuna
@@ -20,20 +23,11 @@ from bortnas import __version__
 from bortnas.context import Context
 from bortnas.errors import TrialFailed
 from bortnas.scoring import Reference, score_candidate
+from bortnas.search.claims import Coordination, claim, fail_stale, heartbeat, read_state
 from bortnas.search.strategies import distributions
 from bortnas.space import ArchSpec, SearchSpace
 
 _logger = logging.getLogger(__name__)
-
-
-def finished_candidates(study: optuna.Study) -> dict[str, tuple[int, float]]:
-    """arch_id -> (trial number, W) of every COMPLETE trial."""
-    out = {}
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        arch_id = trial.user_attrs.get("arch_id")
-        if arch_id is not None and trial.value is not None:
-            out.setdefault(arch_id, (trial.number, trial.value))
-    return out
 
 
 class Scored(Protocol):
@@ -76,74 +70,88 @@ def run_search(
     provenance: Mapping[str, Any] | None = None,
     show_progress_bar: bool = False,
     proposals: Sequence[ArchSpec] | None = None,
+    coordination: Coordination | None = None,
 ) -> int:
     """Evaluate candidates until the study holds `n_trials` distinct finished ones (or the space is exhausted).
 
     `evaluate` scores one candidate (raising `TrialFailed` on divergence); `provenance` is stored
     on every evaluated trial. With `proposals` (the FPTAS plan, the grid order), the first
     `n_trials` of those candidates are evaluated, in order, instead of asking the sampler; each
-    is enqueued so the trial carries it as its parameters.
+    is enqueued so the trial carries it as its parameters. With a shared `coordination`, any
+    number of processes may run this on the same study: each candidate is evaluated once and the
+    study ends with exactly `n_trials` finished candidates (see `bortnas.search.claims`).
 
     Returns:
         The number of candidates scored by this call.
     """
+    coordination = coordination or Coordination()
     provenance = {**(provenance or {}), "strategy": strategy}
     dists = distributions(space)
     target = min(n_trials, len(space) if proposals is None else len(proposals))
     if target < n_trials:
         _logger.warning("there are only %d candidates to evaluate; stopping at %d instead of %d", target, target, n_trials)
-    finished = finished_candidates(study)
-    queue = [spec for spec in proposals or () if spec.arch_id not in finished]
+    state = read_state(study, coordination)
     max_skips = 20 * max(target, 10)
     skips = failures = scored = 0
-    bar = tqdm(total=target, initial=min(len(finished), target), desc="trials", disable=not show_progress_bar, file=sys.stderr)
+    failed_here: set[str] = set()  # a proposal that failed in this run is not retried by it
+    bar = tqdm(total=target, initial=min(len(state.finished), target), desc="trials", disable=not show_progress_bar, file=sys.stderr)
     try:
-        while len(finished) < target and skips < max_skips and failures < max(3, target):
-            if proposals is not None:
-                if not queue:
+        with warnings.catch_warnings():
+            # Optuna's heartbeats are driven here (`claims.heartbeat`), not by Study.optimize
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            while skips < max_skips and failures < max(3, target):
+                fail_stale(study, coordination)
+                state = read_state(study, coordination)
+                if len(state.finished) >= target:
                     break
-                spec = queue.pop(0)
-                study.enqueue_trial({**spec.to_dict(), "quant": spec.quant.value})
-            trial = study.ask(dists)
-            spec = ArchSpec.from_dict(trial.params)
-            if not spec.is_valid:
-                trial.set_user_attr("skip_reason", f"hidden {spec.hidden} is not divisible by heads {spec.heads}")
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                skips += 1
-                continue
-            if spec.arch_id in finished:
-                number, value = finished[spec.arch_id]
-                trial.set_user_attr("skip_reason", f"duplicate of trial {number}")
-                trial.report(value, step=0)
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                skips += 1
-                continue
-            for key, value in provenance.items():
-                trial.set_user_attr(key, value)
-            trial.set_user_attr("candidate", spec.to_dict())
-            trial.set_user_attr("arch_id", spec.arch_id)
-            try:
-                score = evaluate(spec)
-            except (TrialFailed, RuntimeError) as e:
-                _logger.warning("trial %d (%s) failed: %s", trial.number, spec.key, e)
-                trial.set_user_attr("fail_reason", str(e))
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                failures += 1
-                continue
-            except KeyboardInterrupt:
-                trial.set_user_attr("fail_reason", "interrupted by the user")
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                raise
-            for key, value in score.attrs().items():
-                trial.set_user_attr(key, value)
-            study.tell(trial, score.w)
-            finished[spec.arch_id] = (trial.number, score.w)
-            scored += 1
-            _logger.info("trial %d %s: W %.3f, dev error %.4f", trial.number, spec.key, score.w, score.attrs().get("error", float("nan")))
-            bar.update(1)
-            bar.set_postfix(best_W=f"{max(v for _, v in finished.values()):.3f}", refresh=False)
+                free = [spec for spec in proposals if state.taken(spec.arch_id) is None and spec.arch_id not in failed_here] if proposals is not None else None
+                if state.committed >= target or free == []:
+                    if not state.running:
+                        break
+                    _logger.debug("every remaining candidate is being evaluated by another worker; waiting %.0f s", coordination.poll_s)
+                    time.sleep(coordination.poll_s)
+                    continue
+                if free and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+                    study.enqueue_trial({**free[0].to_dict(), "quant": free[0].quant.value})
+                trial = study.ask(dists)
+                spec = ArchSpec.from_dict(trial.params)
+                reason = claim(study, trial, spec, target, coordination) if spec.is_valid else (
+                    f"hidden {spec.hidden} is not divisible by heads {spec.heads}")
+                if reason is not None:
+                    trial.set_user_attr("skip_reason", reason)
+                    done = state.finished.get(spec.arch_id)
+                    if done is not None:
+                        trial.report(done[1], step=0)  # TPE still learns the repeat's value
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    skips += 1
+                    continue
+                for key, value in provenance.items():
+                    trial.set_user_attr(key, value)
+                trial.set_user_attr("candidate", spec.to_dict())
+                try:
+                    with heartbeat(study, trial, coordination):
+                        score = evaluate(spec)
+                except (TrialFailed, RuntimeError) as e:
+                    _logger.warning("trial %d (%s) failed: %s", trial.number, spec.key, e)
+                    trial.set_user_attr("fail_reason", str(e))
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    failed_here.add(spec.arch_id)
+                    failures += 1
+                    continue
+                except KeyboardInterrupt:
+                    trial.set_user_attr("fail_reason", "interrupted by the user")
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    raise
+                for key, value in score.attrs().items():
+                    trial.set_user_attr(key, value)
+                study.tell(trial, score.w)
+                scored += 1
+                _logger.info("trial %d %s: W %.3f, dev error %.4f", trial.number, spec.key, score.w, score.attrs().get("error", float("nan")))
+                bar.update(1)
+                bar.set_postfix(best_W=f"{max([score.w, *(v for _, v in state.finished.values())]):.3f}", refresh=False)
     finally:
         bar.close()
+    finished = read_state(study, coordination).finished
     if len(finished) < target:
         _logger.warning("stopped with %d of %d candidates finished (%d failures, %d skipped proposals)", len(finished), target, failures, skips)
     return scored

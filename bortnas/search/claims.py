@@ -1,0 +1,146 @@
+"""Which worker evaluates which candidate: claims, heartbeats and stale trials of a shared study.
+
+Optuna layer. Any number of processes (local workers, Ray trials, a restarted driver) may run
+the same search on one study. A worker *claims* a candidate before training it: under a lock
+shared by every process of the storage (`bortnas.storage.claim_lock`), it reads the study and
+marks its RUNNING trial with `claim = <its own trial number>` (and `worker = host:pid`) unless the candidate is already
+finished or claimed, or enough candidates are. The mark is the trial's own number because
+Optuna's retry callback copies user attributes into the re-queued trial: a copied claim names
+another number and does not count. RUNNING trials count only while their workers send
+heartbeats; a silent one is failed and re-queued by the next `fail_stale` call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import threading
+import warnings
+from typing import Callable, ContextManager, Iterator
+
+import optuna
+
+from bortnas.space import ArchSpec
+
+_RUNNING, _COMPLETE, _PRUNED = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
+
+
+@dataclasses.dataclass(frozen=True)
+class Coordination:
+    """How a worker shares its study with others.
+
+    `lock` serialises claims across processes; `heartbeat_storage` is the study's storage when
+    it has heartbeats enabled (None: this worker is alone, RUNNING trials of others are ignored);
+    `poll_s` is how long a worker waits when every remaining candidate is claimed by a running trial.
+    """
+
+    lock: Callable[[], ContextManager[None]] = contextlib.nullcontext
+    heartbeat_storage: optuna.storages.RDBStorage | None = None
+    poll_s: float = 5.0
+
+    @property
+    def shared(self) -> bool:
+        return self.heartbeat_storage is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyState:
+    """A snapshot of a study's candidates: finished (arch_id -> (trial, W)), running, stopped early."""
+
+    finished: dict[str, tuple[int, float]]
+    running: dict[str, int]
+    stopped_early: dict[str, int]
+
+    def taken(self, arch_id: str) -> int | None:
+        """The trial that finished, runs or stopped `arch_id`, or None if it is free."""
+        for table in (self.finished, self.running, self.stopped_early):
+            if arch_id in table:
+                entry = table[arch_id]
+                return entry[0] if isinstance(entry, tuple) else entry
+        return None
+
+    @property
+    def committed(self) -> int:
+        """Candidates finished or being evaluated: what counts toward the requested number."""
+        return len(self.finished.keys() | self.running.keys())
+
+
+def read_state(study: optuna.Study, coordination: Coordination, exclude: int | None = None) -> StudyState:
+    """The candidates of `study`, ignoring trial `exclude` (the caller's own)."""
+    finished: dict[str, tuple[int, float]] = {}
+    running: dict[str, int] = {}
+    stopped: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False, states=(_RUNNING, _COMPLETE, _PRUNED)):
+        attrs = trial.user_attrs
+        arch_id = attrs.get("arch_id")
+        if arch_id is None or trial.number == exclude:
+            continue
+        if trial.state == _COMPLETE and trial.value is not None:
+            finished.setdefault(arch_id, (trial.number, trial.value))
+        elif trial.state == _RUNNING and coordination.shared and attrs.get("claim") == trial.number:
+            running.setdefault(arch_id, trial.number)
+        elif trial.state == _PRUNED and "stopped_early_at" in attrs:
+            stopped.setdefault(arch_id, trial.number)
+    return StudyState(finished, running, stopped)
+
+
+def claim(study: optuna.Study, trial: optuna.Trial, spec: ArchSpec, target: int, coordination: Coordination) -> str | None:
+    """Claim `spec` for `trial`; returns None on success, else why the trial must be skipped.
+
+    Skipped: `spec` is finished, being evaluated or was stopped early by another trial, or the
+    study already holds `target` finished or running candidates.
+    """
+    with coordination.lock():
+        state = read_state(study, coordination, exclude=trial.number)
+        other = state.taken(spec.arch_id)
+        if other is not None:
+            return f"duplicate of trial {other}"
+        if state.committed >= target:
+            return f"the study already has {target} candidates finished or running"
+        storage = coordination.heartbeat_storage
+        if storage is not None:
+            # beat before the claim becomes visible, so a worker dying right after still goes stale
+            storage.record_heartbeat(_trial_id(storage, study, trial))
+        trial.set_user_attr("arch_id", spec.arch_id)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("claim", trial.number)
+    return None
+
+
+def _trial_id(storage: optuna.storages.RDBStorage, study: optuna.Study, trial: optuna.Trial) -> int:
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), trial.number)
+
+
+def fail_stale(study: optuna.Study, coordination: Coordination) -> None:
+    """Fail RUNNING trials whose workers stopped sending heartbeats; Optuna's callback re-queues them."""
+    if coordination.shared:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial, coordination: Coordination) -> Iterator[None]:
+    """Record heartbeats for `trial` from a background thread while the block runs."""
+    storage = coordination.heartbeat_storage
+    if storage is None:
+        yield
+        return
+    trial_id = _trial_id(storage, study, trial)
+    interval = storage.get_heartbeat_interval() or 60
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            storage.record_heartbeat(trial_id)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=beat, name=f"bortnas-heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
