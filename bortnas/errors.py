@@ -48,3 +48,11 @@ class TrialFailed(BortnasError):
 
 class MissingDependencyError(BortnasError, ImportError):
     """An optional package is needed for the requested feature."""
+
+
+class ClusterError(UserInputError):
+    """The Ray cluster cannot be reached, refused the credentials, or does not know the job (a wrong address, token or job id)."""
+
+
+class JobFailedError(BortnasError):
+    """A submitted Ray job ended in another state than SUCCEEDED."""
