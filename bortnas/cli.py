@@ -60,6 +60,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.n_trials <= 0:
         raise UserInputError(f"--n-trials={args.n_trials} must be a positive integer.")
+    if args.backend != "ray" and (args.address or args.ray_cpus or args.no_asha or args.cpus_per_trial != 1.0 or args.gpus_per_trial):
+        raise UserInputError("--address, --ray-cpus, --cpus-per-trial, --gpus-per-trial and --no-asha apply to --backend ray only.")
+    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0 or (args.ray_cpus is not None and args.ray_cpus <= 0):
+        raise UserInputError(f"--cpus-per-trial={args.cpus_per_trial} must be positive, --gpus-per-trial={args.gpus_per_trial} "
+                             f"not negative and --ray-cpus={args.ray_cpus} positive (fractions like 0.5 are allowed per trial).")
     if args.heartbeat_interval <= 0 or (args.grace_period is not None and args.grace_period <= args.heartbeat_interval):
         raise UserInputError(f"--heartbeat-interval={args.heartbeat_interval} must be positive and --grace-period={args.grace_period} "
                              "longer than it (default 3 intervals).")
@@ -97,8 +102,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args))
     _logger.info("task teacher dev accuracy %.4f (%s)", ctx.teacher.dev_accuracy, ctx.data.source)
     evaluate, provenance = context_evaluator(ctx, space)
-    run_search(study, space, evaluate, n_trials, args.strategy, provenance, show_progress_bar=_progress(args), proposals=proposals,
-               coordination=coordination)
+    if args.backend == "ray":
+        from bortnas.context import default_cache_dir
+        from bortnas.tune import RaySettings, run_search_ray
+
+        ray_settings = RaySettings(address=args.address, num_cpus=args.ray_cpus, cpus_per_trial=args.cpus_per_trial,
+                                   gpus_per_trial=args.gpus_per_trial, asha=not args.no_asha)
+        run_search_ray(study, storage, space, ctx, n_trials, args.strategy, provenance, coordination, ray_settings,
+                       (args.cache_dir or default_cache_dir()).resolve(), proposals=proposals, verbose=0 if args.quiet else 1 + args.verbose)
+    else:
+        run_search(study, space, evaluate, n_trials, args.strategy, provenance, show_progress_bar=_progress(args), proposals=proposals,
+                   coordination=coordination)
     records = load_records(study)
     _, best = front_and_best(records)
     if best is None:
@@ -287,6 +301,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from bortnas.dashboard import serve
+
+    serve(args.storage, args.host, args.port)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from bortnas.plots import write_plots
+
+    study, _, _ = _open_existing(args)
+    out = (args.out or Path("plots") / args.study).resolve()
+    report = write_plots(study, out, overwrite=args.overwrite)
+    if args.format == "json":
+        print(json.dumps({"study": args.study, "out": str(out), "files": [str(f) for f in report.files], "scored": report.scored,
+                          "front": list(report.front), "best_trial": report.best, "W": report.best_w}))
+        return 0
+    for path in report.files:
+        print(path)
+    return 0
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (repeatable)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only results and errors; no progress bars")
@@ -339,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fptas-n0", type=float, default=6.0, help="fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5))")
     s.add_argument("--fptas-s", type=float, default=1.0, help="fptas: the smoothness parameter s of the step count")
     s.add_argument("--cache-dir", type=Path, default=None, help="fine-tuned teacher cache (default $BORTNAS_CACHE or ~/.cache/bortnas)")
+    s.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: trials in this process (start the same command several times to share a study); ray: Ray Tune trials")
+    s.add_argument("--address", default=None, help="ray: the cluster to join (auto or HOST:PORT; default: start a local Ray)")
+    s.add_argument("--ray-cpus", type=int, default=None, help="ray: CPUs of the local Ray started without --address (default: all)")
+    s.add_argument("--cpus-per-trial", type=float, default=1.0, help="ray: CPUs per trial (fractions allowed; default 1)")
+    s.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: GPUs per trial (fractions allowed; default 0)")
+    s.add_argument("--no-asha", action="store_true", help="ray: no early stopping of poor trials (always off for fptas and grid)")
     s.add_argument("--heartbeat-interval", type=int, default=20,
                    help="seconds between a running trial's heartbeats (default 20); a trial silent for --grace-period is failed and retried")
     s.add_argument("--grace-period", type=int, default=None, help="seconds without heartbeat before a running trial counts as dead (default 3 intervals)")
@@ -392,6 +435,32 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("search_args", nargs=argparse.REMAINDER, help="after `--`: the arguments of bortnas search")
     _add_common(j)
     j.set_defaults(func=cmd_submit)
+
+    from bortnas.dashboard import DEFAULT_HOST, DEFAULT_PORT
+    from bortnas.storage import DEFAULT_STORAGE
+
+    dash = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage (loopback only unless --host)",
+                          description="Serve optuna-dashboard on every study of the storage; W, p, latency, error and the candidate "
+                          "of each trial are its user attributes. The dashboard has no authentication: it binds 127.0.0.1 "
+                          "unless --host names another address, and warns then. Ctrl-C stops it. "
+                          "Example: bortnas dashboard --storage sqlite:///bortnas.db --port 8080")
+    dash.add_argument("--storage", default=DEFAULT_STORAGE, help=f"SQLAlchemy URL of the study database (default {DEFAULT_STORAGE})")
+    dash.add_argument("--host", default=DEFAULT_HOST,
+                      help=f"address to bind (default {DEFAULT_HOST}); any other lets other machines read and edit the studies")
+    dash.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    _add_common(dash)
+    dash.set_defaults(func=cmd_dashboard)
+
+    plots = sub.add_parser("plot", help="draw a study's Pareto front and search history as PNG (and HTML with plotly)",
+                           description="Write pareto.png (p against latency and against i, coloured by error; the Pareto front "
+                           "ringed, the argmax-W trial starred) and history.png (W per trial and the running best), plus HTML "
+                           "versions when plotly is installed; print their paths. "
+                           "Example: bortnas plot --study minilm_quick --out plots/minilm_quick")
+    _add_study(plots, required=True)
+    plots.add_argument("--out", type=Path, default=None, help="output directory (default plots/STUDY)")
+    plots.add_argument("--overwrite", action="store_true", help="replace plot files that exist")
+    _add_common(plots)
+    plots.set_defaults(func=cmd_plot)
     return parser
 
 

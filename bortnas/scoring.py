@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -77,11 +77,19 @@ def chain_stages(mode: QuantMode, chain: Sequence[QuantMode], steps: int) -> lis
     return [(m, share + (steps - share * len(modes) if k == len(modes) - 1 else 0)) for k, m in enumerate(modes)]
 
 
-def train_candidate(ctx: Context, spec: ArchSpec, steps: int, seed: int, show_progress_bar: bool = False) -> tuple[nn.Module, Extraction]:
+def train_candidate(
+    ctx: Context,
+    spec: ArchSpec,
+    steps: int,
+    seed: int,
+    show_progress_bar: bool = False,
+    on_step: Callable[[nn.Module, int, int], None] | None = None,
+) -> tuple[nn.Module, Extraction]:
     """Cut `spec` from the task teacher, quantize it, and distil it through its chain.
 
     The first stage learns from the task teacher; every later stage from the previous stage's
-    student, a model of the same shape (so its units map one to one).
+    student, a model of the same shape (so its units map one to one). `on_step(student, step,
+    steps)` is called after every step of the last stage (the candidate's own mode).
     """
     student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
     teacher, mapping = ctx.teacher.model, extraction
@@ -92,23 +100,46 @@ def train_candidate(ctx: Context, spec: ArchSpec, steps: int, seed: int, show_pr
             mapping = Extraction(layers=tuple(range(spec.layers)), hidden=torch.arange(spec.hidden))
         quantize_(student, mode)
         config = ctx.settings.student_train_config(n, seed, mode)
+        last = k == len(stages) - 1
+        hook = (lambda step, _loss, total=n: on_step(student, step, total)) if on_step is not None and last else None
         train(student, ctx.train, config, teacher=teacher, extraction=mapping, show_progress_bar=show_progress_bar,
-              description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})")
+              description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})", on_step=hook)
     return student, extraction
 
 
-def score_candidate(ctx: Context, spec: ArchSpec, reference: Reference, steps: int, seed: int) -> CandidateScore:
+def score_candidate(
+    ctx: Context,
+    spec: ArchSpec,
+    reference: Reference,
+    steps: int,
+    seed: int,
+    on_checkpoint: Callable[[int, float, float], None] | None = None,
+    checkpoints: int = 1,
+) -> CandidateScore:
     """Train `spec` cut from the task teacher for `steps` distillation steps and score it.
+
+    With `on_checkpoint`, the student is also scored on dev at `checkpoints - 1` evenly spaced
+    steps before the end, and `on_checkpoint(step, W, error)` is called with W at that point:
+    what an early-stopping scheduler (ASHA) compares. It may raise to stop the trial.
 
     Raises:
         TrialFailed: training diverged or evaluation was not finite.
     """
     started = time.perf_counter()
-    student, _ = train_candidate(ctx, spec, steps, seed)
-    result = evaluate(student, ctx.dev)
     seq_len = ctx.settings.max_length
-    params = param_count(spec, ctx.shape)
     cost = price(spec, ctx.shape, seq_len)
+    hook = None
+    if on_checkpoint is not None and checkpoints > 1:
+
+        def hook(student: nn.Module, step: int, total: int) -> None:
+            if step < total and step * checkpoints // total != (step - 1) * checkpoints // total:
+                error = evaluate(student, ctx.dev).error
+                student.train()
+                on_checkpoint(step, w_coefficient(cost.p, cost.i, error, reference.params, reference.flops), error)
+
+    student, _ = train_candidate(ctx, spec, steps, seed, on_step=hook)
+    result = evaluate(student, ctx.dev)
+    params = param_count(spec, ctx.shape)
     latency = measure_latency(student, seq_len, threads=ctx.settings.latency_threads)
     return CandidateScore(
         spec=spec,

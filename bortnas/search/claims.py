@@ -121,26 +121,40 @@ def fail_stale(study: optuna.Study, coordination: Coordination) -> None:
             optuna.storages.fail_stale_trials(study)
 
 
+class Heartbeat:
+    """Records heartbeats for one trial from a background thread between `start()` and `stop()`."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, coordination: Coordination) -> None:
+        self._storage = coordination.heartbeat_storage
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self._storage is not None:
+            self._trial_id = _trial_id(self._storage, study, trial)
+            self._thread = threading.Thread(target=self._beat, name=f"bortnas-heartbeat-{trial.number}", daemon=True)
+
+    def _beat(self) -> None:
+        assert self._storage is not None
+        interval = self._storage.get_heartbeat_interval() or 60
+        while not self._stop.is_set():
+            self._storage.record_heartbeat(self._trial_id)
+            self._stop.wait(interval)
+
+    def start(self) -> Heartbeat:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join()
+
+
 @contextlib.contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial, coordination: Coordination) -> Iterator[None]:
-    """Record heartbeats for `trial` from a background thread while the block runs."""
-    storage = coordination.heartbeat_storage
-    if storage is None:
-        yield
-        return
-    trial_id = _trial_id(storage, study, trial)
-    interval = storage.get_heartbeat_interval() or 60
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.is_set():
-            storage.record_heartbeat(trial_id)
-            stop.wait(interval)
-
-    thread = threading.Thread(target=beat, name=f"bortnas-heartbeat-{trial.number}", daemon=True)
-    thread.start()
+    """Record heartbeats for `trial` while the block runs."""
+    beat = Heartbeat(study, trial, coordination).start()
     try:
         yield
     finally:
-        stop.set()
-        thread.join()
+        beat.stop()
