@@ -66,16 +66,17 @@ def run_one(n: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     spec = ArchSpec.from_dict(dict(zip(("layers", "hidden", "heads", "ffn"), map(int, args.student.split(",")))))
     agora_settings = AgoraSettings(grid={"lr": args.lrs, "seed": [seed, seed + 100]}, replay=1, seed=seed)
     started = time.perf_counter()
-    result = run_agora(ctx, spec, args.steps, agora_settings)
-    fine_tunes = sum(len(it.accuracies) for it in result.log)
+    result = run_agora(ctx, spec, args.steps, agora_settings, on_iteration=lambda it: print(
+        f"n={n} seed={seed} agora round {it.to_dict()} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True))
+    assert result.agora_log is not None and result.agora_before_replay is not None
+    fine_tunes = sum(len(it.accuracies) for it in result.agora_log)
     budget = fine_tunes * args.steps
     thetas = agora_settings.thetas()
     per_run = max(1, round(budget / len(thetas)))
-    first = result.before_replay or result
     row = {
         "n": n, "seed": seed, "teacher_test": evaluate(ctx.teacher.model, ctx.test).accuracy, "teacher_dev": ctx.teacher.dev_accuracy,
-        "budget_steps": budget, "agora_fine_tunes": fine_tunes, "agora_final_train_size": result.train_size,
-        "agora": evaluate(result.model, ctx.test).accuracy, "agora (no replay)": evaluate(first.model, ctx.test).accuracy,
+        "budget_steps": budget, "agora_fine_tunes": fine_tunes, "agora_final_train_size": result.agora_train_size,
+        "agora": evaluate(result.model, ctx.test).accuracy, "agora (no replay)": evaluate(result.agora_before_replay, ctx.test).accuracy,
     }
     row["plain"] = grid_search(ctx, spec, thetas, per_run, distil=False)[1]
     row["distil"] = grid_search(ctx, spec, thetas, per_run, distil=True)[1]
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.sizes:
         group = [r for r in rows if r["n"] == n]
 
-        def cell(key: str) -> str:
+        def cell(key: str, group: list[dict[str, Any]] = group) -> str:
             values = [r[key] for r in group]
             return f"{statistics.mean(values):.4f} [{min(values):.3f}-{max(values):.3f}]"
 

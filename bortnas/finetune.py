@@ -101,6 +101,7 @@ class Finetuned:
     agora_log: list[Iteration] | None = None
     agora_theta: str | None = None
     agora_train_size: int | None = None
+    agora_before_replay: nn.Module | None = None  # Agora's best student when the pruning loop ended
 
 
 def _examples(inputs: Sequence[Input]) -> list[Example]:
@@ -143,7 +144,8 @@ def run_agora(
     result = agora(settings.thetas(), ctx.data.train, finetune, lambda m: evaluate(m, ctx.dev).accuracy, mistakes, generate, label,
                    lambda ex: (ex.text, ex.pair), rule=settings.rule, replay=settings.replay, on_iteration=on_iteration)
     chosen = next(t for t in settings.thetas() if theta_key(t) == result.theta)
-    return Finetuned(result.model, extraction, config_of(chosen), result.log, result.theta, result.train_size)
+    first = result.before_replay or result
+    return Finetuned(result.model, extraction, config_of(chosen), result.log, result.theta, result.train_size, first.model)
 
 
 def finetune_candidate(

@@ -32,6 +32,7 @@ RAY = Path(sys.executable).with_name("ray")
 @dataclass(frozen=True)
 class Head:
     address: str
+    gcs: str  # what `ray.init(address=...)` and `bortnas search --backend ray --address` take
     env: dict[str, str]  # what a client of this head needs: RAY_AUTH_MODE=token and the path of the head's token
 
 
@@ -73,7 +74,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
             if head.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the Ray head did not start:\n{(root / 'head.log').read_text()}")
             time.sleep(0.5)
-        yield Head(f"http://127.0.0.1:{dashboard}", env)
+        yield Head(f"http://127.0.0.1:{dashboard}", f"127.0.0.1:{port}", env)
     finally:
         head.terminate()  # `ray start --block` stops the processes it started when it gets SIGTERM
         try:
@@ -143,3 +144,15 @@ def test_unreachable_address_is_one_line(tmp_path: Path) -> None:
     (port,) = free_ports(1)
     proc = submit("--address", f"http://127.0.0.1:{port}", "--", "--space", "x.yaml", env=client_env(token))
     one_line_error(proc, 2, f"cannot reach a Ray dashboard at http://127.0.0.1:{port}")
+
+
+def test_ray_backend_joins_the_head(ray_head: Head, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+    storage = tmp_path / "join.db"
+    args = search_args(tiny_bert, tiny_task, tiny_space, "--n-trials", "3", "--storage", f"sqlite:///{storage}", "--backend", "ray",
+                       "--address", ray_head.gcs, "--strategy", "random")
+    proc = subprocess.run([sys.executable, "-m", "bortnas", *args], env={**ray_head.env, "BORTNAS_CACHE": str(tmp_path / "cache")},
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = completed(storage, "tiny")
+    assert len(trials) == 3 and len({t.user_attrs["arch_id"] for t in trials}) == 3
+    assert {t.user_attrs["backend"] for t in trials} == {"ray"}
