@@ -73,3 +73,53 @@ def tiny_space(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text("name: tiny\nlayers: [1, 2]\nhidden: [16, 32]\nheads: [2, 4]\nffn: [32, 64]\n")
     return path
+
+
+# Scored trials without training: (layers, hidden, heads, ffn, quant, p in bits, i in FLOP-equivalents, latency ms, error).
+# Trials 2 (FAIL) and 4 (PRUNED) sit between them, so trial numbers and record positions differ.
+FAKE_SCORES = (
+    (2, 32, 4, 64, "fp32", 8.0e6, 4.0e6, 1.9, 0.10),  # trial 0: lowest error
+    (1, 32, 4, 64, "fp32", 4.0e6, 2.0e6, 1.1, 0.20),  # trial 1
+    (1, 16, 2, 32, "fp32", 1.2e6, 0.8e6, 0.7, 0.30),  # trial 3: argmax W
+    (2, 16, 4, 64, "fp32", 5.0e6, 2.5e6, 1.3, 0.25),  # trial 5: dominated by trial 1
+    (2, 32, 4, 64, "bit_w1a1", 0.3e6, 0.2e6, 1.6, 0.45),  # trial 6: smallest p and i, highest error
+    (1, 16, 4, 32, "fp32", 1.5e6, 1.0e6, 0.9, 0.32),  # trial 7: dominated by trial 3
+)
+FAKE_FRONT = (0, 1, 3, 6)
+FAKE_BEST = 3
+
+
+def make_scored_study(storage_url: str, name: str = "fake") -> None:
+    """A bortnas study `name` holding FAKE_SCORES as COMPLETE trials with the attributes `score_candidate` stores, plus trial 2
+    FAILED and trial 4 PRUNED; no training."""
+    import optuna
+
+    from bortnas.algo.objective import w_coefficient
+    from bortnas.context import RunSettings
+    from bortnas.search import create_or_resume
+    from bortnas.space import ArchSpec, parse_search_space
+    from bortnas.storage import open_storage
+
+    space = parse_search_space({"name": name, "layers": [1, 2], "hidden": [16, 32], "heads": [2, 4], "ffn": [32, 64],
+                                "quant": ["fp32", "bit_w1a1"]}, "make_scored_study")
+    study = create_or_resume(open_storage(storage_url), name, space, RunSettings(), optuna.samplers.RandomSampler(seed=0))
+    scores = iter(FAKE_SCORES)
+    for number in range(len(FAKE_SCORES) + 2):
+        trial = study.ask()
+        if number == 2:
+            trial.set_user_attr("fail_reason", "training diverged: loss is nan at step 1 of 8")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        if number == 4:
+            trial.set_user_attr("skip_reason", "repeats finished trial 0")
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        layers, hidden, heads, ffn, quant, p, i, latency_ms, error = next(scores)
+        spec = ArchSpec(layers=layers, hidden=hidden, heads=heads, ffn=ffn, quant=quant)
+        w = w_coefficient(p, i, error, 10.0e6, 5.0e6)
+        attrs = {"params_total": int(p / 32) + 1000, "params_non_embedding": int(p / 32), "size_bits_non_embedding": p,
+                 "size_mib": (p + 32_000) / 8 / 2**20, "flops": i, "latency_ms": latency_ms, "dev_accuracy": 1.0 - error, "error": error,
+                 "w": w, "steps": 8, "seed": 0, "seconds": 0.5, "candidate": spec.to_dict(), "arch_id": spec.arch_id, "key": spec.key}
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, w)

@@ -1,0 +1,56 @@
+"""`bortnas plot` in a subprocess: the files it writes, its stdout, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FAKE_BEST, FAKE_FRONT, make_scored_study
+
+pytestmark = pytest.mark.integration
+
+NAMES = ["pareto.png", "history.png", "pareto.html", "history.html"]
+
+
+def bortnas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bortnas", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("bortnas plot: error: ") and fragment in lines[0], lines[0]
+    assert proc.stdout == ""
+
+
+def test_plot_writes_the_files_and_prints_their_paths(tmp_path: Path) -> None:
+    make_scored_study(f"sqlite:///{tmp_path / 'bortnas.db'}")
+    proc = bortnas("plot", "--study", "fake", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    default = tmp_path / "plots" / "fake"
+    assert proc.stdout.splitlines() == [str(default / name) for name in NAMES]
+    assert (default / "pareto.png").read_bytes()[:8] == (default / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all((default / name).read_text().rstrip().endswith("</html>") for name in NAMES[2:])
+
+    proc = bortnas("plot", "--study", "fake", "--out", "figures", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["files"] == [str(tmp_path / "figures" / name) for name in NAMES]
+    assert (report["front"], report["best_trial"], report["scored"]) == (list(FAKE_FRONT), FAKE_BEST, 6)
+    assert "Pareto front of (p, i, error): trials [0, 1, 3, 6]" in proc.stderr  # the INFO line, on stderr
+
+
+def test_plot_errors(tmp_path: Path) -> None:
+    one_line_error(bortnas("plot", "--study", "fake", cwd=tmp_path), 2, "--storage sqlite:///bortnas.db does not exist")
+    assert not (tmp_path / "bortnas.db").exists()
+    make_scored_study(f"sqlite:///{tmp_path / 'bortnas.db'}")
+    one_line_error(bortnas("plot", "--study", "other", cwd=tmp_path), 2, "study 'other' does not exist in this storage (studies: fake)")
+    assert bortnas("plot", "--study", "fake", "--out", "p", "-q", cwd=tmp_path).returncode == 0
+    one_line_error(bortnas("plot", "--study", "fake", "--out", "p", cwd=tmp_path), 2, "pareto.png exists: pass --overwrite")
+    assert bortnas("plot", "--study", "fake", "--out", "p", "--overwrite", "-q", cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "plots").exists()
