@@ -77,16 +77,16 @@ def open_storage(
             _retry_locked(lambda: _enable_wal(database))
     else:
         engine_kwargs["pool_pre_ping"] = True
-    heartbeat: dict[str, object] = {}
-    if heartbeat_interval is not None:
-        heartbeat = {
-            "heartbeat_interval": heartbeat_interval,
-            "grace_period": grace_period or 3 * heartbeat_interval,
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        }
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since Optuna 2.9 in practice
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: in Optuna since 2.9
+            heartbeat: dict[str, object] = {}
+            if heartbeat_interval is not None:
+                heartbeat = {
+                    "heartbeat_interval": heartbeat_interval,
+                    "grace_period": grace_period or 3 * heartbeat_interval,
+                    "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                }
             return _retry_locked(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat))
     except (ImportError, ModuleNotFoundError) as e:
         raise StorageError(f"--storage {url!r} needs a database driver that is not installed ({e}).") from e
