@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.json and args.json.is_file():
         rows = [r for r in json.loads(args.json.read_text()) if r["n"] in args.sizes and r["seed"] in args.seeds]
     done = {(r["n"], r["seed"]) for r in rows}
-    for n in args.sizes:
-        for seed in args.seeds:
+    for seed in args.seeds:  # every size gets a seed before any size gets the next one
+        for n in args.sizes:
             if (n, seed) not in done:
                 rows.append(run_one(n, seed, args))
                 if args.json:

@@ -44,6 +44,7 @@ def test_sampler_search_with_asha_on_ray(tmp_path: Path, tiny_bert: Path, tiny_t
     assert out["best_trial"] == max(complete, key=lambda t: t.value).number
 
 
+@pytest.mark.slow
 def test_fptas_candidates_in_parallel_on_ray(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     out = ray_search(tmp_path, tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "0.5", "--fptas-n0", "4")
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'ray.db'}")

@@ -88,7 +88,7 @@ def test_two_workers_share_one_sqlite_study(warm_cache: Path, tiny_bert: Path, t
 
 def test_a_killed_worker_trial_is_failed_and_retried(warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = f"sqlite:///{warm_cache / 'kill.db'}"
-    command = search_command(tiny_bert, tiny_task, tiny_space, storage, "--strategy", "grid", "--n-trials", "4", "--trial-steps", "600",
+    command = search_command(tiny_bert, tiny_task, tiny_space, storage, "--strategy", "grid", "--n-trials", "3", "--trial-steps", "400",
                              "--heartbeat-interval", "1", "--grace-period", "3")
     victim = start(command, warm_cache)
     running = wait_for_running_claim(storage, "tiny", victim)
@@ -96,7 +96,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(warm_cache: Path, tiny_bert
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     finish(start(command, warm_cache))
-    trials = check_exact(storage, "tiny", 4)
+    trials = check_exact(storage, "tiny", 3)
     killed = next(t for t in trials if t.number == running.number)
     assert killed.state == FAIL
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == running.number)
@@ -105,7 +105,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(warm_cache: Path, tiny_bert
 
 def test_a_killed_driver_resumes_without_rerunning(warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = f"sqlite:///{warm_cache / 'driver.db'}"
-    command = search_command(tiny_bert, tiny_task, tiny_space, storage, "--strategy", "tpe", "--n-trials", "4", "--trial-steps", "300",
+    command = search_command(tiny_bert, tiny_task, tiny_space, storage, "--strategy", "tpe", "--n-trials", "3", "--trial-steps", "300",
                              "--heartbeat-interval", "1", "--grace-period", "3")
     driver = start(command, warm_cache)
     deadline = time.monotonic() + 300
@@ -120,7 +120,7 @@ def test_a_killed_driver_resumes_without_rerunning(warm_cache: Path, tiny_bert: 
     before = {t.number: t.user_attrs["arch_id"] for t in optuna.load_study(study_name="tiny", storage=storage).get_trials(states=(COMPLETE,))}
     assert before
     finish(start(command, warm_cache))
-    trials = check_exact(storage, "tiny", 4)
+    trials = check_exact(storage, "tiny", 3)
     after = {t.number: t.user_attrs["arch_id"] for t in trials if t.state == COMPLETE}
     assert before.items() <= after.items()  # what finished before the kill was kept, and not evaluated again
 
