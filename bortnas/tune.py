@@ -102,16 +102,17 @@ def _study_search_class() -> type:
             self._provenance = dict(provenance)
             self._beats: dict[str, Heartbeat] = {}
             self._skips, self._max_skips = 0, 20 * max(target, 10)
+            self._failed: set[str] = set()  # as in a local search: a failed candidate is not retried by this run
             self.scored = 0
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             study, coordination = self._ot_study, self._coordination
-            while self._skips < self._max_skips:
+            while self._skips < self._max_skips and len(self._failed) < max(3, self._target):
                 fail_stale(study, coordination)
                 state = read_state(study, coordination)
                 if len(state.finished) >= self._target:
                     return Searcher.FINISHED
-                free = None if self._proposals is None else [s for s in self._proposals if state.taken(s.arch_id) is None]
+                free = None if self._proposals is None else [s for s in self._proposals if state.taken(s.arch_id) is None and s.arch_id not in self._failed]
                 if state.committed >= self._target or free == []:
                     return None if state.running else Searcher.FINISHED  # None: ask again when a trial ends
                 if free and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
@@ -130,7 +131,7 @@ def _study_search_class() -> type:
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 del self._ot_trials[trial_id]
                 self._skips += 1
-            _logger.warning("stopping: %d proposals in a row were invalid or taken candidates", self._skips)
+            _logger.warning("stopping: %d proposals were invalid or taken candidates, %d candidates failed", self._skips, len(self._failed))
             return Searcher.FINISHED
 
         def save(self, checkpoint_path: str) -> None:
@@ -151,6 +152,7 @@ def _study_search_class() -> type:
                 _logger.warning("trial %d failed: %s", trial.number, reason)
                 trial.set_user_attr("fail_reason", reason)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self._failed.add(trial.user_attrs["arch_id"])
             elif result.get("final"):
                 attrs = json.loads(result["attrs"])
                 for key, value in attrs.items():
