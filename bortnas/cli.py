@@ -47,6 +47,17 @@ def _progress(args: argparse.Namespace) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def _device(args: argparse.Namespace) -> Any:
+    from bortnas.device import Device
+
+    return Device.from_name(args.device, compile=args.compile)
+
+
+def _log_device(device: Any) -> None:
+    """Logged once the inputs are known to be good, so that a bad-input error stays one line."""
+    _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from bortnas.algo import fptas
     from bortnas.context import DEFAULT_TRIAL_STEPS, build_context, check_inputs
@@ -83,6 +94,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     settings = _settings(args)
     shape, _ = check_inputs(settings)
     space.check_fits(shape)
+    device = _device(args)
     proposals = grid_order(space, args.seed) if args.strategy == "grid" else None
     n_trials = args.n_trials
     if args.strategy == "fptas":
@@ -99,7 +111,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         _logger.info("FPTAS epsilon %.3g: %d buckets, %d candidates to evaluate at %d steps each (bound %d), guarantee W >= %.2f * optimum",
                      args.epsilon, fptas_info["buckets"], len(fptas_info["representatives"]), fptas_info["steps"],
                      fptas_info["evaluation_bound"], fptas_info["guarantee"])
-    ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args))
+    _log_device(device)
+    ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args), device=device)
     _logger.info("task teacher dev accuracy %.4f (%s)", ctx.teacher.dev_accuracy, ctx.data.source)
     evaluate, provenance = context_evaluator(ctx, space)
     if args.backend == "ray":
@@ -190,9 +203,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserInputError("--agora-grid applies to --finetune agora only.")
     out = Path(args.out).resolve()
     prepare_out_dir(out, args.overwrite)
+    device = _device(args)
     study, _, settings = _open_existing(args)
     trial = choose_trial(study, args.trial)
-    ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args))
+    _log_device(device)
+    ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args), device=device)
     report = export_trial(ctx, study, trial, out, args.steps, args.overwrite, show_progress_bar=_progress(args),
                           method=args.finetune, agora_settings=agora_settings)
     if args.format == "json":
@@ -207,7 +222,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{'non-embedding params':<22}{m.params_non_embedding:>12,}{t.params_non_embedding:>12,}{r['params_non_embedding']:>9.2f}x")
     print(f"{'size MiB':<22}{m.size_mib:>12.2f}{t.size_mib:>12.2f}{r['size_mib']:>9.2f}x")
     print(f"{'MFLOPs (seq ' + str(settings.max_length) + ')':<22}{m.flops / 1e6:>12.1f}{t.flops / 1e6:>12.1f}{r['flops']:>9.2f}x")
-    print(f"{'CPU latency ms (b=1)':<22}{m.latency_ms:>12.2f}{t.latency_ms:>12.2f}{r['latency']:>9.2f}x")
+    print(f"{'latency ms (b=1)':<22}{m.latency_ms:>12.2f}{t.latency_ms:>12.2f}{r['latency']:>9.2f}x")
+    print(f"latency measured on {m.latency_device}")
     return 0
 
 
@@ -329,6 +345,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of bortnas errors")
 
 
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="auto (a GPU if one is visible, else the CPU), cpu, cuda or cuda:N; on CUDA training and evaluation "
+                             "run in bf16 autocast and latency is GPU time")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training loop's models (pays off for long runs only)")
+
+
 def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
     from bortnas.storage import DEFAULT_STORAGE
 
@@ -375,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fptas-n0", type=float, default=6.0, help="fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5))")
     s.add_argument("--fptas-s", type=float, default=1.0, help="fptas: the smoothness parameter s of the step count")
     s.add_argument("--cache-dir", type=Path, default=None, help="fine-tuned teacher cache (default $BORTNAS_CACHE or ~/.cache/bortnas)")
+    _add_device(s)
     s.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: trials in this process (start the same command several times to share a study); ray: Ray Tune trials")
     s.add_argument("--address", default=None, help="ray: the cluster to join (auto or HOST:PORT; default: start a local Ray)")
@@ -409,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--agora-prune", choices=("ties", "prefix"), default="ties", help="reading of Agora's pruning rule (README)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--cache-dir", type=Path, default=None)
+    _add_device(e)
     _add_common(e)
     e.set_defaults(func=cmd_export)
 

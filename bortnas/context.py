@@ -1,7 +1,8 @@
 """Run settings and the evaluation context they build: task data, task teacher, tokenized splits.
 
 Torch layer (through the teacher). A study stores its `RunSettings`, so `export` and a resumed
-search rebuild exactly the same context from the database alone.
+search rebuild exactly the same context from the database alone. The device is chosen per
+process (`bortnas.device`), not stored: it changes how fast a trial runs, not what it means.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bortnas.data import TaskData, load_rotten_tomatoes, load_table
+from bortnas.device import CPU, Device
 from bortnas.encode import EncodedSplit, encode
 from bortnas.errors import UserInputError
 from bortnas.families import teacher_shape
@@ -126,7 +128,7 @@ def check_inputs(settings: RunSettings) -> tuple[TeacherShape, TaskData]:
 
 @dataclasses.dataclass
 class Context:
-    """What scoring and export need, built once per process."""
+    """What scoring and export need, built once per process; the teacher lives on `device`."""
 
     settings: RunSettings
     data: TaskData
@@ -135,14 +137,16 @@ class Context:
     train: EncodedSplit
     dev: EncodedSplit
     test: EncodedSplit
+    device: Device = CPU
 
 
 def build_context(settings: RunSettings, cache_dir: Path | None = None, show_progress_bar: bool = False,
-                  data: TaskData | None = None) -> Context:
-    """Load data and tokenizer, then fine-tune (or reuse from the cache) the task teacher.
+                  data: TaskData | None = None, device: Device = CPU) -> Context:
+    """Load data and tokenizer, then fine-tune (or reuse from the cache) the task teacher on `device`.
 
     `data` replaces the settings' task (benchmarks that cut the training split down); the
     teacher cache is keyed by the data's fingerprint, so each data set gets its own teacher.
+    Every trial scored with the context trains, evaluates and measures latency on `device`.
     """
     from transformers import AutoTokenizer
 
@@ -164,5 +168,6 @@ def build_context(settings: RunSettings, cache_dir: Path | None = None, show_pro
         settings.teacher_train_config(),
         cache_dir or default_cache_dir(),
         show_progress_bar=show_progress_bar,
+        device=device,
     )
-    return Context(settings, data, shape, teacher, *splits)
+    return Context(settings, data, shape, teacher, *splits, device=device)

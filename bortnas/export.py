@@ -68,6 +68,7 @@ class ModelSummary:
     size_mib: float
     flops: float  # FLOP-equivalents (binary operations at 1/64); FLOPs for fp32
     latency_ms: float
+    latency_device: str  # the hardware that measured latency_ms (`Device.describe()`)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,16 +94,19 @@ class ExportReport:
 
 
 def _summarise(model: torch.nn.Module, spec: ArchSpec, ctx: Context) -> ModelSummary:
+    """Accuracy, costs and latency of `model` (on the context's device, and measured there)."""
     seq_len = ctx.settings.max_length
     params = param_count(spec, ctx.shape)
+    latency = measure_latency(model, seq_len, repeats=50, threads=ctx.settings.latency_threads, device=ctx.device)
     return ModelSummary(
-        test_accuracy=evaluate(model, ctx.test).accuracy,
-        dev_accuracy=evaluate(model, ctx.dev).accuracy,
+        test_accuracy=evaluate(model, ctx.test, device=ctx.device).accuracy,
+        dev_accuracy=evaluate(model, ctx.dev, device=ctx.device).accuracy,
         params_total=params.total,
         params_non_embedding=params.non_embedding,
         size_mib=size_bits(spec, ctx.shape).mib,
         flops=price(spec, ctx.shape, seq_len).i,
-        latency_ms=measure_latency(model, seq_len, repeats=50, threads=ctx.settings.latency_threads).median_ms,
+        latency_ms=latency.median_ms,
+        latency_device=latency.device,
     )
 
 
@@ -157,6 +161,7 @@ def export_trial(
                         "train_size": result.agora_train_size, "log": [it.to_dict() for it in result.agora_log]}
     model_summary = _summarise(student, spec, ctx)
     teacher_summary = _summarise(ctx.teacher.model, ctx.shape.as_spec(), ctx)
+    student.cpu()  # written, reloaded and compared on the CPU, where `load` puts the reloaded copy
 
     student.config.id2label = dict(enumerate(ctx.data.label_names))
     student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}

@@ -12,7 +12,8 @@ Torch layer. The selection rule (README "Extraction"):
 - FFN neurons: per kept layer the `ffn` neurons of highest importance;
 - the pooler (or RoBERTa head dense) keeps the outputs the classifier weighs most.
 With init="scratch" the same config is built with fresh random weights (Bort's setting).
-The result is an ordinary transformers model of the teacher's class with a smaller config.
+The result is an ordinary transformers model of the teacher's class with a smaller config, on
+the teacher's device (importance scores may live on the CPU).
 """
 
 from __future__ import annotations
@@ -68,13 +69,14 @@ def _copy_norm(target: nn.LayerNorm, source: nn.LayerNorm, index: torch.Tensor) 
 def _attention_index(attn: nn.Module, heads: torch.Tensor, old_size: int, new_size: int) -> torch.Tensor:
     """Teacher Q/K/V rows for each student attention dimension (-1 = zero padding)."""
     salience = attn.query.weight.detach().norm(dim=1) * attn.key.weight.detach().norm(dim=1)
+    device = salience.device
     parts = []
     for head in heads.tolist():
-        rows = torch.arange(head * old_size, (head + 1) * old_size)
+        rows = torch.arange(head * old_size, (head + 1) * old_size, device=device)
         if new_size <= old_size:
             parts.append(rows[_top(salience[rows], new_size)])
         else:
-            parts.append(torch.cat([rows, torch.full((new_size - old_size,), -1, dtype=torch.long)]))
+            parts.append(torch.cat([rows, torch.full((new_size - old_size,), -1, dtype=torch.long, device=device)]))
     return torch.cat(parts)
 
 
@@ -99,11 +101,13 @@ def extract(teacher: nn.Module, importance: Importance, spec: ArchSpec, init: In
     for key, limit in limits.items():
         if getattr(spec, key) > limit:
             raise ValueError(f"candidate {spec.key} has {key}={getattr(spec, key)} but the teacher only {limit}.")
+    device = next(teacher.parameters()).device
     layer_index = _top(importance.layers, spec.layers)
-    hidden_index = _top(importance.hidden, spec.hidden)
+    hidden_index = _top(importance.hidden, spec.hidden).to(device)
     mapping = Extraction(layers=tuple(layer_index.tolist()), hidden=hidden_index)
 
-    student = type(teacher)(student_config(config, spec))
+    # built on the CPU (the same random initialisation whatever the device), then moved
+    student = type(teacher)(student_config(config, spec)).to(device)
     if init == "scratch":
         return student.eval(), mapping
 
@@ -125,7 +129,7 @@ def extract(teacher: nn.Module, importance: Importance, spec: ArchSpec, init: In
         s_attn.query.bias.data.mul_(query_scale)
         _copy_linear(s_layer.attention.output.dense, t_layer.attention.output.dense, hidden_index, attn_index)
         _copy_norm(s_layer.attention.output.LayerNorm, t_layer.attention.output.LayerNorm, hidden_index)
-        neurons = _top(importance.neurons[t_pos], spec.ffn)
+        neurons = _top(importance.neurons[t_pos], spec.ffn).to(device)
         _copy_linear(s_layer.intermediate.dense, t_layer.intermediate.dense, neurons, hidden_index)
         _copy_linear(s_layer.output.dense, t_layer.output.dense, hidden_index, neurons)
         _copy_norm(s_layer.output.LayerNorm, t_layer.output.LayerNorm, hidden_index)
@@ -134,6 +138,6 @@ def extract(teacher: nn.Module, importance: Importance, spec: ArchSpec, init: In
     s_dense, s_classifier = head_linears(student)
     pooled = _top(t_classifier.weight.detach().norm(dim=0), spec.hidden)
     _copy_linear(s_dense, t_dense, pooled, hidden_index)
-    all_labels = torch.arange(t_classifier.out_features)
+    all_labels = torch.arange(t_classifier.out_features, device=device)
     _copy_linear(s_classifier, t_classifier, all_labels, pooled)
     return student.eval(), mapping

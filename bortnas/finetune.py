@@ -124,15 +124,15 @@ def run_agora(
     def finetune(theta: dict[str, Any], data: Sequence[Example]) -> nn.Module:
         student = copy.deepcopy(start)
         train(student, encode(data, tokenizer, max_length), config_of(theta), show_progress_bar=show_progress_bar,
-              description=f"agora {spec.key}")
+              description=f"agora {spec.key}", device=ctx.device)
         return student
 
     def mistakes(model: nn.Module) -> list[Example]:
-        return [ex for ex, label in zip(ctx.data.dev, predict(model, ctx.dev)) if label != ex.label]
+        return [ex for ex, label in zip(ctx.data.dev, predict(model, ctx.dev, device=ctx.device)) if label != ex.label]
 
     def label(inputs: Sequence[Input]) -> list[Example]:
         examples = _examples(inputs)
-        labels = predict(ctx.teacher.model, encode(examples, tokenizer, max_length))
+        labels = predict(ctx.teacher.model, encode(examples, tokenizer, max_length), device=ctx.device)
         return [dataclasses.replace(ex, label=y) for ex, y in zip(examples, labels)]
 
     generate = Augmenter(
@@ -141,7 +141,7 @@ def run_agora(
         variants=settings.variants,
         seed=settings.seed,
     )
-    result = agora(settings.thetas(), ctx.data.train, finetune, lambda m: evaluate(m, ctx.dev).accuracy, mistakes, generate, label,
+    result = agora(settings.thetas(), ctx.data.train, finetune, lambda m: evaluate(m, ctx.dev, device=ctx.device).accuracy, mistakes, generate, label,
                    lambda ex: (ex.text, ex.pair), rule=settings.rule, replay=settings.replay, on_iteration=on_iteration)
     chosen = next(t for t in settings.thetas() if theta_key(t) == result.theta)
     first = result.before_replay or result
@@ -152,7 +152,7 @@ def finetune_candidate(
     ctx: Context, spec: ArchSpec, steps: int, method: str = "distil", agora_settings: AgoraSettings | None = None,
     show_progress_bar: bool = False, on_iteration: Callable[[Iteration], None] | None = None,
 ) -> Finetuned:
-    """Train `spec` for export with `method` (see the module docstring).
+    """Train `spec` for export with `method` (see the module docstring), on the context's device.
 
     Raises:
         UserInputError: unknown method.
@@ -164,7 +164,7 @@ def finetune_candidate(
         model, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
         quantize_(model, spec.quant)
         config = ctx.settings.student_train_config(steps, mode=spec.quant)
-        train(model, ctx.train, config, show_progress_bar=show_progress_bar, description=f"fine-tune {spec.key}")
+        train(model, ctx.train, config, show_progress_bar=show_progress_bar, description=f"fine-tune {spec.key}", device=ctx.device)
         return Finetuned(model, extraction, config)
     if method == "agora":
         return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration)

@@ -51,11 +51,12 @@ def gated(model: nn.Module, requires_grad: bool = False) -> Iterator[Gates]:
     config = model.config  # type: ignore[union-attr]
     n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
     head_size = config.hidden_size // n_heads
+    device = next(model.parameters()).device
     gates = Gates(
-        layers=torch.ones(n_layers, requires_grad=requires_grad),
-        heads=torch.ones(n_layers, n_heads, requires_grad=requires_grad),
-        neurons=torch.ones(n_layers, config.intermediate_size, requires_grad=requires_grad),
-        hidden=torch.ones(config.hidden_size, requires_grad=requires_grad),
+        layers=torch.ones(n_layers, requires_grad=requires_grad, device=device),
+        heads=torch.ones(n_layers, n_heads, requires_grad=requires_grad, device=device),
+        neurons=torch.ones(n_layers, config.intermediate_size, requires_grad=requires_grad, device=device),
+        hidden=torch.ones(config.hidden_size, requires_grad=requires_grad, device=device),
     )
     handles = []
     for index, layer in enumerate(encoder_layers(model)):
@@ -92,7 +93,8 @@ def gated(model: nn.Module, requires_grad: bool = False) -> Iterator[Gates]:
 def compute_importance(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]) -> Importance:
     """Taylor importance of every unit of a sequence classifier on labelled `batches`.
 
-    The model's weights are not changed and receive no gradient.
+    The batches must be on the model's device; the scores come back on the CPU (they are cached
+    and only ranked). The model's weights are not changed and receive no gradient.
     """
     was_training = model.training
     model.eval()
@@ -110,4 +112,4 @@ def compute_importance(model: nn.Module, batches: Iterable[dict[str, torch.Tenso
         for p in model.parameters():
             p.requires_grad_(True)
         model.train(was_training)
-    return Importance(*totals)
+    return Importance(*(total.cpu() for total in totals))

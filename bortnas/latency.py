@@ -1,7 +1,7 @@
-"""Measured inference latency: median wall time of repeated forward passes after warm-up.
+"""Measured inference latency: median time of repeated forward passes after warm-up, per device.
 
 Torch layer. Threads are pinned for the measurement (and restored after) so numbers from
-different trials and machines are comparable.
+different trials and machines are comparable; on CUDA the GPU time is read from CUDA events.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from bortnas.device import CPU, Device
+
 
 @dataclasses.dataclass(frozen=True)
 class Latency:
@@ -25,7 +27,7 @@ class Latency:
     batch_size: int
     seq_len: int
     threads: int
-    device: str
+    device: str  # the hardware that measured it: `Device.describe()`, e.g. "cpu"
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -49,22 +51,41 @@ def measure_latency(
     repeats: int = 30,
     warmup: int = 5,
     threads: int = 1,
+    device: Device = CPU,
 ) -> Latency:
-    """Latency of `model` on random token ids of shape (batch_size, seq_len) on the CPU."""
+    """Latency of `model` (already on `device`) on random token ids of shape (batch_size, seq_len).
+
+    On the CPU each pass is timed with the wall clock. On CUDA each pass is timed with CUDA
+    events recorded around it on the stream (after warm-up, which also lets the allocator and
+    cuBLAS settle), read after one synchronisation at the end: the host's time between passes
+    does not count, its kernel launches within a pass do. Passes run under the device's
+    autocast, as trials do. `Latency.device` names the hardware.
+    """
     model.eval()
     vocab = model.config.vocab_size  # type: ignore[union-attr]
     generator = torch.Generator().manual_seed(0)
-    inputs = {
+    inputs = device.put({
         "input_ids": torch.randint(5, vocab, (batch_size, seq_len), generator=generator),
         "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
-    }
-    times = []
-    with pinned_threads(threads):
-        for k in range(warmup + repeats):
-            start = time.perf_counter()
-            model(**inputs)
-            if k >= warmup:
-                times.append((time.perf_counter() - start) * 1000.0)
+    })
+    times: list[float] = []
+    with pinned_threads(threads), device.autocast():
+        if device.is_cuda:
+            for _ in range(warmup):
+                model(**inputs)
+            events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
+            for start, end in events:
+                start.record()
+                model(**inputs)
+                end.record()
+            device.synchronize()
+            times = [start.elapsed_time(end) for start, end in events]
+        else:
+            for k in range(warmup + repeats):
+                began = time.perf_counter()
+                model(**inputs)
+                if k >= warmup:
+                    times.append((time.perf_counter() - began) * 1000.0)
     deciles = statistics.quantiles(times, n=10)
     return Latency(
         median_ms=statistics.median(times),
@@ -74,5 +95,5 @@ def measure_latency(
         batch_size=batch_size,
         seq_len=seq_len,
         threads=threads,
-        device="cpu",
+        device=device.describe(),
     )

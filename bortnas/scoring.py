@@ -47,6 +47,7 @@ class CandidateScore:
     size_mib: float  # everything, as stored (README "Quantization modes")
     flops: float  # W's i: FLOP-equivalents (binary operations at 1/64); FLOPs for fp32
     latency_ms: float
+    latency_device: str  # the hardware that measured latency_ms (`Device.describe()`): only same-device latencies compare
     dev_accuracy: float
     error: float
     w: float
@@ -89,7 +90,8 @@ def train_candidate(
 
     The first stage learns from the task teacher; every later stage from the previous stage's
     student, a model of the same shape (so its units map one to one). `on_step(student, step,
-    steps)` is called after every step of the last stage (the candidate's own mode).
+    steps)` is called after every step of the last stage (the candidate's own mode). The student
+    is trained on, and returned on, the context's device.
     """
     student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
     teacher, mapping = ctx.teacher.model, extraction
@@ -97,13 +99,13 @@ def train_candidate(
     for k, (mode, n) in enumerate(stages):
         if k:
             teacher = copy.deepcopy(student).eval()
-            mapping = Extraction(layers=tuple(range(spec.layers)), hidden=torch.arange(spec.hidden))
+            mapping = Extraction(layers=tuple(range(spec.layers)), hidden=torch.arange(spec.hidden, device=ctx.device.torch_device))
         quantize_(student, mode)
         config = ctx.settings.student_train_config(n, seed, mode)
         last = k == len(stages) - 1
-        hook = (lambda step, _loss, total=n: on_step(student, step, total)) if on_step is not None and last else None
+        hook = (lambda step, total=n: on_step(student, step, total)) if on_step is not None and last else None
         train(student, ctx.train, config, teacher=teacher, extraction=mapping, show_progress_bar=show_progress_bar,
-              description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})", on_step=hook)
+              description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})", on_step=hook, device=ctx.device)
     return student, extraction
 
 
@@ -133,14 +135,14 @@ def score_candidate(
 
         def hook(student: nn.Module, step: int, total: int) -> None:
             if step < total and step * checkpoints // total != (step - 1) * checkpoints // total:
-                error = evaluate(student, ctx.dev).error
+                error = evaluate(student, ctx.dev, device=ctx.device).error
                 student.train()
                 on_checkpoint(step, w_coefficient(cost.p, cost.i, error, reference.params, reference.flops), error)
 
     student, _ = train_candidate(ctx, spec, steps, seed, on_step=hook)
-    result = evaluate(student, ctx.dev)
+    result = evaluate(student, ctx.dev, device=ctx.device)
     params = param_count(spec, ctx.shape)
-    latency = measure_latency(student, seq_len, threads=ctx.settings.latency_threads)
+    latency = measure_latency(student, seq_len, threads=ctx.settings.latency_threads, device=ctx.device)
     return CandidateScore(
         spec=spec,
         params_total=params.total,
@@ -149,6 +151,7 @@ def score_candidate(
         size_mib=size_bits(spec, ctx.shape).mib,
         flops=cost.i,
         latency_ms=latency.median_ms,
+        latency_device=latency.device,
         dev_accuracy=result.accuracy,
         error=result.error,
         w=w_coefficient(cost.p, cost.i, result.error, reference.params, reference.flops),

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bortnas.device import CPU, Device
 from bortnas.encode import EncodedSplit
 from bortnas.errors import UnsupportedArchitectureError, UserInputError
 from bortnas.families import check_supported
@@ -90,15 +91,17 @@ class TaskTeacher:
 
 
 def _fine_tune(
-    directory: Path, num_labels: int, train_split: EncodedSplit, dev_split: EncodedSplit, config: TrainConfig, show_progress_bar: bool
+    directory: Path, num_labels: int, train_split: EncodedSplit, dev_split: EncodedSplit, config: TrainConfig, show_progress_bar: bool,
+    device: Device,
 ) -> tuple[nn.Module, float]:
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(config.seed)
     model = AutoModelForSequenceClassification.from_pretrained(directory, num_labels=num_labels, local_files_only=True)
     check_supported(model.config, str(directory))
-    train(model, train_split, config, show_progress_bar=show_progress_bar, description="fine-tune teacher")
-    return model, evaluate(model, dev_split).accuracy
+    model.to(device.torch_device)
+    train(model, train_split, config, show_progress_bar=show_progress_bar, description="fine-tune teacher", device=device)
+    return model, evaluate(model, dev_split, device=device).accuracy
 
 
 def prepare_teacher(
@@ -111,8 +114,14 @@ def prepare_teacher(
     config: TrainConfig,
     cache_dir: Path,
     show_progress_bar: bool = False,
+    device: Device = CPU,
 ) -> TaskTeacher:
-    """Fine-tune `directory` on the task (or load it from the cache) and score its units."""
+    """Fine-tune `directory` on the task (or load it from the cache) and score its units.
+
+    The teacher is fine-tuned on `device` and returned there. The cache key names the recipe
+    (files, data, settings), not the device: a teacher fine-tuned on a GPU in bf16 is reused on a
+    CPU and the reverse, as one fine-tuned on another machine's CPU already was.
+    """
     from transformers import AutoModelForSequenceClassification
 
     source_hash = teacher_files_hash(directory)
@@ -121,16 +130,17 @@ def prepare_teacher(
     entry = cache_dir / "teachers" / key
     if (entry / "meta.json").is_file():
         _logger.info("reusing the fine-tuned teacher %s from %s", key, entry)
-        model = AutoModelForSequenceClassification.from_pretrained(entry, local_files_only=True).eval()
+        model = AutoModelForSequenceClassification.from_pretrained(entry, local_files_only=True).to(device.torch_device).eval()
         meta = json.loads((entry / "meta.json").read_text())
         importance = Importance(**load_file(str(entry / "importance.safetensors")))
         return TaskTeacher(model, tokenizer, importance, meta["dev_accuracy"], key, source_hash, entry)
 
     _logger.info("fine-tuning the teacher on the task (%d steps); cached as %s", config.steps, key)
-    model, dev_accuracy = _fine_tune(directory, num_labels, train_split, dev_split, config, show_progress_bar)
+    model, dev_accuracy = _fine_tune(directory, num_labels, train_split, dev_split, config, show_progress_bar, device)
     _logger.info("task teacher dev accuracy %.4f", dev_accuracy)
     sample = train_split.subset(range(min(IMPORTANCE_EXAMPLES, len(train_split))))
-    importance = compute_importance(model, sample.batches(32))
+    # in fp32 (no autocast): the ranking of nearly equal units should not depend on the device
+    importance = compute_importance(model, (device.put(batch) for batch in sample.batches(32)))
 
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=entry.parent))

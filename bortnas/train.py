@@ -6,6 +6,8 @@ plus hidden_weight * the mean over student layers (and the embedding output) of 
 between the student's hidden states and the teacher's at the layer and dimensions the student
 was cut from (TinyBERT-style; the extraction makes the two spaces line up without a projection;
 BiT's hidden-state loss), plus dmd_weight * BiBERT's direction-matching loss on Q, K, V.
+Every function runs on a `bortnas.device.Device` (the CPU unless told): on CUDA in bf16 autocast,
+without reading the loss on the host at every step.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from bortnas.device import CPU, Device
 from bortnas.encode import EncodedSplit
 from bortnas.errors import TrialFailed
 from bortnas.extract import Extraction
@@ -100,6 +103,38 @@ def distillation_loss(
     return loss
 
 
+class _DivergenceWatch:
+    """The first non-finite loss of a run, kept on the device so that a step needs no host read.
+
+    `check` reads it (one host synchronisation) and raises if there was one; the training loop
+    calls it every `Device.sync_every` steps and at the last step.
+    """
+
+    def __init__(self, device: torch.device, total_steps: int) -> None:
+        self.total_steps = total_steps
+        self.bad_step = torch.zeros((), dtype=torch.long, device=device)  # 1-based step of the first non-finite loss; 0: none
+        self.bad_loss = torch.zeros((), device=device)
+        self.last = torch.full((), float("nan"), device=device)
+
+    def record(self, step: int, loss: torch.Tensor) -> None:
+        value = loss.detach().float()
+        first = (self.bad_step == 0) & ~torch.isfinite(value)
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.bad_loss = torch.where(first, value, self.bad_loss)
+        self.last = value
+
+    def check(self) -> float:
+        """The last recorded loss, on the host.
+
+        Raises:
+            TrialFailed: a recorded loss was NaN or infinite.
+        """
+        step = int(self.bad_step)
+        if step:
+            raise TrialFailed(f"training diverged: loss is {float(self.bad_loss)} at step {step} of {self.total_steps}")
+        return float(self.last)
+
+
 def train(
     model: nn.Module,
     data: EncodedSplit,
@@ -108,9 +143,15 @@ def train(
     extraction: Extraction | None = None,
     show_progress_bar: bool = False,
     description: str = "train",
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+    device: Device = CPU,
 ) -> TrainResult:
     """Train `model` in place for `config.steps` steps on shuffled batches of `data`.
+
+    `model` (and `teacher`) must already be on `device`; batches are moved there. The loss is read
+    on the host every `device.sync_every` steps (every step on the CPU), so on CUDA a diverged run
+    stops at the next check, reporting the step where the loss first stopped being finite.
+    `on_step(step)` is called after every optimizer step.
 
     Raises:
         TrialFailed: the loss became NaN or infinite.
@@ -128,7 +169,8 @@ def train(
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
     else:
-        optimizer = torch.optim.AdamW(groups, lr=config.lr)
+        # the fused CUDA kernel updates every parameter in one launch; the same AdamW update
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True if device.is_cuda else None)
     warmup = max(1, int(config.warmup_fraction * config.steps))
 
     def schedule(step: int) -> float:
@@ -140,72 +182,88 @@ def train(
     model.train()
     if teacher is not None:
         teacher.eval()
+    student_forward = device.prepare(model)
+    teacher_forward = device.prepare(teacher) if teacher is not None else None
+    watch = _DivergenceWatch(device.torch_device, config.steps)
     bar = tqdm(total=config.steps, desc=description, disable=not show_progress_bar, file=sys.stderr, leave=False)
     step, epoch, loss_value = 0, 0, float("nan")
-    while step < config.steps:
-        for batch in data.batches(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch):
-            if teacher is None:
-                loss = model(**batch).loss
-            else:
-                inputs = {k: v for k, v in batch.items() if k != "labels"}
-                recorders = (ProjectionRecorder(model), ProjectionRecorder(teacher)) if config.dmd_weight else None
-                with torch.no_grad(), recorders[1] if recorders else contextlib.nullcontext():
-                    teacher_out = teacher(**inputs, output_hidden_states=bool(config.hidden_weight))
-                with recorders[0] if recorders else contextlib.nullcontext():
-                    student_out = model(**inputs, output_hidden_states=bool(config.hidden_weight))
-                loss = distillation_loss(student_out, teacher_out, batch, config, extraction, recorders)  # type: ignore[arg-type]
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                bar.close()
-                raise TrialFailed(f"training diverged: loss is {loss_value} at step {step + 1} of {config.steps}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            if config.clip_weights is not None:
-                with torch.no_grad():
-                    for p in model.parameters():
-                        p.clamp_(-config.clip_weights, config.clip_weights)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
-            if on_step is not None:
-                on_step(step, loss_value)
-            if step >= config.steps:
-                break
-        epoch += 1
-    bar.close()
+    try:
+        while step < config.steps:
+            for batch in data.batches(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch):
+                batch = device.put(batch)
+                with device.autocast():
+                    if teacher_forward is None:
+                        loss = student_forward(**batch).loss  # type: ignore[attr-defined]
+                    else:
+                        inputs = {k: v for k, v in batch.items() if k != "labels"}
+                        recorders = (ProjectionRecorder(model), ProjectionRecorder(teacher)) if config.dmd_weight else None  # type: ignore[arg-type]
+                        with torch.no_grad(), recorders[1] if recorders else contextlib.nullcontext():
+                            teacher_out = teacher_forward(**inputs, output_hidden_states=bool(config.hidden_weight))
+                        with recorders[0] if recorders else contextlib.nullcontext():
+                            student_out = student_forward(**inputs, output_hidden_states=bool(config.hidden_weight))
+                        loss = distillation_loss(student_out, teacher_out, batch, config, extraction, recorders)  # type: ignore[arg-type]
+                watch.record(step + 1, loss)
+                if (step + 1) % device.sync_every == 0 or step + 1 == config.steps:
+                    loss_value = watch.check()
+                    bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                if config.clip_weights is not None:
+                    with torch.no_grad():
+                        for p in model.parameters():
+                            p.clamp_(-config.clip_weights, config.clip_weights)
+                step += 1
+                bar.update(1)
+                if on_step is not None:
+                    on_step(step)
+                if step >= config.steps:
+                    break
+            epoch += 1
+    finally:
+        bar.close()
     model.eval()
+    device.synchronize()  # `seconds` covers the queued steps too
     return TrainResult(steps=step, final_loss=loss_value, seconds=time.perf_counter() - started)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int = 128) -> EvalResult:
-    """Accuracy and mean cross-entropy of `model` on `data` (eval mode, no gradient)."""
+def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int = 128, device: Device = CPU) -> EvalResult:
+    """Accuracy and mean cross-entropy of `model` (already on `device`) on `data`; eval mode, no gradient.
+
+    Sums stay on the device and are read once at the end.
+    """
     model.eval()
-    correct, total_loss = 0, 0.0
+    correct = torch.zeros((), dtype=torch.long, device=device.torch_device)
+    total_loss = torch.zeros((), dtype=torch.float64, device=device.torch_device)
     for batch in data.batches(batch_size):
-        out = model(**batch)
-        total_loss += F.cross_entropy(out.logits, batch["labels"], reduction="sum").item()
-        correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
+        batch = device.put(batch)
+        with device.autocast():
+            logits = model(**batch).logits
+        # float(): under bf16 autocast the logits are bf16; the loss is taken in fp32
+        total_loss += F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+        correct += (logits.argmax(-1) == batch["labels"]).sum()
     n = len(data)
-    loss = total_loss / n
+    loss = total_loss.item() / n
     if not math.isfinite(loss):
         raise TrialFailed(f"evaluation produced a non-finite loss ({loss})")
-    return EvalResult(accuracy=correct / n, loss=loss, examples=n)
+    return EvalResult(accuracy=correct.item() / n, loss=loss, examples=n)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: EncodedSplit, batch_size: int = 128) -> list[int]:
-    """The predicted label of every example of `data`, in the split's order."""
+def predict(model: nn.Module, data: EncodedSplit, batch_size: int = 128, device: Device = CPU) -> list[int]:
+    """The predicted label of every example of `data`, in the split's order (`model` already on `device`)."""
     model.eval()
     order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
-    out = [0] * len(data)
+    labels = []
     for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        batch = data.batch(chunk)
+        batch = data.batch(order[start : start + batch_size])
         batch.pop("labels")
-        for i, label in zip(chunk, model(**batch).logits.argmax(-1).tolist()):
-            out[i] = label
+        with device.autocast():
+            labels.append(model(**device.put(batch)).logits.argmax(-1))
+    out = [0] * len(data)
+    for i, label in zip(order, torch.cat(labels).tolist() if labels else []):
+        out[i] = label
     return out

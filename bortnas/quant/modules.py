@@ -42,13 +42,22 @@ class ElasticActivation(nn.Module):
         self.bounds = Q.elastic_bounds(bits, signed)
         self.alpha = nn.Parameter(torch.tensor(1.0))
         self.register_buffer("initialised", torch.tensor(False))
+        # Host copy of `initialised` once it is known to be set: reading the buffer on a GPU waits
+        # for the device to drain, and this runs in every forward pass of every quantized layer.
+        self._initialised_seen = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not bool(self.initialised):
-            with torch.no_grad():
-                self.alpha.copy_(Q.elastic_init(x, self.bits, self.signed))
-                self.initialised.fill_(True)
+        if not self._initialised_seen:
+            if not bool(self.initialised):
+                with torch.no_grad():
+                    self.alpha.copy_(Q.elastic_init(x, self.bits, self.signed))
+                    self.initialised.fill_(True)
+            self._initialised_seen = True
         return Q.ElasticQuant.apply(x, self.alpha, *self.bounds)
+
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
+        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
+        self._initialised_seen = False  # the loaded buffer decides again
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, signed={self.signed}"
@@ -226,7 +235,8 @@ def quantize_(model: nn.Module, mode: QuantMode | str) -> nn.Module:
         layer.intermediate.dense = _linear(layer.intermediate.dense, mode, signed=True)
         layer.output.dense = _linear(layer.output.dense, mode, signed=False)
         if mode is not QuantMode.BITNET158:
-            layer.attention.self = QuantSelfAttention(attention, mode)
+            # its new activation quantizers are created on the CPU; follow the layer's device
+            layer.attention.self = QuantSelfAttention(attention, mode).to(attention.query.weight.device)
         if mode in BIT_ACTIVATION_BITS:
             layer.intermediate.intermediate_act_fn = nn.ReLU()
     if mode is not QuantMode.BITNET158:

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from bortnas.data import load_table
+from bortnas.device import Device
 from bortnas.encode import encode
 from bortnas.errors import TrialFailed
 from bortnas.extract import extract
 from bortnas.importance import compute_importance
-from bortnas.space import ArchSpec
-from bortnas.train import TrainConfig, distillation_loss, evaluate, train
+from bortnas.quant import quantize_
+from bortnas.space import ArchSpec, QuantMode
+from bortnas.train import TrainConfig, distillation_loss, evaluate, predict, train
 
 
 @pytest.fixture()
@@ -65,3 +68,99 @@ def test_weight_clipping_bounds_every_weight(setup) -> None:  # type: ignore[no-
     model, train_split, _ = setup
     train(model, train_split, TrainConfig(steps=3, optimizer="sgd", lr=0.1, clip_weights=0.05))
     assert max(p.abs().max().item() for p in model.parameters()) <= 0.05 + 1e-7
+
+
+def _flat(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_an_explicit_cpu_device_trains_and_evaluates_exactly_as_the_default(setup) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    model, train_split, dev_split = setup
+    other = copy.deepcopy(model)
+    config = TrainConfig(steps=8, lr=3e-3, batch_size=16)
+    default, explicit = train(model, train_split, config), train(other, train_split, config, device=Device.from_name("cpu"))
+    assert default.final_loss == explicit.final_loss and torch.equal(_flat(model), _flat(other))
+    assert evaluate(model, dev_split) == evaluate(other, dev_split, device=Device.from_name("cpu"))
+    assert predict(model, dev_split) == predict(other, dev_split, device=Device.from_name("cpu"))
+
+
+def test_evaluation_and_prediction_compute_as_before_on_the_cpu(setup) -> None:  # type: ignore[no-untyped-def]
+    model, _, dev_split = setup
+    correct, total = 0, 0.0
+    with torch.no_grad():
+        for batch in dev_split.batches(7):
+            logits = model(**batch).logits
+            total += torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum").item()
+            correct += (logits.argmax(-1) == batch["labels"]).sum().item()
+        order = sorted(range(len(dev_split)), key=lambda i: len(dev_split.input_ids[i]))
+        labels = [0] * len(dev_split)
+        for start in range(0, len(order), 7):
+            for i, label in zip(order[start : start + 7], model(**dev_split.batch(order[start : start + 7])).logits.argmax(-1).tolist()):
+                labels[i] = label
+    result = evaluate(model, dev_split, batch_size=7)
+    assert (result.accuracy, result.loss) == (correct / len(dev_split), total / len(dev_split))
+    assert predict(model, dev_split, batch_size=7) == labels
+
+
+def test_deferred_divergence_checks_change_nothing_but_when_the_host_looks(setup) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    model, train_split, _ = setup
+    other = copy.deepcopy(model)
+    config = TrainConfig(steps=9, lr=3e-3, batch_size=16)
+    steps: list[int] = []
+    every_step = train(model, train_split, config, on_step=steps.append)
+    deferred = train(other, train_split, config, device=Device(sync_every=4))
+    assert every_step.final_loss == deferred.final_loss and torch.equal(_flat(model), _flat(other))
+    assert steps == list(range(1, 10))
+
+
+def test_a_deferred_check_reports_the_first_diverged_step(setup) -> None:  # type: ignore[no-untyped-def]
+    model, train_split, _ = setup
+    with torch.no_grad():
+        model.classifier.weight.fill_(float("nan"))
+    with pytest.raises(TrialFailed, match="^training diverged: loss is nan at step 1 of 5$"):
+        train(model, train_split, TrainConfig(steps=5), device=Device(sync_every=4))
+
+
+@pytest.mark.parametrize("mode", [QuantMode.FP32, QuantMode.BIT_W1A2, QuantMode.BIBERT])
+def test_bf16_autocast_distils_and_evaluates(setup, mode: QuantMode) -> None:  # type: ignore[no-untyped-def]
+    model, train_split, dev_split = setup
+    model.eval()
+    importance = compute_importance(model, train_split.batches(32))
+    student, extraction = extract(model, importance, ArchSpec(1, 16, 2, 32))
+    quantize_(student, mode)
+    device = Device(autocast_dtype=torch.bfloat16, sync_every=3)
+    dtypes = []
+    hook = student.classifier.register_forward_hook(lambda m, a, out: dtypes.append(out.dtype))
+    config = TrainConfig(steps=4, batch_size=16, dmd_weight=1.0 if mode is QuantMode.BIBERT else 0.0)
+    result = train(student, train_split, config, teacher=model, extraction=extraction, device=device)
+    hook.remove()
+    assert result.steps == 4 and math.isfinite(result.final_loss) and set(dtypes) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in student.parameters())
+    evaluated = evaluate(student, dev_split, device=device)
+    assert math.isfinite(evaluated.loss) and 0.0 <= evaluated.accuracy <= 1.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_distillation_step_on_cuda_in_bf16(setup) -> None:  # type: ignore[no-untyped-def]
+    model, train_split, dev_split = setup
+    device = Device.from_name("cuda")
+    cpu_accuracy = evaluate(model, dev_split).accuracy
+    model.to(device.torch_device).eval()
+    importance = compute_importance(model, (device.put(b) for b in train_split.batches(32)))
+    student, extraction = extract(model, importance, ArchSpec(1, 16, 2, 32))
+    quantize_(student, QuantMode.BIT_W1A2)
+    assert {p.device.type for p in student.parameters()} == {"cuda"} and extraction.hidden.device.type == "cuda"
+    dtypes = []
+    student.classifier.register_forward_hook(lambda m, a, out: dtypes.append(out.dtype))
+    result = train(student, train_split, TrainConfig(steps=3, batch_size=16), teacher=model, extraction=extraction, device=device)
+    assert result.steps == 3 and math.isfinite(result.final_loss) and set(dtypes) == {torch.bfloat16}
+    assert abs(evaluate(model, dev_split, device=device).accuracy - cpu_accuracy) <= 0.05
+    with torch.no_grad():
+        student.classifier.weight.fill_(float("nan"))
+    with pytest.raises(TrialFailed, match="^training diverged: loss is nan at step 1 of 3$"):
+        train(student, train_split, TrainConfig(steps=3, batch_size=16), teacher=model, extraction=extraction, device=device)

@@ -10,7 +10,7 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
 from bortnas.quant.distill import direction_matching_loss
-from bortnas.quant.modules import BitLinear158, QuantEmbedding, QuantLinear, QuantSelfAttention, quantize_
+from bortnas.quant.modules import BitLinear158, ElasticActivation, QuantEmbedding, QuantLinear, QuantSelfAttention, quantize_
 from bortnas.scoring import chain_stages
 from bortnas.space import QuantMode
 
@@ -65,6 +65,22 @@ def test_bitlinear_forward_by_hand() -> None:
     # x -> [64/63.5, -2] (8-bit absmax); W -> 0.9 [[1, -1], [0, 1]]
     y = layer(torch.tensor([[1.0, -2.0]]))
     torch.testing.assert_close(y, torch.tensor([[0.9 * 64 / 63.5 + 1.8, -1.8]]))
+
+
+def test_elastic_step_is_set_by_the_first_batch_and_again_after_loading_an_unset_state() -> None:
+    act = ElasticActivation(bits=2, signed=True)
+    unset = {k: v.clone() for k, v in act.state_dict().items()}
+    act(torch.full((4,), 2.0))
+    first = act.alpha.item()
+    act(torch.full((4,), 8.0))
+    assert act.alpha.item() == first != 1.0  # later batches leave the learned step alone
+    trained = {k: v.clone() for k, v in act.state_dict().items()}
+    act.load_state_dict(unset)
+    act(torch.full((4,), 8.0))
+    assert act.alpha.item() == pytest.approx(4 * first)  # 2 mean|x| / sqrt(Qp): four times the mean, four times the step
+    act.load_state_dict(trained)
+    act(torch.full((4,), 8.0))
+    assert act.alpha.item() == first
 
 
 def test_requantizing_moves_along_a_chain() -> None:

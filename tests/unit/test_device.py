@@ -1,0 +1,96 @@
+"""Device choice: --device parsing, the CPU default, batch placement, the GPU memory bound, the CLI's exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bortnas.cli import main
+from bortnas.device import CUDA_SYNC_EVERY, Device, limit_memory_fraction, resolve_device
+from bortnas.errors import UserInputError
+
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a CUDA device")
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_auto_is_the_gpu_when_there_is_one_else_the_cpu() -> None:
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu")
+
+
+@no_gpu
+@pytest.mark.parametrize("name", ["cuda", "cuda:1"])
+def test_cuda_without_a_gpu_is_a_user_error(name: str) -> None:
+    with pytest.raises(UserInputError, match=f"--device={name} asks for a GPU but torch .* sees no CUDA device: use --device cpu"):
+        resolve_device(name)
+
+
+@pytest.mark.parametrize("name", ["tpu", "cuda:x", "gpu"])
+def test_unknown_device_names_are_refused(name: str) -> None:
+    with pytest.raises(UserInputError, match=f"--device={name} is unknown: use auto, cpu, cuda or cuda:N"):
+        resolve_device(name)
+
+
+def test_the_cpu_device_is_the_behaviour_before_devices() -> None:
+    device = Device.from_name("cpu")
+    assert device == Device()
+    assert (device.autocast_dtype, device.sync_every, device.compile, device.describe()) == (None, 1, False, "cpu")
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long)}
+    assert device.put(batch)["input_ids"] is batch["input_ids"]
+
+
+def test_cpu_autocast_is_usable_for_testing_the_gpu_code_path() -> None:
+    device = Device(autocast_dtype=torch.bfloat16)
+    with device.autocast():
+        out = torch.nn.Linear(4, 4)(torch.ones(2, 4))
+    assert out.dtype == torch.bfloat16 and device.describe() == "cpu (bf16)"
+
+
+def test_sync_every_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="sync_every=0 must be at least 1"):
+        Device(sync_every=0)
+
+
+def test_a_memory_fraction_needs_a_cuda_device() -> None:
+    with pytest.raises(ValueError, match="bounds a CUDA device's memory; cpu has none to bound"):
+        limit_memory_fraction(Device(), 0.5)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_cuda_device_runs_bf16_with_deferred_checks() -> None:
+    device = Device.from_name("cuda")
+    assert (device.autocast_dtype, device.sync_every) == (torch.bfloat16, CUDA_SYNC_EVERY)
+    assert device.describe().startswith(torch.cuda.get_device_name(0)) and "cuda:0, bf16" in device.describe()
+    moved = device.put({"input_ids": torch.ones(2, 3, dtype=torch.long)})
+    assert moved["input_ids"].device.type == "cuda"
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_memory_fraction_bounds_the_allocator() -> None:
+    device = Device.from_name("cuda")
+    with pytest.raises(ValueError, match="fraction=1.5 must be in"):
+        limit_memory_fraction(device, 1.5)
+    limit_memory_fraction(device, 0.01)
+    try:
+        total = torch.cuda.get_device_properties(device.torch_device).total_memory
+        with pytest.raises(torch.OutOfMemoryError):
+            torch.empty(int(total * 0.02), dtype=torch.uint8, device=device.torch_device)
+    finally:
+        limit_memory_fraction(device, 1.0)
+
+
+@no_gpu
+@pytest.mark.parametrize("device", ["cuda", "tpu"])
+def test_search_with_an_unusable_device_exits_2_and_writes_nothing(
+    device: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "s.db"
+    code = main(["search", "--space", str(tiny_space), "--teacher", str(tiny_bert), "--data", str(tiny_task), "--text-column", "sentence",
+                 "--label-column", "sentiment", "--storage", f"sqlite:///{storage}", "--device", device, "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"bortnas search: error: --device={device}")
+    assert not storage.exists()
