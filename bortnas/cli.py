@@ -76,6 +76,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0 or (args.ray_cpus is not None and args.ray_cpus <= 0):
         raise UserInputError(f"--cpus-per-trial={args.cpus_per_trial} must be positive, --gpus-per-trial={args.gpus_per_trial} "
                              f"not negative and --ray-cpus={args.ray_cpus} positive (fractions like 0.5 are allowed per trial).")
+    if args.backend == "ray":
+        from bortnas.tune import check_trial_device
+
+        check_trial_device(args.device, args.gpus_per_trial)
     if args.heartbeat_interval <= 0 or (args.grace_period is not None and args.grace_period <= args.heartbeat_interval):
         raise UserInputError(f"--heartbeat-interval={args.heartbeat_interval} must be positive and --grace-period={args.grace_period} "
                              "longer than it (default 3 intervals).")

@@ -22,10 +22,11 @@ from typing import Any, Mapping, Sequence
 import optuna
 
 from bortnas.context import Context, RunSettings, build_context
-from bortnas.errors import TrialFailed
+from bortnas.device import Device, limit_memory_fraction
+from bortnas.errors import TrialFailed, UserInputError
 from bortnas.raycluster import configure_ray_env, require_ray
 from bortnas.scoring import Reference, score_candidate
-from bortnas.search.claims import Coordination, Heartbeat, claim, fail_stale, read_state
+from bortnas.search.claims import Coordination, Heartbeat, claim_asked, next_action
 from bortnas.search.strategies import distributions
 from bortnas.space import ArchSpec, SearchSpace
 
@@ -37,7 +38,8 @@ class RaySettings:
     """Where and how Ray runs the trials.
 
     `address`: an existing cluster ("auto", "HOST:PORT"); None starts a local Ray of `num_cpus`
-    CPUs (default: all). `cpus_per_trial` / `gpus_per_trial` may be fractions. `asha`: stop
+    CPUs (default: all). `cpus_per_trial` / `gpus_per_trial` may be fractions; a trial with a
+    GPU share trains and measures on that GPU (`worker_device`), else on its CPUs. `asha`: stop
     poor trials early from their reports at `checkpoints` evenly spaced points (sampler
     strategies only: FPTAS and grid evaluate every chosen candidate in full).
     """
@@ -53,12 +55,45 @@ class RaySettings:
 _CONTEXTS: dict[str, Context] = {}
 
 
-def _context(settings: Mapping[str, Any], cache_dir: str | None) -> Context:
-    """The task context of this worker process, built once (reused actors keep it)."""
-    key = json.dumps([settings, cache_dir], sort_keys=True)
+def worker_device(gpus_per_trial: float, compile: bool = False) -> Device:
+    """The device of a Ray trial: the GPU Ray assigned to it, or the CPU when it was given none.
+
+    Ray makes a trial's GPU `cuda:0` of its process (CUDA_VISIBLE_DEVICES). With a fraction
+    below 1, several trials share that GPU, so this process's allocator is capped at its share
+    (`limit_memory_fraction`): a large candidate then fails its own trial with an out-of-memory
+    error instead of starving the trials beside it.
+
+    Raises:
+        UserInputError: a GPU share, but torch in the worker sees no GPU.
+    """
+    if gpus_per_trial <= 0:
+        return Device(compile=compile)
+    device = Device.from_name("cuda", compile=compile)
+    if gpus_per_trial < 1:
+        limit_memory_fraction(device, gpus_per_trial)
+    return device
+
+
+def check_trial_device(device: str, gpus_per_trial: float) -> None:
+    """Refuse a `--device` that Ray trials could not honour: their device is their GPU share.
+
+    Raises:
+        UserInputError: `--device cuda[:N]` without a GPU share per trial (the trials would run
+            on CPUs), or `--device cpu` with one (the GPUs would be reserved and left idle).
+    """
+    name = device.strip().lower()
+    if (name.startswith("cuda") and gpus_per_trial <= 0) or (name == "cpu" and gpus_per_trial > 0):
+        raise UserInputError(f"--device {device} with --gpus-per-trial {gpus_per_trial:g}: under --backend ray a trial runs on the GPU "
+                             "share Ray gives it (--gpus-per-trial 1, or 0.25 for four trials per GPU) and on CPUs without one; "
+                             "--device places only the driver's teacher fine-tuning.")
+
+
+def _context(settings: Mapping[str, Any], cache_dir: str | None, device: Device) -> Context:
+    """The task context of this worker process on `device`, built once (reused actors keep it)."""
+    key = json.dumps([settings, cache_dir, str(device)], sort_keys=True)
     if key not in _CONTEXTS:
         _CONTEXTS.clear()
-        _CONTEXTS[key] = build_context(RunSettings.from_dict(dict(settings)), Path(cache_dir) if cache_dir else None)
+        _CONTEXTS[key] = build_context(RunSettings.from_dict(dict(settings)), Path(cache_dir) if cache_dir else None, device=device)
     return _CONTEXTS[key]
 
 
@@ -71,7 +106,7 @@ def evaluate_trial(config: dict[str, Any], static: Mapping[str, Any]) -> None:
     from ray import tune
 
     torch.set_num_threads(max(1, int(static["cpus"])))
-    ctx = _context(static["settings"], static["cache_dir"])
+    ctx = _context(static["settings"], static["cache_dir"], worker_device(static["gpus"], static["compile"]))
     spec = ArchSpec.from_dict(config["candidate"])
 
     def report(step: int, w: float, error: float) -> None:
@@ -108,27 +143,17 @@ def _study_search_class() -> type:
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             study, coordination = self._ot_study, self._coordination
             while self._skips < self._max_skips and len(self._failed) < max(3, self._target):
-                fail_stale(study, coordination)
-                state = read_state(study, coordination)
-                if len(state.finished) >= self._target:
-                    return Searcher.FINISHED
-                free = None if self._proposals is None else [s for s in self._proposals if state.taken(s.arch_id) is None and s.arch_id not in self._failed]
-                if state.committed >= self._target or free == []:
-                    return None if state.running else Searcher.FINISHED  # None: ask again when a trial ends
-                if free and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-                    study.enqueue_trial({**free[0].to_dict(), "quant": free[0].quant.value})
+                action, state = next_action(study, coordination, self._target, self._proposals, self._failed)
+                if action != "ask":
+                    return Searcher.FINISHED if action == "finish" else None  # None: Tune asks again when a trial ends
                 super().suggest(trial_id)
                 trial = self._ot_trials[trial_id]
-                spec = ArchSpec.from_dict(trial.params)
-                reason = claim(study, trial, spec, self._target, coordination) if spec.is_valid else (
-                    f"hidden {spec.hidden} is not divisible by heads {spec.heads}")
-                if reason is None:
+                spec = claim_asked(study, trial, self._target, coordination, state)
+                if spec is not None:
                     for key, value in {**self._provenance, "candidate": spec.to_dict()}.items():
                         trial.set_user_attr(key, value)
                     self._beats[trial_id] = Heartbeat(study, trial, coordination).start()
                     return {"candidate": spec.to_dict()}
-                trial.set_user_attr("skip_reason", reason)
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 del self._ot_trials[trial_id]
                 self._skips += 1
             _logger.warning("stopping: %d proposals were invalid or taken candidates, %d candidates failed", self._skips, len(self._failed))
@@ -206,6 +231,8 @@ def run_search_ray(
         "reference": dataclasses.asdict(reference),
         "checkpoints": ray_settings.checkpoints if ray_settings.asha and proposals is None else 1,
         "cpus": ray_settings.cpus_per_trial,
+        "gpus": ray_settings.gpus_per_trial,
+        "compile": ctx.device.compile,
     }
     searcher = _study_search_class()(study, storage, space, target, proposals, coordination,
                                      {**provenance, "strategy": strategy, "backend": "ray"})

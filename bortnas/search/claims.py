@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import warnings
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator, Literal, Sequence
 
 import optuna
 
@@ -106,6 +106,51 @@ def claim(study: optuna.Study, trial: optuna.Trial, spec: ArchSpec, target: int,
         trial.set_user_attr("arch_id", spec.arch_id)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("claim", trial.number)
+    return None
+
+
+Action = Literal["ask", "wait", "finish"]
+
+
+def next_action(study: optuna.Study, coordination: Coordination, target: int, proposals: Sequence[ArchSpec] | None,
+                failed: set[str]) -> tuple[Action, StudyState]:
+    """What a worker does next, and the study as it saw it; the one decision of every search loop.
+
+    "finish": the study holds `target` finished candidates, or nothing is left that this worker
+    could evaluate. "wait": every remaining candidate is being evaluated by another worker (ask
+    again later; one of them may die). "ask": ask the sampler for a trial; with `proposals` (FPTAS,
+    grid), the first free one not in `failed` (this run's failures) is enqueued first so the
+    asked trial carries it. Stale trials of dead workers are failed first, so their candidates
+    are free again.
+    """
+    fail_stale(study, coordination)
+    state = read_state(study, coordination)
+    if len(state.finished) >= target:
+        return "finish", state
+    free = None if proposals is None else [s for s in proposals if state.taken(s.arch_id) is None and s.arch_id not in failed]
+    if state.committed >= target or free == []:
+        return ("wait" if state.running else "finish"), state
+    if free and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        study.enqueue_trial({**free[0].to_dict(), "quant": free[0].quant.value})
+    return "ask", state
+
+
+def claim_asked(study: optuna.Study, trial: optuna.Trial, target: int, coordination: Coordination, state: StudyState) -> ArchSpec | None:
+    """Claim the candidate of a freshly asked `trial`; None if it was skipped instead.
+
+    A skipped trial (invalid candidate, duplicate, enough candidates committed) is told PRUNED
+    with its `skip_reason`; a duplicate of a finished candidate also reports that candidate's W,
+    so a model-based sampler still learns the repeat's value.
+    """
+    spec = ArchSpec.from_dict(trial.params)
+    reason = claim(study, trial, spec, target, coordination) if spec.is_valid else f"hidden {spec.hidden} is not divisible by heads {spec.heads}"
+    if reason is None:
+        return spec
+    trial.set_user_attr("skip_reason", reason)
+    done = state.finished.get(spec.arch_id)
+    if done is not None:
+        trial.report(done[1], step=0)
+    study.tell(trial, state=_PRUNED)
     return None
 
 

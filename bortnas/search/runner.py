@@ -23,7 +23,7 @@ from bortnas import __version__
 from bortnas.context import Context
 from bortnas.errors import TrialFailed
 from bortnas.scoring import Reference, score_candidate
-from bortnas.search.claims import Coordination, claim, fail_stale, heartbeat, read_state
+from bortnas.search.claims import Coordination, claim_asked, heartbeat, next_action, read_state
 from bortnas.search.strategies import distributions
 from bortnas.space import ArchSpec, SearchSpace
 
@@ -100,29 +100,16 @@ def run_search(
             # Optuna's heartbeats are driven here (`claims.heartbeat`), not by Study.optimize
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
             while skips < max_skips and failures < max(3, target):
-                fail_stale(study, coordination)
-                state = read_state(study, coordination)
-                if len(state.finished) >= target:
+                action, state = next_action(study, coordination, target, proposals, failed_here)
+                if action == "finish":
                     break
-                free = [spec for spec in proposals if state.taken(spec.arch_id) is None and spec.arch_id not in failed_here] if proposals is not None else None
-                if state.committed >= target or free == []:
-                    if not state.running:
-                        break
+                if action == "wait":
                     _logger.debug("every remaining candidate is being evaluated by another worker; waiting %.0f s", coordination.poll_s)
                     time.sleep(coordination.poll_s)
                     continue
-                if free and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-                    study.enqueue_trial({**free[0].to_dict(), "quant": free[0].quant.value})
                 trial = study.ask(dists)
-                spec = ArchSpec.from_dict(trial.params)
-                reason = claim(study, trial, spec, target, coordination) if spec.is_valid else (
-                    f"hidden {spec.hidden} is not divisible by heads {spec.heads}")
-                if reason is not None:
-                    trial.set_user_attr("skip_reason", reason)
-                    done = state.finished.get(spec.arch_id)
-                    if done is not None:
-                        trial.report(done[1], step=0)  # TPE still learns the repeat's value
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                spec = claim_asked(study, trial, target, coordination, state)
+                if spec is None:
                     skips += 1
                     continue
                 for key, value in provenance.items():

@@ -37,6 +37,7 @@ def test_sampler_search_with_asha_on_ray(tmp_path: Path, tiny_bert: Path, tiny_t
     for trial in complete:
         assert trial.user_attrs["backend"] == "ray" and trial.user_attrs["steps"] == 30
         assert trial.value == pytest.approx(trial.user_attrs["w"]) and trial.user_attrs["latency_ms"] > 0
+        assert trial.user_attrs["latency_device"] == "cpu"  # no --gpus-per-trial: the trial ran on its CPU
     stopped = [t for t in trials if t.state == PRUNED and "stopped_early_at" in t.user_attrs]
     assert all(t.user_attrs["stopped_early_at"] < 30 for t in stopped)
     taken = [t.user_attrs["arch_id"] for t in complete + stopped]

@@ -94,3 +94,46 @@ def test_search_with_an_unusable_device_exits_2_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"bortnas search: error: --device={device}")
     assert not storage.exists()
+
+
+def test_a_ray_trial_without_a_gpu_share_runs_on_the_cpu() -> None:
+    from bortnas.tune import worker_device
+
+    assert worker_device(0.0) == Device()
+    assert worker_device(0.0, compile=True) == Device(compile=True)
+
+
+@no_gpu
+def test_a_ray_trial_with_a_gpu_share_but_no_visible_gpu_fails_clearly() -> None:
+    from bortnas.tune import worker_device
+
+    with pytest.raises(UserInputError, match="--device=cuda asks for a GPU"):
+        worker_device(0.5)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_a_fractional_ray_trial_is_capped_at_its_share_of_the_gpu() -> None:
+    from bortnas.tune import worker_device
+
+    device = worker_device(0.01)
+    try:
+        total = torch.cuda.get_device_properties(device.torch_device).total_memory
+        assert device.autocast_dtype == torch.bfloat16
+        with pytest.raises(torch.OutOfMemoryError):
+            torch.empty(int(total * 0.02), dtype=torch.uint8, device=device.torch_device)
+    finally:
+        limit_memory_fraction(device, 1.0)
+
+
+@pytest.mark.parametrize(("device", "gpus"), [("cuda", "0"), ("cuda:0", "0"), ("cpu", "0.5")])
+def test_ray_search_refuses_a_device_its_trials_cannot_use(
+    device: str, gpus: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "s.db"
+    code = main(["search", "--space", str(tiny_space), "--teacher", str(tiny_bert), "--data", str(tiny_task), "--text-column", "sentence",
+                 "--label-column", "sentiment", "--storage", f"sqlite:///{storage}", "--backend", "ray", "--device", device,
+                 "--gpus-per-trial", gpus, "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"--device {device} with --gpus-per-trial {float(gpus):g}" in err[0]
+    assert not storage.exists()
