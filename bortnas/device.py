@@ -25,6 +25,28 @@ from bortnas.errors import UserInputError
 # steps that wait costs well under 1 % of a step while a diverged trial still stops within 50 steps.
 CUDA_SYNC_EVERY = 50
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+# Evaluation batches: 128 keeps a CPU's working set in cache; on a GPU the batch grows with the
+# memory left (`inference_batch_size`) up to MAX_INFERENCE_BATCH, past which kernels are already
+# saturated for the models searched here.
+CPU_INFERENCE_BATCH = 128
+MAX_INFERENCE_BATCH = 4096
+
+
+def inference_batch_size(budget_bytes: float, seq_len: int, hidden: int, ffn: int, heads: int, dtype_bytes: int = 2,
+                         floor: int = CPU_INFERENCE_BATCH, ceiling: int = MAX_INFERENCE_BATCH) -> int:
+    """The largest power-of-two batch, in [floor, ceiling], whose peak activations fit in `budget_bytes`.
+
+    Without gradients only one encoder layer's activations are alive at a time. Per token that
+    layer holds at most: its input and output hidden states, the query, key and value (5 x
+    hidden), the FFN's intermediate before and after the activation (2 x ffn), and every head's
+    attention scores and probabilities over `seq_len` keys (2 x heads x seq_len).
+    """
+    per_example = dtype_bytes * seq_len * (5 * hidden + 2 * ffn + 2 * heads * seq_len)
+    fits = int(budget_bytes // per_example)
+    size = floor
+    while size * 2 <= min(fits, ceiling):
+        size *= 2
+    return size
 
 
 def resolve_device(name: str) -> torch.device:
@@ -65,10 +87,13 @@ class Device:
     autocast_dtype: torch.dtype | None = None  # None: run in the weights' precision (fp32)
     compile: bool = False  # torch.compile the models of the training loop (compile time is paid per trial)
     sync_every: int = 1  # training steps between host reads of the loss (divergence checks)
+    memory_share: float = 1.0  # this process's share of the GPU's memory (fractional GPUs under Ray)
 
     def __post_init__(self) -> None:
         if self.sync_every < 1:
             raise ValueError(f"sync_every={self.sync_every} must be at least 1.")
+        if not 0.0 < self.memory_share <= 1.0:
+            raise ValueError(f"memory_share={self.memory_share} must be in (0, 1].")
 
     @classmethod
     def from_name(cls, name: str = "auto", compile: bool = False) -> Device:
@@ -115,6 +140,22 @@ class Device:
         The compiled form shares `model`'s parameters; `model` itself is not changed.
         """
         return torch.compile(model) if self.compile else model
+
+    def inference_batch_size(self, model: nn.Module, seq_len: int) -> int:
+        """The evaluation batch for `model` at `seq_len` tokens: CPU_INFERENCE_BATCH on a CPU; on a
+        GPU, sized to half the memory this process may still take (`memory_share` of the GPU,
+        less what it holds), so the larger batch does not crowd out the training that follows.
+
+        The training batch is not sized this way: it is a hyperparameter the study pins.
+        """
+        if not self.is_cuda:
+            return CPU_INFERENCE_BATCH
+        free, total = torch.cuda.mem_get_info(self.torch_device)
+        held, cached = torch.cuda.memory_allocated(self.torch_device), torch.cuda.memory_reserved(self.torch_device)
+        budget = min(free + cached - held, self.memory_share * total - held) / 2
+        config = model.config
+        return inference_batch_size(budget, seq_len, config.hidden_size, config.intermediate_size, config.num_attention_heads,
+                                    dtype_bytes=2 if self.autocast_dtype is not None else 4)
 
     def synchronize(self) -> None:
         """Wait for the work queued on this device (wall-clock timing of GPU work needs it)."""

@@ -28,6 +28,11 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    @property
+    def longest(self) -> int:
+        """Tokens in the split's longest example: the width of its widest batch."""
+        return max(map(len, self.input_ids), default=1)
+
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         width = max(len(self.input_ids[i]) for i in indices)
         ids = torch.full((len(indices), width), self.pad_id, dtype=torch.long)

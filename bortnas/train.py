@@ -230,12 +230,14 @@ def train(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int = 128, device: Device = CPU) -> EvalResult:
+def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> EvalResult:
     """Accuracy and mean cross-entropy of `model` (already on `device`) on `data`; eval mode, no gradient.
 
-    Sums stay on the device and are read once at the end.
+    Sums stay on the device and are read once at the end. `batch_size` None: sized to the model
+    and the device (`Device.inference_batch_size`).
     """
     model.eval()
+    batch_size = batch_size or device.inference_batch_size(model, data.longest)
     correct = torch.zeros((), dtype=torch.long, device=device.torch_device)
     total_loss = torch.zeros((), dtype=torch.float64, device=device.torch_device)
     for batch in data.batches(batch_size):
@@ -253,9 +255,10 @@ def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int = 128, device
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: EncodedSplit, batch_size: int = 128, device: Device = CPU) -> list[int]:
-    """The predicted label of every example of `data`, in the split's order (`model` already on `device`)."""
+def predict(model: nn.Module, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> list[int]:
+    """The predicted label of every example of `data`, in the split's order (`model` already on `device`; batches as in `evaluate`)."""
     model.eval()
+    batch_size = batch_size or device.inference_batch_size(model, data.longest)
     order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
     labels = []
     for start in range(0, len(order), batch_size):

@@ -70,6 +70,7 @@ def worker_device(gpus_per_trial: float, compile: bool = False) -> Device:
         return Device(compile=compile)
     device = Device.from_name("cuda", compile=compile)
     if gpus_per_trial < 1:
+        device = dataclasses.replace(device, memory_share=gpus_per_trial)
         limit_memory_fraction(device, gpus_per_trial)
     return device
 

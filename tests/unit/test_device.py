@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,35 @@ def test_ray_search_refuses_a_device_its_trials_cannot_use(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"--device {device} with --gpus-per-trial {float(gpus):g}" in err[0]
     assert not storage.exists()
+
+
+def test_inference_batch_is_the_largest_power_of_two_whose_layer_activations_fit() -> None:
+    from bortnas.device import inference_batch_size
+
+    # BERT-base at 128 tokens in bf16: 2 bytes * 128 * (5*768 + 2*3072 + 2*12*128) = 3,342,336 bytes per example
+    per_example = 2 * 128 * (5 * 768 + 2 * 3072 + 2 * 12 * 128)
+    assert per_example == 3_342_336
+    assert inference_batch_size(10 * 2**30, 128, 768, 3072, 12) == 2048  # 3212 fit
+    assert inference_batch_size(2048 * per_example, 128, 768, 3072, 12) == 2048  # exactly 2048 fit
+    assert inference_batch_size(2048 * per_example - 1, 128, 768, 3072, 12) == 1024
+    assert inference_batch_size(2**30, 128, 768, 3072, 12, dtype_bytes=4) == 128  # 160 fit in fp32: 128, the largest power of two
+    assert inference_batch_size(2**31, 128, 768, 3072, 12, dtype_bytes=4) == 256  # 321 fit
+    assert inference_batch_size(2**20, 128, 768, 3072, 12) == 128  # nothing fits: the floor
+    assert inference_batch_size(10**15, 64, 384, 1536, 12) == 4096  # everything fits: the ceiling
+
+
+def test_evaluation_batches_stay_at_128_on_the_cpu_and_the_share_is_checked() -> None:
+    assert Device().inference_batch_size(torch.nn.Linear(2, 2), 512) == 128
+    with pytest.raises(ValueError, match="memory_share=1.5"):
+        Device(memory_share=1.5)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_a_gpu_evaluation_batch_follows_the_memory_share() -> None:
+    from transformers import BertConfig, BertModel
+
+    model = BertModel(BertConfig(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=2))
+    whole = Device.from_name("cuda").inference_batch_size(model, 128)
+    tiny = dataclasses.replace(Device.from_name("cuda"), memory_share=0.001).inference_batch_size(model, 128)
+    assert whole > 128 and tiny == 128
