@@ -30,7 +30,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_search.py --model $(OUT)/minilm_quick
+	$(PY) benchmarks/run_all.py --model $(OUT)/minilm_quick --json $(OUT)/run_all.json
 
 clean:
 	rm -rf $(VENV) $(OUT)

@@ -54,7 +54,10 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 def build_teacher(directory: Path, seed: int = 0) -> Path:
     """A BERT-base-shaped teacher with random weights and the bundled MiniLM tokenizer (same vocabulary)."""
     import torch
+    import transformers
     from transformers import BertConfig, BertForSequenceClassification
+
+    transformers.utils.logging.disable_progress_bar()
 
     shape = REFERENCE_SHAPES["bert-base"]
     config = BertConfig(vocab_size=shape.vocab_size, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
@@ -144,8 +147,8 @@ def main() -> None:
     try:
         teacher = build_teacher(work / "teacher")
         space = load_search_space(SPACE)
-        started = time.perf_counter()
         shape = teacher_shape(load_teacher_config(teacher), load_rotten_tomatoes().num_labels)
+        started = time.perf_counter()
         plan = fptas_plan(space, shape, max_length, epsilon)
         price_s = time.perf_counter() - started
         storage = f"sqlite:///{work / 'study.db'}"

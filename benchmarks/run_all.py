@@ -260,11 +260,14 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=REPO / "out" / "minilm_quick", help="an exported model directory (bortnas export --out)")
     parser.add_argument("--batch-size", type=int, default=None, help="distillation step batch (default 64 on CUDA, 8 on a CPU, 2 with --quick)")
     parser.add_argument("--seq-len", type=int, default=None, help="distillation step tokens per sequence (default 128, 64 with --quick)")
+    parser.add_argument("--steps", type=int, default=None, help="distillation steps per timed repeat (default 20 on CUDA, 5 on a CPU, 2 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats of the distillation step (default 5 on CUDA, 3 on a CPU, 2 with --quick)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak TFLOP/s for the MFU (default: PEAK_TFLOPS by GPU name)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of the latency measurements (default 1, as in trials)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     args = parser.parse_args()
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     device = Device.from_name(args.device, compile=args.compile)
     quick = args.quick
     batch_size = args.batch_size or (2 if quick else 64 if device.is_cuda else 8)
@@ -273,8 +276,9 @@ def main() -> None:
                                               "platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "quick": quick,
                                               "precision": str(device.autocast_dtype or torch.float32).removeprefix("torch.")}}
     report["evaluations"] = evaluations_per_hour(device, trial_steps=10 if quick else 60, repeats=2 if quick else 5)
-    report["distillation"] = distillation_throughput(device, batch_size, seq_len, steps=2 if quick else 20, repeats=2 if quick else 5,
-                                                     override_peak=args.peak_tflops)
+    steps = args.steps or (2 if quick else 20 if device.is_cuda else 5)
+    repeats = args.repeats or (2 if quick else 5 if device.is_cuda else 3)
+    report["distillation"] = distillation_throughput(device, batch_size, seq_len, steps=steps, repeats=repeats, override_peak=args.peak_tflops)
     if (args.model / "bortnas.json").is_file():
         report["latency"] = latency_against_teacher(device, args.model, (1, 32), rounds=2 if quick else 5, repeats=5 if quick else 30,
                                                     threads=args.threads)

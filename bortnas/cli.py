@@ -195,8 +195,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from bortnas.context import build_context
     from bortnas.export import choose_trial, export_trial, prepare_out_dir
-    from bortnas.finetune import DEFAULT_GRID, AgoraSettings, load_grid
+    from bortnas.finetune import DEFAULT_GRID, DEFAULT_STEPS, AgoraSettings, load_grid
 
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS[args.finetune]
     if args.steps <= 0:
         raise UserInputError(f"--steps={args.steps} must be a positive integer.")
     agora_settings = None
@@ -429,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study(e, required=True)
     e.add_argument("--out", required=True, help="output directory (must be empty or absent unless --overwrite)")
     e.add_argument("--trial", type=int, default=None, help="trial number (default: the argmax-W trial)")
-    e.add_argument("--steps", type=int, default=400, help="steps of the final training (per fine-tune for agora)")
+    e.add_argument("--steps", type=int, default=None,
+                   help="steps of the final training, per fine-tune for agora (default 1500 for distil, 400 for plain and agora)")
     e.add_argument("--finetune", choices=("distil", "plain", "agora"), default="distil",
                    help="distil from the task teacher (default), plain fine-tuning on the labels, or Agora")
     e.add_argument("--agora-grid", help="YAML grid of lr / weight_decay / warmup_fraction / batch_size / seed lists (default lr [1e-4, 5e-4] x seed [0, 1])")
