@@ -33,8 +33,10 @@ class EncodedSplit:
         """Tokens in the split's longest example: the width of its widest batch."""
         return max(map(len, self.input_ids), default=1)
 
-    def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        width = max(len(self.input_ids[i]) for i in indices)
+    def batch(self, indices: Sequence[int], pad_to: int = 1) -> dict[str, torch.Tensor]:
+        """The examples `indices`, padded to the longest of them rounded up to a multiple of `pad_to`."""
+        longest = max(len(self.input_ids[i]) for i in indices)
+        width = -(-longest // pad_to) * pad_to
         ids = torch.full((len(indices), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(indices), width), dtype=torch.long)
         types = torch.zeros((len(indices), width), dtype=torch.long)
@@ -49,8 +51,8 @@ class EncodedSplit:
             batch["token_type_ids"] = types
         return batch
 
-    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-        """One pass over the split, in batches of similar lengths.
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, pad_to: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+        """One pass over the split, in batches of similar lengths, each padded as in `batch`.
 
         Padding is most of the cost of short, uneven texts, so examples are grouped by length:
         evaluation goes shortest first; training shuffles with `seed`, sorts pools of
@@ -60,7 +62,7 @@ class EncodedSplit:
         if not shuffle:
             order = sorted(range(len(self)), key=by_length)
             for start in range(0, len(order), batch_size):
-                yield self.batch(order[start : start + batch_size])
+                yield self.batch(order[start : start + batch_size], pad_to)
             return
         generator = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(self), generator=generator).tolist()
@@ -70,7 +72,7 @@ class EncodedSplit:
             ranked = sorted(order[start : start + pool], key=by_length)
             chunks += [ranked[k : k + batch_size] for k in range(0, len(ranked), batch_size)]
         for index in torch.randperm(len(chunks), generator=generator).tolist():
-            yield self.batch(chunks[index])
+            yield self.batch(chunks[index], pad_to)
 
     def subset(self, indices: Sequence[int]) -> EncodedSplit:
         return EncodedSplit(

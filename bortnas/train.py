@@ -189,7 +189,7 @@ def train(
     step, epoch, loss_value = 0, 0, float("nan")
     try:
         while step < config.steps:
-            for batch in data.batches(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch):
+            for batch in data.batches(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch, pad_to=device.pad_multiple):
                 batch = device.put(batch)
                 with device.autocast():
                     if teacher_forward is None:
@@ -240,7 +240,7 @@ def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int | None = None
     batch_size = batch_size or device.inference_batch_size(model, data.longest)
     correct = torch.zeros((), dtype=torch.long, device=device.torch_device)
     total_loss = torch.zeros((), dtype=torch.float64, device=device.torch_device)
-    for batch in data.batches(batch_size):
+    for batch in data.batches(batch_size, pad_to=device.pad_multiple):
         batch = device.put(batch)
         with device.autocast():
             logits = model(**batch).logits
@@ -262,7 +262,7 @@ def predict(model: nn.Module, data: EncodedSplit, batch_size: int | None = None,
     order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
     labels = []
     for start in range(0, len(order), batch_size):
-        batch = data.batch(order[start : start + batch_size])
+        batch = data.batch(order[start : start + batch_size], device.pad_multiple)
         batch.pop("labels")
         with device.autocast():
             labels.append(model(**device.put(batch)).logits.argmax(-1))

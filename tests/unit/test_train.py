@@ -164,3 +164,17 @@ def test_a_distillation_step_on_cuda_in_bf16(setup) -> None:  # type: ignore[no-
         student.classifier.weight.fill_(float("nan"))
     with pytest.raises(TrialFailed, match="^training diverged: loss is nan at step 1 of 3$"):
         train(student, train_split, TrainConfig(steps=3, batch_size=16), teacher=model, extraction=extraction, device=device)
+
+
+def test_padding_batches_to_a_multiple_of_8_changes_widths_not_results(setup) -> None:  # type: ignore[no-untyped-def]
+    model, _, dev_split = setup
+    plain, padded = list(dev_split.batches(7)), list(dev_split.batches(7, pad_to=8))
+    assert any(b["input_ids"].shape[1] % 8 for b in plain)  # the tiny task has odd widths to pad
+    for a, b in zip(plain, padded):
+        width = a["input_ids"].shape[1]
+        assert b["input_ids"].shape[1] == -(-width // 8) * 8
+        assert torch.equal(b["input_ids"][:, :width], a["input_ids"]) and not b["attention_mask"][:, width:].any()
+    model.eval()
+    with torch.no_grad():
+        for a, b in zip(plain, padded):
+            assert torch.allclose(model(**a).logits, model(**b).logits, atol=1e-5)
