@@ -157,7 +157,12 @@ def main() -> None:
                    "--batch-size", str(args.batch_size), "--device", args.device, "--storage", storage, "--cache-dir", str(work / "cache"),
                    "--format", "json", "-q"]
         index = _gpu_index(args.device)
-        sampler = GpuSampler(index, args.sample_s) if index is not None else None
+        sampler, no_sampler = None, "no GPU"
+        if index is not None:
+            try:
+                sampler = GpuSampler(index, args.sample_s)
+            except ImportError:
+                no_sampler = "pynvml is missing: pip install nvidia-ml-py"
         print(f"searching {SPACE.name} (FPTAS epsilon {epsilon:g}: {len(plan.representatives)} of {len(space)} candidates, "
               f"{fptas.steps_for(epsilon, n0, 1.0)} steps each) on {args.device}: {' '.join(command)}", flush=True)
         run_start = time.time()
@@ -208,7 +213,7 @@ def main() -> None:
             print(f"GPU utilisation during {label.removeprefix('gpu_util_').replace('_', ' ')}: mean {util['mean_util_percent']:.0f} %, "
                   f"median {util['median_util_percent']:.0f} % ({util['samples']} samples), peak memory {util['max_memory_gib']:.1f} GiB")
     if sampler is None:
-        print("GPU utilisation: not measured (no GPU)")
+        print(f"GPU utilisation: not measured ({no_sampler})")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
 

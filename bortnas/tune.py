@@ -119,6 +119,10 @@ def evaluate_trial(config: dict[str, Any], static: Mapping[str, Any]) -> None:
     except TrialFailed as e:
         tune.report({"w": 0.0, "failed": str(e)})
         return
+    except torch.OutOfMemoryError as e:  # the candidate outgrew this trial's GPU share; the actor lives on for the next one
+        torch.cuda.empty_cache()
+        tune.report({"w": 0.0, "failed": f"out of GPU memory within a share of {static['gpus']:g} GPU: {str(e).splitlines()[0]}"})
+        return
     # JSON, because Tune flattens nested result dicts
     tune.report({"w": score.w, "error": score.error, "step": score.steps, "final": True, "attrs": json.dumps(score.attrs())})
 
