@@ -24,6 +24,7 @@ command runs end to end in minutes; its numbers say nothing about a GPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -166,10 +167,7 @@ def main() -> None:
         print(f"searching {SPACE.name} (FPTAS epsilon {epsilon:g}: {len(plan.representatives)} of {len(space)} candidates, "
               f"{fptas.steps_for(epsilon, n0, 1.0)} steps each) on {args.device}: {' '.join(command)}", flush=True)
         run_start = time.time()
-        if sampler is not None:
-            with sampler:
-                proc = subprocess.run(command, capture_output=True, text=True)
-        else:
+        with sampler if sampler is not None else contextlib.nullcontext():
             proc = subprocess.run(command, capture_output=True, text=True)
         run_end = time.time()
         if proc.returncode != 0:
