@@ -9,7 +9,7 @@ three teachers serve every seed. The student is cut
 from that teacher and trained four ways:
 - plain: cross-entropy on the n labels, for each theta of the grid; best on dev;
 - distil: KD + hidden-state loss from the teacher on the n reviews, for each theta; best on dev;
-- agora: Agora with the same grid (`bortnas.finetune.run_agora`), "ties" pruning, one replay
+- agora: Agora with the same grid (`bortnas.trial.finetune.run_agora`), "ties" pruning, one replay
   round; "agora (no replay)" is its best student when the pruning loop ended.
 Every Agora fine-tune runs `--steps` steps; plain and distil runs get as many steps in all as
 Agora used (spread evenly over the grid), so the compute budget is the same. Prints a Markdown
@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bortnas.context import RunSettings, build_context, load_task
-from bortnas.extract import extract
-from bortnas.finetune import AgoraSettings, run_agora
-from bortnas.space import ArchSpec
-from bortnas.train import evaluate, train
+from bortnas.trial.context import RunSettings, build_context, load_task
+from bortnas.model.extract import extract
+from bortnas.trial.finetune import AgoraSettings, run_agora
+from bortnas.core.space import ArchSpec
+from bortnas.train.loop import evaluate, train
 
 METHODS = ("plain", "distil", "agora (no replay)", "agora")
 

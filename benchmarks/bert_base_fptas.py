@@ -41,11 +41,11 @@ from typing import Any
 import optuna
 
 from bortnas.algo import fptas
-from bortnas.data import load_rotten_tomatoes
-from bortnas.families import teacher_shape
+from bortnas.data.tasks import load_rotten_tomatoes
+from bortnas.model.families import teacher_shape
 from bortnas.search.strategies import fptas_plan
-from bortnas.space import REFERENCE_SHAPES, load_search_space
-from bortnas.teacher import default_teacher_dir, load_teacher_config
+from bortnas.core.space import REFERENCE_SHAPES, load_search_space
+from bortnas.model.teacher import default_teacher_dir, load_teacher_config
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "search_spaces" / "bort_bert_base.yaml"

@@ -21,7 +21,7 @@ from typing import Any
 
 from bortnas.search import load_study
 from bortnas.search.records import load_records
-from bortnas.storage import open_storage
+from bortnas.search.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ warm-up and repeats, and the median is reported with its range (min..max). In on
    fine-tuned on Rotten Tomatoes; fine-tuned once and cached, before any timing);
 2. the distillation step of a BERT-base-shaped student (12 layers, hidden 768, 12 heads, FFN 3072)
    from a BERT-base-shaped teacher, both with random weights built from a config (no download),
-   run through `bortnas.train.train` itself: tokens/s, achieved TFLOP/s and model FLOPs
+   run through `bortnas.train.loop.train` itself: tokens/s, achieved TFLOP/s and model FLOPs
    utilisation (MFU) against the device's dense peak. FLOPs are analytic, from
    `bortnas.cost.flops` (matmul FLOPs only, the work tensor cores do): per sequence, 3 x the
    student's forward FLOPs (forward + backward) + 1 x the teacher's forward (no gradient).
@@ -40,15 +40,15 @@ from typing import Any, Callable
 import torch
 import transformers
 
-from bortnas.context import RunSettings, build_context
+from bortnas.trial.context import RunSettings, build_context
 from bortnas.cost import flops
-from bortnas.device import Device
-from bortnas.encode import EncodedSplit
-from bortnas.extract import Extraction
-from bortnas.latency import measure_latency
-from bortnas.scoring import Reference, score_candidate
-from bortnas.space import REFERENCE_SHAPES, ArchSpec
-from bortnas.train import TrainConfig, train
+from bortnas.runtime.device import Device
+from bortnas.data.encode import EncodedSplit
+from bortnas.model.extract import Extraction
+from bortnas.runtime.latency import measure_latency
+from bortnas.trial.scoring import Reference, score_candidate
+from bortnas.core.space import REFERENCE_SHAPES, ArchSpec
+from bortnas.train.loop import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -33,8 +33,8 @@ from bortnas.algo import fptas, hypervolume, pareto_front
 from bortnas.search import load_study, make_sampler, run_search
 from bortnas.search.records import load_records, p_bits
 from bortnas.search.strategies import grid_order
-from bortnas.space import ArchSpec, SearchSpace
-from bortnas.storage import open_storage
+from bortnas.core.space import ArchSpec, SearchSpace
+from bortnas.search.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("random", "tpe", "nsga2", "grid")

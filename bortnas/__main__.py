@@ -2,6 +2,6 @@
 
 import sys
 
-from bortnas.cli import main
+from bortnas.app.cli import main
 
 sys.exit(main())

@@ -95,10 +95,10 @@ def make_scored_study(storage_url: str, name: str = "fake") -> None:
     import optuna
 
     from bortnas.algo.objective import w_coefficient
-    from bortnas.context import RunSettings
+    from bortnas.trial.context import RunSettings
     from bortnas.search import create_or_resume
-    from bortnas.space import ArchSpec, parse_search_space
-    from bortnas.storage import open_storage
+    from bortnas.core.space import ArchSpec, parse_search_space
+    from bortnas.search.storage import open_storage
 
     space = parse_search_space({"name": name, "layers": [1, 2], "hidden": [16, 32], "heads": [2, 4], "ffn": [32, 64],
                                 "quant": ["fp32", "bit_w1a1"]}, "make_scored_study")

@@ -18,7 +18,7 @@ import math
 
 from bortnas.cost.flops import flops
 from bortnas.cost.params import param_count
-from bortnas.space import ArchSpec, QuantMode, TeacherShape
+from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
 
 FULL = 32.0
 TERNARY = math.log2(3)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bortnas.space import ArchSpec, TeacherShape
+from bortnas.core.space import ArchSpec, TeacherShape
 
 SOFTMAX_OPS = 5
 LAYERNORM_OPS = 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bortnas.space import ArchSpec, TeacherShape
+from bortnas.core.space import ArchSpec, TeacherShape
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bortnas.families import encoder_layers
+from bortnas.model.families import encoder_layers
 
 PROJECTIONS = ("query", "key", "value")
 

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bortnas.families import embeddings, encoder_layers
+from bortnas.model.families import embeddings, encoder_layers
 from bortnas.quant import functional as Q
-from bortnas.space import QuantMode
+from bortnas.core.space import QuantMode
 
 BIT_ACTIVATION_BITS = {QuantMode.BIT_W1A1: 1, QuantMode.BIT_W1A2: 2, QuantMode.BIT_W1A4: 4}
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bortnas.errors import ExportError
+from bortnas.core.errors import ExportError
 from bortnas.quant.modules import QuantEmbedding, QuantLinear, quantize_, quantized_modules
-from bortnas.space import QuantMode
+from bortnas.core.space import QuantMode
 
 FORMAT = "bortnas-packed-1"
 WEIGHTS_NAME = "model.safetensors"

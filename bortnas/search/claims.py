@@ -2,7 +2,7 @@
 
 Optuna layer. Any number of processes (local workers, Ray trials, a restarted driver) may run
 the same search on one study. A worker *claims* a candidate before training it: under a lock
-shared by every process of the storage (`bortnas.storage.claim_lock`), it reads the study and
+shared by every process of the storage (`bortnas.search.storage.claim_lock`), it reads the study and
 marks its RUNNING trial with `claim = <its own trial number>` (and `worker = host:pid`) unless the candidate is already
 finished or claimed, or enough candidates are. The mark is the trial's own number because
 Optuna's retry callback copies user attributes into the re-queued trial: a copied claim names
@@ -22,7 +22,7 @@ from typing import Callable, ContextManager, Iterator, Literal, Sequence
 
 import optuna
 
-from bortnas.space import ArchSpec
+from bortnas.core.space import ArchSpec
 
 _RUNNING, _COMPLETE, _PRUNED = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 

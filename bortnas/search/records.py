@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 
 from bortnas.algo.objective import pareto_front
-from bortnas.space import DIMENSIONS, ArchSpec
+from bortnas.core.space import DIMENSIONS, ArchSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,12 +20,12 @@ import optuna
 from tqdm.auto import tqdm
 
 from bortnas import __version__
-from bortnas.context import Context
-from bortnas.errors import TrialFailed
-from bortnas.scoring import Reference, score_candidate
+from bortnas.trial.context import Context
+from bortnas.core.errors import TrialFailed
+from bortnas.trial.scoring import Reference, score_candidate
 from bortnas.search.claims import Coordination, claim_asked, heartbeat, next_action, read_state
 from bortnas.search.strategies import distributions
-from bortnas.space import ArchSpec, SearchSpace
+from bortnas.core.space import ArchSpec, SearchSpace
 
 _logger = logging.getLogger(__name__)
 

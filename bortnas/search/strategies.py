@@ -13,8 +13,8 @@ import optuna
 
 from bortnas.algo import fptas
 from bortnas.cost.bits import price
-from bortnas.errors import UserInputError
-from bortnas.space import DIMENSIONS, ArchSpec, SearchSpace, TeacherShape
+from bortnas.core.errors import UserInputError
+from bortnas.core.space import DIMENSIONS, ArchSpec, SearchSpace, TeacherShape
 
 STRATEGIES = ("fptas", "grid", "random", "tpe", "nsga2")
 

@@ -8,9 +8,9 @@ from typing import Any
 import optuna
 
 from bortnas import __version__
-from bortnas.context import RunSettings
-from bortnas.errors import StudyMismatchError, StudyNotFoundError
-from bortnas.space import SearchSpace, parse_search_space
+from bortnas.trial.context import RunSettings
+from bortnas.core.errors import StudyMismatchError, StudyNotFoundError
+from bortnas.core.space import SearchSpace, parse_search_space
 
 PINNED = ("space_fingerprint", "settings")
 

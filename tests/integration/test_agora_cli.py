@@ -8,13 +8,13 @@ from pathlib import Path
 import optuna
 import pytest
 
-import bortnas.finetune as finetune_module
-from bortnas.augment import normalise
-from bortnas.context import RunSettings, build_context
-from bortnas.encode import encode
-from bortnas.finetune import AgoraSettings, run_agora
-from bortnas.space import ArchSpec
-from bortnas.train import evaluate, predict
+import bortnas.trial.finetune as finetune_module
+from bortnas.data.augment import normalise
+from bortnas.trial.context import RunSettings, build_context
+from bortnas.data.encode import encode
+from bortnas.trial.finetune import AgoraSettings, run_agora
+from bortnas.core.space import ArchSpec
+from bortnas.train.loop import evaluate, predict
 from test_cli import bortnas, search_args
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bortnas.context import RunSettings, check_inputs
-from bortnas.space import load_search_space
+from bortnas.trial.context import RunSettings, check_inputs
+from bortnas.core.space import load_search_space
 
 REPO = Path(__file__).resolve().parents[2]
 

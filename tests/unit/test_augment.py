@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bortnas.augment import Augmenter, EmbeddingNeighbours
-from bortnas.data import Example
+from bortnas.data.augment import Augmenter, EmbeddingNeighbours
+from bortnas.data.tasks import Example
 from conftest import VOCAB, write_tokenizer
 
 

@@ -1,4 +1,4 @@
-"""bortnas.dashboard without a browser: loopback binding, the exposure warning, and its errors."""
+"""bortnas.app.dashboard without a browser: loopback binding, the exposure warning, and its errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import optuna
 import pytest
 
-from bortnas.dashboard import DEFAULT_HOST, DEFAULT_PORT, is_loopback, serve
-from bortnas.errors import MissingDependencyError, UserInputError
+from bortnas.app.dashboard import DEFAULT_HOST, DEFAULT_PORT, is_loopback, serve
+from bortnas.core.errors import MissingDependencyError, UserInputError
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
@@ -33,7 +33,7 @@ def calls(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> 
     recorded: list[dict[str, Any]] = []
     monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, host, port: recorded.append({"storage": storage, "host": host, "port": port}))
     monkeypatch.setattr(logging.getLogger("bortnas"), "propagate", True)
-    caplog.set_level(logging.INFO, logger="bortnas.dashboard")
+    caplog.set_level(logging.INFO, logger="bortnas.app.dashboard")
     return recorded
 
 

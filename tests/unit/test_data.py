@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from bortnas.data import load_rotten_tomatoes, load_table
-from bortnas.errors import DataError
+from bortnas.data.tasks import load_rotten_tomatoes, load_table
+from bortnas.core.errors import DataError
 
 
 def test_rotten_tomatoes_is_split_by_movie() -> None:
     import bz2
     import csv
 
-    from bortnas.data import _locate_rotten_tomatoes
+    from bortnas.data.tasks import _locate_rotten_tomatoes
 
     data = load_rotten_tomatoes(seed=0)
     assert data.label_names == ("rotten", "fresh")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bortnas.cli import main
-from bortnas.device import CUDA_SYNC_EVERY, Device, limit_memory_fraction, resolve_device
-from bortnas.errors import UserInputError
+from bortnas.app.cli import main
+from bortnas.runtime.device import CUDA_SYNC_EVERY, Device, limit_memory_fraction, resolve_device
+from bortnas.core.errors import UserInputError
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a CUDA device")
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -98,7 +98,7 @@ def test_search_with_an_unusable_device_exits_2_and_writes_nothing(
 
 
 def test_a_ray_trial_without_a_gpu_share_runs_on_the_cpu() -> None:
-    from bortnas.tune import worker_device
+    from bortnas.ray.tune import worker_device
 
     assert worker_device(0.0) == Device()
     assert worker_device(0.0, compile=True) == Device(compile=True)
@@ -106,7 +106,7 @@ def test_a_ray_trial_without_a_gpu_share_runs_on_the_cpu() -> None:
 
 @no_gpu
 def test_a_ray_trial_with_a_gpu_share_but_no_visible_gpu_fails_clearly() -> None:
-    from bortnas.tune import worker_device
+    from bortnas.ray.tune import worker_device
 
     with pytest.raises(UserInputError, match="--device=cuda asks for a GPU"):
         worker_device(0.5)
@@ -115,7 +115,7 @@ def test_a_ray_trial_with_a_gpu_share_but_no_visible_gpu_fails_clearly() -> None
 @pytest.mark.gpu
 @needs_gpu
 def test_a_fractional_ray_trial_is_capped_at_its_share_of_the_gpu() -> None:
-    from bortnas.tune import worker_device
+    from bortnas.ray.tune import worker_device
 
     device = worker_device(0.01)
     try:
@@ -141,7 +141,7 @@ def test_ray_search_refuses_a_device_its_trials_cannot_use(
 
 
 def test_inference_batch_is_the_largest_power_of_two_whose_layer_activations_fit() -> None:
-    from bortnas.device import inference_batch_size
+    from bortnas.runtime.device import inference_batch_size
 
     # BERT-base at 128 tokens in bf16: 2 bytes * 128 * (5*768 + 2*3072 + 2*12*128) = 3,342,336 bytes per example
     per_example = 2 * 128 * (5 * 768 + 2 * 3072 + 2 * 12 * 128)

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from bortnas.cost import param_count
-from bortnas.extract import extract
-from bortnas.families import teacher_shape
-from bortnas.importance import Importance, compute_importance, gated
-from bortnas.space import ArchSpec
+from bortnas.model.extract import extract
+from bortnas.model.families import teacher_shape
+from bortnas.model.importance import Importance, compute_importance, gated
+from bortnas.core.space import ArchSpec
 
 
 def classifier(directory: Path, num_labels: int = 2) -> torch.nn.Module:
@@ -138,7 +138,7 @@ def test_zero_layer_gate_skips_the_layer(tiny_bert: Path) -> None:
 
 @pytest.mark.integration
 def test_real_minilm_full_extraction_is_exact() -> None:
-    from bortnas.teacher import default_teacher_dir
+    from bortnas.model.teacher import default_teacher_dir
 
     teacher = classifier(default_teacher_dir())
     c = teacher.config

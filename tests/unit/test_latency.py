@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
-from bortnas.device import Device
-from bortnas.latency import measure_latency
+from bortnas.runtime.device import Device
+from bortnas.runtime.latency import measure_latency
 
 
 def tiny() -> nn.Module:

@@ -1,4 +1,4 @@
-"""bortnas.plots on a study of made-up scores: the files, their formats, and that the marked front is the records' front."""
+"""bortnas.app.plots on a study of made-up scores: the files, their formats, and that the marked front is the records' front."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 import optuna
 import pytest
 
-from bortnas.context import RunSettings
-from bortnas.errors import BortnasError, MissingDependencyError, UserInputError
-from bortnas.plots import write_plots
+from bortnas.trial.context import RunSettings
+from bortnas.core.errors import BortnasError, MissingDependencyError, UserInputError
+from bortnas.app.plots import write_plots
 from bortnas.search import create_or_resume
 from bortnas.search.records import front_and_best, load_records
-from bortnas.space import parse_search_space
-from bortnas.storage import open_storage
+from bortnas.core.space import parse_search_space
+from bortnas.search.storage import open_storage
 from conftest import FAKE_BEST, FAKE_FRONT, make_scored_study
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bortnas.context import RunSettings, build_context
-from bortnas.device import Device
-from bortnas.scoring import Reference, score_candidate
-from bortnas.space import ArchSpec
+from bortnas.trial.context import RunSettings, build_context
+from bortnas.runtime.device import Device
+from bortnas.trial.scoring import Reference, score_candidate
+from bortnas.core.space import ArchSpec
 
 
 def _score(tmp_path: Path, tiny_bert: Path, tiny_task: Path, device: Device, quant: str) -> dict[str, object]:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bortnas.errors import SearchSpaceError
-from bortnas.space import ArchSpec, QuantMode, SearchSpace, TeacherShape, load_search_space, parse_search_space
+from bortnas.core.errors import SearchSpaceError
+from bortnas.core.space import ArchSpec, QuantMode, SearchSpace, TeacherShape, load_search_space, parse_search_space
 
 REPO = Path(__file__).resolve().parents[2]
 MINILM = TeacherShape(layers=6, hidden=384, heads=12, ffn=1536, vocab_size=30522, max_positions=512, type_vocab_size=2)

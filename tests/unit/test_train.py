@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from bortnas.data import load_table
-from bortnas.device import Device
-from bortnas.encode import encode
-from bortnas.errors import TrialFailed
-from bortnas.extract import extract
-from bortnas.importance import compute_importance
+from bortnas.data.tasks import load_table
+from bortnas.runtime.device import Device
+from bortnas.data.encode import encode
+from bortnas.core.errors import TrialFailed
+from bortnas.model.extract import extract
+from bortnas.model.importance import compute_importance
 from bortnas.quant import quantize_
-from bortnas.space import ArchSpec, QuantMode
-from bortnas.train import TrainConfig, distillation_loss, evaluate, predict, train
+from bortnas.core.space import ArchSpec, QuantMode
+from bortnas.train.loop import TrainConfig, distillation_loss, evaluate, predict, train
 
 
 @pytest.fixture()

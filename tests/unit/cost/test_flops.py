@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bortnas.cost import flops
-from bortnas.space import ArchSpec, TeacherShape
+from bortnas.core.space import ArchSpec, TeacherShape
 
 BERT_BASE = TeacherShape(layers=12, hidden=768, heads=12, ffn=3072, vocab_size=30522, max_positions=512, type_vocab_size=2)
 

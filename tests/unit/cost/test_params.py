@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bortnas.cost import param_count
-from bortnas.space import ArchSpec, TeacherShape
+from bortnas.core.space import ArchSpec, TeacherShape
 
 BERT_BASE = TeacherShape(layers=12, hidden=768, heads=12, ffn=3072, vocab_size=30522, max_positions=512, type_vocab_size=2)
 BERT_LARGE = TeacherShape(layers=24, hidden=1024, heads=16, ffn=4096, vocab_size=30522, max_positions=512, type_vocab_size=2)

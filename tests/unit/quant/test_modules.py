@@ -11,8 +11,8 @@ from transformers import BertConfig, BertForSequenceClassification, RobertaConfi
 
 from bortnas.quant.distill import direction_matching_loss
 from bortnas.quant.modules import BitLinear158, ElasticActivation, QuantEmbedding, QuantLinear, QuantSelfAttention, quantize_
-from bortnas.scoring import chain_stages
-from bortnas.space import QuantMode
+from bortnas.trial.scoring import chain_stages
+from bortnas.core.space import QuantMode
 
 QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]
 

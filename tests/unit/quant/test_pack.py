@@ -13,10 +13,10 @@ from transformers import BertConfig, BertForSequenceClassification
 
 import bortnas
 from bortnas.cost.bits import size_bits
-from bortnas.errors import ExportError
+from bortnas.core.errors import ExportError
 from bortnas.quant.modules import quantize_
 from bortnas.quant.pack import pack_binary, pack_ternary, save_quantized, unpack_binary, unpack_ternary
-from bortnas.space import ArchSpec, QuantMode, TeacherShape
+from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
 
 QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]
 

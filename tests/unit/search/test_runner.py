@@ -4,12 +4,12 @@ from pathlib import Path
 
 import optuna
 
-from bortnas.context import RunSettings, build_context
-from bortnas.errors import TrialFailed
+from bortnas.trial.context import RunSettings, build_context
+from bortnas.core.errors import TrialFailed
 from bortnas.search import create_or_resume, make_sampler, run_search
 from bortnas.search.runner import context_evaluator
-from bortnas.space import load_search_space
-from bortnas.storage import open_storage
+from bortnas.core.space import load_search_space
+from bortnas.search.storage import open_storage
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(

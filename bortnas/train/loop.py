@@ -6,7 +6,7 @@ plus hidden_weight * the mean over student layers (and the embedding output) of 
 between the student's hidden states and the teacher's at the layer and dimensions the student
 was cut from (TinyBERT-style; the extraction makes the two spaces line up without a projection;
 BiT's hidden-state loss), plus dmd_weight * BiBERT's direction-matching loss on Q, K, V.
-Every function runs on a `bortnas.device.Device` (the CPU unless told): on CUDA in bf16 autocast,
+Every function runs on a `bortnas.runtime.device.Device` (the CPU unless told): on CUDA in bf16 autocast,
 without reading the loss on the host at every step.
 """
 
@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bortnas.device import CPU, Device
-from bortnas.encode import EncodedSplit
-from bortnas.errors import TrialFailed
-from bortnas.extract import Extraction
+from bortnas.runtime.device import CPU, Device
+from bortnas.data.encode import EncodedSplit
+from bortnas.core.errors import TrialFailed
+from bortnas.model.extract import Extraction
 from bortnas.quant.distill import ProjectionRecorder, direction_matching_loss
 
 

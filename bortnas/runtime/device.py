@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from bortnas.errors import UserInputError
+from bortnas.core.errors import UserInputError
 
 # Steps between host reads of the loss on CUDA. Each read waits for the GPU to drain; every 50
 # steps that wait costs well under 1 % of a step while a diverged trial still stops within 50 steps.

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bortnas.errors import ClusterError, JobFailedError, UserInputError
-from bortnas.raycluster import DASHBOARD_PORT, configure_ray_env, require_ray
+from bortnas.core.errors import ClusterError, JobFailedError, UserInputError
+from bortnas.ray.cluster import DASHBOARD_PORT, configure_ray_env, require_ray
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient

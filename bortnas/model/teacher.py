@@ -23,12 +23,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from bortnas.device import CPU, Device
-from bortnas.encode import EncodedSplit
-from bortnas.errors import UnsupportedArchitectureError, UserInputError
-from bortnas.families import check_supported
-from bortnas.importance import Importance, compute_importance
-from bortnas.train import TrainConfig, evaluate, train
+from bortnas.runtime.device import CPU, Device
+from bortnas.data.encode import EncodedSplit
+from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
+from bortnas.model.families import check_supported
+from bortnas.model.importance import Importance, compute_importance
+from bortnas.train.loop import TrainConfig, evaluate, train
 
 _logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from bortnas.data import Example
+from bortnas.data.tasks import Example
 
 OPERATIONS = ("dropout", "swap", "neighbour")
 Input = tuple[str, str | None]  # (text, optional pair): what the teacher labels

@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from bortnas.errors import UnsupportedArchitectureError
-from bortnas.space import TeacherShape
+from bortnas.core.errors import UnsupportedArchitectureError
+from bortnas.core.space import TeacherShape
 
 SUPPORTED_MODEL_TYPES = ("bert", "roberta")
 

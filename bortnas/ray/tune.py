@@ -21,14 +21,14 @@ from typing import Any, Mapping, Sequence
 
 import optuna
 
-from bortnas.context import Context, RunSettings, build_context
-from bortnas.device import Device, limit_memory_fraction
-from bortnas.errors import TrialFailed, UserInputError
-from bortnas.raycluster import configure_ray_env, require_ray
-from bortnas.scoring import Reference, score_candidate
+from bortnas.trial.context import Context, RunSettings, build_context
+from bortnas.runtime.device import Device, limit_memory_fraction
+from bortnas.core.errors import TrialFailed, UserInputError
+from bortnas.ray.cluster import configure_ray_env, require_ray
+from bortnas.trial.scoring import Reference, score_candidate
 from bortnas.search.claims import Coordination, Heartbeat, claim_asked, next_action
 from bortnas.search.strategies import distributions
-from bortnas.space import ArchSpec, SearchSpace
+from bortnas.core.space import ArchSpec, SearchSpace
 
 _logger = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 from bortnas.algo.objective import w_coefficient
-from bortnas.context import Context
+from bortnas.trial.context import Context
 from bortnas.cost import param_count
 from bortnas.cost.bits import price, size_bits
-from bortnas.extract import Extraction, extract
-from bortnas.latency import measure_latency
+from bortnas.model.extract import Extraction, extract
+from bortnas.runtime.latency import measure_latency
 from bortnas.quant import quantize_
-from bortnas.space import ArchSpec, QuantMode, TeacherShape
-from bortnas.train import evaluate, train
+from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
+from bortnas.train.loop import evaluate, train
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
-from bortnas.errors import SearchSpaceError
+from bortnas.core.errors import SearchSpaceError
 
 __all__ = [
     "ArchSpec",

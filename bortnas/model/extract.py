@@ -26,9 +26,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from bortnas.families import embeddings, encoder_layers, head_linears
-from bortnas.importance import Importance
-from bortnas.space import ArchSpec
+from bortnas.model.families import embeddings, encoder_layers, head_linears
+from bortnas.model.importance import Importance
+from bortnas.core.space import ArchSpec
 
 Init = Literal["inherit", "scratch"]
 

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from bortnas.errors import DataError
+from bortnas.core.errors import DataError
 
 __all__ = ["Example", "TaskData", "load_rotten_tomatoes", "load_table", "split_fractions"]
 

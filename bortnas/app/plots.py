@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 import optuna
 
-from bortnas.errors import BortnasError, MissingDependencyError, UserInputError
+from bortnas.core.errors import BortnasError, MissingDependencyError, UserInputError
 from bortnas.search.records import TrialRecord, front_and_best, load_records, p_bits
 
 if TYPE_CHECKING:

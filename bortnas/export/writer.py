@@ -24,16 +24,16 @@ import optuna
 import torch
 
 from bortnas import __version__
-from bortnas.context import Context
+from bortnas.trial.context import Context
 from bortnas.cost import param_count
 from bortnas.cost.bits import price, size_bits
-from bortnas.errors import ExportError, UserInputError
-from bortnas.latency import measure_latency
-from bortnas.finetune import AgoraSettings, finetune_candidate
+from bortnas.core.errors import ExportError, UserInputError
+from bortnas.runtime.latency import measure_latency
+from bortnas.trial.finetune import AgoraSettings, finetune_candidate
 from bortnas.quant.pack import load, save_quantized
 from bortnas.search.records import front_and_best, load_records
-from bortnas.space import ArchSpec, QuantMode
-from bortnas.train import evaluate
+from bortnas.core.space import ArchSpec, QuantMode
+from bortnas.train.loop import evaluate
 
 _logger = logging.getLogger(__name__)
 RELOAD_ATOL = 1e-5
@@ -139,7 +139,7 @@ def export_trial(
     method: str = "distil",
     agora_settings: AgoraSettings | None = None,
 ) -> ExportReport:
-    """Train the trial's candidate for `steps` steps with `method` (`bortnas.finetune`) and write it to `out`.
+    """Train the trial's candidate for `steps` steps with `method` (`bortnas.trial.finetune`) and write it to `out`.
 
     An Agora export also records its log in the study (user attribute `agora_trial_<N>`).
 

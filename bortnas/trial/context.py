@@ -2,7 +2,7 @@
 
 Torch layer (through the teacher). A study stores its `RunSettings`, so `export` and a resumed
 search rebuild exactly the same context from the database alone. The device is chosen per
-process (`bortnas.device`), not stored: it changes how fast a trial runs, not what it means.
+process (`bortnas.runtime.device`), not stored: it changes how fast a trial runs, not what it means.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from bortnas.data import TaskData, load_rotten_tomatoes, load_table
-from bortnas.device import CPU, Device
-from bortnas.encode import EncodedSplit, encode
-from bortnas.errors import UserInputError
-from bortnas.families import teacher_shape
-from bortnas.space import QuantMode, TeacherShape
-from bortnas.teacher import TaskTeacher, default_teacher_dir, load_teacher_config, prepare_teacher
-from bortnas.train import TrainConfig
+from bortnas.data.tasks import TaskData, load_rotten_tomatoes, load_table
+from bortnas.runtime.device import CPU, Device
+from bortnas.data.encode import EncodedSplit, encode
+from bortnas.core.errors import UserInputError
+from bortnas.model.families import teacher_shape
+from bortnas.core.space import QuantMode, TeacherShape
+from bortnas.model.teacher import TaskTeacher, default_teacher_dir, load_teacher_config, prepare_teacher
+from bortnas.train.loop import TrainConfig
 
 _logger = logging.getLogger(__name__)
 

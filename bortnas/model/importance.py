@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
-from bortnas.families import encoder_layers, layer_norms
+from bortnas.model.families import encoder_layers, layer_norms
 
 
 @dataclasses.dataclass

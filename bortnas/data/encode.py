@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from bortnas.data import Example
+from bortnas.data.tasks import Example
 
 POOL_BATCHES = 50
 

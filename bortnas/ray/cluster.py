@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from bortnas.errors import MissingDependencyError
+from bortnas.core.errors import MissingDependencyError
 
 HEAD_PORT = 6380
 DASHBOARD_PORT = 8265

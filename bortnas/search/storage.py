@@ -21,7 +21,7 @@ import optuna
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from bortnas.errors import StorageError
+from bortnas.core.errors import StorageError
 
 DEFAULT_STORAGE = "sqlite:///bortnas.db"
 SQLITE_TIMEOUT_S = 60

@@ -1,6 +1,6 @@
 """optuna-dashboard over a study storage, bound to loopback unless the caller names another host.
 
-Presentation layer over `bortnas.storage`: a search stores W, p, latency, error and the candidate
+Presentation layer over `bortnas.search.storage`: a search stores W, p, latency, error and the candidate
 as trial user attributes, so the stock dashboard shows them; nothing here computes anything.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from bortnas.errors import MissingDependencyError, UserInputError
-from bortnas.storage import open_storage, storage_exists
+from bortnas.core.errors import MissingDependencyError, UserInputError
+from bortnas.search.storage import open_storage, storage_exists
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080

@@ -15,7 +15,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from bortnas.device import CPU, Device
+from bortnas.runtime.device import CPU, Device
 
 
 @dataclasses.dataclass(frozen=True)

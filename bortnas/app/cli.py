@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bortnas import __version__
-from bortnas.errors import BortnasError, UserInputError
+from bortnas.core.errors import BortnasError, UserInputError
 
 _logger = logging.getLogger("bortnas")
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from bortnas.context import DEFAULT_LR, RunSettings
+    from bortnas.trial.context import DEFAULT_LR, RunSettings
 
     return RunSettings(
         teacher=str(Path(args.teacher).resolve()) if args.teacher else None,
@@ -48,7 +48,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _device(args: argparse.Namespace) -> Any:
-    from bortnas.device import Device
+    from bortnas.runtime.device import Device
 
     return Device.from_name(args.device, compile=args.compile)
 
@@ -60,14 +60,14 @@ def _log_device(device: Any) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from bortnas.algo import fptas
-    from bortnas.context import DEFAULT_TRIAL_STEPS, build_context, check_inputs
+    from bortnas.trial.context import DEFAULT_TRIAL_STEPS, build_context, check_inputs
     from bortnas.search import create_or_resume, make_sampler, run_search
     from bortnas.search.runner import context_evaluator
     from bortnas.search.strategies import describe_plan, fptas_plan, grid_order
     from bortnas.search.records import front_and_best, load_records
-    from bortnas.space import load_search_space
+    from bortnas.core.space import load_search_space
     from bortnas.search.claims import Coordination
-    from bortnas.storage import claim_lock, open_storage
+    from bortnas.search.storage import claim_lock, open_storage
 
     if args.n_trials <= 0:
         raise UserInputError(f"--n-trials={args.n_trials} must be a positive integer.")
@@ -77,7 +77,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserInputError(f"--cpus-per-trial={args.cpus_per_trial} must be positive, --gpus-per-trial={args.gpus_per_trial} "
                              f"not negative and --ray-cpus={args.ray_cpus} positive (fractions like 0.5 are allowed per trial).")
     if args.backend == "ray":
-        from bortnas.tune import check_trial_device
+        from bortnas.ray.tune import check_trial_device
 
         check_trial_device(args.device, args.gpus_per_trial)
     if args.heartbeat_interval <= 0 or (args.grace_period is not None and args.grace_period <= args.heartbeat_interval):
@@ -120,8 +120,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     _logger.info("task teacher dev accuracy %.4f (%s)", ctx.teacher.dev_accuracy, ctx.data.source)
     evaluate, provenance = context_evaluator(ctx, space)
     if args.backend == "ray":
-        from bortnas.context import default_cache_dir
-        from bortnas.tune import RaySettings, run_search_ray
+        from bortnas.trial.context import default_cache_dir
+        from bortnas.ray.tune import RaySettings, run_search_ray
 
         ray_settings = RaySettings(address=args.address, num_cpus=args.ray_cpus, cpus_per_trial=args.cpus_per_trial,
                                    gpus_per_trial=args.gpus_per_trial, asha=not args.no_asha)
@@ -149,7 +149,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _open_existing(args: argparse.Namespace) -> Any:
     from bortnas.search import load_study
-    from bortnas.storage import open_storage, storage_exists
+    from bortnas.search.storage import open_storage, storage_exists
 
     if not storage_exists(args.storage):
         raise UserInputError(f"--storage {args.storage} does not exist: run `bortnas search` first or pass the storage of a search.")
@@ -193,9 +193,9 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bortnas.context import build_context
-    from bortnas.export import choose_trial, export_trial, prepare_out_dir
-    from bortnas.finetune import DEFAULT_GRID, DEFAULT_STEPS, AgoraSettings, load_grid
+    from bortnas.trial.context import build_context
+    from bortnas.export.writer import choose_trial, export_trial, prepare_out_dir
+    from bortnas.trial.finetune import DEFAULT_GRID, DEFAULT_STEPS, AgoraSettings, load_grid
 
     if args.steps is None:
         args.steps = DEFAULT_STEPS[args.finetune]
@@ -237,10 +237,10 @@ def cmd_space(args: argparse.Namespace) -> int:
     from bortnas.algo.fptas import numerator
     from bortnas.cost import flops, param_count
     from bortnas.cost.bits import price, size_bits
-    from bortnas.families import teacher_shape
+    from bortnas.model.families import teacher_shape
     from bortnas.search.strategies import fptas_plan
-    from bortnas.space import REFERENCE_SHAPES, load_search_space
-    from bortnas.teacher import default_teacher_dir, load_teacher_config
+    from bortnas.core.space import REFERENCE_SHAPES, load_search_space
+    from bortnas.model.teacher import default_teacher_dir, load_teacher_config
 
     space = load_search_space(args.file)
     if args.teacher or space.reference is None:
@@ -294,7 +294,7 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from bortnas.submit import connect, default_address, default_python, follow_job, load_runtime_env, search_entrypoint, submit_search
+    from bortnas.ray.submit import connect, default_address, default_python, follow_job, load_runtime_env, search_entrypoint, submit_search
 
     search_args = args.search_args[1:] if args.search_args[:1] == ["--"] else args.search_args
     address = args.address or default_address()
@@ -324,14 +324,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from bortnas.dashboard import serve
+    from bortnas.app.dashboard import serve
 
     serve(args.storage, args.host, args.port)
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from bortnas.plots import write_plots
+    from bortnas.app.plots import write_plots
 
     study, _, _ = _open_existing(args)
     out = (args.out or Path("plots") / args.study).resolve()
@@ -359,7 +359,7 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
-    from bortnas.storage import DEFAULT_STORAGE
+    from bortnas.search.storage import DEFAULT_STORAGE
 
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"SQLAlchemy URL of the study database (default {DEFAULT_STORAGE})")
     parser.add_argument("--study", required=required, help="study name" + ("" if required else " (default: the space's name)"))
@@ -367,8 +367,8 @@ def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bortnas.context import RunSettings
-    from bortnas.raycluster import DASHBOARD_PORT
+    from bortnas.trial.context import RunSettings
+    from bortnas.ray.cluster import DASHBOARD_PORT
     from bortnas.search.strategies import STRATEGIES
 
     d = RunSettings()
@@ -468,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(j)
     j.set_defaults(func=cmd_submit)
 
-    from bortnas.dashboard import DEFAULT_HOST, DEFAULT_PORT
-    from bortnas.storage import DEFAULT_STORAGE
+    from bortnas.app.dashboard import DEFAULT_HOST, DEFAULT_PORT
+    from bortnas.search.storage import DEFAULT_STORAGE
 
     dash = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage (loopback only unless --host)",
                           description="Serve optuna-dashboard on every study of the storage; W, p, latency, error and the candidate "

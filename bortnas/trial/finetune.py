@@ -1,11 +1,11 @@
 """How an exported candidate is trained: distillation (default), plain fine-tuning, or Agora.
 
-Torch layer. All three use the one training loop (`bortnas.train.train`):
-- distil: the chain of `bortnas.scoring.train_candidate` (KD + hidden-state loss, BiT chain);
+Torch layer. All three use the one training loop (`bortnas.train.loop.train`):
+- distil: the chain of `bortnas.trial.scoring.train_candidate` (KD + hidden-state loss, BiT chain);
 - plain: cross-entropy on the task's labels, no teacher;
 - agora: `bortnas.algo.agora` with real students: each hyperparameter set fine-tunes a copy of
   the extracted (and quantized) candidate with cross-entropy on the growing data set; new data
-  come from the best student's dev mistakes through `bortnas.augment.Augmenter` and are
+  come from the best student's dev mistakes through `bortnas.data.augment.Augmenter` and are
   labelled by the task teacher. Each fine-tune runs the export's step count, so Agora costs
   |Theta| (|Theta| + 1) / 2 (+ replayed rounds) times as many steps as plain fine-tuning.
 """
@@ -23,17 +23,17 @@ import yaml
 from torch import nn
 
 from bortnas.algo.agora import PRUNE_RULES, Iteration, agora, theta_key
-from bortnas.augment import Augmenter, EmbeddingNeighbours, Input
-from bortnas.context import Context
-from bortnas.data import Example
-from bortnas.encode import encode
-from bortnas.errors import UserInputError
-from bortnas.extract import Extraction, extract
-from bortnas.families import embeddings
+from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input
+from bortnas.trial.context import Context
+from bortnas.data.tasks import Example
+from bortnas.data.encode import encode
+from bortnas.core.errors import UserInputError
+from bortnas.model.extract import Extraction, extract
+from bortnas.model.families import embeddings
 from bortnas.quant import quantize_
-from bortnas.scoring import train_candidate
-from bortnas.space import ArchSpec
-from bortnas.train import TrainConfig, evaluate, predict, train
+from bortnas.trial.scoring import train_candidate
+from bortnas.core.space import ArchSpec
+from bortnas.train.loop import TrainConfig, evaluate, predict, train
 
 _logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Application layer: the CLI, plots and the dashboard. No logic of their own."""

@@ -1,0 +1,1 @@
+"""Pure core: the error tree, search spaces, run settings. Stdlib and PyYAML only."""

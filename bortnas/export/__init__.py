@@ -1,0 +1,1 @@
+"""Export: a chosen trial trained to completion and written as a model directory."""

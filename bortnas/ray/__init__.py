@@ -1,0 +1,1 @@
+"""Ray layer (optional extra `bortnas[ray]`): Ray Tune trials and Ray job submission. Import submodules explicitly."""

@@ -1,0 +1,1 @@
+"""Runtime: where models run (`device`) and how fast (`latency`). Torch."""

@@ -1,0 +1,1 @@
+"""Training: the one loop (`loop`) with its losses. Torch."""

@@ -1,0 +1,1 @@
+"""One trial: the evaluation context, the student recipe, and scoring. Torch."""
