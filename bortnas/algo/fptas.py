@@ -37,14 +37,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Generic, Hashable, Sequence, TypeVar
+from typing import Callable, Generic, Hashable, Mapping, Sequence, TypeVar
 
 from bortnas.algo.objective import MIN_ERROR
 
 Candidate = TypeVar("Candidate", bound=Hashable)
 Theta = TypeVar("Theta")
 
-__all__ = ["FptasPlan", "FptasResult", "plan", "run", "steps_for"]
+__all__ = ["FptasPlan", "FptasResult", "evaluations", "plan", "run", "select", "steps_for"]
 
 
 def steps_for(epsilon: float, n0: float, s: float = 1.0) -> int:
@@ -150,6 +150,34 @@ def plan(
     )
 
 
+def evaluations(the_plan: FptasPlan[Candidate], thetas: Sequence[Theta]) -> list[tuple[Candidate, Theta]]:
+    """The (candidate, theta) pairs whose errors the scheme needs: every representative under every
+    theta, representatives in bucket order (best N first). A search runs these as its trials."""
+    return [(c, theta) for c in the_plan.representatives for theta in thetas]
+
+
+def select(
+    the_plan: FptasPlan[Candidate],
+    p: Callable[[Candidate], float],
+    i: Callable[[Candidate], float],
+    errors: Mapping[tuple[Candidate, Theta], float],
+    steps: int,
+) -> FptasResult[Candidate]:
+    """The scheme's answer from the errors measured so far: each representative keeps its smallest
+    error over the thetas it was trained with (Algorithm 1 maximises W over theta per candidate),
+    and the argmax-W representative is returned. Pairs of `errors` that are not in the plan are
+    ignored; a representative without any error (a failed evaluation) is left out.
+    """
+    best_error: dict[Candidate, float] = {}
+    representatives = set(the_plan.representatives)
+    for (c, _), e in errors.items():
+        if c in representatives:
+            best_error[c] = min(e, best_error.get(c, e))
+    w = {c: numerator(p(c), i(c), the_plan.p_max, the_plan.i_max) / max(e, MIN_ERROR) for c, e in best_error.items()}
+    best = max(w, key=lambda c: w[c]) if w else None
+    return FptasResult(best=best, best_w=w[best] if best is not None else 0.0, w=w, errors=best_error, plan=the_plan, steps=steps)
+
+
 def run(
     candidates: Sequence[Candidate],
     p: Callable[[Candidate], float],
@@ -162,7 +190,10 @@ def run(
     p_max: float | None = None,
     i_max: float | None = None,
 ) -> FptasResult[Candidate]:
-    """Run the scheme: plan, estimate the representatives' errors, return the argmax-W candidate.
+    """Run the scheme in one process: `plan`, the error of every pair of `evaluations`, `select`.
+
+    `bortnas search --strategy fptas` runs the same three steps, with the evaluations as trials
+    of a study (so they resume and spread over workers).
 
     Args:
         error: the surrogate error in [0, 1] of a candidate trained with hyperparameters theta
@@ -173,10 +204,5 @@ def run(
     """
     the_plan = plan(candidates, p, i, epsilon, p_max, i_max)
     steps = steps_for(epsilon, n0, s)
-    errors: dict[Candidate, float] = {}
-    w: dict[Candidate, float] = {}
-    for c in the_plan.representatives:
-        errors[c] = min(error(c, theta, steps) for theta in thetas)
-        w[c] = numerator(p(c), i(c), the_plan.p_max, the_plan.i_max) / max(errors[c], MIN_ERROR)
-    best = max(w, key=lambda c: w[c]) if w else None
-    return FptasResult(best=best, best_w=w[best] if best is not None else 0.0, w=w, errors=errors, plan=the_plan, steps=steps)
+    errors = {(c, theta): error(c, theta, steps) for c, theta in evaluations(the_plan, thetas)}
+    return select(the_plan, p, i, errors, steps)

@@ -20,8 +20,8 @@ from bortnas.core.errors import BortnasError, UserInputError
 _logger = logging.getLogger("bortnas")
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from bortnas.trial.context import DEFAULT_LR, RunSettings
+def _settings(args: argparse.Namespace, trial_steps: int) -> Any:
+    from bortnas.core.settings import RunSettings
 
     return RunSettings(
         teacher=str(Path(args.teacher).resolve()) if args.teacher else None,
@@ -33,13 +33,14 @@ def _settings(args: argparse.Namespace) -> Any:
         max_length=args.max_length,
         teacher_steps=args.teacher_steps,
         teacher_lr=args.teacher_lr,
-        trial_steps=args.trial_steps,
-        lr=DEFAULT_LR[args.init] if args.lr is None else args.lr,
+        trial_steps=trial_steps,
+        lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
         init=args.init,
         latency_threads=args.latency_threads,
         bit_chain=args.bit_chain,
+        encoding=args.encoding,
     )
 
 
@@ -59,91 +60,29 @@ def _log_device(device: Any) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from bortnas.algo import fptas
-    from bortnas.trial.context import DEFAULT_TRIAL_STEPS, build_context, check_inputs
-    from bortnas.search import create_or_resume, make_sampler, run_search
-    from bortnas.search.runner import context_evaluator
-    from bortnas.search.strategies import describe_plan, fptas_plan, grid_order
-    from bortnas.search.records import front_and_best, load_records
-    from bortnas.core.space import load_search_space
-    from bortnas.search.claims import Coordination
-    from bortnas.search.storage import claim_lock, open_storage
+    from bortnas.app.jobs import search
+    from bortnas.core.settings import RaySettings, SearchOptions
 
-    if args.n_trials <= 0:
-        raise UserInputError(f"--n-trials={args.n_trials} must be a positive integer.")
     if args.backend != "ray" and (args.address or args.ray_cpus or args.no_asha or args.cpus_per_trial != 1.0 or args.gpus_per_trial):
         raise UserInputError("--address, --ray-cpus, --cpus-per-trial, --gpus-per-trial and --no-asha apply to --backend ray only.")
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0 or (args.ray_cpus is not None and args.ray_cpus <= 0):
-        raise UserInputError(f"--cpus-per-trial={args.cpus_per_trial} must be positive, --gpus-per-trial={args.gpus_per_trial} "
-                             f"not negative and --ray-cpus={args.ray_cpus} positive (fractions like 0.5 are allowed per trial).")
+    options = SearchOptions(strategy=args.strategy, n_trials=args.n_trials, epsilon=args.epsilon, fptas_n0=args.fptas_n0,
+                            fptas_s=args.fptas_s, trial_steps_given=args.trial_steps, heartbeat_interval=args.heartbeat_interval,
+                            grace_period=args.grace_period)
+    ray = None
     if args.backend == "ray":
-        from bortnas.ray.tune import check_trial_device
-
-        check_trial_device(args.device, args.gpus_per_trial)
-    if args.heartbeat_interval <= 0 or (args.grace_period is not None and args.grace_period <= args.heartbeat_interval):
-        raise UserInputError(f"--heartbeat-interval={args.heartbeat_interval} must be positive and --grace-period={args.grace_period} "
-                             "longer than it (default 3 intervals).")
-    space = load_search_space(args.space)
-    fptas_info = None
-    if args.strategy == "fptas":
-        if args.trial_steps is not None:
-            raise UserInputError("--trial-steps does not apply to --strategy fptas: its steps are n = ceil(n0 / (epsilon * s^1.5)); set --epsilon or --fptas-n0.")
-        if args.fptas_n0 <= 0 or args.fptas_s <= 0:
-            raise UserInputError(f"--fptas-n0={args.fptas_n0} and --fptas-s={args.fptas_s} must be positive.")
-        if not 0.0 < args.epsilon < 1.0:
-            raise UserInputError(f"--epsilon={args.epsilon} must be in (0, 1), e.g. 0.1 for a 90 % guarantee.")
-        args.trial_steps = fptas.steps_for(args.epsilon, args.fptas_n0, args.fptas_s)
-    elif args.trial_steps is None:
-        args.trial_steps = DEFAULT_TRIAL_STEPS
-    settings = _settings(args)
-    shape, _ = check_inputs(settings)
-    space.check_fits(shape)
-    device = _device(args)
-    proposals = grid_order(space, args.seed) if args.strategy == "grid" else None
-    n_trials = args.n_trials
-    if args.strategy == "fptas":
-        plan = fptas_plan(space, shape, settings.max_length, args.epsilon)
-        fptas_info = describe_plan(plan, args.epsilon, args.fptas_n0, args.fptas_s)
-        proposals, n_trials = list(plan.representatives), len(plan.representatives)
-    sampler = make_sampler(args.strategy, space, args.seed, args.n_trials)
-    study_name = args.study or space.name
-    storage = open_storage(args.storage, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
-    study = create_or_resume(storage, study_name, space, settings, sampler, fptas=fptas_info)
-    coordination = Coordination(claim_lock(args.storage, study_name), storage, poll_s=min(5.0, args.heartbeat_interval))
-    _logger.info("study %r in %s: %d candidates in %s", study_name, args.storage, len(space), space.source)
-    if fptas_info is not None:
-        _logger.info("FPTAS epsilon %.3g: %d buckets, %d candidates to evaluate at %d steps each (bound %d), guarantee W >= %.2f * optimum",
-                     args.epsilon, fptas_info["buckets"], len(fptas_info["representatives"]), fptas_info["steps"],
-                     fptas_info["evaluation_bound"], fptas_info["guarantee"])
-    _log_device(device)
-    ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args), device=device)
-    _logger.info("task teacher dev accuracy %.4f (%s)", ctx.teacher.dev_accuracy, ctx.data.source)
-    evaluate, provenance = context_evaluator(ctx, space)
-    if args.backend == "ray":
-        from bortnas.trial.context import default_cache_dir
-        from bortnas.ray.tune import RaySettings, run_search_ray
-
-        ray_settings = RaySettings(address=args.address, num_cpus=args.ray_cpus, cpus_per_trial=args.cpus_per_trial,
-                                   gpus_per_trial=args.gpus_per_trial, asha=not args.no_asha)
-        run_search_ray(study, storage, space, ctx, n_trials, args.strategy, provenance, coordination, ray_settings,
-                       (args.cache_dir or default_cache_dir()).resolve(), proposals=proposals, verbose=0 if args.quiet else 1 + args.verbose)
-    else:
-        run_search(study, space, evaluate, n_trials, args.strategy, provenance, show_progress_bar=_progress(args), proposals=proposals,
-                   coordination=coordination)
-    records = load_records(study)
-    _, best = front_and_best(records)
-    if best is None:
-        raise BortnasError(f"study {study_name!r} has no finished trial: see `bortnas trials --study {study_name}` for the reasons.")
-    attrs = next(r.attrs for r in records if r.number == best)
-    result = {"study": study_name, "best_trial": best, "candidate": attrs["key"], "W": attrs["w"], "dev_accuracy": attrs["dev_accuracy"],
-              "teacher_dev_accuracy": ctx.teacher.dev_accuracy, "fptas": fptas_info}
+        ray = RaySettings(address=args.address, num_cpus=args.ray_cpus, cpus_per_trial=args.cpus_per_trial,
+                          gpus_per_trial=args.gpus_per_trial, asha=not args.no_asha)
+    outcome = search(args.space, _settings(args, options.trial_steps()), options, args.storage, args.study, ray, args.device,
+                     args.compile, args.cache_dir, show_progress_bar=_progress(args), verbose=0 if args.quiet else 1 + args.verbose)
     if args.format == "json":
-        print(json.dumps(result))
+        print(json.dumps(outcome.to_dict()))
         return 0
-    print(f"best trial {best}: {attrs['key']}  W={attrs['w']:.3f}  dev accuracy {attrs['dev_accuracy']:.4f} (teacher {ctx.teacher.dev_accuracy:.4f})")
-    if fptas_info is not None:
-        print(f"FPTAS epsilon={args.epsilon}: {len(fptas_info['representatives'])} of {len(space)} candidates evaluated at n={fptas_info['steps']} steps; "
-              f"W is at least {fptas_info['guarantee']:.2f} of the space's optimum if the AB^nC ordering holds")
+    print(f"best trial {outcome.best_trial}: {outcome.candidate}  W={outcome.w:.3f}  dev accuracy {outcome.dev_accuracy:.4f} "
+          f"(teacher {outcome.teacher_dev_accuracy:.4f})")
+    info = outcome.fptas
+    if info is not None:
+        print(f"FPTAS epsilon={args.epsilon}: {len(info['representatives'])} of {outcome.space_size} candidates evaluated at n={info['steps']} steps; "
+              f"W is at least {info['guarantee']:.2f} of the space's optimum if the AB^nC ordering holds")
     return 0
 
 
@@ -234,45 +173,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_space(args: argparse.Namespace) -> int:
-    from bortnas.algo.fptas import numerator
-    from bortnas.cost import flops, param_count
-    from bortnas.cost.bits import price, size_bits
-    from bortnas.model.families import teacher_shape
-    from bortnas.search.strategies import fptas_plan
     from bortnas.core.space import REFERENCE_SHAPES, load_search_space
-    from bortnas.model.teacher import default_teacher_dir, load_teacher_config
+    from bortnas.core.teachers import default_teacher_dir, read_teacher_config, teacher_shape
+    from bortnas.search.pricing import price_space
 
     space = load_search_space(args.file)
     if args.teacher or space.reference is None:
         directory = Path(args.teacher) if args.teacher else default_teacher_dir()
-        shape, against = teacher_shape(load_teacher_config(directory), 2), str(directory)
+        shape, against = teacher_shape(read_teacher_config(directory), 2), str(directory)
     else:
         shape, against = REFERENCE_SHAPES[space.reference], space.reference
-    space.check_fits(shape)
-    plan = fptas_plan(space, shape, args.max_length, args.epsilon)
-    bucket_of = {c: k for k, bucket in enumerate(plan.buckets) for c in bucket}
-    representatives = set(plan.representatives)
-    top = space.maximum_point
-    p_top, i_top, cost_top = param_count(top, shape), flops(top, shape, args.max_length), price(top, shape, args.max_length)
-    rows = []
-    for spec in space.candidates():
-        p, cost = param_count(spec, shape), price(spec, shape, args.max_length)
-        rows.append({"candidate": spec.key, "params": p.total, "params_non_embedding": p.non_embedding, "params_encoder": p.encoder,
-                     "size_mib": size_bits(spec, shape).mib, "p_bits": cost.p, "flops": cost.i,
-                     "N": numerator(cost.p, cost.i, cost_top.p, cost_top.i),
-                     "bucket": bucket_of.get(spec), "representative": spec in representatives})
-    ranked = sorted(rows, key=lambda r: -r["N"])
-    rank = {r["candidate"]: k + 1 for k, r in enumerate(ranked)}
-    highlights = []
-    for spec in space.highlight:
-        row = next((r for r in rows if r["candidate"] == spec.key), None)
-        if row is None:
-            raise UserInputError(f"highlight {spec.key} in {space.source} is not a candidate of the space.")
-        highlights.append({**row, "rank_by_N": rank[spec.key]})
-    summary = {"against": against, "seq_len": args.max_length, "candidates": len(rows), "maximum_point": top.key,
-               "maximum_point_params": p_top.total, "maximum_point_params_non_embedding": p_top.non_embedding,
-               "maximum_point_flops": i_top.total, "epsilon": args.epsilon, "buckets": len(plan.buckets),
-               "fptas_evaluations": len(plan.representatives), "highlight": highlights}
+    pricing = price_space(space, shape, args.max_length, args.epsilon, against)
+    summary, rows, highlights = pricing.summary, pricing.rows, pricing.summary["highlight"]
+    top_row = {"params": summary["maximum_point_params"], "non_embedding": summary["maximum_point_params_non_embedding"],
+               "flops": summary["maximum_point_flops"]}
     if args.format == "json":
         print(json.dumps({"summary": summary, "candidates": rows}, indent=1))
         return 0
@@ -282,10 +196,10 @@ def cmd_space(args: argparse.Namespace) -> int:
         bucket = "-" if row["bucket"] is None else row["bucket"]
         print(f"{row['candidate']:<32}{row['params']:>14,}{row['params_non_embedding']:>13,}{row['size_mib']:>9.2f}{row['flops'] / 1e9:>10.3f}"
               f"{row['N']:>8.4f}{bucket:>8}{mark}")
-    print(f"maximum point T {top.key} ({against}): {p_top.total:,} params, {p_top.non_embedding:,} non-embedding, "
-          f"{i_top.total / 1e9:.3f} GFLOPs at seq {args.max_length}; {len(rows)} candidates")
-    print(f"N = (1 - p/p(T)) (1 - i/i(T)), the analytic part of W; FPTAS at epsilon {args.epsilon}: {len(plan.buckets)} buckets, "
-          f"R = the {len(plan.representatives)} candidates it evaluates")
+    print(f"maximum point T {summary['maximum_point']} ({against}): {top_row['params']:,} params, {top_row['non_embedding']:,} "
+          f"non-embedding, {top_row['flops'] / 1e9:.3f} GFLOPs at seq {args.max_length}; {len(rows)} candidates")
+    print(f"N = (1 - p/p(T)) (1 - i/i(T)), the analytic part of W; FPTAS at epsilon {args.epsilon}: {summary['buckets']} buckets, "
+          f"R = the {summary['fptas_evaluations']} candidates it evaluates")
     for h in highlights:
         print(f"highlight {h['candidate']}: rank {h['rank_by_N']} of {len(rows)} by N = {h['N']:.4f}; {h['params']:,} params "
               f"({h['params_encoder']:,} in the encoder), {h['size_mib']:.2f} MiB, {h['flops'] / 1e9:.3f} GFLOPs; FPTAS bucket {h['bucket']}"
@@ -367,7 +281,7 @@ def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bortnas.trial.context import RunSettings
+    from bortnas.core.settings import RunSettings
     from bortnas.ray.cluster import DASHBOARD_PORT
     from bortnas.search.strategies import STRATEGIES
 
@@ -385,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text-column", default=d.text_column)
     s.add_argument("--text-pair-column", dest="pair_column", default=None, help="second text column for sentence pairs")
     s.add_argument("--label-column", default=d.label_column)
+    s.add_argument("--encoding", default=d.encoding, help=f"text encoding of --data (default {d.encoding}; e.g. latin-1, cp1252)")
     s.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the train/dev/test split")
     s.add_argument("--max-length", type=int, default=d.max_length, help="tokens per example; also the FLOPs/latency sequence length")
     s.add_argument("--teacher-steps", type=int, default=d.teacher_steps, help="fine-tuning steps of the task teacher")

@@ -6,7 +6,6 @@ Pure layer: stdlib and PyYAML only. `load_search_space` is the one place YAML is
 from __future__ import annotations
 
 import dataclasses
-import enum
 import hashlib
 import itertools
 import json
@@ -16,6 +15,7 @@ from typing import Any, Iterator, Mapping
 import yaml
 
 from bortnas.core.errors import SearchSpaceError
+from bortnas.modes import QuantMode
 
 __all__ = [
     "ArchSpec",
@@ -27,23 +27,6 @@ __all__ = [
 
 DIMENSIONS = ("layers", "hidden", "heads", "ffn")
 _OPTIONAL_KEYS = ("name", "description", "quant", "reference", "highlight")
-
-
-class QuantMode(str, enum.Enum):
-    """How a candidate's encoder is represented (README "Quantization modes").
-
-    fp32: full precision. bitnet158: BitNet b1.58, ternary absmean weights and 8-bit absmax
-    per-token activations. bit_w1aK: BiT, binary weights and K-bit elastic activations
-    ({0, 1}-based after ReLU and softmax, {-1, 1}-based elsewhere), ReLU FFN. bibert: BiBERT,
-    binary weights, sign activations and Bi-Attention (bool attention, no softmax).
-    """
-
-    FP32 = "fp32"
-    BITNET158 = "bitnet158"
-    BIT_W1A1 = "bit_w1a1"
-    BIT_W1A2 = "bit_w1a2"
-    BIT_W1A4 = "bit_w1a4"
-    BIBERT = "bibert"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +224,7 @@ def _parse_quant(value: Any, source: str) -> QuantMode:
     try:
         return QuantMode(value)
     except ValueError:
-        supported = ", ".join(q.value for q in QuantMode)
+        supported = ", ".join(QuantMode.names())
         raise SearchSpaceError(f"quant={value!r} in {source} is unknown: supported modes are {supported}.") from None
 
 
@@ -266,6 +249,13 @@ def parse_search_space(data: Any, source: str, default_name: str = "space") -> S
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise SearchSpaceError(f"name in {source} must be a non-empty string.")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        found = _yaml_kind(description)
+        raise SearchSpaceError(
+            f"description in {source} must be a string (found {found} {description!r}): "
+            'write one line of text, quoted if needed, e.g. description: "quick search on MiniLM".'
+        )
     highlight = tuple(_parse_key(key, source) for key in data.get("highlight") or ())
     return SearchSpace(
         layers=values["layers"],
@@ -278,6 +268,21 @@ def parse_search_space(data: Any, source: str, default_name: str = "space") -> S
         reference=data.get("reference"),
         highlight=highlight,
     )
+
+
+def _yaml_kind(value: Any) -> str:
+    """How a parsed YAML value reads to a user: 'a number', 'a list', ..."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
 
 
 def _parse_key(key: Any, source: str) -> ArchSpec:

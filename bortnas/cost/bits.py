@@ -1,6 +1,7 @@
 """Size in bits and operations of a candidate under its quantization mode.
 
-Pure layer. The rules (README "Quantization modes"; ALGORITHMS.md 3.4):
+Pure layer. Every width comes from the mode's `QuantConfig` (`bortnas.modes`). The rules
+(README "Quantization modes"; docs/algorithms.md §5):
 - size: every stored value at its bit width: 1.58 (log2 3) per ternary weight, 1 per binary
   weight, 32 for everything that stays full precision (biases, LayerNorms, scales, learned
   activation steps and thresholds, and whatever the mode leaves unquantized);
@@ -14,71 +15,20 @@ Pure layer. The rules (README "Quantization modes"; ALGORITHMS.md 3.4):
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from bortnas.cost.flops import flops
 from bortnas.cost.params import param_count
-from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
+from bortnas.core.space import ArchSpec, TeacherShape
+from bortnas.modes import FULL, QuantConfig
 
-FULL = 32.0
-TERNARY = math.log2(3)
 LOW_BIT = 8  # operands this narrow are integer / bit-serial arithmetic
 
-
-@dataclasses.dataclass(frozen=True)
-class BitScheme:
-    """Which parts of a BERT-family classifier are stored and computed at which width.
-
-    `weight_bits` / `activation_bits`: the encoder's six linears per layer and their inputs.
-    `attention_bits`: the operands of the two attention products (Q K^T and A V).
-    `weight_scales`: "tensor" (one scale per matrix) or "row" (one per output row).
-    `linear_extra` / `attention_extra`: full-precision learned values per linear (as a multiple
-    of its input width, plus a constant) and per attention block (BiT's thresholds and steps).
-    """
-
-    weight_bits: float = FULL
-    activation_bits: float = FULL
-    attention_bits: float = FULL
-    word_embedding_bits: float = FULL
-    other_embedding_bits: float = FULL  # position and token-type tables
-    head_bits: float = FULL  # pooler and classifier matrices
-    weight_scales: str = "tensor"
-    word_embedding_scales: str = "tensor"
-    linear_extra_per_input: int = 0
-    linear_extra: int = 0
-    attention_extra: int = 0
-
-    @property
-    def quantized(self) -> bool:
-        return self.weight_bits < FULL
-
-
-SCHEMES: dict[QuantMode, BitScheme] = {
-    QuantMode.FP32: BitScheme(),
-    # BitNet b1.58: encoder linears only; embeddings and the head stay in high precision.
-    QuantMode.BITNET158: BitScheme(weight_bits=TERNARY, activation_bits=8),
-    # BiT: binary weights and word embeddings (its "1-1-K": weight-embedding-activation); each
-    # linear learns a threshold per input feature and a step, each attention four steps.
-    **{
-        mode: BitScheme(
-            weight_bits=1, activation_bits=bits, attention_bits=bits, word_embedding_bits=1,
-            linear_extra_per_input=1, linear_extra=1, attention_extra=4,
-        )
-        for mode, bits in ((QuantMode.BIT_W1A1, 1), (QuantMode.BIT_W1A2, 2), (QuantMode.BIT_W1A4, 4))
-    },
-    # BiBERT: row-scaled binary weights and word embeddings, sign activations, Bi-Attention.
-    QuantMode.BIBERT: BitScheme(
-        weight_bits=1, activation_bits=1, attention_bits=1, word_embedding_bits=1,
-        weight_scales="row", word_embedding_scales="row",
-    ),
-}
-
 # The convention of BiT's README table: every matrix (embedding tables and head included) at one
-# bit; only biases, LayerNorms and scales stay full precision.
+# bit; only biases, LayerNorms and scales stay full precision. Not a mode: a way to count.
 BIT_TABLE_CONVENTION = {
-    bits: BitScheme(
-        weight_bits=1, activation_bits=bits, attention_bits=bits, word_embedding_bits=1,
-        other_embedding_bits=1, head_bits=1,
+    bits: QuantConfig(
+        name=f"bit_table_w1a{bits}", weight_bits=1, activation_bits=bits, attention_bits=bits, word_embedding_bits=1,
+        other_embedding_bits=1, head_bits=1, linear="bwn_elastic", attention="elastic", packing="binary1",
     )
     for bits in (1, 2, 4)
 }
@@ -106,9 +56,9 @@ def _scales(rows: int, kind: str, bits: float) -> float:
     return FULL * (rows if kind == "row" else 1)
 
 
-def size_bits(spec: ArchSpec, shape: TeacherShape, scheme: BitScheme | None = None) -> SizeBits:
+def size_bits(spec: ArchSpec, shape: TeacherShape, scheme: QuantConfig | None = None) -> SizeBits:
     """Bits needed to store `spec` as a sequence classifier under `scheme` (default: its mode's)."""
-    s = scheme or SCHEMES[spec.quant]
+    s = scheme or spec.quant.config
     h, f, n = spec.hidden, spec.ffn, spec.layers
     counts = param_count(spec, shape)
     word = shape.vocab_size * h * s.word_embedding_bits + _scales(shape.vocab_size, s.word_embedding_scales, s.word_embedding_bits)
@@ -135,9 +85,9 @@ def _product_cost(macs: float, bits_a: float, bits_b: float) -> float:
     return 2 * macs
 
 
-def operations(spec: ArchSpec, shape: TeacherShape, seq_len: int, scheme: BitScheme | None = None) -> float:
+def operations(spec: ArchSpec, shape: TeacherShape, seq_len: int, scheme: QuantConfig | None = None) -> float:
     """FLOP-equivalents of one forward pass on `seq_len` tokens under `scheme` (default: its mode's)."""
-    s = scheme or SCHEMES[spec.quant]
+    s = scheme or spec.quant.config
     L, h, f = seq_len, spec.hidden, spec.ffn
     linear = _product_cost(L * (4 * h * h + 2 * h * f), s.weight_bits, s.activation_bits)
     attention = _product_cost(2 * L * L * h, s.attention_bits, s.attention_bits)

@@ -7,10 +7,12 @@ has a fingerprint so a trial records exactly which data it saw.
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import dataclasses
 import hashlib
 import importlib.util
+import io
 import json
 import random
 from pathlib import Path
@@ -121,25 +123,67 @@ def load_rotten_tomatoes(seed: int = 0) -> TaskData:
     )
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    suffix = path.suffix.lower()
+def _check_encoding(encoding: str) -> str:
+    """The codec name to decode with; "utf-8" (any spelling) becomes "utf-8-sig" so a BOM is dropped."""
     try:
-        if suffix in (".jsonl", ".json"):
-            rows = []
-            with path.open(encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as e:
-                            raise DataError(f"{path} line {number} is not JSON: {e.msg}; write one JSON object per line.") from e
-            return rows
-        if suffix in (".csv", ".tsv"):
-            with path.open(encoding="utf-8", newline="") as handle:
-                return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+        name = codecs.lookup(encoding).name if isinstance(encoding, str) else None
+        if name is not None:
+            try:  # rejects codecs that are not text encodings (rot13, base64, ...); b"" would short-circuit
+                b"a".decode(encoding)
+            except UnicodeDecodeError:
+                pass
+    except LookupError:
+        name = None
+    if name is None:
+        raise DataError(
+            f"--encoding {encoding!r} is not a known text encoding: pass a Python codec name such as utf-8, latin-1 or cp1252."
+        )
+    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else name
+
+
+def _decode(path: Path, data: bytes, encoding: str, codec: str) -> str:
+    """The whole file as text, or a one-line DataError that says where it stops being `encoding`."""
+    prefix = 0
+    if codec == "utf-8-sig":
+        # utf-8-sig semantics, but decoding the rest as plain utf-8 keeps error offsets file-relative
+        if data.startswith(codecs.BOM_UTF8):
+            prefix = len(codecs.BOM_UTF8)
+        codec = "utf-8"
+    try:
+        return data[prefix:].decode(codec)
+    except UnicodeDecodeError as e:
+        body = e.object if isinstance(e.object, bytes) else data[prefix:]
+        line = body[: e.start].decode(codec, errors="replace").count("\n") + 1
+        bad = body[e.start : max(e.end, e.start + 1)][:4]
+        shown = " ".join(f"0x{b:02x}" for b in bad)
+        wanted = "UTF-8" if codec == "utf-8" else encoding
+        raise DataError(
+            f"{path} is not valid {encoding} text: byte {shown} at byte offset {prefix + e.start} (line {line}) "
+            f"cannot be decoded ({e.reason}); re-save it as {wanted} or pass its real encoding, e.g. --encoding latin-1."
+        ) from None
+
+
+def _read_rows(path: Path, encoding: str = "utf-8") -> list[dict[str, Any]]:
+    codec = _check_encoding(encoding)
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".csv", ".tsv"):
+        raise DataError(f"{path} has an unknown extension {suffix!r}: use .csv, .tsv or .jsonl.")
+    try:
+        data = path.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror}; pass an existing file to --data.") from e
-    raise DataError(f"{path} has an unknown extension {suffix!r}: use .csv, .tsv or .jsonl.")
+    # the whole file is decoded before parsing, so a bad byte anywhere fails before any row is used
+    text = _decode(path, data, encoding, codec)
+    if suffix in (".jsonl", ".json"):
+        rows = []
+        for number, line in enumerate(io.StringIO(text, newline=None), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path} line {number} is not JSON: {e.msg}; write one JSON object per line.") from e
+        return rows
+    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","))
 
 
 def load_table(
@@ -148,18 +192,23 @@ def load_table(
     label_column: str,
     pair_column: str | None = None,
     seed: int = 0,
+    *,
+    encoding: str = "utf-8",
 ) -> TaskData:
     """A user's labelled file, shuffled with `seed` and split 80/10/10 by row.
 
     Labels are the distinct values of `label_column`, sorted as strings; label i is the i-th.
+    The file is decoded with `encoding` (a Python codec name); "utf-8" also accepts a leading BOM.
 
     Raises:
-        DataError: unreadable file, missing column, empty text, or fewer than two labels.
+        DataError: unknown encoding, unreadable or undecodable file, missing column, empty text,
+            or fewer than two labels.
     """
     path = Path(path)
+    _check_encoding(encoding)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist: pass an existing .csv, .tsv or .jsonl file to --data.")
-    rows = _read_rows(path)
+    rows = _read_rows(path, encoding=encoding)
     if not rows:
         raise DataError(f"{path} has no rows: it needs a header (CSV/TSV) and labelled examples.")
     columns = [text_column, label_column] + ([pair_column] if pair_column else [])

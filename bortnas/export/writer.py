@@ -25,15 +25,12 @@ import torch
 
 from bortnas import __version__
 from bortnas.trial.context import Context
-from bortnas.cost import param_count
-from bortnas.cost.bits import price, size_bits
 from bortnas.core.errors import ExportError, UserInputError
-from bortnas.runtime.latency import measure_latency
 from bortnas.trial.finetune import AgoraSettings, finetune_candidate
 from bortnas.quant.pack import load, save_quantized
 from bortnas.search.records import front_and_best, load_records
 from bortnas.core.space import ArchSpec, QuantMode
-from bortnas.train.loop import evaluate
+from bortnas.trial.metrics import EXPORT_LATENCY_REPEATS, ModelMetrics, measure
 
 _logger = logging.getLogger(__name__)
 RELOAD_ATOL = 1e-5
@@ -60,27 +57,12 @@ def choose_trial(study: optuna.Study, number: int | None = None) -> optuna.trial
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelSummary:
-    test_accuracy: float
-    dev_accuracy: float
-    params_total: int
-    params_non_embedding: int
-    size_mib: float
-    flops: float  # FLOP-equivalents (binary operations at 1/64); FLOPs for fp32
-    latency_ms: float
-    latency_device: str  # the hardware that measured latency_ms (`Device.describe()`)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
 class ExportReport:
     out: Path
     trial: int
     spec: ArchSpec
-    model: ModelSummary
-    teacher: ModelSummary
+    model: ModelMetrics
+    teacher: ModelMetrics
 
     def ratios(self) -> dict[str, float]:
         return {
@@ -89,25 +71,13 @@ class ExportReport:
             "size_mib": self.teacher.size_mib / self.model.size_mib,
             "flops": self.teacher.flops / self.model.flops,
             "latency": self.teacher.latency_ms / self.model.latency_ms,
-            "test_accuracy_points": 100 * (self.model.test_accuracy - self.teacher.test_accuracy),
+            "test_accuracy_points": 100 * (_test(self.model) - _test(self.teacher)),
         }
 
 
-def _summarise(model: torch.nn.Module, spec: ArchSpec, ctx: Context) -> ModelSummary:
-    """Accuracy, costs and latency of `model` (on the context's device, and measured there)."""
-    seq_len = ctx.settings.max_length
-    params = param_count(spec, ctx.shape)
-    latency = measure_latency(model, seq_len, repeats=50, threads=ctx.settings.latency_threads, device=ctx.device)
-    return ModelSummary(
-        test_accuracy=evaluate(model, ctx.test, device=ctx.device).accuracy,
-        dev_accuracy=evaluate(model, ctx.dev, device=ctx.device).accuracy,
-        params_total=params.total,
-        params_non_embedding=params.non_embedding,
-        size_mib=size_bits(spec, ctx.shape).mib,
-        flops=price(spec, ctx.shape, seq_len).i,
-        latency_ms=latency.median_ms,
-        latency_device=latency.device,
-    )
+def _test(metrics: ModelMetrics) -> float:
+    assert metrics.test_accuracy is not None, "export metrics always read the test split"
+    return metrics.test_accuracy
 
 
 def _check_reload(directory: Path, model: torch.nn.Module, ctx: Context) -> None:
@@ -159,8 +129,8 @@ def export_trial(
     if result.agora_log is not None:
         agora_record = {"settings": (agora_settings or AgoraSettings()).to_dict(), "theta": result.agora_theta,
                         "train_size": result.agora_train_size, "log": [it.to_dict() for it in result.agora_log]}
-    model_summary = _summarise(student, spec, ctx)
-    teacher_summary = _summarise(ctx.teacher.model, ctx.shape.as_spec(), ctx)
+    model_summary = measure(student, spec, ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
+    teacher_summary = measure(ctx.teacher.model, ctx.shape.as_spec(), ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
     student.cpu()  # written, reloaded and compared on the CPU, where `load` puts the reloaded copy
 
     student.config.id2label = dict(enumerate(ctx.data.label_names))

@@ -7,43 +7,11 @@ the classification head, which `head_linears` hides.
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
-from bortnas.core.errors import UnsupportedArchitectureError
-from bortnas.core.space import TeacherShape
+from bortnas.core.teachers import SUPPORTED_MODEL_TYPES, check_supported, teacher_shape
 
-SUPPORTED_MODEL_TYPES = ("bert", "roberta")
-
-
-def check_supported(config: Any, source: str) -> None:
-    """Raise `UnsupportedArchitectureError` unless `config` is a BERT or RoBERTa encoder."""
-    model_type = getattr(config, "model_type", None)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        archs = ",".join(getattr(config, "architectures", None) or [str(model_type)])
-        raise UnsupportedArchitectureError(
-            f"unsupported architecture {archs} (model_type={model_type!r}) in {source}: "
-            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)} (BertModel, RobertaModel and their task heads)."
-        )
-    if getattr(config, "position_embedding_type", "absolute") != "absolute":
-        raise UnsupportedArchitectureError(
-            f"position_embedding_type={config.position_embedding_type!r} in {source} is unsupported: only 'absolute' is."
-        )
-
-
-def teacher_shape(config: Any, num_labels: int) -> TeacherShape:
-    return TeacherShape(
-        layers=config.num_hidden_layers,
-        hidden=config.hidden_size,
-        heads=config.num_attention_heads,
-        ffn=config.intermediate_size,
-        vocab_size=config.vocab_size,
-        max_positions=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size,
-        num_labels=num_labels,
-    )
-
+__all__ = ["SUPPORTED_MODEL_TYPES", "check_supported", "embeddings", "encoder_layers", "head_linears", "layer_norms", "teacher_shape"]
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     return model.base_model.encoder.layer  # type: ignore[union-attr, return-value]

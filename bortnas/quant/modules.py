@@ -21,16 +21,16 @@ What each mode quantizes (README "Quantization modes"):
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.activations import ACT2FN
 
 from bortnas.model.families import embeddings, encoder_layers
+from bortnas.modes import QuantConfig, QuantMode, get_config
 from bortnas.quant import functional as Q
-from bortnas.core.space import QuantMode
-
-BIT_ACTIVATION_BITS = {QuantMode.BIT_W1A1: 1, QuantMode.BIT_W1A2: 2, QuantMode.BIT_W1A4: 4}
 
 
 class ElasticActivation(nn.Module):
@@ -178,15 +178,15 @@ class QuantSelfAttention(nn.Module):
     Keeps `query`, `key`, `value` under their names; returns (context, None) as transformers expects.
     """
 
-    def __init__(self, source: nn.Module, mode: QuantMode) -> None:
+    def __init__(self, source: nn.Module, config: QuantConfig) -> None:
         super().__init__()
-        self.mode = mode
+        self.kind = config.attention
         self.num_attention_heads = source.num_attention_heads
         self.attention_head_size = source.attention_head_size
         self.query, self.key, self.value = source.query, source.key, source.value
         self.dropout = source.dropout
-        if mode in BIT_ACTIVATION_BITS:
-            bits = BIT_ACTIVATION_BITS[mode]
+        if self.kind == "elastic":
+            bits = int(config.attention_bits)
             self.query_act = ElasticActivation(bits, signed=True)
             self.key_act = ElasticActivation(bits, signed=True)
             self.value_act = ElasticActivation(bits, signed=True)
@@ -198,7 +198,7 @@ class QuantSelfAttention(nn.Module):
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args: object, **kwargs: object) -> tuple[torch.Tensor, None]:
         query, key, value = (self._heads(m(hidden_states)) for m in (self.query, self.key, self.value))
         mask = _additive(attention_mask, query.dtype)
-        if self.mode is QuantMode.BIBERT:
+        if self.kind == "bi":
             context = Q.bi_attention(query, key, value, mask)
         else:
             scores = self.query_act(query) @ self.key_act(key).transpose(-1, -2) / math.sqrt(self.attention_head_size)
@@ -210,41 +210,76 @@ class QuantSelfAttention(nn.Module):
         return context, None
 
 
-def _linear(linear: nn.Linear, mode: QuantMode, signed: bool) -> QuantLinear:
-    if mode is QuantMode.BITNET158:
-        return BitLinear158.from_linear(linear)
-    if mode is QuantMode.BIBERT:
-        return BiBERTLinear.from_linear(linear)
-    return BiTLinear.from_linear(linear, bits=BIT_ACTIVATION_BITS[mode], signed=signed)
+LinearHandler = Callable[[nn.Linear, QuantConfig, bool], QuantLinear]
+# One handler per `QuantConfig.linear` kind: how an encoder linear is replaced. Filled at import
+# time by `register_linear`, read-only after that.
+LINEAR_HANDLERS: dict[str, LinearHandler] = {}
 
 
-def quantize_(model: nn.Module, mode: QuantMode | str) -> nn.Module:
+def register_linear(kind: str) -> Callable[[LinearHandler], LinearHandler]:
+    """Bind the handler of a `QuantConfig.linear` kind (as torchao binds a handler to its config type)."""
+
+    def bind(handler: LinearHandler) -> LinearHandler:
+        if kind in LINEAR_HANDLERS:
+            raise ValueError(f"linear kind {kind!r} has a handler already")
+        LINEAR_HANDLERS[kind] = handler
+        return handler
+
+    return bind
+
+
+@register_linear("ternary_absmean")
+def _ternary(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantLinear:
+    return BitLinear158.from_linear(linear)
+
+
+@register_linear("bwn_elastic")
+def _bwn_elastic(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantLinear:
+    return BiTLinear.from_linear(linear, bits=int(config.activation_bits), signed=signed)
+
+
+@register_linear("bibert_sign")
+def _bibert(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantLinear:
+    return BiBERTLinear.from_linear(linear)
+
+
+def quantize_(model: nn.Module, mode: QuantConfig | QuantMode | str) -> nn.Module:
     """Swap the modules of a BERT-family classifier in place for `mode`; returns the model.
 
-    Also works on an already-quantized model (re-quantizing its latent weights), which is how a
-    distillation chain moves from one mode to the next. fp32 leaves the model unchanged.
+    The mode's config decides everything: `linear` picks the handler of the six encoder linears
+    (the FFN output's input follows an activation, so it is quantized unsigned), `attention`
+    whether self-attention is replaced, `word_embedding_bits` whether the word table is
+    binarized, `ffn_activation` what replaces GELU. Also works on an already-quantized model
+    (re-quantizing its latent weights), which is how a distillation chain moves from one mode to
+    the next. A full-precision mode leaves the model unchanged.
+
+    Raises:
+        ValueError: an unknown mode, or a config whose `linear` kind has no handler.
     """
-    mode = QuantMode(mode)
-    if mode is QuantMode.FP32:
+    config = get_config(mode)
+    if not config.quantized:
         return model
+    if config.linear not in LINEAR_HANDLERS:
+        raise ValueError(f"mode {config.name}: no handler for linear kind {config.linear!r} (known: {', '.join(LINEAR_HANDLERS)})")
+    handler = LINEAR_HANDLERS[config.linear]
     for layer in encoder_layers(model):
         attention = layer.attention.self
         for name in ("query", "key", "value"):
-            setattr(attention, name, _linear(getattr(attention, name), mode, signed=True))
-        layer.attention.output.dense = _linear(layer.attention.output.dense, mode, signed=True)
-        layer.intermediate.dense = _linear(layer.intermediate.dense, mode, signed=True)
-        layer.output.dense = _linear(layer.output.dense, mode, signed=False)
-        if mode is not QuantMode.BITNET158:
+            setattr(attention, name, handler(getattr(attention, name), config, True))
+        layer.attention.output.dense = handler(layer.attention.output.dense, config, True)
+        layer.intermediate.dense = handler(layer.intermediate.dense, config, True)
+        layer.output.dense = handler(layer.output.dense, config, False)
+        if config.attention != "softmax":
             # its new activation quantizers are created on the CPU; follow the layer's device
-            layer.attention.self = QuantSelfAttention(attention, mode).to(attention.query.weight.device)
-        if mode in BIT_ACTIVATION_BITS:
-            layer.intermediate.intermediate_act_fn = nn.ReLU()
-    if mode is not QuantMode.BITNET158:
+            layer.attention.self = QuantSelfAttention(attention, config).to(attention.query.weight.device)
+        if config.ffn_activation is not None:
+            layer.intermediate.intermediate_act_fn = ACT2FN[config.ffn_activation]
+    if config.binary_word_embeddings:
         table = embeddings(model)
-        table.word_embeddings = QuantEmbedding.from_embedding(table.word_embeddings, per_row=mode is QuantMode.BIBERT)
-    if mode in BIT_ACTIVATION_BITS:
-        model.config.hidden_act = "relu"  # type: ignore[union-attr]
-    model.config.bortnas_quant = mode.value  # type: ignore[union-attr]
+        table.word_embeddings = QuantEmbedding.from_embedding(table.word_embeddings, per_row=config.word_embedding_scales == "row")
+    if config.ffn_activation is not None:
+        model.config.hidden_act = config.ffn_activation  # type: ignore[union-attr]
+    model.config.bortnas_quant = config.name  # type: ignore[union-attr]
     return model
 
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from bortnas.core.errors import ExportError
 from bortnas.quant.modules import QuantEmbedding, QuantLinear, quantize_, quantized_modules
-from bortnas.core.space import QuantMode
+from bortnas.modes import QuantConfig, QuantMode, get_config
 
 FORMAT = "bortnas-packed-1"
 WEIGHTS_NAME = "model.safetensors"
-TERNARY_MODES = (QuantMode.BITNET158,)
 _BINARY_PLACES = 2 ** torch.arange(8, dtype=torch.uint8)
 
 
@@ -51,14 +51,29 @@ def unpack_ternary(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return (values.flatten()[: shape.numel()].to(torch.float32) - 1).view(shape)
 
 
-def packed_bytes(numel: int, mode: QuantMode) -> int:
-    per_byte = 4 if mode in TERNARY_MODES else 8
-    return -(-numel // per_byte)
+# One codec per `QuantConfig.packing` kind: (pack, unpack, codes per byte).
+PackFn = Callable[[torch.Tensor], torch.Tensor]
+UnpackFn = Callable[[torch.Tensor, torch.Size], torch.Tensor]
+CODECS: dict[str, tuple[PackFn, UnpackFn, int]] = {
+    "ternary2": (pack_ternary, unpack_ternary, 4),
+    "binary1": (pack_binary, unpack_binary, 8),
+}
+
+
+def _codec(mode: QuantConfig | QuantMode | str) -> tuple[PackFn, UnpackFn, int]:
+    config = get_config(mode)
+    if config.packing not in CODECS:
+        raise ExportError(f"mode {config.name} stores no packed weights (packing={config.packing!r}).")
+    return CODECS[config.packing]
+
+
+def packed_bytes(numel: int, mode: QuantConfig | QuantMode | str) -> int:
+    return -(-numel // _codec(mode)[2])
 
 
 def quantized_state_dict(model: nn.Module, mode: QuantMode) -> dict[str, torch.Tensor]:
     """The model's tensors with every quantized layer's weight replaced by packed codes and scales."""
-    pack = pack_ternary if mode in TERNARY_MODES else pack_binary
+    pack = _codec(mode)[0]
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     for name, module in quantized_modules(model).items():
         codes, scale = module.weight_codes()
@@ -88,7 +103,7 @@ def _restore(module: QuantLinear | QuantEmbedding, name: str, packed: torch.Tens
     if scale.numel() != 1 and not per_row:
         raise ExportError(f"{source}: {name}.weight.scale has {scale.numel()} values; expected 1 or {shape[0]}.")
     try:
-        codes = (unpack_ternary if mode in TERNARY_MODES else unpack_binary)(packed, shape)
+        codes = _codec(mode)[1](packed, shape)
     except ValueError as e:
         raise ExportError(f"{source}: {name}.weight.packed is not a {mode.value} weight ({e}).") from e
     with torch.no_grad():

@@ -21,9 +21,10 @@ from typing import Any, Mapping, Sequence
 
 import optuna
 
-from bortnas.trial.context import Context, RunSettings, build_context
+from bortnas.core.settings import RaySettings, RunSettings
+from bortnas.trial.context import Context, build_context
 from bortnas.runtime.device import Device, limit_memory_fraction
-from bortnas.core.errors import TrialFailed, UserInputError
+from bortnas.core.errors import TrialFailed
 from bortnas.ray.cluster import configure_ray_env, require_ray
 from bortnas.trial.scoring import Reference, score_candidate
 from bortnas.search.claims import Coordination, Heartbeat, claim_asked, next_action
@@ -31,25 +32,6 @@ from bortnas.search.strategies import distributions
 from bortnas.core.space import ArchSpec, SearchSpace
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class RaySettings:
-    """Where and how Ray runs the trials.
-
-    `address`: an existing cluster ("auto", "HOST:PORT"); None starts a local Ray of `num_cpus`
-    CPUs (default: all). `cpus_per_trial` / `gpus_per_trial` may be fractions; a trial with a
-    GPU share trains and measures on that GPU (`worker_device`), else on its CPUs. `asha`: stop
-    poor trials early from their reports at `checkpoints` evenly spaced points (sampler
-    strategies only: FPTAS and grid evaluate every chosen candidate in full).
-    """
-
-    address: str | None = None
-    num_cpus: int | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    asha: bool = True
-    checkpoints: int = 3
 
 
 _CONTEXTS: dict[str, Context] = {}
@@ -73,20 +55,6 @@ def worker_device(gpus_per_trial: float, compile: bool = False) -> Device:
         device = dataclasses.replace(device, memory_share=gpus_per_trial)
         limit_memory_fraction(device, gpus_per_trial)
     return device
-
-
-def check_trial_device(device: str, gpus_per_trial: float) -> None:
-    """Refuse a `--device` that Ray trials could not honour: their device is their GPU share.
-
-    Raises:
-        UserInputError: `--device cuda[:N]` without a GPU share per trial (the trials would run
-            on CPUs), or `--device cpu` with one (the GPUs would be reserved and left idle).
-    """
-    name = device.strip().lower()
-    if (name.startswith("cuda") and gpus_per_trial <= 0) or (name == "cpu" and gpus_per_trial > 0):
-        raise UserInputError(f"--device {device} with --gpus-per-trial {gpus_per_trial:g}: under --backend ray a trial runs on the GPU "
-                             "share Ray gives it (--gpus-per-trial 1, or 0.25 for four trials per GPU) and on CPUs without one; "
-                             "--device places only the driver's teacher fine-tuning.")
 
 
 def _context(settings: Mapping[str, Any], cache_dir: str | None, device: Device) -> Context:

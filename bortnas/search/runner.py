@@ -19,10 +19,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import optuna
 from tqdm.auto import tqdm
 
-from bortnas import __version__
-from bortnas.trial.context import Context
 from bortnas.core.errors import TrialFailed
-from bortnas.trial.scoring import Reference, score_candidate
 from bortnas.search.claims import Coordination, claim_asked, heartbeat, next_action, read_state
 from bortnas.search.strategies import distributions
 from bortnas.core.space import ArchSpec, SearchSpace
@@ -40,25 +37,6 @@ class Scored(Protocol):
 
 
 Evaluator = Callable[[ArchSpec], Scored]
-
-
-def context_evaluator(ctx: Context, space: SearchSpace) -> tuple[Evaluator, dict[str, Any]]:
-    """The real evaluator (extract, distil, score) of a context, and the provenance of its trials."""
-    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length)
-    provenance = {
-        "teacher_hash": ctx.teacher.source_hash,
-        "teacher_key": ctx.teacher.key,
-        "teacher_dev_accuracy": ctx.teacher.dev_accuracy,
-        "data_hash": ctx.data.fingerprint(),
-        "version": __version__,
-        "init": ctx.settings.init,
-        "maximum_point": {**space.maximum_point.to_dict(), "params": reference.params, "flops": reference.flops},
-    }
-
-    def evaluate(spec: ArchSpec) -> Scored:
-        return score_candidate(ctx, spec, reference, ctx.settings.trial_steps, ctx.settings.seed)
-
-    return evaluate, provenance
 
 
 def run_search(

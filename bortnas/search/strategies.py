@@ -7,16 +7,18 @@ alone (`fptas_plan`), and the runner evaluates those as trials of the same study
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 
 from bortnas.algo import fptas
-from bortnas.cost.bits import price
 from bortnas.core.errors import UserInputError
+from bortnas.core.settings import STRATEGIES, check_epsilon
 from bortnas.core.space import DIMENSIONS, ArchSpec, SearchSpace, TeacherShape
+from bortnas.cost.bits import price
+from bortnas.search.records import TrialRecord, p_bits
 
-STRATEGIES = ("fptas", "grid", "random", "tpe", "nsga2")
+__all__ = ["STRATEGIES", "describe_plan", "distributions", "fptas_plan", "fptas_result", "grid_order", "make_sampler"]
 
 
 def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -63,8 +65,7 @@ def fptas_plan(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: f
     Raises:
         UserInputError: epsilon outside (0, 1).
     """
-    if not 0.0 < epsilon < 1.0:
-        raise UserInputError(f"--epsilon={epsilon} must be in (0, 1), e.g. 0.1 for a 90 % guarantee.")
+    check_epsilon(epsilon)
     top = space.maximum_point
     return fptas.plan(
         list(space.candidates()),
@@ -74,6 +75,17 @@ def fptas_plan(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: f
         p_max=price(top, shape, seq_len).p,
         i_max=price(top, shape, seq_len).i,
     )
+
+
+def fptas_result(plan: fptas.FptasPlan[ArchSpec], records: Sequence[TrialRecord], steps: int) -> fptas.FptasResult[ArchSpec]:
+    """The FPTAS's answer (`bortnas.algo.fptas.select`) from the finished trials of its study.
+
+    Each finished trial is one (candidate, theta) evaluation; the search trains one theta (the
+    study's settings), so a trial's stored p, i and error are all the scheme needs.
+    """
+    costs = {r.spec: (p_bits(r.attrs), r.attrs["flops"]) for r in records if r.scored and r.spec is not None}
+    errors = {(r.spec, None): r.attrs["error"] for r in records if r.scored and r.spec is not None}
+    return fptas.select(plan, lambda c: costs[c][0], lambda c: costs[c][1], errors, steps)
 
 
 def describe_plan(plan: fptas.FptasPlan[ArchSpec], epsilon: float, n0: float, s: float) -> dict[str, Any]:

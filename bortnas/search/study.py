@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 
 from bortnas import __version__
-from bortnas.trial.context import RunSettings
+from bortnas.core.settings import RunSettings
 from bortnas.core.errors import StudyMismatchError, StudyNotFoundError
 from bortnas.core.space import SearchSpace, parse_search_space
 

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import math
 import sys
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,40 +24,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bortnas.runtime.device import CPU, Device
+from bortnas.core.settings import TrainConfig
 from bortnas.data.encode import EncodedSplit
 from bortnas.core.errors import TrialFailed
 from bortnas.model.extract import Extraction
 from bortnas.quant.distill import ProjectionRecorder, direction_matching_loss
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of one run of the loop."""
-
-    steps: int
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    # Bort's FPTAS assumes compact weights: clip every weight to [-c, c] after each step.
-    clip_weights: float | None = None
-    max_grad_norm: float = 1.0
-    kd_temperature: float = 2.0
-    kd_weight: float = 0.9
-    hidden_weight: float = 1.0
-    dmd_weight: float = 0.0  # BiBERT's direction-matching distillation (bibert candidates)
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainResult:
-    steps: int
-    final_loss: float
-    seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +116,7 @@ def train(
     description: str = "train",
     on_step: Callable[[int], None] | None = None,
     device: Device = CPU,
-) -> TrainResult:
+) -> None:
     """Train `model` in place for `config.steps` steps on shuffled batches of `data`.
 
     `model` (and `teacher`) must already be on `device`; batches are moved there. The loss is read
@@ -156,12 +127,9 @@ def train(
     Raises:
         TrialFailed: the loss became NaN or infinite.
     """
-    import time
-
     if teacher is not None and extraction is None:
         raise ValueError("distillation needs the extraction that maps student to teacher units")
     torch.manual_seed(config.seed)
-    started = time.perf_counter()
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -225,8 +193,6 @@ def train(
     finally:
         bar.close()
     model.eval()
-    device.synchronize()  # `seconds` covers the queued steps too
-    return TrainResult(steps=step, final_loss=loss_value, seconds=time.perf_counter() - started)
 
 
 @torch.no_grad()

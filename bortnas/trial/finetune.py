@@ -1,7 +1,7 @@
 """How an exported candidate is trained: distillation (default), plain fine-tuning, or Agora.
 
 Torch layer. All three use the one training loop (`bortnas.train.loop.train`):
-- distil: the chain of `bortnas.trial.scoring.train_candidate` (KD + hidden-state loss, BiT chain);
+- distil: `bortnas.trial.recipe.distil_student` (KD + hidden-state loss, BiT chain);
 - plain: cross-entropy on the task's labels, no teacher;
 - agora: `bortnas.algo.agora` with real students: each hyperparameter set fine-tunes a copy of
   the extracted (and quantized) candidate with cross-entropy on the growing data set; new data
@@ -28,12 +28,12 @@ from bortnas.trial.context import Context
 from bortnas.data.tasks import Example
 from bortnas.data.encode import encode
 from bortnas.core.errors import UserInputError
-from bortnas.model.extract import Extraction, extract
+from bortnas.model.extract import Extraction
 from bortnas.model.families import embeddings
-from bortnas.quant import quantize_
-from bortnas.trial.scoring import train_candidate
+from bortnas.trial.recipe import build_student, distil_student, finetune_student, student_config
 from bortnas.core.space import ArchSpec
-from bortnas.train.loop import TrainConfig, evaluate, predict, train
+from bortnas.core.settings import TrainConfig
+from bortnas.train.loop import evaluate, predict, train
 
 _logger = logging.getLogger(__name__)
 
@@ -119,9 +119,8 @@ def run_agora(
 ) -> Finetuned:
     """Agora for `spec` cut from the task teacher; see the module docstring."""
     tokenizer, max_length = ctx.teacher.tokenizer, ctx.settings.max_length
-    start, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
-    quantize_(start, spec.quant)
-    base = ctx.settings.student_train_config(steps, mode=spec.quant)
+    start, extraction = build_student(ctx, spec)
+    base = student_config(ctx, steps, spec.quant)
 
     def config_of(theta: dict[str, Any]) -> TrainConfig:
         return dataclasses.replace(base, **theta)
@@ -163,14 +162,9 @@ def finetune_candidate(
         UserInputError: unknown method.
     """
     if method == "distil":
-        model, extraction = train_candidate(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar)
-        return Finetuned(model, extraction, ctx.settings.student_train_config(steps, mode=spec.quant))
+        return Finetuned(*distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar))
     if method == "plain":
-        model, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
-        quantize_(model, spec.quant)
-        config = ctx.settings.student_train_config(steps, mode=spec.quant)
-        train(model, ctx.train, config, show_progress_bar=show_progress_bar, description=f"fine-tune {spec.key}", device=ctx.device)
-        return Finetuned(model, extraction, config)
+        return Finetuned(*finetune_student(ctx, spec, steps, show_progress_bar=show_progress_bar))
     if method == "agora":
         return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration)
     raise UserInputError(f"--finetune={method!r} is unknown: use one of {', '.join(METHODS)}.")

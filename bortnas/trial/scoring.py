@@ -1,28 +1,25 @@
-"""Scoring one candidate (one trial): extract, quantize, distil n steps, dev error, costs, latency, W.
+"""Scoring one candidate (one trial): the student recipe for n steps, its metrics, and W.
 
 Torch layer; the trial's numbers come back as a plain frozen record that the search layer stores.
-`train_candidate` is the one recipe that scoring and export share.
+`context_evaluator` binds a context into the evaluator the search loops call.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-import torch
 from torch import nn
 
+from bortnas import __version__
 from bortnas.algo.objective import w_coefficient
+from bortnas.core.space import ArchSpec, SearchSpace, TeacherShape
+from bortnas.cost.bits import price
+from bortnas.train.loop import evaluate
 from bortnas.trial.context import Context
-from bortnas.cost import param_count
-from bortnas.cost.bits import price, size_bits
-from bortnas.model.extract import Extraction, extract
-from bortnas.runtime.latency import measure_latency
-from bortnas.quant import quantize_
-from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
-from bortnas.train.loop import evaluate, train
+from bortnas.trial.metrics import measure
+from bortnas.trial.recipe import distil_student
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,50 +62,6 @@ class CandidateScore:
         return out
 
 
-def chain_stages(mode: QuantMode, chain: Sequence[QuantMode], steps: int) -> list[tuple[QuantMode, int]]:
-    """The (mode, steps) stages that train a `mode` candidate in `steps` steps in all.
-
-    A mode in `chain` is reached through every mode before it (BiT's multi-step distillation);
-    the steps are shared out evenly, the remainder to the last stage; with fewer steps than
-    stages the earliest stages are dropped.
-    """
-    modes = list(chain[: chain.index(mode) + 1]) if mode in chain else [mode]
-    modes = modes[-steps:] if steps < len(modes) else modes
-    share = steps // len(modes)
-    return [(m, share + (steps - share * len(modes) if k == len(modes) - 1 else 0)) for k, m in enumerate(modes)]
-
-
-def train_candidate(
-    ctx: Context,
-    spec: ArchSpec,
-    steps: int,
-    seed: int,
-    show_progress_bar: bool = False,
-    on_step: Callable[[nn.Module, int, int], None] | None = None,
-) -> tuple[nn.Module, Extraction]:
-    """Cut `spec` from the task teacher, quantize it, and distil it through its chain.
-
-    The first stage learns from the task teacher; every later stage from the previous stage's
-    student, a model of the same shape (so its units map one to one). `on_step(student, step,
-    steps)` is called after every step of the last stage (the candidate's own mode). The student
-    is trained on, and returned on, the context's device.
-    """
-    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
-    teacher, mapping = ctx.teacher.model, extraction
-    stages = chain_stages(spec.quant, ctx.settings.chain(), steps)
-    for k, (mode, n) in enumerate(stages):
-        if k:
-            teacher = copy.deepcopy(student).eval()
-            mapping = Extraction(layers=tuple(range(spec.layers)), hidden=torch.arange(spec.hidden, device=ctx.device.torch_device))
-        quantize_(student, mode)
-        config = ctx.settings.student_train_config(n, seed, mode)
-        last = k == len(stages) - 1
-        hook = (lambda step, total=n: on_step(student, step, total)) if on_step is not None and last else None
-        train(student, ctx.train, config, teacher=teacher, extraction=mapping, show_progress_bar=show_progress_bar,
-              description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})", on_step=hook, device=ctx.device)
-    return student, extraction
-
-
 def score_candidate(
     ctx: Context,
     spec: ArchSpec,
@@ -128,8 +81,7 @@ def score_candidate(
         TrialFailed: training diverged or evaluation was not finite.
     """
     started = time.perf_counter()
-    seq_len = ctx.settings.max_length
-    cost = price(spec, ctx.shape, seq_len)
+    cost = price(spec, ctx.shape, ctx.settings.max_length)
     hook = None
     if on_checkpoint is not None and checkpoints > 1:
 
@@ -139,23 +91,45 @@ def score_candidate(
                 student.train()
                 on_checkpoint(step, w_coefficient(cost.p, cost.i, error, reference.params, reference.flops), error)
 
-    student, _ = train_candidate(ctx, spec, steps, seed, on_step=hook)
-    result = evaluate(student, ctx.dev, device=ctx.device)
-    params = param_count(spec, ctx.shape)
-    latency = measure_latency(student, seq_len, threads=ctx.settings.latency_threads, device=ctx.device)
+    student, _, _ = distil_student(ctx, spec, steps, seed, on_step=hook)
+    m = measure(student, spec, ctx)
     return CandidateScore(
         spec=spec,
-        params_total=params.total,
-        params_non_embedding=params.non_embedding,
-        size_bits_non_embedding=cost.p,
-        size_mib=size_bits(spec, ctx.shape).mib,
-        flops=cost.i,
-        latency_ms=latency.median_ms,
-        latency_device=latency.device,
-        dev_accuracy=result.accuracy,
-        error=result.error,
-        w=w_coefficient(cost.p, cost.i, result.error, reference.params, reference.flops),
+        params_total=m.params_total,
+        params_non_embedding=m.params_non_embedding,
+        size_bits_non_embedding=m.size_bits_non_embedding,
+        size_mib=m.size_mib,
+        flops=m.flops,
+        latency_ms=m.latency_ms,
+        latency_device=m.latency_device,
+        dev_accuracy=m.dev_accuracy,
+        error=m.error,
+        w=w_coefficient(m.size_bits_non_embedding, m.flops, m.error, reference.params, reference.flops),
         steps=steps,
         seed=seed,
         seconds=time.perf_counter() - started,
     )
+
+
+def provenance(ctx: Context, space: SearchSpace) -> dict[str, Any]:
+    """What every trial of a search on `ctx` records about where it came from."""
+    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length)
+    return {
+        "teacher_hash": ctx.teacher.source_hash,
+        "teacher_key": ctx.teacher.key,
+        "teacher_dev_accuracy": ctx.teacher.dev_accuracy,
+        "data_hash": ctx.data.fingerprint(),
+        "version": __version__,
+        "init": ctx.settings.init,
+        "maximum_point": {**space.maximum_point.to_dict(), "params": reference.params, "flops": reference.flops},
+    }
+
+
+def context_evaluator(ctx: Context, space: SearchSpace) -> tuple[Callable[[ArchSpec], CandidateScore], dict[str, Any]]:
+    """The real evaluator (the recipe for the settings' trial steps, then scoring) of a context, and the provenance of its trials."""
+    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length)
+
+    def evaluate_candidate(spec: ArchSpec) -> CandidateScore:
+        return score_candidate(ctx, spec, reference, ctx.settings.trial_steps, ctx.settings.seed)
+
+    return evaluate_candidate, provenance(ctx, space)

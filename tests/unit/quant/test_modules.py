@@ -11,7 +11,7 @@ from transformers import BertConfig, BertForSequenceClassification, RobertaConfi
 
 from bortnas.quant.distill import direction_matching_loss
 from bortnas.quant.modules import BitLinear158, ElasticActivation, QuantEmbedding, QuantLinear, QuantSelfAttention, quantize_
-from bortnas.trial.scoring import chain_stages
+from bortnas.trial.recipe import chain_stages
 from bortnas.core.space import QuantMode
 
 QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]

@@ -7,7 +7,7 @@ import optuna
 from bortnas.trial.context import RunSettings, build_context
 from bortnas.core.errors import TrialFailed
 from bortnas.search import create_or_resume, make_sampler, run_search
-from bortnas.search.runner import context_evaluator
+from bortnas.trial.scoring import context_evaluator
 from bortnas.core.space import load_search_space
 from bortnas.search.storage import open_storage
 

@@ -1,0 +1,112 @@
+"""The long jobs behind `bortnas search` and `bortnas export`, from validated settings to results.
+
+Application layer: the one place that wires the layers together (space and settings, study,
+context, local or Ray loop, export). The CLI parses flags into the settings classes, calls these
+and prints what they return. Everything that can be checked cheaply (space, settings, teacher
+directory, data file, storage URL, out directory) is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from bortnas.core.errors import BortnasError
+from bortnas.core.settings import RaySettings, RunSettings, SearchOptions
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOutcome:
+    """What a search ended with: the argmax-W trial (for the FPTAS, the scheme's own answer)."""
+
+    study: str
+    best_trial: int
+    candidate: str
+    w: float
+    dev_accuracy: float
+    teacher_dev_accuracy: float
+    fptas: dict[str, Any] | None
+    space_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.study, "best_trial": self.best_trial, "candidate": self.candidate, "W": self.w,
+                "dev_accuracy": self.dev_accuracy, "teacher_dev_accuracy": self.teacher_dev_accuracy, "fptas": self.fptas}
+
+
+def search(
+    space_path: str | Path,
+    settings: RunSettings,
+    options: SearchOptions,
+    storage_url: str,
+    study_name: str | None = None,
+    ray: RaySettings | None = None,
+    device_name: str = "auto",
+    compile: bool = False,
+    cache_dir: Path | None = None,
+    show_progress_bar: bool = False,
+    verbose: int = 1,
+) -> SearchOutcome:
+    """Run (or resume) a search and return its best trial.
+
+    Raises:
+        UserInputError: a bad space, setting, teacher, data file, storage or device (before any write).
+        BortnasError: the study ended without a finished trial.
+    """
+    from bortnas.core.space import load_search_space
+    from bortnas.runtime.device import Device
+    from bortnas.search import create_or_resume, make_sampler, run_search
+    from bortnas.search.claims import Coordination
+    from bortnas.search.records import front_and_best, load_records
+    from bortnas.search.storage import claim_lock, open_storage
+    from bortnas.search.strategies import describe_plan, fptas_plan, fptas_result, grid_order
+    from bortnas.trial.context import build_context, check_inputs, default_cache_dir
+    from bortnas.trial.scoring import context_evaluator
+
+    if ray is not None:
+        ray.check_device(device_name)
+    space = load_search_space(space_path)
+    shape, _ = check_inputs(settings)
+    space.check_fits(shape)
+    device = Device.from_name(device_name, compile=compile)
+    proposals = grid_order(space, settings.seed) if options.strategy == "grid" else None
+    n_trials = options.n_trials
+    plan = fptas_info = None
+    if options.strategy == "fptas":
+        plan = fptas_plan(space, shape, settings.max_length, options.epsilon)
+        fptas_info = describe_plan(plan, options.epsilon, options.fptas_n0, options.fptas_s)
+        proposals, n_trials = list(plan.representatives), len(plan.representatives)
+    sampler = make_sampler(options.strategy, space, settings.seed, options.n_trials)
+    name = study_name or space.name
+    storage = open_storage(storage_url, heartbeat_interval=options.heartbeat_interval, grace_period=options.grace_period)
+    study = create_or_resume(storage, name, space, settings, sampler, fptas=fptas_info)
+    coordination = Coordination(claim_lock(storage_url, name), storage, poll_s=min(5.0, options.heartbeat_interval))
+    _logger.info("study %r in %s: %d candidates in %s", name, storage_url, len(space), space.source)
+    if fptas_info is not None:
+        _logger.info("FPTAS epsilon %.3g: %d buckets, %d candidates to evaluate at %d steps each (bound %d), guarantee W >= %.2f * optimum",
+                     options.epsilon, fptas_info["buckets"], len(fptas_info["representatives"]), fptas_info["steps"],
+                     fptas_info["evaluation_bound"], fptas_info["guarantee"])
+    _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
+    ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)
+    evaluate, provenance = context_evaluator(ctx, space)
+    if ray is not None:
+        from bortnas.ray.tune import run_search_ray
+
+        run_search_ray(study, storage, space, ctx, n_trials, options.strategy, provenance, coordination, ray,
+                       (cache_dir or default_cache_dir()).resolve(), proposals=proposals, verbose=verbose)
+    else:
+        run_search(study, space, evaluate, n_trials, options.strategy, provenance, show_progress_bar=show_progress_bar,
+                   proposals=proposals, coordination=coordination)
+    records = load_records(study)
+    if plan is not None:
+        result = fptas_result(plan, records, options.trial_steps())
+        best = next((r.number for r in records if r.scored and r.spec == result.best), None)
+    else:
+        best = front_and_best(records)[1]
+    if best is None:
+        raise BortnasError(f"study {name!r} has no finished trial: see `bortnas trials --study {name}` for the reasons.")
+    attrs = next(r.attrs for r in records if r.number == best)
+    return SearchOutcome(name, best, attrs["key"], attrs["w"], attrs["dev_accuracy"], ctx.teacher.dev_accuracy, fptas_info, len(space))

@@ -1,0 +1,90 @@
+"""The one student recipe: cut a candidate from the task teacher, quantize it, configure and train it.
+
+Torch layer. Scoring (`bortnas.trial.scoring`), export and Agora (`bortnas.trial.finetune`) all
+make their students here, so a trial's student and the exported one differ only in their steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from bortnas.core.settings import TrainConfig
+from bortnas.core.space import ArchSpec
+from bortnas.model.extract import Extraction, extract
+from bortnas.modes import QuantMode
+from bortnas.quant import quantize_
+from bortnas.train.loop import train
+from bortnas.trial.context import Context
+
+
+def build_student(ctx: Context, spec: ArchSpec) -> tuple[nn.Module, Extraction]:
+    """`spec` cut from the task teacher (or initialised from scratch, per the settings) and
+    quantized to its mode; on the context's device, untrained."""
+    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
+    quantize_(student, spec.quant)
+    return student, extraction
+
+
+def student_config(ctx: Context, steps: int, mode: QuantMode, seed: int | None = None) -> TrainConfig:
+    """The training configuration of a `mode` student: the settings' optimizer and rate, plus the
+    distillation extras the mode's config asks for (BiBERT's direction matching)."""
+    return ctx.settings.student_train_config(steps, seed, dmd_weight=mode.config.dmd_weight)
+
+
+def chain_stages(mode: QuantMode, chain: Sequence[QuantMode], steps: int) -> list[tuple[QuantMode, int]]:
+    """The (mode, steps) stages that train a `mode` candidate in `steps` steps in all.
+
+    A mode in `chain` is reached through every mode before it (BiT's multi-step distillation);
+    the steps are shared out evenly, the remainder to the last stage; with fewer steps than
+    stages the earliest stages are dropped.
+    """
+    modes = list(chain[: chain.index(mode) + 1]) if mode in chain else [mode]
+    modes = modes[-steps:] if steps < len(modes) else modes
+    share = steps // len(modes)
+    return [(m, share + (steps - share * len(modes) if k == len(modes) - 1 else 0)) for k, m in enumerate(modes)]
+
+
+def distil_student(
+    ctx: Context,
+    spec: ArchSpec,
+    steps: int,
+    seed: int,
+    show_progress_bar: bool = False,
+    on_step: Callable[[nn.Module, int, int], None] | None = None,
+) -> tuple[nn.Module, Extraction, TrainConfig]:
+    """Build `spec` and distil it through its chain; returns the student, its extraction and the
+    configuration of the candidate's own mode with the total step count.
+
+    The first stage learns from the task teacher; every later stage from the previous stage's
+    student, a model of the same shape (so its units map one to one), re-quantized to the next
+    mode. `on_step(student, step, steps)` is called after every step of the last stage (the
+    candidate's own mode). The student is trained on, and returned on, the context's device.
+    """
+    stages = chain_stages(spec.quant, ctx.settings.chain(), steps)
+    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
+    teacher, mapping = ctx.teacher.model, extraction
+    config = student_config(ctx, steps, spec.quant, seed)
+    for k, (mode, n) in enumerate(stages):
+        if k:
+            teacher = copy.deepcopy(student).eval()
+            mapping = Extraction(layers=tuple(range(spec.layers)), hidden=torch.arange(spec.hidden, device=ctx.device.torch_device))
+        quantize_(student, mode)
+        config = student_config(ctx, n, mode, seed)
+        last = k == len(stages) - 1
+        hook = (lambda step, total=n: on_step(student, step, total)) if on_step is not None and last else None
+        train(student, ctx.train, config, teacher=teacher, extraction=mapping, show_progress_bar=show_progress_bar,
+              description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})", on_step=hook, device=ctx.device)
+    return student, extraction, dataclasses.replace(config, steps=steps)
+
+
+def finetune_student(ctx: Context, spec: ArchSpec, steps: int, show_progress_bar: bool = False) -> tuple[nn.Module, Extraction, TrainConfig]:
+    """Build `spec` and fine-tune it on the task's labels alone (cross-entropy, no teacher)."""
+    student, extraction = build_student(ctx, spec)
+    config = student_config(ctx, steps, spec.quant)
+    train(student, ctx.train, config, show_progress_bar=show_progress_bar, description=f"fine-tune {spec.key}", device=ctx.device)
+    return student, extraction, config
