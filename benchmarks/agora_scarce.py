@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bortnas.trial.context import RunSettings, build_context, load_task
+from bortnas.core.settings import RunSettings
+from bortnas.trial.context import build_context, load_task
 from bortnas.model.extract import extract
 from bortnas.trial.finetune import AgoraSettings, run_agora
 from bortnas.core.space import ArchSpec

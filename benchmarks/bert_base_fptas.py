@@ -45,7 +45,8 @@ from bortnas.data.tasks import load_rotten_tomatoes
 from bortnas.model.families import teacher_shape
 from bortnas.search.strategies import fptas_plan
 from bortnas.core.space import REFERENCE_SHAPES, load_search_space
-from bortnas.model.teacher import default_teacher_dir, load_teacher_config
+from bortnas.core.teachers import default_teacher_dir
+from bortnas.trial.teacher import load_teacher_config
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "search_spaces" / "bort_bert_base.yaml"

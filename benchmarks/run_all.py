@@ -40,7 +40,8 @@ from typing import Any, Callable
 import torch
 import transformers
 
-from bortnas.trial.context import RunSettings, build_context
+from bortnas.core.settings import RunSettings
+from bortnas.trial.context import build_context
 from bortnas.cost import flops
 from bortnas.runtime.device import Device
 from bortnas.data.encode import EncodedSplit
@@ -48,7 +49,8 @@ from bortnas.model.extract import Extraction
 from bortnas.runtime.latency import measure_latency
 from bortnas.trial.scoring import Reference, score_candidate
 from bortnas.core.space import REFERENCE_SHAPES, ArchSpec
-from bortnas.train.loop import TrainConfig, train
+from bortnas.core.settings import TrainConfig
+from bortnas.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -95,7 +95,7 @@ def make_scored_study(storage_url: str, name: str = "fake") -> None:
     import optuna
 
     from bortnas.algo.objective import w_coefficient
-    from bortnas.trial.context import RunSettings
+    from bortnas.core.settings import RunSettings
     from bortnas.search import create_or_resume
     from bortnas.core.space import ArchSpec, parse_search_space
     from bortnas.search.storage import open_storage

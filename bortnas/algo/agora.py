@@ -4,7 +4,7 @@ mistakes, labelled by the teacher, while pruning the hyperparameter grid Theta.
 Pure layer: no torch, no I/O. Fine-tuning, evaluation, generation and labelling are injected,
 so the loop is tested with plain functions and run by `bortnas.trial.finetune` with real models.
 
-The loop (ALGORITHMS.md section 2), with t hyperparameter sets remaining:
+The loop (docs/algorithms.md §3), with t hyperparameter sets remaining:
 1. fine-tune one student per theta on the current data D; score each on dev;
 2. take the best student; collect its dev mistakes;
 3. generate new inputs from the mistakes; the teacher labels them; they join D;

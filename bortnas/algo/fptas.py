@@ -3,7 +3,7 @@
 Pure layer: no torch, no I/O, no clock. The error of a candidate is the only expensive quantity;
 it comes from an injected evaluator, called only for the candidates the scheme needs.
 
-What the sources say, and the reading implemented here (README "FPTAS"):
+What the sources say, and the reading implemented here (README "FPTAS"; docs/algorithms.md §2):
 
 - [A] "partitioning the space every epsilon architectures, and picking the best of these
   partitioned architectures, returns an epsilon-optimal solution"; [P abstract] the result is

@@ -3,7 +3,7 @@
 W(xi) = (1 - p(xi)/p(T)) * (1 - i(xi)/i(T)) / e(xi): the relative saving in size times the
 relative saving in inference cost, divided by the error. T is the maximum point, which scores 0.
 The error is clamped to at least 1e-7 so a perfect candidate does not divide by zero (as the
-QHACK2021 implementation does); see README "The W-coefficient" for the reading chosen.
+QHACK2021 implementation does); see docs/algorithms.md §1 for the reading chosen.
 """
 
 from __future__ import annotations

@@ -45,18 +45,8 @@ def _settings(args: argparse.Namespace, trial_steps: int) -> Any:
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
-
-
-def _device(args: argparse.Namespace) -> Any:
-    from bortnas.runtime.device import Device
-
-    return Device.from_name(args.device, compile=args.compile)
-
-
-def _log_device(device: Any) -> None:
-    """Logged once the inputs are known to be good, so that a bad-input error stays one line."""
-    _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
+    """Progress unless -q: a bar on a terminal, a log line every 30 s elsewhere (`bortnas.core.progress`)."""
+    return not args.quiet
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -132,29 +122,11 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bortnas.trial.context import build_context
-    from bortnas.export.writer import choose_trial, export_trial, prepare_out_dir
-    from bortnas.trial.finetune import DEFAULT_GRID, DEFAULT_STEPS, AgoraSettings, load_grid
+    from bortnas.app.jobs import export
 
-    if args.steps is None:
-        args.steps = DEFAULT_STEPS[args.finetune]
-    if args.steps <= 0:
-        raise UserInputError(f"--steps={args.steps} must be a positive integer.")
-    agora_settings = None
-    if args.finetune == "agora":
-        grid = load_grid(args.agora_grid) if args.agora_grid else dict(DEFAULT_GRID)
-        agora_settings = AgoraSettings(grid=grid, replay=args.agora_replay, rule=args.agora_prune)
-    elif args.agora_grid:
-        raise UserInputError("--agora-grid applies to --finetune agora only.")
     out = Path(args.out).resolve()
-    prepare_out_dir(out, args.overwrite)
-    device = _device(args)
-    study, _, settings = _open_existing(args)
-    trial = choose_trial(study, args.trial)
-    _log_device(device)
-    ctx = build_context(settings, args.cache_dir, show_progress_bar=_progress(args), device=device)
-    report = export_trial(ctx, study, trial, out, args.steps, args.overwrite, show_progress_bar=_progress(args),
-                          method=args.finetune, agora_settings=agora_settings)
+    report = export(args.storage, args.study, out, args.trial, args.steps, args.finetune, args.agora_grid, args.agora_replay,
+                    args.agora_prune, args.overwrite, args.device, args.compile, args.cache_dir, show_progress_bar=_progress(args))
     if args.format == "json":
         print(json.dumps({"out": str(out), "trial": report.trial, "candidate": report.spec.key, "model": report.model.to_dict(),
                           "teacher": report.teacher.to_dict(), "ratios": report.ratios()}))
@@ -166,7 +138,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{'parameters':<22}{m.params_total:>12,}{t.params_total:>12,}{r['params']:>9.2f}x")
     print(f"{'non-embedding params':<22}{m.params_non_embedding:>12,}{t.params_non_embedding:>12,}{r['params_non_embedding']:>9.2f}x")
     print(f"{'size MiB':<22}{m.size_mib:>12.2f}{t.size_mib:>12.2f}{r['size_mib']:>9.2f}x")
-    print(f"{'MFLOPs (seq ' + str(settings.max_length) + ')':<22}{m.flops / 1e6:>12.1f}{t.flops / 1e6:>12.1f}{r['flops']:>9.2f}x")
+    print(f"{'MFLOPs (seq ' + str(report.seq_len) + ')':<22}{m.flops / 1e6:>12.1f}{t.flops / 1e6:>12.1f}{r['flops']:>9.2f}x")
     print(f"{'latency ms (b=1)':<22}{m.latency_ms:>12.2f}{t.latency_ms:>12.2f}{r['latency']:>9.2f}x")
     print(f"latency measured on {m.latency_device}")
     return 0
@@ -421,16 +393,10 @@ def _configure_logging(args: argparse.Namespace) -> None:
     _logger.setLevel(level)
     _logger.propagate = False
     optuna.logging.set_verbosity(logging.DEBUG if args.verbose > 1 else logging.WARNING)
-    try:
-        import transformers
-
-        import huggingface_hub
-
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        huggingface_hub.utils.disable_progress_bars()
-    except ImportError:
-        pass
+    # Set through the environment, read when transformers and huggingface_hub are first imported:
+    # importing them here would load torch for commands that never need it (trials, plot, space).
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

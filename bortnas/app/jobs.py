@@ -37,6 +37,61 @@ class SearchOutcome:
                 "dev_accuracy": self.dev_accuracy, "teacher_dev_accuracy": self.teacher_dev_accuracy, "fptas": self.fptas}
 
 
+def export(
+    storage_url: str,
+    study_name: str,
+    out: Path,
+    trial_number: int | None = None,
+    steps: int | None = None,
+    method: str = "distil",
+    agora_grid: Path | None = None,
+    agora_replay: int = 1,
+    agora_prune: str = "ties",
+    overwrite: bool = False,
+    device_name: str = "auto",
+    compile: bool = False,
+    cache_dir: Path | None = None,
+    show_progress_bar: bool = False,
+) -> Any:
+    """Train a study's trial (default: argmax W) for `steps` more steps and write it to `out`; returns the `ExportReport`.
+
+    Raises:
+        UserInputError: bad steps or Agora options, an existing `out`, an unknown storage or study (before any write).
+        ExportError: no finished trial to export, or the written directory does not reproduce the model.
+    """
+    from bortnas.core.errors import UserInputError
+    from bortnas.export.writer import export_trial, prepare_out_dir
+    from bortnas.runtime.device import Device
+    from bortnas.search import load_study
+    from bortnas.search.selection import choose_trial
+    from bortnas.search.storage import open_storage, storage_exists
+    from bortnas.trial.context import build_context
+    from bortnas.trial.finetune import DEFAULT_GRID, DEFAULT_STEPS, METHODS, AgoraSettings, load_grid
+
+    if method not in METHODS:
+        raise UserInputError(f"--finetune={method!r} is unknown: use one of {', '.join(METHODS)}.")
+    steps = DEFAULT_STEPS[method] if steps is None else steps
+    if steps <= 0:
+        raise UserInputError(f"--steps={steps} must be a positive integer.")
+    agora_settings = None
+    if method == "agora":
+        grid = load_grid(agora_grid) if agora_grid else dict(DEFAULT_GRID)
+        agora_settings = AgoraSettings(grid=grid, replay=agora_replay, rule=agora_prune)
+    elif agora_grid:
+        raise UserInputError("--agora-grid applies to --finetune agora only.")
+    out = out.resolve()
+    prepare_out_dir(out, overwrite)
+    device = Device.from_name(device_name, compile=compile)
+    if not storage_exists(storage_url):
+        raise UserInputError(f"--storage {storage_url} does not exist: run `bortnas search` first or pass the storage of a search.")
+    study, _, settings = load_study(open_storage(storage_url), study_name)
+    trial = choose_trial(study, trial_number)
+    _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
+    ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)
+    return export_trial(ctx, study, trial, out, steps, overwrite, show_progress_bar=show_progress_bar, method=method,
+                        agora_settings=agora_settings)
+
+
 def search(
     space_path: str | Path,
     settings: RunSettings,

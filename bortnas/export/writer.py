@@ -28,32 +28,14 @@ from bortnas.trial.context import Context
 from bortnas.core.errors import ExportError, UserInputError
 from bortnas.trial.finetune import AgoraSettings, finetune_candidate
 from bortnas.quant.pack import load, save_quantized
-from bortnas.search.records import front_and_best, load_records
+from bortnas.search.selection import choose_trial
 from bortnas.core.space import ArchSpec, QuantMode
 from bortnas.trial.metrics import EXPORT_LATENCY_REPEATS, ModelMetrics, measure
 
+__all__ = ["ExportReport", "choose_trial", "export_trial", "prepare_out_dir"]
+
 _logger = logging.getLogger(__name__)
 RELOAD_ATOL = 1e-5
-
-
-def choose_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
-    """The trial to export: `number`, or the argmax-W finished trial.
-
-    Raises:
-        ExportError: the study has no finished trial, or `number` is not a finished trial.
-    """
-    records = load_records(study)
-    if number is None:
-        _, best = front_and_best(records)
-        if best is None:
-            raise ExportError(f"study {study.study_name!r} has no finished trial to export: run `bortnas search` first.")
-        number = best
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    trial = trials.get(number)
-    if trial is None or trial.state != optuna.trial.TrialState.COMPLETE or "candidate" not in trial.user_attrs:
-        finished = sorted(r.number for r in records if r.scored)
-        raise ExportError(f"trial {number} of study {study.study_name!r} is not a finished candidate (finished: {finished}).")
-    return trial
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +45,7 @@ class ExportReport:
     spec: ArchSpec
     model: ModelMetrics
     teacher: ModelMetrics
+    seq_len: int  # the sequence length of the FLOPs and latencies
 
     def ratios(self) -> dict[str, float]:
         return {
@@ -142,7 +125,8 @@ def export_trial(
         else:
             save_quantized(student, spec.quant, staging)
         ctx.teacher.tokenizer.save_pretrained(staging)
-        report = ExportReport(out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary)
+        report = ExportReport(out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary,
+                              seq_len=ctx.settings.max_length)
         metadata = {
             "bortnas_version": __version__,
             "study": study.study_name,

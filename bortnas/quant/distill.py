@@ -1,4 +1,4 @@
-"""BiBERT's direction-matching distillation (DMD): match the self-relations of Q, K and V.
+"""BiBERT's direction-matching distillation (DMD; docs/algorithms.md §4.3): match Q, K, V self-relations.
 
 Torch layer. For each matched (student layer, teacher layer) and each F in {Q, K, V}, computed on
 the full-precision projections (before any binarization):

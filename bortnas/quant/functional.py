@@ -1,7 +1,7 @@
 """Quantizers with their straight-through gradients, as the sources define them.
 
-Torch layer, no modules. Each function documents its source (see `../shared/research/ALGORITHMS.md`
-section 3): BitNet b1.58 (BitBLAS `utils_quant.py`), BiT (`facebookresearch/bit` `utils_quant.py`)
+Torch layer, no modules. Each function documents its source (see docs/algorithms.md
+§4): BitNet b1.58 (BitBLAS `utils_quant.py`), BiT (`facebookresearch/bit` `utils_quant.py`)
 and BiBERT (`htqin/BiBERT` `utils_quant.py`).
 """
 

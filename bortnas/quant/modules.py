@@ -6,7 +6,7 @@ chain of modes (BiT's multi-step distillation) can re-quantize a trained student
 `bortnas.quant.pack` stores the codes and scales and marks loaded layers `frozen` (their
 `weight` already holds codes * scale).
 
-What each mode quantizes (README "Quantization modes"):
+What each mode quantizes (README "Quantization modes"; docs/algorithms.md §4):
 - bitnet158: the six linears of every encoder layer (Q, K, V, attention output, FFN in, FFN out):
   ternary weights, 8-bit activations. Attention products, embeddings, pooler and classifier stay
   full precision.

@@ -15,7 +15,6 @@ import os
 
 from bortnas.core.errors import MissingDependencyError
 
-HEAD_PORT = 6380
 DASHBOARD_PORT = 8265
 ENV_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0"}
 CLIENT_ENV_DEFAULTS = {"RAY_AUTH_MODE": "token"}

@@ -1,11 +1,14 @@
 """Ray Tune backend: the same candidates, scores and study as a local search, on a Ray cluster.
 
-Ray layer (optional extra `bortnas[ray]`; Ray is imported only here). Ray Tune's `OptunaSearch`
-asks and tells the trials of the bortnas study in the driver, on the same `RDBStorage`; this
-module's subclass adds what a local search does around each trial (skip invalid and taken
-candidates, claim, heartbeats, store the score's attributes) through `bortnas.search.claims`,
-so local workers, Ray workers and restarted drivers can share one study. Every Ray trial runs
-`score_candidate` in a reused actor that builds the task context once per process.
+Ray layer (optional extra `bortnas[ray]`). This module imports Ray at the top and is imported
+only for `--backend ray` (`bortnas.app.jobs`); without Ray installed, importing it raises
+`MissingDependencyError` with the pip command. `StudySearch`, an ordinary Tune `Searcher`, asks
+and tells the trials of the bortnas study itself in the driver (Optuna's ask/tell on the same
+`RDBStorage`), and does what a local search does around each trial through
+`bortnas.search.claims` (skip invalid and taken candidates, claim, heartbeats) and
+`bortnas.search.bookkeeper` (provenance, failures, scores, the stop rule), so local workers, Ray
+workers and restarted drivers can share one study. Every Ray trial runs `score_candidate` in a
+reused actor that builds the task context once per process.
 """
 
 from __future__ import annotations
@@ -15,21 +18,33 @@ import json
 import logging
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import optuna
 
-from bortnas.core.settings import RaySettings, RunSettings
-from bortnas.trial.context import Context, build_context
-from bortnas.runtime.device import Device, limit_memory_fraction
-from bortnas.core.errors import TrialFailed
 from bortnas.ray.cluster import configure_ray_env, require_ray
-from bortnas.trial.scoring import Reference, score_candidate
-from bortnas.search.claims import Coordination, Heartbeat, claim_asked, next_action
-from bortnas.search.strategies import distributions
-from bortnas.core.space import ArchSpec, SearchSpace
+
+# A clear MissingDependencyError (with the pip command) instead of a bare ImportError, before any
+# Ray import. Usage reporting is off before Ray is loaded; the client's auth mode is set per run.
+require_ray("--backend ray")
+configure_ray_env(client=False)
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
+from ray.tune.search import Searcher  # noqa: E402
+
+from bortnas.core.errors import TrialFailed  # noqa: E402
+from bortnas.core.settings import RaySettings, RunSettings  # noqa: E402
+from bortnas.core.space import ArchSpec, SearchSpace  # noqa: E402
+from bortnas.runtime.device import Device, limit_memory_fraction  # noqa: E402
+from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, search_target  # noqa: E402
+from bortnas.search.claims import Coordination, Heartbeat, claim_asked, next_action, read_state  # noqa: E402
+from bortnas.search.strategies import distributions  # noqa: E402
+from bortnas.trial.context import Context, build_context  # noqa: E402
+from bortnas.trial.scoring import Reference, score_candidate  # noqa: E402
 
 _logger = logging.getLogger(__name__)
 
@@ -71,9 +86,6 @@ def evaluate_trial(config: dict[str, Any], static: Mapping[str, Any]) -> None:
 
     `config` holds the candidate only (Tune shows it); `static` the settings every trial shares.
     """
-    import torch
-    from ray import tune
-
     torch.set_num_threads(max(1, int(static["cpus"])))
     ctx = _context(static["settings"], static["cache_dir"], worker_device(static["gpus"], static["compile"]))
     spec = ArchSpec.from_dict(config["candidate"])
@@ -95,77 +107,89 @@ def evaluate_trial(config: dict[str, Any], static: Mapping[str, Any]) -> None:
     tune.report({"w": score.w, "error": score.error, "step": score.steps, "final": True, "attrs": json.dumps(score.attrs())})
 
 
-def _study_search_class() -> type:
-    from ray.tune.search import Searcher
-    from ray.tune.search.optuna import OptunaSearch
+class _Live(NamedTuple):
+    """A Tune trial this searcher suggested and has not heard the end of yet."""
 
-    class StudySearch(OptunaSearch):  # type: ignore[misc]
-        """OptunaSearch on the bortnas study, with the claims, heartbeats and attributes of a local search."""
+    trial: optuna.Trial
+    spec: ArchSpec
+    beat: Heartbeat
 
-        def __init__(self, study: optuna.Study, storage: optuna.storages.RDBStorage, space: SearchSpace, target: int,
-                     proposals: Sequence[ArchSpec] | None, coordination: Coordination, provenance: Mapping[str, Any]) -> None:
-            super().__init__(space=distributions(space), metric="w", mode="max", sampler=study.sampler,
-                             study_name=study.study_name, storage=storage)
-            self._target, self._proposals, self._coordination = target, proposals, coordination
-            self._provenance = dict(provenance)
-            self._beats: dict[str, Heartbeat] = {}
-            self._skips, self._max_skips = 0, 20 * max(target, 10)
-            self._failed: set[str] = set()  # as in a local search: a failed candidate is not retried by this run
-            self.scored = 0
 
-        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-            study, coordination = self._ot_study, self._coordination
-            while self._skips < self._max_skips and len(self._failed) < max(3, self._target):
-                action, state = next_action(study, coordination, self._target, self._proposals, self._failed)
-                if action != "ask":
-                    return Searcher.FINISHED if action == "finish" else None  # None: Tune asks again when a trial ends
-                super().suggest(trial_id)
-                trial = self._ot_trials[trial_id]
-                spec = claim_asked(study, trial, self._target, coordination, state)
-                if spec is not None:
-                    for key, value in {**self._provenance, "candidate": spec.to_dict()}.items():
-                        trial.set_user_attr(key, value)
-                    self._beats[trial_id] = Heartbeat(study, trial, coordination).start()
-                    return {"candidate": spec.to_dict()}
-                del self._ot_trials[trial_id]
-                self._skips += 1
-            _logger.warning("stopping: %d proposals were invalid or taken candidates, %d candidates failed", self._skips, len(self._failed))
-            return Searcher.FINISHED
+class StudySearch(Searcher):
+    """A Tune searcher that asks and tells the trials of the bortnas study, with the claims,
+    heartbeats and bookkeeping of a local search.
 
-        def save(self, checkpoint_path: str) -> None:
-            """Nothing to save: the study in SQL is the search's state, and a restarted driver resumes from it."""
+    Tune names trials by its own `trial_id`; the Optuna trial of each live one is kept here, from
+    `suggest` to `on_trial_complete`. The SQL study is the whole state of the search, so `save`
+    and `restore` do nothing and a restarted driver resumes from the study. Metric "w", mode "max".
+    """
 
-        def restore(self, checkpoint_path: str) -> None:
-            """Nothing to restore (see `save`)."""
+    def __init__(self, study: optuna.Study, space: SearchSpace, target: int, proposals: Sequence[ArchSpec] | None,
+                 coordination: Coordination, book: TrialBookkeeper) -> None:
+        super().__init__(metric="w", mode="max")
+        self.study, self.target, self.proposals, self.coordination, self.book = study, target, proposals, coordination, book
+        self._distributions = distributions(space)
+        self._live: dict[str, _Live] = {}
 
-        def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-            beat = self._beats.pop(trial_id, None)
-            if beat is not None:
-                beat.stop()
-            if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-                return
-            study, trial = self._ot_study, self._ot_trials[trial_id]
-            if error or not result or "failed" in result:
-                reason = (result or {}).get("failed") or "the Ray trial raised an error (see its log under the Ray session directory)"
-                _logger.warning("trial %d failed: %s", trial.number, reason)
-                trial.set_user_attr("fail_reason", reason)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                self._failed.add(trial.user_attrs["arch_id"])
-            elif result.get("final"):
-                attrs = json.loads(result["attrs"])
-                for key, value in attrs.items():
-                    trial.set_user_attr(key, value)
-                study.tell(trial, result["w"])
-                self.scored += 1
-                _logger.info("trial %d %s: W %.3f, dev error %.4f", trial.number, attrs["key"], result["w"], result["error"])
-            else:  # stopped early by ASHA: its candidate is not proposed again, and does not count as finished
-                trial.set_user_attr("stopped_early_at", result.get("step"))
-                trial.set_user_attr("w_at_stop", result["w"])
-                trial.set_user_attr("error_at_stop", result.get("error"))
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            self._completed_trials.add(trial_id)
+    @property
+    def scored(self) -> int:
+        """Candidates scored through this searcher."""
+        return self.book.scored
 
-    return StudySearch
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any) -> bool:
+        """Accept Tune's metric and mode if they are this searcher's; a Tune `param_space` cannot be used (the space is the study's)."""
+        return not config and metric in (None, "w") and mode in (None, "max")
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # Ray's hint omits FINISHED
+        """The candidate of a newly claimed trial; FINISHED when the search is done, None to be asked again when a trial ends."""
+        study, coordination, book = self.study, self.coordination, self.book
+        while book.should_continue():
+            action, state = next_action(study, coordination, self.target, self.proposals, book.failed)
+            book.observe(state)
+            if action != "ask":
+                return Searcher.FINISHED if action == "finish" else None
+            trial = study.ask(self._distributions)
+            spec = claim_asked(study, trial, self.target, coordination, state)
+            if spec is None:
+                book.record_skip()
+                continue
+            book.start(trial, spec)
+            self._live[trial_id] = _Live(trial, spec, Heartbeat(study, trial, coordination).start())
+            return {"candidate": spec.to_dict()}
+        return Searcher.FINISHED
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Report W at each checkpoint as the trial's intermediate value (TPE ranks stopped-early trials by it)."""
+        live = self._live.get(trial_id)
+        if live is not None and "failed" not in result and "w" in result:
+            live.trial.report(result["w"], step=result.get("training_iteration", 0))
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        """Tell the study how the trial ended: scored, failed, or stopped early by ASHA."""
+        live = self._live.pop(trial_id, None)
+        if live is None:  # a second notification, or a trial this searcher did not suggest
+            return
+        live.beat.stop()
+        if error or not result or "failed" in result:
+            reason = (result or {}).get("failed") or "the Ray trial raised an error (see its log under the Ray session directory)"
+            self.book.record_failure(live.trial, live.spec, reason)
+        elif result.get("final"):
+            self.book.record_score(live.trial, live.spec, result["w"], json.loads(result["attrs"]))
+        else:  # stopped early by ASHA: its candidate is not proposed again, and does not count as finished
+            self.book.record_stopped_early(live.trial, result.get("step"), result["w"], result.get("error"))
+
+    def abandon(self) -> None:
+        """Tell FAIL every trial Tune left without a completion (the run was interrupted), so none stays RUNNING."""
+        for trial_id in list(self._live):
+            live = self._live.pop(trial_id)
+            live.beat.stop()
+            self.book.record_interrupt(live.trial)
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the study in SQL is the search's state, and a restarted driver resumes from it."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Nothing to restore (see `save`)."""
 
 
 def run_search_ray(
@@ -181,35 +205,33 @@ def run_search_ray(
     cache_dir: Path,
     proposals: Sequence[ArchSpec] | None = None,
     verbose: int = 1,
+    show_progress_bar: bool = False,
 ) -> int:
     """Evaluate candidates as Ray Tune trials until the study holds `n_trials` finished ones.
 
     The driver has already built `ctx` (so the task teacher is fine-tuned and cached once, in
-    `cache_dir`, which every worker must see: a shared path on a multi-machine cluster). Returns the number of candidates scored by this call.
-
-    Raises:
-        MissingDependencyError: Ray Tune is not installed.
+    `cache_dir`, which every worker must see: a shared path on a multi-machine cluster).
+    `storage` is the study's own (`StudySearch` asks and tells through `study`); it is taken for
+    the callers' sake and not used separately. `show_progress_bar`: the bookkeeper's trials bar
+    in the driver, as in a local search (off by default: Tune prints its own status table).
+    Returns the number of candidates scored by this call.
     """
-    require_ray("--backend ray")
     configure_ray_env(client=ray_settings.address is not None)
-    import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    target = min(n_trials, len(space) if proposals is None else len(proposals))
+    target = search_target(n_trials, space, proposals)
     reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length)
+    checkpoints = ray_settings.checkpoints if ray_settings.asha and proposals is None else 1
     static = {
         "settings": ctx.settings.to_dict(),
         "cache_dir": str(cache_dir),
         "reference": dataclasses.asdict(reference),
-        "checkpoints": ray_settings.checkpoints if ray_settings.asha and proposals is None else 1,
+        "checkpoints": checkpoints,
         "cpus": ray_settings.cpus_per_trial,
         "gpus": ray_settings.gpus_per_trial,
         "compile": ctx.device.compile,
     }
-    searcher = _study_search_class()(study, storage, space, target, proposals, coordination,
-                                     {**provenance, "strategy": strategy, "backend": "ray"})
-    early_stop = static["checkpoints"] > 1
+    book = TrialBookkeeper(study, target, strategy, provenance, backend="ray", show_progress_bar=show_progress_bar)
+    searcher = StudySearch(study, space, target, proposals, coordination, book)
+    early_stop = checkpoints > 1
     scheduler = (ASHAScheduler(metric="w", mode="max", time_attr="training_iteration", max_t=ray_settings.checkpoints,
                                grace_period=1, reduction_factor=3) if early_stop else FIFOScheduler())
     started_ray = not ray.is_initialized()
@@ -219,8 +241,7 @@ def run_search_ray(
     results_dir = tempfile.mkdtemp(prefix="bortnas-ray-")
     resources = {"cpu": ray_settings.cpus_per_trial, "gpu": ray_settings.gpus_per_trial}
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        with driven_heartbeats():
             tuner = tune.Tuner(
                 tune.with_resources(tune.with_parameters(evaluate_trial, static=static), resources),
                 tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
@@ -229,7 +250,10 @@ def run_search_ray(
             )
             tuner.fit()
     finally:
+        searcher.abandon()
+        book.close()
         shutil.rmtree(results_dir, ignore_errors=True)
         if started_ray:
             ray.shutdown()
-    return int(searcher.scored)
+    book.finish(len(read_state(study, coordination).finished))
+    return searcher.scored

@@ -5,24 +5,24 @@ resumes a study and stops at the requested number without re-evaluating anything
 processes on one study share the work (`bortnas.search.claims`). Invalid combinations (hidden
 not divisible by heads) and repeats of a finished or running candidate are told as PRUNED with
 the reason in `skip_reason`; a repeat of a finished one carries its W as intermediate value, so
-TPE still learns from it.
+TPE still learns from it. What is recorded around each trial (provenance, failures, scores,
+the progress bar, the stop rule) is `bortnas.search.bookkeeper`'s, shared with the Ray backend.
+Only a candidate's own failures (`is_expected_failure`: divergence, out of memory, a stated
+`TrialFailed`) are recorded as failed trials; any other exception stops the search.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
-import warnings
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import optuna
-from tqdm.auto import tqdm
 
-from bortnas.core.errors import TrialFailed
+from bortnas.core.space import ArchSpec, SearchSpace
+from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, is_expected_failure, search_target
 from bortnas.search.claims import Coordination, claim_asked, heartbeat, next_action, read_state
 from bortnas.search.strategies import distributions
-from bortnas.core.space import ArchSpec, SearchSpace
 
 _logger = logging.getLogger(__name__)
 
@@ -61,24 +61,20 @@ def run_search(
 
     Returns:
         The number of candidates scored by this call.
+
+    Raises:
+        Exception: whatever `evaluate` raised that is not a candidate's own failure
+            (`bortnas.search.bookkeeper.is_expected_failure`); its trial is told FAIL first.
     """
     coordination = coordination or Coordination()
-    provenance = {**(provenance or {}), "strategy": strategy}
     dists = distributions(space)
-    target = min(n_trials, len(space) if proposals is None else len(proposals))
-    if target < n_trials:
-        _logger.warning("there are only %d candidates to evaluate; stopping at %d instead of %d", target, target, n_trials)
-    state = read_state(study, coordination)
-    max_skips = 20 * max(target, 10)
-    skips = failures = scored = 0
-    failed_here: set[str] = set()  # a proposal that failed in this run is not retried by it
-    bar = tqdm(total=target, initial=min(len(state.finished), target), desc="trials", disable=not show_progress_bar, file=sys.stderr)
+    target = search_target(n_trials, space, proposals)
+    book = TrialBookkeeper(study, target, strategy, provenance, show_progress_bar=show_progress_bar)
     try:
-        with warnings.catch_warnings():
-            # Optuna's heartbeats are driven here (`claims.heartbeat`), not by Study.optimize
-            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-            while skips < max_skips and failures < max(3, target):
-                action, state = next_action(study, coordination, target, proposals, failed_here)
+        with driven_heartbeats():
+            while book.should_continue():
+                action, state = next_action(study, coordination, target, proposals, book.failed)
+                book.observe(state)
                 if action == "finish":
                     break
                 if action == "wait":
@@ -88,35 +84,23 @@ def run_search(
                 trial = study.ask(dists)
                 spec = claim_asked(study, trial, target, coordination, state)
                 if spec is None:
-                    skips += 1
+                    book.record_skip()
                     continue
-                for key, value in provenance.items():
-                    trial.set_user_attr(key, value)
-                trial.set_user_attr("candidate", spec.to_dict())
+                book.start(trial, spec)
                 try:
                     with heartbeat(study, trial, coordination):
                         score = evaluate(spec)
-                except (TrialFailed, RuntimeError) as e:
-                    _logger.warning("trial %d (%s) failed: %s", trial.number, spec.key, e)
-                    trial.set_user_attr("fail_reason", str(e))
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    failed_here.add(spec.arch_id)
-                    failures += 1
+                except Exception as e:
+                    if not is_expected_failure(e):
+                        book.record_error(trial, spec, e)
+                        raise
+                    book.record_failure(trial, spec, e)
                     continue
                 except KeyboardInterrupt:
-                    trial.set_user_attr("fail_reason", "interrupted by the user")
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    book.record_interrupt(trial)
                     raise
-                for key, value in score.attrs().items():
-                    trial.set_user_attr(key, value)
-                study.tell(trial, score.w)
-                scored += 1
-                _logger.info("trial %d %s: W %.3f, dev error %.4f", trial.number, spec.key, score.w, score.attrs().get("error", float("nan")))
-                bar.update(1)
-                bar.set_postfix(best_W=f"{max([score.w, *(v for _, v in state.finished.values())]):.3f}", refresh=False)
+                book.record_score(trial, spec, score.w, score.attrs())
     finally:
-        bar.close()
-    finished = read_state(study, coordination).finished
-    if len(finished) < target:
-        _logger.warning("stopped with %d of %d candidates finished (%d failures, %d skipped proposals)", len(finished), target, failures, skips)
-    return scored
+        book.close()
+    book.finish(len(read_state(study, coordination).finished))
+    return book.scored

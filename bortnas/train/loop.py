@@ -21,9 +21,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from bortnas.runtime.device import CPU, Device
+from bortnas.core.progress import progress_bar
 from bortnas.core.settings import TrainConfig
 from bortnas.data.encode import EncodedSplit
 from bortnas.core.errors import TrialFailed
@@ -153,7 +153,7 @@ def train(
     student_forward = device.prepare(model)
     teacher_forward = device.prepare(teacher) if teacher is not None else None
     watch = _DivergenceWatch(device.torch_device, config.steps)
-    bar = tqdm(total=config.steps, desc=description, disable=not show_progress_bar, file=sys.stderr, leave=False)
+    bar = progress_bar(config.steps, description, show_progress_bar, leave=False)
     step, epoch, loss_value = 0, 0, float("nan")
     try:
         while step < config.steps:

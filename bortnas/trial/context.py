@@ -19,7 +19,7 @@ from bortnas.core.errors import UserInputError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import TeacherShape
 from bortnas.core.teachers import teacher_shape
-from bortnas.model.teacher import TaskTeacher, load_teacher_config, prepare_teacher
+from bortnas.trial.teacher import TaskTeacher, load_teacher_config, prepare_teacher
 
 _logger = logging.getLogger(__name__)
 

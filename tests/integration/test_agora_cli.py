@@ -10,7 +10,8 @@ import pytest
 
 import bortnas.trial.finetune as finetune_module
 from bortnas.data.augment import normalise
-from bortnas.trial.context import RunSettings, build_context
+from bortnas.core.settings import RunSettings
+from bortnas.trial.context import build_context
 from bortnas.data.encode import encode
 from bortnas.trial.finetune import AgoraSettings, run_agora
 from bortnas.core.space import ArchSpec

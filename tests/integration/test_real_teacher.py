@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bortnas.trial.context import RunSettings, check_inputs
+from bortnas.core.settings import RunSettings
+from bortnas.trial.context import check_inputs
 from bortnas.core.space import load_search_space
 
 REPO = Path(__file__).resolve().parents[2]

@@ -140,7 +140,7 @@ def postgres_server() -> str:
     """A PostgreSQL server on 127.0.0.1:5432 (the project's machines run one); installed and started if none answers."""
     dsn = os.environ.get("BORTNAS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
     if not _postgres_answers(dsn):
-        # A fresh machine: Debian's server, as ENVIRONMENT.md describes. Failing here is a failure, not a skip.
+        # A fresh machine: install and start Debian's postgresql server, trusting 127.0.0.1. Failing here is a failure, not a skip.
         subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, timeout=600)
         subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True, capture_output=True, timeout=900,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))

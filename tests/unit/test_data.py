@@ -65,3 +65,73 @@ def test_bad_files_are_clear_errors(tmp_path: Path, content: str, name: str, fra
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_table(tmp_path / "none.csv", "t", "y")
+
+
+def _latin1_csv(tmp_path: Path) -> Path:
+    """A CSV saved as latin-1: 'café' is the byte 0xe9, which is not valid UTF-8."""
+    path = tmp_path / "reviews_latin1.csv"
+    text = "t,y\n" + "".join(f"caf\u00e9 {k},{'yes' if k % 2 else 'no'}\n" for k in range(6))
+    path.write_bytes(text.encode("latin-1"))
+    return path
+
+
+def test_non_utf8_file_is_a_one_line_data_error(tmp_path: Path) -> None:
+    path = _latin1_csv(tmp_path)
+    with pytest.raises(DataError, match=r"reviews_latin1\.csv is not valid utf-8 text") as info:
+        load_table(path, "t", "y")
+    message = str(info.value)
+    assert "\n" not in message
+    # first bad byte: "t,y\ncaf" is 7 bytes, so 0xe9 sits at offset 7 on line 2
+    assert "byte 0xe9 at byte offset 7 (line 2)" in message
+    assert "--encoding latin-1" in message
+    assert str(path) in message
+    assert not isinstance(info.value.__cause__, UnicodeDecodeError)
+
+
+def test_a_bad_byte_late_in_the_file_is_found_before_anything_is_returned(tmp_path: Path) -> None:
+    path = tmp_path / "late.jsonl"
+    good = "".join(json.dumps({"t": f"text {k}", "y": k % 2}) + "\n" for k in range(50))
+    path.write_bytes(good.encode() + b'{"t": "caf\xe9", "y": 1}\n')
+    with pytest.raises(DataError, match=rf"late\.jsonl is not valid utf-8 text: byte 0xe9 at byte offset {len(good) + 10} \(line 51\)"):
+        load_table(path, "t", "y")
+
+
+def test_latin1_file_loads_with_its_encoding(tmp_path: Path) -> None:
+    task = load_table(_latin1_csv(tmp_path), "t", "y", encoding="latin-1")
+    texts = sorted(ex.text for split in (task.train, task.dev, task.test) for ex in split)
+    assert texts == [f"caf\u00e9 {k}" for k in range(6)]
+    assert task.label_names == ("no", "yes")
+
+
+@pytest.mark.parametrize("encoding", ["klingon-8", "rot13", ""])
+def test_unknown_encoding_is_a_clear_error(tmp_path: Path, encoding: str) -> None:
+    with pytest.raises(DataError, match=rf"--encoding '{encoding}' is not a known text encoding: pass a Python codec name such as utf-8"):
+        load_table(_latin1_csv(tmp_path), "t", "y", encoding=encoding)
+
+
+@pytest.mark.parametrize("name", ["bom.csv", "bom.tsv", "bom.jsonl"])
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF8", "utf-8-sig"])
+def test_utf8_bom_does_not_end_up_in_the_first_column(tmp_path: Path, name: str, encoding: str) -> None:
+    import codecs
+
+    rows = [("gr\u00fc\u00dfe", "a"), ("b", "b"), ("c", "a")]
+    if name.endswith(".jsonl"):
+        text = "".join(json.dumps({"text": t, "y": y}) + "\n" for t, y in rows)
+    else:
+        sep = "\t" if name.endswith(".tsv") else ","
+        text = f"text{sep}y\n" + "".join(f"{t}{sep}{y}\n" for t, y in rows)
+    path = tmp_path / name
+    path.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    task = load_table(path, "text", "y", encoding=encoding)
+    assert sorted(ex.text for split in (task.train, task.dev, task.test) for ex in split) == ["b", "c", "gr\u00fc\u00dfe"]
+    assert task.label_names == ("a", "b")
+
+
+def test_bom_file_with_a_bad_byte_reports_the_file_offset(tmp_path: Path) -> None:
+    import codecs
+
+    path = tmp_path / "bom_bad.csv"
+    path.write_bytes(codecs.BOM_UTF8 + b"t,y\na,0\nb,1\nc,\xff\n")
+    # 3 BOM bytes + "t,y\na,0\nb,1\nc," (14 bytes): offsets count from the start of the file
+    with pytest.raises(DataError, match=r"byte 0xff at byte offset 17 \(line 4\)"):
+        load_table(path, "t", "y")

@@ -138,7 +138,7 @@ def test_zero_layer_gate_skips_the_layer(tiny_bert: Path) -> None:
 
 @pytest.mark.integration
 def test_real_minilm_full_extraction_is_exact() -> None:
-    from bortnas.model.teacher import default_teacher_dir
+    from bortnas.core.teachers import default_teacher_dir
 
     teacher = classifier(default_teacher_dir())
     c = teacher.config

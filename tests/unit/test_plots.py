@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from bortnas.trial.context import RunSettings
+from bortnas.core.settings import RunSettings
 from bortnas.core.errors import BortnasError, MissingDependencyError, UserInputError
 from bortnas.app.plots import write_plots
 from bortnas.search import create_or_resume

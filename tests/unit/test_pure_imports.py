@@ -1,8 +1,22 @@
 import subprocess
 import sys
 
+PURE_MODULES = [
+    "bortnas", "bortnas.core.errors", "bortnas.core.space", "bortnas.core.settings", "bortnas.core.teachers", "bortnas.core.progress",
+    "bortnas.modes", "bortnas.cost", "bortnas.cost.bits", "bortnas.algo", "bortnas.algo.agora", "bortnas.algo.fptas",
+]
+SEARCH_MODULES = ["bortnas.search", "bortnas.search.runner", "bortnas.search.study", "bortnas.search.claims", "bortnas.search.records",
+                  "bortnas.search.strategies", "bortnas.search.storage", "bortnas.search.pricing"]
 
-def test_space_cost_bits_and_algo_do_not_import_torch() -> None:
-    code = "import sys, bortnas, bortnas.core.space, bortnas.cost, bortnas.cost.bits, bortnas.algo, bortnas.algo.agora; print('torch' in sys.modules, 'optuna' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["False", "False"]
+
+def loaded_after(modules: list[str]) -> list[str]:
+    code = f"import sys; [__import__(m) for m in {modules!r}]; print('torch' in sys.modules, 'transformers' in sys.modules, 'optuna' in sys.modules)"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_pure_folders_import_neither_torch_nor_optuna() -> None:
+    assert loaded_after(PURE_MODULES) == ["False", "False", "False"]
+
+
+def test_the_search_layer_imports_optuna_but_not_torch() -> None:
+    assert loaded_after(SEARCH_MODULES) == ["False", "False", "True"]

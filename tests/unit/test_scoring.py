@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bortnas.trial.context import RunSettings, build_context
+from bortnas.core.settings import RunSettings
+from bortnas.trial.context import build_context
 from bortnas.runtime.device import Device
 from bortnas.trial.scoring import Reference, score_candidate
 from bortnas.core.space import ArchSpec

@@ -92,3 +92,28 @@ def test_membership_and_direct_construction() -> None:
     assert ArchSpec(3, 32, 4, 64) not in space
     with pytest.raises(SearchSpaceError, match="positive integer"):
         ArchSpec(0, 32, 4, 64)
+
+
+SPACE = "layers: [2]\nhidden: [64]\nheads: [4]\nffn: [64]\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("42", r"\(found a number 42\)"),
+        ("[quick, search]", r"\(found a list \['quick', 'search'\]\)"),
+        ("", r"\(found an empty value None\)"),
+    ],
+)
+def test_description_must_be_a_string(tmp_path: Path, value: str, fragment: str) -> None:
+    path = write(tmp_path, SPACE + f"description: {value}\n")
+    with pytest.raises(SearchSpaceError, match=rf"description in .*space\.yaml must be a string {fragment}: write one line of text") as info:
+        load_search_space(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["quick search on MiniLM", '"42"', "''"])
+def test_string_description_is_accepted(tmp_path: Path, value: str) -> None:
+    space = load_search_space(write(tmp_path, SPACE + f"description: {value}\n"))
+    assert len(space) == 1
+    assert space.name == "space"

@@ -14,7 +14,8 @@ from bortnas.model.extract import extract
 from bortnas.model.importance import compute_importance
 from bortnas.quant import quantize_
 from bortnas.core.space import ArchSpec, QuantMode
-from bortnas.train.loop import TrainConfig, distillation_loss, evaluate, predict, train
+from bortnas.core.settings import TrainConfig
+from bortnas.train.loop import distillation_loss, evaluate, predict, train
 
 
 @pytest.fixture()

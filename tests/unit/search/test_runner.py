@@ -4,7 +4,8 @@ from pathlib import Path
 
 import optuna
 
-from bortnas.trial.context import RunSettings, build_context
+from bortnas.core.settings import RunSettings
+from bortnas.trial.context import build_context
 from bortnas.core.errors import TrialFailed
 from bortnas.search import create_or_resume, make_sampler, run_search
 from bortnas.trial.scoring import context_evaluator

@@ -25,7 +25,7 @@ from torch import nn
 from bortnas.runtime.device import CPU, Device
 from bortnas.data.encode import EncodedSplit
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
-from bortnas.core.teachers import check_supported, default_teacher_dir
+from bortnas.core.teachers import check_supported
 from bortnas.model.importance import Importance, compute_importance
 from bortnas.train.loop import TrainConfig, evaluate, train
 

@@ -1,0 +1,77 @@
+"""Each folder of the package imports only the layers below it (and pure folders never torch).
+
+The layer of a file shows in its path; this test holds every folder to the bortnas folders and
+the heavy third-party packages it may import, read from the source with `ast` (imports inside
+functions count too: a lazy import is still a dependency).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "bortnas"
+PURE = {"core", "modes", "cost", "algo"}
+# folder -> the bortnas folders it may import (besides itself and the package root's __version__)
+ALLOWED: dict[str, set[str]] = {
+    "modes": set(),
+    "algo": set(),
+    "core": {"modes", "algo"},
+    "cost": {"core", "modes"},
+    "data": {"core"},
+    "runtime": {"core"},
+    "model": {"core", "modes"},
+    "quant": {"core", "modes", "model"},
+    "train": {"core", "modes", "data", "runtime", "model", "quant"},
+    "trial": {"core", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train"},
+    "search": {"core", "modes", "cost", "algo"},
+    "ray": {"core", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search"},
+    "export": {"core", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search"},
+    "app": {"core", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search", "ray", "export"},
+}
+HEAVY = {"torch", "transformers", "safetensors", "ray", "optuna", "sqlalchemy", "matplotlib", "plotly", "optuna_dashboard"}
+# folder -> the heavy packages it may import
+HEAVY_ALLOWED: dict[str, set[str]] = {
+    **{folder: set() for folder in PURE},
+    "data": {"torch"},
+    "runtime": {"torch"},
+    "model": {"torch", "transformers"},
+    "quant": {"torch", "transformers", "safetensors"},
+    "train": {"torch"},
+    "trial": {"torch", "transformers", "safetensors"},
+    "search": {"optuna", "sqlalchemy"},
+    "ray": {"ray", "torch", "optuna"},
+    "export": {"torch", "optuna", "transformers", "safetensors"},
+    "app": HEAVY,
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_every_folder_is_declared() -> None:
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(ALLOWED)
+
+
+@pytest.mark.parametrize("folder", sorted(ALLOWED))
+def test_folder_imports_only_lower_layers(folder: str) -> None:
+    wrong = []
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
+        for name in sorted(imports_of(path)):
+            parts = name.split(".")
+            if parts[0] == "bortnas" and len(parts) > 1 and parts[1] in ALLOWED:
+                if parts[1] != folder and parts[1] not in ALLOWED[folder]:
+                    wrong.append(f"{path.relative_to(PACKAGE)} imports {name}")
+            elif parts[0] in HEAVY and parts[0] not in HEAVY_ALLOWED[folder]:
+                wrong.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert wrong == []
