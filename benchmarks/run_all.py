@@ -34,23 +34,23 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import transformers
 
-from bortnas.core.settings import RunSettings
-from bortnas.trial.context import build_context
+from bortnas.core.settings import RunSettings, TrainConfig
+from bortnas.core.space import REFERENCE_SHAPES, ArchSpec
 from bortnas.cost import flops
-from bortnas.runtime.device import Device
 from bortnas.data.encode import EncodedSplit
 from bortnas.model.extract import Extraction
+from bortnas.runtime.device import Device
 from bortnas.runtime.latency import measure_latency
-from bortnas.trial.scoring import Reference, score_candidate
-from bortnas.core.space import REFERENCE_SHAPES, ArchSpec
-from bortnas.core.settings import TrainConfig
 from bortnas.train.loop import train
+from bortnas.trial.context import build_context
+from bortnas.trial.scoring import Reference, score_candidate
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -96,9 +96,15 @@ def evaluations_per_hour(device: Device, trial_steps: int, repeats: int) -> dict
 
     score()  # warm-up: first-touch allocations, kernel selection
     seconds = [_timed(device, score) for _ in range(repeats)]
-    return {"device": device.describe(), "candidate": SMALL_CANDIDATE.key, "trial_steps": trial_steps, "batch_size": ctx.settings.batch_size,
-            "seq_len": ctx.settings.max_length, "seconds_per_evaluation": _spread(seconds),
-            "evaluations_per_hour": 3600.0 / statistics.median(seconds)}
+    return {
+        "device": device.describe(),
+        "candidate": SMALL_CANDIDATE.key,
+        "trial_steps": trial_steps,
+        "batch_size": ctx.settings.batch_size,
+        "seq_len": ctx.settings.max_length,
+        "seconds_per_evaluation": _spread(seconds),
+        "evaluations_per_hour": 3600.0 / statistics.median(seconds),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,14 +132,21 @@ def _random_split(examples: int, seq_len: int, vocab: int) -> EncodedSplit:
     return EncodedSplit(input_ids=ids.tolist(), token_type_ids=None, labels=labels, pad_id=0)
 
 
-def distillation_throughput(device: Device, batch_size: int, seq_len: int, steps: int, repeats: int,
-                            override_peak: float | None) -> dict[str, Any]:
+def distillation_throughput(
+    device: Device, batch_size: int, seq_len: int, steps: int, repeats: int, override_peak: float | None
+) -> dict[str, Any]:
     from transformers import BertConfig, BertForSequenceClassification
 
     spec = BERT_BASE.as_spec()
-    config = BertConfig(vocab_size=BERT_BASE.vocab_size, hidden_size=spec.hidden, num_hidden_layers=spec.layers,
-                        num_attention_heads=spec.heads, intermediate_size=spec.ffn, max_position_embeddings=BERT_BASE.max_positions,
-                        num_labels=BERT_BASE.num_labels)
+    config = BertConfig(
+        vocab_size=BERT_BASE.vocab_size,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        intermediate_size=spec.ffn,
+        max_position_embeddings=BERT_BASE.max_positions,
+        num_labels=BERT_BASE.num_labels,
+    )
     torch.manual_seed(0)
     teacher = BertForSequenceClassification(config).to(device.torch_device).eval()
     student = copy.deepcopy(teacher)
@@ -149,38 +162,71 @@ def distillation_throughput(device: Device, batch_size: int, seq_len: int, steps
     step_flops = batch_size * (3 * forward + forward)  # student forward + backward, teacher forward
     tflops = [steps * step_flops / s / 1e12 for s in seconds]
     peak, peak_source = peak_tflops(device, override_peak)
-    return {"device": device.describe(), "compile": device.compile, "model": spec.key, "batch_size": batch_size, "seq_len": seq_len,
-            "steps": steps, "flops_per_step": step_flops, "flops_source": "analytic matmul FLOPs: 3 x student forward + teacher forward",
-            "tokens_per_s": _spread([steps * batch_size * seq_len / s for s in seconds]), "tflops": _spread(tflops),
-            "peak_tflops": peak, "peak_source": peak_source, "mfu": None if peak is None else statistics.median(tflops) / peak}
+    return {
+        "device": device.describe(),
+        "compile": device.compile,
+        "model": spec.key,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "steps": steps,
+        "flops_per_step": step_flops,
+        "flops_source": "analytic matmul FLOPs: 3 x student forward + teacher forward",
+        "tokens_per_s": _spread([steps * batch_size * seq_len / s for s in seconds]),
+        "tflops": _spread(tflops),
+        "peak_tflops": peak,
+        "peak_source": peak_source,
+        "mfu": None if peak is None else statistics.median(tflops) / peak,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # 3. exported model against its teacher
 
 
-def latency_against_teacher(device: Device, model_dir: Path, batch_sizes: tuple[int, ...], rounds: int, repeats: int,
-                            threads: int) -> dict[str, Any]:
+def latency_against_teacher(
+    device: Device, model_dir: Path, batch_sizes: tuple[int, ...], rounds: int, repeats: int, threads: int
+) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification
 
     from bortnas import load
 
     meta = json.loads((model_dir / "bortnas.json").read_text())
     seq_len = meta["seq_len"]
-    model = load(str(model_dir)).to(device.torch_device)  # type: ignore[attr-defined]
-    teacher = AutoModelForSequenceClassification.from_pretrained(
-        meta["provenance"]["teacher"], num_labels=len(meta["labels"]), local_files_only=True).to(device.torch_device).eval()
+    model = load(str(model_dir))
+    # transformers wraps PreTrainedModel.to in functools.wraps, whose typeshed type does not bind self
+    model.to(device.torch_device)  # type: ignore[arg-type]
+    teacher = (
+        AutoModelForSequenceClassification.from_pretrained(
+            meta["provenance"]["teacher"], num_labels=len(meta["labels"]), local_files_only=True
+        )
+        .to(device.torch_device)
+        .eval()
+    )
     rows = []
     for batch_size in batch_sizes:
         ours, theirs = [], []
         for _ in range(rounds):
             ours.append(measure_latency(model, seq_len, batch_size, repeats=repeats, threads=threads, device=device).median_ms)
             theirs.append(measure_latency(teacher, seq_len, batch_size, repeats=repeats, threads=threads, device=device).median_ms)
-        rows.append({"batch_size": batch_size, "model_ms": _spread(ours), "teacher_ms": _spread(theirs),
-                     "speedup": _spread([t / o for t, o in zip(theirs, ours)])})
-    return {"device": device.describe(), "threads": threads, "model": str(model_dir), "candidate": meta["candidate"], "seq_len": seq_len,
-            "rounds": rounds, "repeats": repeats, "rows": rows,
-            "test_accuracy_points": meta.get("ratios", {}).get("test_accuracy_points")}
+        rows.append(
+            {
+                "batch_size": batch_size,
+                "model_ms": _spread(ours),
+                "teacher_ms": _spread(theirs),
+                "speedup": _spread([t / o for t, o in zip(theirs, ours, strict=True)]),
+            }
+        )
+    return {
+        "device": device.describe(),
+        "threads": threads,
+        "model": str(model_dir),
+        "candidate": meta["candidate"],
+        "seq_len": seq_len,
+        "rounds": rounds,
+        "repeats": repeats,
+        "rows": rows,
+        "test_accuracy_points": meta.get("ratios", {}).get("test_accuracy_points"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,17 +251,25 @@ def _fmt(spread: dict[str, float], spec: str) -> str:
 
 def print_report(report: dict[str, Any]) -> None:
     env = report["environment"]
-    print(f"bortnas benchmarks: torch {env['torch']}, transformers {env['transformers']}, {env['platform']}, "
-          f"{env['cpu_threads']} CPU threads{' (quick)' if env['quick'] else ''}")
+    print(
+        f"bortnas benchmarks: torch {env['torch']}, transformers {env['transformers']}, {env['platform']}, "
+        f"{env['cpu_threads']} CPU threads{' (quick)' if env['quick'] else ''}"
+    )
     e = report["evaluations"]
     print(f"\n[1] candidate evaluations per hour on {e['device']}: {e['evaluations_per_hour']:.0f}")
-    print(f"    {e['candidate']}, {e['trial_steps']} distillation steps at batch {e['batch_size']} x {e['seq_len']} tokens + dev accuracy + "
-          f"latency; seconds per evaluation {_fmt(e['seconds_per_evaluation'], '.2f')}")
+    print(
+        f"    {e['candidate']}, {e['trial_steps']} distillation steps at batch {e['batch_size']} x {e['seq_len']} tokens + dev accuracy + "
+        f"latency; seconds per evaluation {_fmt(e['seconds_per_evaluation'], '.2f')}"
+    )
     d = report["distillation"]
-    print(f"\n[2] BERT-base distillation step on {d['device']}{' (torch.compile)' if d['compile'] else ''}: "
-          f"batch {d['batch_size']} x {d['seq_len']} tokens, {d['steps']} steps per repeat")
-    print(f"    tokens/s {_fmt(d['tokens_per_s'], ',.0f')};  achieved TFLOP/s {_fmt(d['tflops'], '.3f')} "
-          f"({d['flops_per_step'] / 1e12:.3f} TFLOP per step, {d['flops_source']})")
+    print(
+        f"\n[2] BERT-base distillation step on {d['device']}{' (torch.compile)' if d['compile'] else ''}: "
+        f"batch {d['batch_size']} x {d['seq_len']} tokens, {d['steps']} steps per repeat"
+    )
+    print(
+        f"    tokens/s {_fmt(d['tokens_per_s'], ',.0f')};  achieved TFLOP/s {_fmt(d['tflops'], '.3f')} "
+        f"({d['flops_per_step'] / 1e12:.3f} TFLOP per step, {d['flops_source']})"
+    )
     if d["mfu"] is None:
         print(f"    MFU: not defined ({d['peak_source']})")
     else:
@@ -225,33 +279,46 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"\n[3] exported model vs teacher: skipped ({lat['skipped']})")
     else:
         accuracy = lat["test_accuracy_points"]
-        print(f"\n[3] exported {lat['model']} vs its teacher on {lat['device']} ({lat['threads']} thread(s) for CPU work), "
-              f"{lat['seq_len']} tokens, {lat['rounds']} alternating rounds of {lat['repeats']} passes"
-              + (f"; test accuracy {accuracy:+.2f} points at export" if accuracy is not None else ""))
+        print(
+            f"\n[3] exported {lat['model']} vs its teacher on {lat['device']} ({lat['threads']} thread(s) for CPU work), "
+            f"{lat['seq_len']} tokens, {lat['rounds']} alternating rounds of {lat['repeats']} passes"
+            + (f"; test accuracy {accuracy:+.2f} points at export" if accuracy is not None else "")
+        )
         for row in lat["rows"]:
-            print(f"    batch {row['batch_size']:>3}: model {_fmt(row['model_ms'], '.2f')} ms, teacher {_fmt(row['teacher_ms'], '.2f')} ms, "
-                  f"teacher/model {_fmt(row['speedup'], '.2f')}x")
+            print(
+                f"    batch {row['batch_size']:>3}: model {_fmt(row['model_ms'], '.2f')} ms, teacher {_fmt(row['teacher_ms'], '.2f')} ms, "
+                f"teacher/model {_fmt(row['speedup'], '.2f')}x"
+            )
     stored = report["stored"]
     efficiency = stored["search_efficiency"]
     if efficiency is None:
         print(f"\n[4] search efficiency: {RESULTS / 'search_efficiency.json'} does not exist (run benchmarks/search_efficiency.py)")
     else:
         table, budgets = efficiency["table"], efficiency["budgets"]
-        print(f"\n[4] search efficiency (stored; device-independent: W regret over the recorded trials of study {table['study']}, "
-              f"{table['candidates']} candidates, {efficiency['seeds']} seeds): median regret at budget {', '.join(map(str, budgets))}")
+        print(
+            f"\n[4] search efficiency (stored; device-independent: W regret over the recorded trials of study {table['study']}, "
+            f"{table['candidates']} candidates, {efficiency['seeds']} seeds): median regret at budget {', '.join(map(str, budgets))}"
+        )
         for strategy, figures in efficiency["strategies"].items():
             regret = figures.get("regret", {})
             reach = figures.get("evaluations_to", {}).get("1%", {}).get("median")
-            print(f"    {strategy:<7} " + "  ".join(f"{regret[str(b)]['median']:.3f}" if str(b) in regret else "  -  " for b in budgets)
-                  + (f"   evaluations to within 1 %: {reach:g}" if reach is not None else ""))
+            print(
+                f"    {strategy:<7} "
+                + "  ".join(f"{regret[str(b)]['median']:.3f}" if str(b) in regret else "  -  " for b in budgets)
+                + (f"   evaluations to within 1 %: {reach:g}" if reach is not None else "")
+            )
     scaling = stored["ray_scaling"]
     if scaling is None:
         print(f"    ray scaling: {RESULTS / 'ray_scaling.json'} does not exist (run benchmarks/ray_scaling.py)")
     else:
-        print(f"    ray scaling (stored; measured on {scaling.get('machine', 'an unrecorded machine')}, {scaling.get('n_trials')} trials of "
-              f"{scaling.get('trial_steps')} steps): "
-              + ", ".join(f"{r['workers']} worker(s) {r['trials_per_hour']:.0f}/h (x{r['speedup']:.2f}, efficiency {r['efficiency']:.2f})"
-                          for r in scaling["rows"]))
+        print(
+            f"    ray scaling (stored; measured on {scaling.get('machine', 'an unrecorded machine')}, {scaling.get('n_trials')} trials of "
+            f"{scaling.get('trial_steps')} steps): "
+            + ", ".join(
+                f"{r['workers']} worker(s) {r['trials_per_hour']:.0f}/h (x{r['speedup']:.2f}, efficiency {r['efficiency']:.2f})"
+                for r in scaling["rows"]
+            )
+        )
 
 
 def main() -> None:
@@ -259,12 +326,22 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: a GPU if one is visible)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models of the distillation step")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats: checks the command runs in minutes on a CPU")
-    parser.add_argument("--model", type=Path, default=REPO / "out" / "minilm_quick", help="an exported model directory (bortnas export --out)")
-    parser.add_argument("--batch-size", type=int, default=None, help="distillation step batch (default 64 on CUDA, 8 on a CPU, 2 with --quick)")
+    parser.add_argument(
+        "--model", type=Path, default=REPO / "out" / "minilm_quick", help="an exported model directory (bortnas export --out)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="distillation step batch (default 64 on CUDA, 8 on a CPU, 2 with --quick)"
+    )
     parser.add_argument("--seq-len", type=int, default=None, help="distillation step tokens per sequence (default 128, 64 with --quick)")
-    parser.add_argument("--steps", type=int, default=None, help="distillation steps per timed repeat (default 20 on CUDA, 5 on a CPU, 2 with --quick)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats of the distillation step (default 5 on CUDA, 3 on a CPU, 2 with --quick)")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak TFLOP/s for the MFU (default: PEAK_TFLOPS by GPU name)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="distillation steps per timed repeat (default 20 on CUDA, 5 on a CPU, 2 with --quick)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats of the distillation step (default 5 on CUDA, 3 on a CPU, 2 with --quick)"
+    )
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="the device's peak TFLOP/s for the MFU (default: PEAK_TFLOPS by GPU name)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of the latency measurements (default 1, as in trials)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     args = parser.parse_args()
@@ -274,16 +351,27 @@ def main() -> None:
     quick = args.quick
     batch_size = args.batch_size or (2 if quick else 64 if device.is_cuda else 8)
     seq_len = args.seq_len or (64 if quick else 128)
-    report: dict[str, Any] = {"environment": {"device": device.describe(), "torch": torch.__version__, "transformers": transformers.__version__,
-                                              "platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "quick": quick,
-                                              "precision": str(device.autocast_dtype or torch.float32).removeprefix("torch.")}}
+    report: dict[str, Any] = {
+        "environment": {
+            "device": device.describe(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "platform": platform.platform(),
+            "cpu_threads": torch.get_num_threads(),
+            "quick": quick,
+            "precision": str(device.autocast_dtype or torch.float32).removeprefix("torch."),
+        }
+    }
     report["evaluations"] = evaluations_per_hour(device, trial_steps=10 if quick else 60, repeats=2 if quick else 5)
     steps = args.steps or (2 if quick else 20 if device.is_cuda else 5)
     repeats = args.repeats or (2 if quick else 5 if device.is_cuda else 3)
-    report["distillation"] = distillation_throughput(device, batch_size, seq_len, steps=steps, repeats=repeats, override_peak=args.peak_tflops)
+    report["distillation"] = distillation_throughput(
+        device, batch_size, seq_len, steps=steps, repeats=repeats, override_peak=args.peak_tflops
+    )
     if (args.model / "bortnas.json").is_file():
-        report["latency"] = latency_against_teacher(device, args.model, (1, 32), rounds=2 if quick else 5, repeats=5 if quick else 30,
-                                                    threads=args.threads)
+        report["latency"] = latency_against_teacher(
+            device, args.model, (1, 32), rounds=2 if quick else 5, repeats=5 if quick else 30, threads=args.threads
+        )
     else:
         report["latency"] = {"skipped": f"{args.model} is not an exported model: pass --model DIR (bortnas export --out DIR)"}
     report["stored"] = stored_results()

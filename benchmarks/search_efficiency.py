@@ -24,17 +24,18 @@ import math
 import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import optuna
 
 from bortnas.algo import fptas, hypervolume, pareto_front
+from bortnas.core.space import ArchSpec, SearchSpace
 from bortnas.search import load_study, make_sampler, run_search
 from bortnas.search.records import load_records, p_bits
-from bortnas.search.strategies import grid_order
-from bortnas.core.space import ArchSpec, SearchSpace
 from bortnas.search.storage import open_storage
+from bortnas.search.strategies import grid_order
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("random", "tpe", "nsga2", "grid")
@@ -55,9 +56,25 @@ class Row:
 
 
 def build(args: argparse.Namespace) -> None:
-    command = [sys.executable, "-m", "bortnas", "search", "--space", str(args.space), "--strategy", "grid",
-               "--n-trials", "100000", "--trial-steps", str(args.trial_steps), "--storage", args.storage,
-               "--study", args.study, *args.extra]
+    command = [
+        sys.executable,
+        "-m",
+        "bortnas",
+        "search",
+        "--space",
+        str(args.space),
+        "--strategy",
+        "grid",
+        "--n-trials",
+        "100000",
+        "--trial-steps",
+        str(args.trial_steps),
+        "--storage",
+        args.storage,
+        "--study",
+        args.study,
+        *args.extra,
+    ]
     print("+", " ".join(command), file=sys.stderr)
     subprocess.run(command, check=True)
 
@@ -75,7 +92,9 @@ def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpe
                 top["params"] = 32.0 * top["params"]
     missing = len(space) - len(table)
     if missing:
-        print(f"warning: {missing} of {len(space)} candidates are not in the table; replaying over the {len(table)} present", file=sys.stderr)
+        print(
+            f"warning: {missing} of {len(space)} candidates are not in the table; replaying over the {len(table)} present", file=sys.stderr
+        )
     return space, table, top
 
 
@@ -101,12 +120,20 @@ def fptas_curve(table: dict[ArchSpec, Row], top: dict[str, Any]) -> list[dict[st
     points = []
     for k in range(240):
         epsilon = 0.002 * (0.97 / 0.002) ** (k / 239)
-        plan = fptas.plan(candidates, lambda c: table[c].params, lambda c: table[c].flops, epsilon,
-                          p_max=top.get("params"), i_max=top.get("flops"))
+        plan = fptas.plan(
+            candidates, lambda c: table[c].params, lambda c: table[c].flops, epsilon, p_max=top.get("params"), i_max=top.get("flops")
+        )
         evaluated = list(plan.representatives)
         best = max(table[c].w for c in evaluated) if evaluated else 0.0
-        points.append({"epsilon": epsilon, "evaluations": len(evaluated), "bound": plan.evaluation_bound, "best_w": best,
-                       "evaluated": [c.key for c in evaluated]})
+        points.append(
+            {
+                "epsilon": epsilon,
+                "evaluations": len(evaluated),
+                "bound": plan.evaluation_bound,
+                "best_w": best,
+                "evaluated": [c.key for c in evaluated],
+            }
+        )
     return points
 
 
@@ -128,7 +155,9 @@ def normalised_hypervolume(rows: Sequence[Row], table: dict[ArchSpec, Row]) -> f
     lows, highs = [min(c) for c in columns], [max(c) for c in columns]
 
     def scale(r: Row) -> tuple[float, ...]:
-        return tuple((v - lo) / (hi - lo) if hi > lo else 0.0 for v, lo, hi in zip((r.params, r.latency_ms, r.error), lows, highs))
+        return tuple(
+            (v - lo) / (hi - lo) if hi > lo else 0.0 for v, lo, hi in zip((r.params, r.latency_ms, r.error), lows, highs, strict=True)
+        )
 
     scaled = [scale(r) for r in rows]
     front = [scaled[k] for k in pareto_front(scaled)]
@@ -155,17 +184,28 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         fitting = [p for p in fptas_points if p["evaluations"] <= budget and p["evaluations"] > 0]
         return min(fitting, key=lambda p: (-p["evaluations"], p["epsilon"])) if fitting else None
 
-    report: dict[str, Any] = {"table": {"study": args.study, "candidates": n, "space": len(space), "best_w": best_w,
-                                        "best": max(table, key=lambda c: table[c].w).key,
-                                        "ordering_violations": ordering_violations(table),
-                                        "true_front_hypervolume": normalised_hypervolume(list(table.values()), table)},
-                              "budgets": args.budgets, "seeds": args.seeds, "strategies": {}}
+    report: dict[str, Any] = {
+        "table": {
+            "study": args.study,
+            "candidates": n,
+            "space": len(space),
+            "best_w": best_w,
+            "best": max(table, key=lambda c: table[c].w).key,
+            "ordering_violations": ordering_violations(table),
+            "true_front_hypervolume": normalised_hypervolume(list(table.values()), table),
+        },
+        "budgets": args.budgets,
+        "seeds": args.seeds,
+        "strategies": {},
+    }
     for strategy in SAMPLERS:
         entry: dict[str, Any] = {"regret": {}, "hypervolume": {}, "evaluations_to": {}}
         for budget in args.budgets:
             b = min(budget, n)
             entry["regret"][str(budget)] = summarise([curve[b - 1] for curve in curves[strategy]])
-            entry["hypervolume"][str(budget)] = summarise([normalised_hypervolume([table[c] for c in run[:b]], table) for run in found[strategy]])
+            entry["hypervolume"][str(budget)] = summarise(
+                [normalised_hypervolume([table[c] for c in run[:b]], table) for run in found[strategy]]
+            )
         for gap in (0.05, 0.01):
             needed = [next(k + 1 for k, r in enumerate(curve) if r <= gap + 1e-12) for curve in curves[strategy]]
             entry["evaluations_to"][f"{gap:.0%}"] = summarise(needed)
@@ -203,8 +243,14 @@ def plot(curves: dict[str, list[list[float]]], fptas_regret: list[tuple[int, flo
         per_budget = [[run[b - 1] for run in runs] for b in budgets]
         axis.plot(budgets, [statistics.median(v) for v in per_budget], label=f"{strategy} (median)")
         axis.fill_between(budgets, [min(v) for v in per_budget], [max(v) for v in per_budget], alpha=0.15)
-    axis.step([b for b, _ in fptas_regret], [r for _, r in fptas_regret], where="post", color="black", linewidth=2,
-              label="FPTAS (finest epsilon within budget)")
+    axis.step(
+        [b for b, _ in fptas_regret],
+        [r for _, r in fptas_regret],
+        where="post",
+        color="black",
+        linewidth=2,
+        label="FPTAS (finest epsilon within budget)",
+    )
     axis.set_xlabel("evaluations (candidates trained)")
     axis.set_ylabel("regret 1 - W / W*")
     axis.set_xscale("log")
@@ -218,17 +264,32 @@ def plot(curves: dict[str, list[list[float]]], fptas_regret: list[tuple[int, flo
 
 def print_report(report: dict[str, Any]) -> None:
     t = report["table"]
-    print(f"table {t['study']}: {t['candidates']} candidates, best {t['best']} W*={t['best_w']:.3f}; "
-          f"AB^nC ordering violated by {t['ordering_violations']:.1%} of pairs; true-front hypervolume {t['true_front_hypervolume']:.3f}")
+    print(
+        f"table {t['study']}: {t['candidates']} candidates, best {t['best']} W*={t['best_w']:.3f}; "
+        f"AB^nC ordering violated by {t['ordering_violations']:.1%} of pairs; true-front hypervolume {t['true_front_hypervolume']:.3f}"
+    )
     budgets = report["budgets"]
-    header = f"{'strategy':<8}" + "".join(f"{'regret@' + str(b):>21}" for b in budgets) + f"{'evals->5%':>17}{'evals->1%':>17}{'HV@' + str(budgets[-1]):>21}"
+    header = (
+        f"{'strategy':<8}"
+        + "".join(f"{'regret@' + str(b):>21}" for b in budgets)
+        + f"{'evals->5%':>17}{'evals->1%':>17}{'HV@' + str(budgets[-1]):>21}"
+    )
     print(header)
     for name, entry in report["strategies"].items():
         cells = "".join(f"{_fmt(entry['regret'][str(b)]):>21}" for b in budgets)
-        print(f"{name:<8}{cells}{_fmt(entry['evaluations_to']['5%'], '.0f'):>17}{_fmt(entry['evaluations_to']['1%'], '.0f'):>17}"
-              f"{_fmt(entry['hypervolume'][str(budgets[-1])]):>21}")
-    print(f"median [min-max] over {report['seeds']} seeds; FPTAS is deterministic (epsilon per budget: "
-          + ", ".join(f"{b}: {report['strategies']['fptas']['epsilon'][str(b)]:.3g}" for b in budgets if report['strategies']['fptas']['epsilon'][str(b)]) + ")")
+        print(
+            f"{name:<8}{cells}{_fmt(entry['evaluations_to']['5%'], '.0f'):>17}{_fmt(entry['evaluations_to']['1%'], '.0f'):>17}"
+            f"{_fmt(entry['hypervolume'][str(budgets[-1])]):>21}"
+        )
+    print(
+        f"median [min-max] over {report['seeds']} seeds; FPTAS is deterministic (epsilon per budget: "
+        + ", ".join(
+            f"{b}: {report['strategies']['fptas']['epsilon'][str(b)]:.3g}"
+            for b in budgets
+            if report["strategies"]["fptas"]["epsilon"][str(b)]
+        )
+        + ")"
+    )
 
 
 def _fmt(s: dict[str, float], spec: str = ".3f") -> str:

@@ -26,9 +26,17 @@ def make_teacher(directory: Path, family: str = "bert", seed: int = 0) -> Path:
     from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
     torch.manual_seed(seed)
-    common = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                  max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                  initializer_range=0.2)
+    common = dict(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        initializer_range=0.2,
+    )
     if family == "roberta":
         model = RobertaModel(RobertaConfig(**common, pad_token_id=0, type_vocab_size=1))
     else:
@@ -96,12 +104,14 @@ def make_scored_study(storage_url: str, name: str = "fake") -> None:
 
     from bortnas.algo.objective import w_coefficient
     from bortnas.core.settings import RunSettings
-    from bortnas.search import create_or_resume
     from bortnas.core.space import ArchSpec, parse_search_space
+    from bortnas.search import create_or_resume
     from bortnas.search.storage import open_storage
 
-    space = parse_search_space({"name": name, "layers": [1, 2], "hidden": [16, 32], "heads": [2, 4], "ffn": [32, 64],
-                                "quant": ["fp32", "bit_w1a1"]}, "make_scored_study")
+    space = parse_search_space(
+        {"name": name, "layers": [1, 2], "hidden": [16, 32], "heads": [2, 4], "ffn": [32, 64], "quant": ["fp32", "bit_w1a1"]},
+        "make_scored_study",
+    )
     study = create_or_resume(open_storage(storage_url), name, space, RunSettings(), optuna.samplers.RandomSampler(seed=0))
     scores = iter(FAKE_SCORES)
     for number in range(len(FAKE_SCORES) + 2):
@@ -117,9 +127,23 @@ def make_scored_study(storage_url: str, name: str = "fake") -> None:
         layers, hidden, heads, ffn, quant, p, i, latency_ms, error = next(scores)
         spec = ArchSpec(layers=layers, hidden=hidden, heads=heads, ffn=ffn, quant=quant)
         w = w_coefficient(p, i, error, 10.0e6, 5.0e6)
-        attrs = {"params_total": int(p / 32) + 1000, "params_non_embedding": int(p / 32), "size_bits_non_embedding": p,
-                 "size_mib": (p + 32_000) / 8 / 2**20, "flops": i, "latency_ms": latency_ms, "dev_accuracy": 1.0 - error, "error": error,
-                 "w": w, "steps": 8, "seed": 0, "seconds": 0.5, "candidate": spec.to_dict(), "arch_id": spec.arch_id, "key": spec.key}
+        attrs = {
+            "params_total": int(p / 32) + 1000,
+            "params_non_embedding": int(p / 32),
+            "size_bits_non_embedding": p,
+            "size_mib": (p + 32_000) / 8 / 2**20,
+            "flops": i,
+            "latency_ms": latency_ms,
+            "dev_accuracy": 1.0 - error,
+            "error": error,
+            "w": w,
+            "steps": 8,
+            "seed": 0,
+            "seconds": 0.5,
+            "candidate": spec.to_dict(),
+            "arch_id": spec.arch_id,
+            "key": spec.key,
+        }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         study.tell(trial, w)

@@ -25,7 +25,8 @@ rooted at the first element" after sorting by accuracy. Two readings are impleme
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Generic, Hashable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 Model = TypeVar("Model")
 Item = TypeVar("Item")  # a labelled example
@@ -159,8 +160,18 @@ def agora(
         data.extend(labelled)
         ranked = sorted(remaining, key=lambda t: accuracy[theta_key(t)])
         dropped = [] if is_replay else prune(ranked, accuracy, rule)
-        entry = Iteration(index, is_replay, accuracy, theta_key(theta), score, size, len(wrong), len(generated), len(labelled),
-                          [theta_key(t) for t in dropped])
+        entry = Iteration(
+            index,
+            is_replay,
+            accuracy,
+            theta_key(theta),
+            score,
+            size,
+            len(wrong),
+            len(generated),
+            len(labelled),
+            [theta_key(t) for t in dropped],
+        )
         log.append(entry)
         if on_iteration is not None:
             on_iteration(entry)
@@ -173,7 +184,7 @@ def agora(
         remaining = round_(remaining, is_replay=False)
     assert best is not None
     first_pass = dataclasses.replace(best)
-    for past in history[len(history) - min(replay, len(history)):]:
+    for past in history[len(history) - min(replay, len(history)) :]:
         round_(list(past), is_replay=True)
     best = dataclasses.replace(best, before_replay=first_pass)
     return best

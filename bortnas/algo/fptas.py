@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Generic, Hashable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, overload
 
 from bortnas.algo.objective import MIN_ERROR
 
@@ -135,9 +136,7 @@ def plan(
         # tiny tolerance so a ratio of exactly (1 - eps)^k lands in bucket k, not k + 1
         k = math.floor(-math.log(scored[c] / n_max) / log_step + 1e-12)
         grouped.setdefault(k, []).append(c)
-    buckets = tuple(
-        tuple(sorted(grouped[k], key=lambda c: costs[c], reverse=True)) for k in sorted(grouped)
-    )
+    buckets = tuple(tuple(sorted(grouped[k], key=lambda c: costs[c], reverse=True)) for k in sorted(grouped))
     bound = min(len(positive), 1 + math.floor(math.log(n_max / n_min) / log_step + 1e-12))
     return FptasPlan(
         epsilon=epsilon,
@@ -178,13 +177,43 @@ def select(
     return FptasResult(best=best, best_w=w[best] if best is not None else 0.0, w=w, errors=best_error, plan=the_plan, steps=steps)
 
 
+@overload
+def run(
+    candidates: Sequence[Candidate],
+    p: Callable[[Candidate], float],
+    i: Callable[[Candidate], float],
+    error: Callable[[Candidate, None, int], float],
+    epsilon: float,
+    *,
+    n0: float = ...,
+    s: float = ...,
+    p_max: float | None = ...,
+    i_max: float | None = ...,
+) -> FptasResult[Candidate]: ...
+
+
+@overload
 def run(
     candidates: Sequence[Candidate],
     p: Callable[[Candidate], float],
     i: Callable[[Candidate], float],
     error: Callable[[Candidate, Theta, int], float],
     epsilon: float,
-    thetas: Sequence[Theta] = (None,),  # type: ignore[assignment]
+    thetas: Sequence[Theta],
+    n0: float = ...,
+    s: float = ...,
+    p_max: float | None = ...,
+    i_max: float | None = ...,
+) -> FptasResult[Candidate]: ...
+
+
+def run(
+    candidates: Sequence[Candidate],
+    p: Callable[[Candidate], float],
+    i: Callable[[Candidate], float],
+    error: Callable[[Candidate, Any, int], float],
+    epsilon: float,
+    thetas: Sequence[Any] = (None,),  # without hyperparameters, one theta: None
     n0: float = 6.0,
     s: float = 1.0,
     p_max: float | None = None,

@@ -9,7 +9,7 @@ QHACK2021 implementation does); see docs/algorithms.md §1 for the reading chose
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 MIN_ERROR = 1e-7
 
@@ -36,7 +36,7 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
     front = []
     for k, point in enumerate(points):
         dominated = any(
-            all(o <= q for o, q in zip(other, point)) and any(o < q for o, q in zip(other, point))
+            all(o <= q for o, q in zip(other, point, strict=False)) and any(o < q for o, q in zip(other, point, strict=False))
             for j, other in enumerate(points)
             if j != k
         )
@@ -52,7 +52,7 @@ def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -
     (recursively, one dimension fewer) dominated by the points already below it. Points not
     strictly better than `reference` in every objective add nothing.
     """
-    inside = [tuple(p) for p in points if all(v < r for v, r in zip(p, reference))]
+    inside = [tuple(p) for p in points if all(v < r for v, r in zip(p, reference, strict=False))]
     if not inside:
         return 0.0
     if len(reference) == 1:

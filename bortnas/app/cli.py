@@ -11,8 +11,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from bortnas import __version__
 from bortnas.core.errors import BortnasError, UserInputError
@@ -55,24 +56,52 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.backend != "ray" and (args.address or args.ray_cpus or args.no_asha or args.cpus_per_trial != 1.0 or args.gpus_per_trial):
         raise UserInputError("--address, --ray-cpus, --cpus-per-trial, --gpus-per-trial and --no-asha apply to --backend ray only.")
-    options = SearchOptions(strategy=args.strategy, n_trials=args.n_trials, epsilon=args.epsilon, fptas_n0=args.fptas_n0,
-                            fptas_s=args.fptas_s, trial_steps_given=args.trial_steps, heartbeat_interval=args.heartbeat_interval,
-                            grace_period=args.grace_period)
+    options = SearchOptions(
+        strategy=args.strategy,
+        n_trials=args.n_trials,
+        epsilon=args.epsilon,
+        fptas_n0=args.fptas_n0,
+        fptas_s=args.fptas_s,
+        trial_steps_given=args.trial_steps,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )
     ray = None
     if args.backend == "ray":
-        ray = RaySettings(address=args.address, num_cpus=args.ray_cpus, cpus_per_trial=args.cpus_per_trial,
-                          gpus_per_trial=args.gpus_per_trial, asha=not args.no_asha)
-    outcome = search(args.space, _settings(args, options.trial_steps()), options, args.storage, args.study, ray, args.device,
-                     args.compile, args.cache_dir, show_progress_bar=_progress(args), verbose=0 if args.quiet else 1 + args.verbose)
+        ray = RaySettings(
+            address=args.address,
+            num_cpus=args.ray_cpus,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            asha=not args.no_asha,
+        )
+    outcome = search(
+        args.space,
+        _settings(args, options.trial_steps()),
+        options,
+        args.storage,
+        args.study,
+        ray,
+        args.device,
+        args.compile,
+        args.cache_dir,
+        show_progress_bar=_progress(args),
+        verbose=0 if args.quiet else 1 + args.verbose,
+    )
     if args.format == "json":
         print(json.dumps(outcome.to_dict()))
         return 0
-    print(f"best trial {outcome.best_trial}: {outcome.candidate}  W={outcome.w:.3f}  dev accuracy {outcome.dev_accuracy:.4f} "
-          f"(teacher {outcome.teacher_dev_accuracy:.4f})")
+    print(
+        f"best trial {outcome.best_trial}: {outcome.candidate}  W={outcome.w:.3f}  dev accuracy {outcome.dev_accuracy:.4f} "
+        f"(teacher {outcome.teacher_dev_accuracy:.4f})"
+    )
     info = outcome.fptas
     if info is not None:
-        print(f"FPTAS epsilon={args.epsilon}: {len(info['representatives'])} of {outcome.space_size} candidates evaluated at n={info['steps']} steps; "
-              f"W is at least {info['guarantee']:.2f} of the space's optimum if the AB^nC ordering holds")
+        print(
+            f"FPTAS epsilon={args.epsilon}: {len(info['representatives'])} of {outcome.space_size} candidates"
+            f" evaluated at n={info['steps']} steps; "
+            f"W is at least {info['guarantee']:.2f} of the space's optimum if the AB^nC ordering holds"
+        )
     return 0
 
 
@@ -96,17 +125,28 @@ def cmd_trials(args: argparse.Namespace) -> int:
         if "skip_reason" in r.attrs and not args.all:
             continue
         a = r.attrs
-        rows.append({
-            "trial": r.number, "state": r.state, "candidate": r.spec.key if r.spec else "-",
-            "params": a.get("params_non_embedding"), "mib": a.get("size_mib"), "mflops": a["flops"] / 1e6 if "flops" in a else None,
-            "latency_ms": a.get("latency_ms"), "error": a.get("error"), "W": a.get("w"),
-            "pareto": r.number in front, "best": r.number == best,
-            "note": a.get("fail_reason") or a.get("skip_reason") or "",
-        })
+        rows.append(
+            {
+                "trial": r.number,
+                "state": r.state,
+                "candidate": r.spec.key if r.spec else "-",
+                "params": a.get("params_non_embedding"),
+                "mib": a.get("size_mib"),
+                "mflops": a["flops"] / 1e6 if "flops" in a else None,
+                "latency_ms": a.get("latency_ms"),
+                "error": a.get("error"),
+                "W": a.get("w"),
+                "pareto": r.number in front,
+                "best": r.number == best,
+                "note": a.get("fail_reason") or a.get("skip_reason") or "",
+            }
+        )
     if args.format == "json":
         print(json.dumps(rows, indent=1))
         return 0
-    header = f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>7} {'error':>6} {'W':>8}  mark"
+    header = (
+        f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>7} {'error':>6} {'W':>8}  mark"
+    )
     print(header)
 
     def fmt(value: Any, spec: str) -> str:
@@ -114,10 +154,15 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
     for row in rows:
         mark = ("*" if row["best"] else " ") + ("P" if row["pareto"] else " ")
-        print(f"{row['trial']:>5} {row['state']:<8} {row['candidate']:<30} {fmt(row['params'], ','):>10} {fmt(row['mib'], '.2f'):>7} {fmt(row['mflops'], '.1f'):>9} "
-              f"{fmt(row['latency_ms'], '.2f'):>7} {fmt(row['error'], '.4f'):>6} {fmt(row['W'], '.3f'):>8}  {mark} {row['note']}")
-    print("params: non-embedding parameters; MiB: stored size; MFLOPs: FLOP-equivalents at the study's sequence length "
-          "(binary operations at 1/64); * = argmax W; P = Pareto front of (bits, FLOPs, error)")
+        print(
+            f"{row['trial']:>5} {row['state']:<8} {row['candidate']:<30} {fmt(row['params'], ','):>10} "
+            f"{fmt(row['mib'], '.2f'):>7} {fmt(row['mflops'], '.1f'):>9} "
+            f"{fmt(row['latency_ms'], '.2f'):>7} {fmt(row['error'], '.4f'):>6} {fmt(row['W'], '.3f'):>8}  {mark} {row['note']}"
+        )
+    print(
+        "params: non-embedding parameters; MiB: stored size; MFLOPs: FLOP-equivalents at the study's sequence length "
+        "(binary operations at 1/64); * = argmax W; P = Pareto front of (bits, FLOPs, error)"
+    )
     return 0
 
 
@@ -125,11 +170,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bortnas.app.jobs import export
 
     out = Path(args.out).resolve()
-    report = export(args.storage, args.study, out, args.trial, args.steps, args.finetune, args.agora_grid, args.agora_replay,
-                    args.agora_prune, args.overwrite, args.device, args.compile, args.cache_dir, show_progress_bar=_progress(args))
+    report = export(
+        args.storage,
+        args.study,
+        out,
+        args.trial,
+        args.steps,
+        args.finetune,
+        args.agora_grid,
+        args.agora_replay,
+        args.agora_prune,
+        args.overwrite,
+        args.device,
+        args.compile,
+        args.cache_dir,
+        show_progress_bar=_progress(args),
+    )
     if args.format == "json":
-        print(json.dumps({"out": str(out), "trial": report.trial, "candidate": report.spec.key, "model": report.model.to_dict(),
-                          "teacher": report.teacher.to_dict(), "ratios": report.ratios()}))
+        print(
+            json.dumps(
+                {
+                    "out": str(out),
+                    "trial": report.trial,
+                    "candidate": report.spec.key,
+                    "model": report.model.to_dict(),
+                    "teacher": report.teacher.to_dict(),
+                    "ratios": report.ratios(),
+                }
+            )
+        )
         return 0
     m, t, r = report.model, report.teacher, report.ratios()
     print(f"exported trial {report.trial} ({report.spec.key}) to {out}")
@@ -157,8 +226,11 @@ def cmd_space(args: argparse.Namespace) -> int:
         shape, against = REFERENCE_SHAPES[space.reference], space.reference
     pricing = price_space(space, shape, args.max_length, args.epsilon, against)
     summary, rows, highlights = pricing.summary, pricing.rows, pricing.summary["highlight"]
-    top_row = {"params": summary["maximum_point_params"], "non_embedding": summary["maximum_point_params_non_embedding"],
-               "flops": summary["maximum_point_flops"]}
+    top_row = {
+        "params": summary["maximum_point_params"],
+        "non_embedding": summary["maximum_point_params_non_embedding"],
+        "flops": summary["maximum_point_flops"],
+    }
     if args.format == "json":
         print(json.dumps({"summary": summary, "candidates": rows}, indent=1))
         return 0
@@ -166,16 +238,25 @@ def cmd_space(args: argparse.Namespace) -> int:
     for row in rows:
         mark = " R" if row["representative"] else ""
         bucket = "-" if row["bucket"] is None else row["bucket"]
-        print(f"{row['candidate']:<32}{row['params']:>14,}{row['params_non_embedding']:>13,}{row['size_mib']:>9.2f}{row['flops'] / 1e9:>10.3f}"
-              f"{row['N']:>8.4f}{bucket:>8}{mark}")
-    print(f"maximum point T {summary['maximum_point']} ({against}): {top_row['params']:,} params, {top_row['non_embedding']:,} "
-          f"non-embedding, {top_row['flops'] / 1e9:.3f} GFLOPs at seq {args.max_length}; {len(rows)} candidates")
-    print(f"N = (1 - p/p(T)) (1 - i/i(T)), the analytic part of W; FPTAS at epsilon {args.epsilon}: {summary['buckets']} buckets, "
-          f"R = the {summary['fptas_evaluations']} candidates it evaluates")
+        print(
+            f"{row['candidate']:<32}{row['params']:>14,}{row['params_non_embedding']:>13,}"
+            f"{row['size_mib']:>9.2f}{row['flops'] / 1e9:>10.3f}"
+            f"{row['N']:>8.4f}{bucket:>8}{mark}"
+        )
+    print(
+        f"maximum point T {summary['maximum_point']} ({against}): {top_row['params']:,} params, {top_row['non_embedding']:,} "
+        f"non-embedding, {top_row['flops'] / 1e9:.3f} GFLOPs at seq {args.max_length}; {len(rows)} candidates"
+    )
+    print(
+        f"N = (1 - p/p(T)) (1 - i/i(T)), the analytic part of W; FPTAS at epsilon {args.epsilon}: {summary['buckets']} buckets, "
+        f"R = the {summary['fptas_evaluations']} candidates it evaluates"
+    )
     for h in highlights:
-        print(f"highlight {h['candidate']}: rank {h['rank_by_N']} of {len(rows)} by N = {h['N']:.4f}; {h['params']:,} params "
-              f"({h['params_encoder']:,} in the encoder), {h['size_mib']:.2f} MiB, {h['flops'] / 1e9:.3f} GFLOPs; FPTAS bucket {h['bucket']}"
-              f"{' (its representative)' if h['representative'] else ''}")
+        print(
+            f"highlight {h['candidate']}: rank {h['rank_by_N']} of {len(rows)} by N = {h['N']:.4f}; {h['params']:,} params "
+            f"({h['params_encoder']:,} in the encoder), {h['size_mib']:.2f} MiB, {h['flops'] / 1e9:.3f} GFLOPs; FPTAS bucket {h['bucket']}"
+            f"{' (its representative)' if h['representative'] else ''}"
+        )
     return 0
 
 
@@ -197,7 +278,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if job_id is None:
         job_id = submit_search(client, entrypoint, runtime_env)
         print(job_id, flush=True)
-        _logger.info("follow it: bortnas submit --logs %s --address %s; stop it: ray job stop %s --address %s", job_id, address, job_id, address)
+        _logger.info(
+            "follow it: bortnas submit --logs %s --address %s; stop it: ray job stop %s --address %s", job_id, address, job_id, address
+        )
         if args.no_wait:
             return 0
 
@@ -223,8 +306,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out = (args.out or Path("plots") / args.study).resolve()
     report = write_plots(study, out, overwrite=args.overwrite)
     if args.format == "json":
-        print(json.dumps({"study": args.study, "out": str(out), "files": [str(f) for f in report.files], "scored": report.scored,
-                          "front": list(report.front), "best_trial": report.best, "W": report.best_w}))
+        print(
+            json.dumps(
+                {
+                    "study": args.study,
+                    "out": str(out),
+                    "files": [str(f) for f in report.files],
+                    "scored": report.scored,
+                    "front": list(report.front),
+                    "best_trial": report.best,
+                    "W": report.best_w,
+                }
+            )
+        )
         return 0
     for path in report.files:
         print(path)
@@ -238,9 +332,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto",
-                        help="auto (a GPU if one is visible, else the CPU), cpu, cuda or cuda:N; on CUDA training and evaluation "
-                             "run in bf16 autocast and latency is GPU time")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (a GPU if one is visible, else the CPU), cpu, cuda or cuda:N; on CUDA training and evaluation "
+        "run in bf16 autocast and latency is GPU time",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the training loop's models (pays off for long runs only)")
 
 
@@ -262,9 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bortnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("search", help="evaluate candidates of a search space into an Optuna study",
-                       description="Evaluate candidates of a search space into an Optuna study. "
-                       "Example: bortnas search --space search_spaces/minilm_quick.yaml --strategy tpe --n-trials 8")
+    s = sub.add_parser(
+        "search",
+        help="evaluate candidates of a search space into an Optuna study",
+        description="Evaluate candidates of a search space into an Optuna study. "
+        "Example: bortnas search --space search_spaces/minilm_quick.yaml --strategy tpe --n-trials 8",
+    )
     s.add_argument("--space", required=True, help="search-space YAML file (see search_spaces/)")
     s.add_argument("--teacher", help="local transformers BERT/RoBERTa directory (default: bundled all-MiniLM-L6-v2)")
     s.add_argument("--data", help="labelled CSV / TSV / JSONL file (default: Rotten Tomatoes reviews)")
@@ -277,14 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher-steps", type=int, default=d.teacher_steps, help="fine-tuning steps of the task teacher")
     s.add_argument("--teacher-lr", type=float, default=d.teacher_lr)
     s.add_argument("--trial-steps", type=int, default=None, help="distillation steps n per candidate (default 60; fptas: from --epsilon)")
-    s.add_argument("--lr", type=float, default=None, help="student learning rate (default 2e-4 with AdamW; 2e-2 with SGD for --init scratch)")
+    s.add_argument(
+        "--lr", type=float, default=None, help="student learning rate (default 2e-4 with AdamW; 2e-2 with SGD for --init scratch)"
+    )
     s.add_argument("--batch-size", type=int, default=d.batch_size)
     s.add_argument("--seed", type=int, default=d.seed)
     s.add_argument("--init", choices=("inherit", "scratch"), default=d.init, help="cut weights from the teacher, or random (Bort)")
     s.add_argument("--latency-threads", type=int, default=d.latency_threads, help="CPU threads for latency measurement")
-    s.add_argument("--bit-chain", default=d.bit_chain,
-                   help=f"BiT multi-step distillation chain; a candidate of a mode in it is trained through the modes before it "
-                        f"(default {d.bit_chain}; '' trains each mode directly)")
+    s.add_argument(
+        "--bit-chain",
+        default=d.bit_chain,
+        help=f"BiT multi-step distillation chain; a candidate of a mode in it is trained through the modes before it "
+        f"(default {d.bit_chain}; '' trains each mode directly)",
+    )
     s.add_argument("--strategy", choices=STRATEGIES, default="tpe")
     s.add_argument("--n-trials", type=int, default=8, help="distinct finished candidates the study should hold (not for fptas)")
     s.add_argument("--epsilon", type=float, default=0.1, help="fptas: approximation parameter; W >= (1 - epsilon) * optimum")
@@ -292,37 +397,67 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fptas-s", type=float, default=1.0, help="fptas: the smoothness parameter s of the step count")
     s.add_argument("--cache-dir", type=Path, default=None, help="fine-tuned teacher cache (default $BORTNAS_CACHE or ~/.cache/bortnas)")
     _add_device(s)
-    s.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="local: trials in this process (start the same command several times to share a study); ray: Ray Tune trials")
+    s.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: trials in this process (start the same command several times to share a study); ray: Ray Tune trials",
+    )
     s.add_argument("--address", default=None, help="ray: the cluster to join (auto or HOST:PORT; default: start a local Ray)")
     s.add_argument("--ray-cpus", type=int, default=None, help="ray: CPUs of the local Ray started without --address (default: all)")
     s.add_argument("--cpus-per-trial", type=float, default=1.0, help="ray: CPUs per trial (fractions allowed; default 1)")
     s.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: GPUs per trial (fractions allowed; default 0)")
     s.add_argument("--no-asha", action="store_true", help="ray: no early stopping of poor trials (always off for fptas and grid)")
-    s.add_argument("--heartbeat-interval", type=int, default=20,
-                   help="seconds between a running trial's heartbeats (default 20); a trial silent for --grace-period is failed and retried")
-    s.add_argument("--grace-period", type=int, default=None, help="seconds without heartbeat before a running trial counts as dead (default 3 intervals)")
+    s.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=20,
+        help="seconds between a running trial's heartbeats (default 20); a trial silent for --grace-period is failed and retried",
+    )
+    s.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        help="seconds without heartbeat before a running trial counts as dead (default 3 intervals)",
+    )
     _add_study(s, required=False)
     _add_common(s)
     s.set_defaults(func=cmd_search)
 
-    t = sub.add_parser("trials", help="print a study's trials, its Pareto front and its argmax-W trial",
-                       description="Print a study's trials. Example: bortnas trials --study minilm_quick")
+    t = sub.add_parser(
+        "trials",
+        help="print a study's trials, its Pareto front and its argmax-W trial",
+        description="Print a study's trials. Example: bortnas trials --study minilm_quick",
+    )
     _add_study(t, required=True)
     t.add_argument("--all", action="store_true", help="also list skipped proposals (invalid or duplicate candidates)")
     _add_common(t)
     t.set_defaults(func=cmd_trials)
 
-    e = sub.add_parser("export", help="train a trial's candidate longer and write a transformers model directory",
-                       description="Export a trained candidate. Example: bortnas export --study minilm_quick --out out/model")
+    e = sub.add_parser(
+        "export",
+        help="train a trial's candidate longer and write a transformers model directory",
+        description="Export a trained candidate. Example: bortnas export --study minilm_quick --out out/model",
+    )
     _add_study(e, required=True)
     e.add_argument("--out", required=True, help="output directory (must be empty or absent unless --overwrite)")
     e.add_argument("--trial", type=int, default=None, help="trial number (default: the argmax-W trial)")
-    e.add_argument("--steps", type=int, default=None,
-                   help="steps of the final training, per fine-tune for agora (default 1500 for distil, 400 for plain and agora)")
-    e.add_argument("--finetune", choices=("distil", "plain", "agora"), default="distil",
-                   help="distil from the task teacher (default), plain fine-tuning on the labels, or Agora")
-    e.add_argument("--agora-grid", help="YAML grid of lr / weight_decay / warmup_fraction / batch_size / seed lists (default lr [1e-4, 5e-4] x seed [0, 1])")
+    e.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps of the final training, per fine-tune for agora (default 1500 for distil, 400 for plain and agora)",
+    )
+    e.add_argument(
+        "--finetune",
+        choices=("distil", "plain", "agora"),
+        default="distil",
+        help="distil from the task teacher (default), plain fine-tuning on the labels, or Agora",
+    )
+    e.add_argument(
+        "--agora-grid",
+        help="YAML grid of lr / weight_decay / warmup_fraction / batch_size / seed lists (default lr [1e-4, 5e-4] x seed [0, 1])",
+    )
     e.add_argument("--agora-replay", type=int, default=1, help="Agora rounds re-run on the grown data at the end (default 1)")
     e.add_argument("--agora-prune", choices=("ties", "prefix"), default="ties", help="reading of Agora's pruning rule (README)")
     e.add_argument("--overwrite", action="store_true")
@@ -331,23 +466,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(e)
     e.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("space", help="print p and i of every candidate of a space and its maximum point T",
-                       description="Price a search space. Example: bortnas space search_spaces/minilm_full.yaml")
+    p = sub.add_parser(
+        "space",
+        help="print p and i of every candidate of a space and its maximum point T",
+        description="Price a search space. Example: bortnas space search_spaces/minilm_full.yaml",
+    )
     p.add_argument("file")
-    p.add_argument("--teacher", help="teacher directory whose vocabulary and limits apply (default: the space's reference, else all-MiniLM-L6-v2)")
+    p.add_argument(
+        "--teacher", help="teacher directory whose vocabulary and limits apply (default: the space's reference, else all-MiniLM-L6-v2)"
+    )
     p.add_argument("--max-length", type=int, default=128, help="sequence length of the FLOPs (default 128)")
     p.add_argument("--epsilon", type=float, default=0.1, help="FPTAS epsilon of the bucket column")
     p.add_argument("--format", choices=("table", "json"), default="table")
     _add_common(p)
     p.set_defaults(func=cmd_space)
 
-    j = sub.add_parser("submit", help="run a search as a Ray job on a cluster, or follow a job's log",
-                       description="Submit `python -m bortnas search ARGS` through Ray's Job Submission API, print the job id on stdout, "
-                       "then follow the job's log on stdout until it ends (exit 0 if it SUCCEEDED, 1 otherwise). "
-                       "Example: bortnas submit -- --space /abs/search_spaces/minilm_quick.yaml --storage sqlite:////abs/out/bortnas.db")
-    j.add_argument("--address", help=f"the cluster's dashboard URL (default $RAY_API_SERVER_ADDRESS, else http://127.0.0.1:{DASHBOARD_PORT})")
+    j = sub.add_parser(
+        "submit",
+        help="run a search as a Ray job on a cluster, or follow a job's log",
+        description="Submit `python -m bortnas search ARGS` through Ray's Job Submission API, print the job id on stdout, "
+        "then follow the job's log on stdout until it ends (exit 0 if it SUCCEEDED, 1 otherwise). "
+        "Example: bortnas submit -- --space /abs/search_spaces/minilm_quick.yaml --storage sqlite:////abs/out/bortnas.db",
+    )
+    j.add_argument(
+        "--address", help=f"the cluster's dashboard URL (default $RAY_API_SERVER_ADDRESS, else http://127.0.0.1:{DASHBOARD_PORT})"
+    )
     j.add_argument("--runtime-env", type=Path, help="runtime-env YAML of the job (see jobs/runtime_env.yaml)")
-    j.add_argument("--python", help="interpreter of the job on the cluster (default: this one for a head on 127.0.0.1/localhost, else `python`)")
+    j.add_argument(
+        "--python", help="interpreter of the job on the cluster (default: this one for a head on 127.0.0.1/localhost, else `python`)"
+    )
     how = j.add_mutually_exclusive_group()
     how.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
     how.add_argument("--logs", metavar="JOB_ID", help="follow the log of an existing job instead of submitting one")
@@ -358,23 +505,32 @@ def build_parser() -> argparse.ArgumentParser:
     from bortnas.app.dashboard import DEFAULT_HOST, DEFAULT_PORT
     from bortnas.search.storage import DEFAULT_STORAGE
 
-    dash = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage (loopback only unless --host)",
-                          description="Serve optuna-dashboard on every study of the storage; W, p, latency, error and the candidate "
-                          "of each trial are its user attributes. The dashboard has no authentication: it binds 127.0.0.1 "
-                          "unless --host names another address, and warns then. Ctrl-C stops it. "
-                          "Example: bortnas dashboard --storage sqlite:///bortnas.db --port 8080")
+    dash = sub.add_parser(
+        "dashboard",
+        help="serve optuna-dashboard on the study storage (loopback only unless --host)",
+        description="Serve optuna-dashboard on every study of the storage; W, p, latency, error and the candidate "
+        "of each trial are its user attributes. The dashboard has no authentication: it binds 127.0.0.1 "
+        "unless --host names another address, and warns then. Ctrl-C stops it. "
+        "Example: bortnas dashboard --storage sqlite:///bortnas.db --port 8080",
+    )
     dash.add_argument("--storage", default=DEFAULT_STORAGE, help=f"SQLAlchemy URL of the study database (default {DEFAULT_STORAGE})")
-    dash.add_argument("--host", default=DEFAULT_HOST,
-                      help=f"address to bind (default {DEFAULT_HOST}); any other lets other machines read and edit the studies")
+    dash.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}); any other lets other machines read and edit the studies",
+    )
     dash.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     _add_common(dash)
     dash.set_defaults(func=cmd_dashboard)
 
-    plots = sub.add_parser("plot", help="draw a study's Pareto front and search history as PNG (and HTML with plotly)",
-                           description="Write pareto.png (p against latency and against i, coloured by error; the Pareto front "
-                           "ringed, the argmax-W trial starred) and history.png (W per trial and the running best), plus HTML "
-                           "versions when plotly is installed; print their paths. "
-                           "Example: bortnas plot --study minilm_quick --out plots/minilm_quick")
+    plots = sub.add_parser(
+        "plot",
+        help="draw a study's Pareto front and search history as PNG (and HTML with plotly)",
+        description="Write pareto.png (p against latency and against i, coloured by error; the Pareto front "
+        "ringed, the argmax-W trial starred) and history.png (W per trial and the running best), plus HTML "
+        "versions when plotly is installed; print their paths. "
+        "Example: bortnas plot --study minilm_quick --out plots/minilm_quick",
+    )
     _add_study(plots, required=True)
     plots.add_argument("--out", type=Path, default=None, help="output directory (default plots/STUDY)")
     plots.add_argument("--overwrite", action="store_true", help="replace plot files that exist")

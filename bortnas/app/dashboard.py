@@ -58,12 +58,21 @@ def serve(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
     try:
         import optuna_dashboard
     except ImportError as e:
-        raise MissingDependencyError(f"bortnas dashboard needs optuna-dashboard, which is not installed ({e}): pip install 'bortnas[dashboard]'.") from e
+        raise MissingDependencyError(
+            f"bortnas dashboard needs optuna-dashboard, which is not installed ({e}): pip install 'bortnas[dashboard]'."
+        ) from e
     storage = open_storage(storage_url)
     if not is_loopback(host):
-        _logger.warning("--host %s makes the dashboard reachable from other machines, and it has no authentication: anyone who can "
-                        "connect can read, edit and delete the studies in %s. Unless the network is trusted, keep the default %s and "
-                        "use an SSH tunnel (ssh -L %d:127.0.0.1:%d THIS_HOST).", host, storage_url, DEFAULT_HOST, port, port)
+        _logger.warning(
+            "--host %s makes the dashboard reachable from other machines, and it has no authentication: anyone who can "
+            "connect can read, edit and delete the studies in %s. Unless the network is trusted, keep the default %s and "
+            "use an SSH tunnel (ssh -L %d:127.0.0.1:%d THIS_HOST).",
+            host,
+            storage_url,
+            DEFAULT_HOST,
+            port,
+            port,
+        )
     address = f"[{host}]" if ":" in host else host
     _logger.info("optuna-dashboard for %s on http://%s:%d/ (Ctrl-C stops it)", storage_url, address, port)
     try:

@@ -33,8 +33,15 @@ class SearchOutcome:
     space_size: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"study": self.study, "best_trial": self.best_trial, "candidate": self.candidate, "W": self.w,
-                "dev_accuracy": self.dev_accuracy, "teacher_dev_accuracy": self.teacher_dev_accuracy, "fptas": self.fptas}
+        return {
+            "study": self.study,
+            "best_trial": self.best_trial,
+            "candidate": self.candidate,
+            "W": self.w,
+            "dev_accuracy": self.dev_accuracy,
+            "teacher_dev_accuracy": self.teacher_dev_accuracy,
+            "fptas": self.fptas,
+        }
 
 
 def export(
@@ -88,8 +95,9 @@ def export(
     trial = choose_trial(study, trial_number)
     _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
     ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)
-    return export_trial(ctx, study, trial, out, steps, overwrite, show_progress_bar=show_progress_bar, method=method,
-                        agora_settings=agora_settings)
+    return export_trial(
+        ctx, study, trial, out, steps, overwrite, show_progress_bar=show_progress_bar, method=method, agora_settings=agora_settings
+    )
 
 
 def search(
@@ -141,20 +149,47 @@ def search(
     coordination = Coordination(claim_lock(storage_url, name), storage, poll_s=min(5.0, options.heartbeat_interval))
     _logger.info("study %r in %s: %d candidates in %s", name, storage_url, len(space), space.source)
     if fptas_info is not None:
-        _logger.info("FPTAS epsilon %.3g: %d buckets, %d candidates to evaluate at %d steps each (bound %d), guarantee W >= %.2f * optimum",
-                     options.epsilon, fptas_info["buckets"], len(fptas_info["representatives"]), fptas_info["steps"],
-                     fptas_info["evaluation_bound"], fptas_info["guarantee"])
+        _logger.info(
+            "FPTAS epsilon %.3g: %d buckets, %d candidates to evaluate at %d steps each (bound %d), guarantee W >= %.2f * optimum",
+            options.epsilon,
+            fptas_info["buckets"],
+            len(fptas_info["representatives"]),
+            fptas_info["steps"],
+            fptas_info["evaluation_bound"],
+            fptas_info["guarantee"],
+        )
     _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
     ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)
     evaluate, provenance = context_evaluator(ctx, space)
     if ray is not None:
         from bortnas.ray.tune import run_search_ray
 
-        run_search_ray(study, storage, space, ctx, n_trials, options.strategy, provenance, coordination, ray,
-                       (cache_dir or default_cache_dir()).resolve(), proposals=proposals, verbose=verbose)
+        run_search_ray(
+            study,
+            storage,
+            space,
+            ctx,
+            n_trials,
+            options.strategy,
+            provenance,
+            coordination,
+            ray,
+            (cache_dir or default_cache_dir()).resolve(),
+            proposals=proposals,
+            verbose=verbose,
+        )
     else:
-        run_search(study, space, evaluate, n_trials, options.strategy, provenance, show_progress_bar=show_progress_bar,
-                   proposals=proposals, coordination=coordination)
+        run_search(
+            study,
+            space,
+            evaluate,
+            n_trials,
+            options.strategy,
+            provenance,
+            show_progress_bar=show_progress_bar,
+            proposals=proposals,
+            coordination=coordination,
+        )
     records = load_records(study)
     if plan is not None:
         result = fptas_result(plan, records, options.trial_steps())

@@ -10,8 +10,9 @@ import dataclasses
 import importlib.util
 import itertools
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import optuna
 
@@ -46,8 +47,10 @@ class _Point:
     on_front: bool
 
     def hover(self) -> str:
-        return (f"trial {self.number}<br>{self.key}<br>W = {self.w:.4f}<br>error = {self.error:.4f}<br>"
-                f"p = {self.p_mib:.3f} MiB<br>i = {self.mflops:.1f} MFLOPs<br>latency = {self.latency_ms:.2f} ms")
+        return (
+            f"trial {self.number}<br>{self.key}<br>W = {self.w:.4f}<br>error = {self.error:.4f}<br>"
+            f"p = {self.p_mib:.3f} MiB<br>i = {self.mflops:.1f} MFLOPs<br>latency = {self.latency_ms:.2f} ms"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +107,10 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False) -> 
     records = load_records(study)
     front, best = front_and_best(records)
     if best is None:
-        raise BortnasError(f"study {study.study_name!r} has no finished trial to plot: see `bortnas trials --study {study.study_name} --all` "
-                           "for the reasons.")
+        raise BortnasError(
+            f"study {study.study_name!r} has no finished trial to plot: see `bortnas trials --study {study.study_name} --all` "
+            "for the reasons."
+        )
     points = [_point(r, r.number in front) for r in records if r.scored]
     top = next(p for p in points if p.number == best)
     title = f"{study.study_name}: {len(points)} scored trials; argmax W = {top.w:.3f}, trial {top.number} ({top.key})"
@@ -125,8 +130,16 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False) -> 
 
 def _point(record: TrialRecord, on_front: bool) -> _Point:
     a = record.attrs
-    return _Point(number=record.number, key=a["key"], p_mib=p_bits(a) / _BITS_PER_MIB, mflops=a["flops"] / 1e6,
-                  latency_ms=a["latency_ms"], error=a["error"], w=a["w"], on_front=on_front)
+    return _Point(
+        number=record.number,
+        key=a["key"],
+        p_mib=p_bits(a) / _BITS_PER_MIB,
+        mflops=a["flops"] / 1e6,
+        latency_ms=a["latency_ms"],
+        error=a["error"],
+        w=a["w"],
+        on_front=on_front,
+    )
 
 
 # --- matplotlib -------------------------------------------------------------------------------
@@ -142,15 +155,31 @@ def _pareto_figure(points: list[_Point], top: _Point, title: str) -> Figure:
     errors = [p.error for p in points]
     colour = ScalarMappable(Normalize(min(errors), max(errors)), "viridis")  # one scale for both panels
     front = [p for p in points if p.on_front]
-    panels: tuple[tuple[Callable[[_Point], float], str], ...] = ((lambda p: p.latency_ms, "measured latency (ms, batch 1)"),
-                                                                 (lambda p: p.mflops, _I_LABEL))
-    for axis, (y_of, y_label) in zip(axes, panels):
+    panels: tuple[tuple[Callable[[_Point], float], str], ...] = (
+        (lambda p: p.latency_ms, "measured latency (ms, batch 1)"),
+        (lambda p: p.mflops, _I_LABEL),
+    )
+    for axis, (y_of, y_label) in zip(axes, panels, strict=True):
         axis.scatter([p.p_mib for p in points], [y_of(p) for p in points], c=errors, cmap=colour.cmap, norm=colour.norm, s=36, zorder=2)
-        axis.scatter([p.p_mib for p in front], [y_of(p) for p in front], s=150, facecolors="none", edgecolors="black", linewidths=1.5,
-                     label="Pareto front of (p, i, error)", zorder=3)
+        axis.scatter(
+            [p.p_mib for p in front],
+            [y_of(p) for p in front],
+            s=150,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.5,
+            label="Pareto front of (p, i, error)",
+            zorder=3,
+        )
         axis.scatter([top.p_mib], [y_of(top)], marker="*", s=320, color="red", edgecolors="black", label="argmax W", zorder=4)
-        axis.annotate(f"trial {top.number} {top.key}\nW = {top.w:.3f}", (top.p_mib, y_of(top)), xytext=(10, 10),
-                      textcoords="offset points", fontsize=8, zorder=5)
+        axis.annotate(
+            f"trial {top.number} {top.key}\nW = {top.w:.3f}",
+            (top.p_mib, y_of(top)),
+            xytext=(10, 10),
+            textcoords="offset points",
+            fontsize=8,
+            zorder=5,
+        )
         axis.set_xscale("log")  # quantized candidates are up to 32x smaller than fp32 ones
         _log_ticks(axis.xaxis)
         axis.set_xlabel(_P_LABEL)
@@ -182,8 +211,9 @@ def _history_figure(points: list[_Point], top: _Point, title: str) -> Figure:
     axis.scatter(numbers, [p.w for p in points], s=24, label="W of a trial", zorder=2)
     axis.step(numbers, list(itertools.accumulate((p.w for p in points), max)), where="post", color="black", label="best so far", zorder=1)
     axis.scatter([top.number], [top.w], marker="*", s=260, color="red", edgecolors="black", label="argmax W", zorder=3)
-    axis.annotate(f"trial {top.number} {top.key}", (top.number, top.w), xytext=(-10, -18), textcoords="offset points",
-                  fontsize=8, ha="right")
+    axis.annotate(
+        f"trial {top.number} {top.key}", (top.number, top.w), xytext=(-10, -18), textcoords="offset points", fontsize=8, ha="right"
+    )
     axis.set_xlabel("trial number")
     axis.set_ylabel("W")
     axis.grid(True, alpha=0.3)
@@ -204,16 +234,49 @@ def _pareto_html(points: list[_Point], top: _Point, title: str) -> go.Figure:
     columns: tuple[tuple[int, Callable[[_Point], float]], ...] = ((1, lambda p: p.latency_ms), (2, lambda p: p.mflops))
     for col, y_of in columns:
         legend = col == 1
-        figure.add_trace(go.Scatter(x=[p.p_mib for p in points], y=[y_of(p) for p in points], mode="markers", name="trials",
-                                    marker={"color": [p.error for p in points], "coloraxis": "coloraxis", "size": 9},
-                                    text=[p.hover() for p in points], hoverinfo="text", showlegend=legend), row=1, col=col)
-        figure.add_trace(go.Scatter(x=[p.p_mib for p in front], y=[y_of(p) for p in front], mode="markers",
-                                    name="Pareto front of (p, i, error)", hoverinfo="skip", showlegend=legend,
-                                    marker={"symbol": "circle-open", "size": 17, "color": "black", "line": {"width": 2}}), row=1, col=col)
-        figure.add_trace(go.Scatter(x=[top.p_mib], y=[y_of(top)], mode="markers+text", name="argmax W", text=[f"trial {top.number}"],
-                                    textposition="top right", hovertext=[top.hover()], hoverinfo="text", showlegend=legend,
-                                    marker={"symbol": "star", "size": 18, "color": "red", "line": {"width": 1, "color": "black"}}),
-                         row=1, col=col)
+        figure.add_trace(
+            go.Scatter(
+                x=[p.p_mib for p in points],
+                y=[y_of(p) for p in points],
+                mode="markers",
+                name="trials",
+                marker={"color": [p.error for p in points], "coloraxis": "coloraxis", "size": 9},
+                text=[p.hover() for p in points],
+                hoverinfo="text",
+                showlegend=legend,
+            ),
+            row=1,
+            col=col,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=[p.p_mib for p in front],
+                y=[y_of(p) for p in front],
+                mode="markers",
+                name="Pareto front of (p, i, error)",
+                hoverinfo="skip",
+                showlegend=legend,
+                marker={"symbol": "circle-open", "size": 17, "color": "black", "line": {"width": 2}},
+            ),
+            row=1,
+            col=col,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=[top.p_mib],
+                y=[y_of(top)],
+                mode="markers+text",
+                name="argmax W",
+                text=[f"trial {top.number}"],
+                textposition="top right",
+                hovertext=[top.hover()],
+                hoverinfo="text",
+                showlegend=legend,
+                marker={"symbol": "star", "size": 18, "color": "red", "line": {"width": 1, "color": "black"}},
+            ),
+            row=1,
+            col=col,
+        )
     figure.update_xaxes(type="log", title_text=_P_LABEL)
     figure.update_yaxes(title_text="measured latency (ms, batch 1)", row=1, col=1)
     figure.update_yaxes(type="log", title_text=_I_LABEL, row=1, col=2)

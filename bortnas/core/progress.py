@@ -14,7 +14,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
@@ -50,8 +51,16 @@ class LogProgress:
     `clock` is injectable so tests can step time.
     """
 
-    def __init__(self, total: int, desc: str, initial: int = 0, unit: str = "steps", interval: float = LOG_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic, logger: logging.Logger = _logger) -> None:
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        initial: int = 0,
+        unit: str = "steps",
+        interval: float = LOG_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        logger: logging.Logger = _logger,
+    ) -> None:
         self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
         self.n = self._start_n = initial
         self._clock, self._logger = clock, logger

@@ -185,8 +185,10 @@ class SearchOptions:
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0 or (self.grace_period is not None and self.grace_period <= self.heartbeat_interval):
-            raise UserInputError(f"--heartbeat-interval={self.heartbeat_interval} must be positive and --grace-period={self.grace_period} "
-                                 "longer than it (default 3 intervals).")
+            raise UserInputError(
+                f"--heartbeat-interval={self.heartbeat_interval} must be positive and --grace-period={self.grace_period} "
+                "longer than it (default 3 intervals)."
+            )
         if self.strategy not in STRATEGIES:
             raise UserInputError(f"--strategy {self.strategy!r} is unknown: use one of {', '.join(STRATEGIES)}.")
         if self.n_trials <= 0:
@@ -231,8 +233,10 @@ class RaySettings:
 
     def __post_init__(self) -> None:
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0 or (self.num_cpus is not None and self.num_cpus <= 0):
-            raise UserInputError(f"--cpus-per-trial={self.cpus_per_trial} must be positive, --gpus-per-trial={self.gpus_per_trial} "
-                                 f"not negative and --ray-cpus={self.num_cpus} positive (fractions like 0.5 are allowed per trial).")
+            raise UserInputError(
+                f"--cpus-per-trial={self.cpus_per_trial} must be positive, --gpus-per-trial={self.gpus_per_trial} "
+                f"not negative and --ray-cpus={self.num_cpus} positive (fractions like 0.5 are allowed per trial)."
+            )
 
     def check_device(self, device: str) -> None:
         """Refuse a `--device` that Ray trials could not honour: their device is their GPU share.
@@ -243,9 +247,11 @@ class RaySettings:
         """
         name = device.strip().lower()
         if (name.startswith("cuda") and self.gpus_per_trial <= 0) or (name == "cpu" and self.gpus_per_trial > 0):
-            raise UserInputError(f"--device {device} with --gpus-per-trial {self.gpus_per_trial:g}: under --backend ray a trial runs on "
-                                 "the GPU share Ray gives it (--gpus-per-trial 1, or 0.25 for four trials per GPU) and on CPUs without "
-                                 "one; --device places only the driver's teacher fine-tuning.")
+            raise UserInputError(
+                f"--device {device} with --gpus-per-trial {self.gpus_per_trial:g}: under --backend ray a trial runs on "
+                "the GPU share Ray gives it (--gpus-per-trial 1, or 0.25 for four trials per GPU) and on CPUs without "
+                "one; --device places only the driver's teacher fine-tuning."
+            )
 
 
 def check_epsilon(epsilon: float) -> None:

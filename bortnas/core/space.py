@@ -9,8 +9,9 @@ import dataclasses
 import hashlib
 import itertools
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import yaml
 
@@ -144,9 +145,7 @@ class SearchSpace:
             raise SearchSpaceError(f"quant in {self.source} is empty: list at least one mode, e.g. quant: [fp32].")
         object.__setattr__(self, "quant", tuple(dict.fromkeys(_parse_quant(q, self.source) for q in self.quant)))
         if self.reference is not None and self.reference not in REFERENCE_SHAPES:
-            raise SearchSpaceError(
-                f"reference={self.reference!r} in {self.source} is unknown: use one of {', '.join(REFERENCE_SHAPES)}."
-            )
+            raise SearchSpaceError(f"reference={self.reference!r} in {self.source} is unknown: use one of {', '.join(REFERENCE_SHAPES)}.")
         for h in self.hidden:
             if not any(h % a == 0 for a in self.heads):
                 raise SearchSpaceError(
@@ -156,8 +155,7 @@ class SearchSpace:
         for a in self.heads:
             if not any(h % a == 0 for h in self.hidden):
                 raise SearchSpaceError(
-                    f"heads={a} in {self.source} divides none of hidden={list(self.hidden)}: "
-                    "pick head counts that divide some hidden size."
+                    f"heads={a} in {self.source} divides none of hidden={list(self.hidden)}: pick head counts that divide some hidden size."
                 )
 
     def candidates(self) -> Iterator[ArchSpec]:
@@ -196,8 +194,7 @@ class SearchSpace:
             too_big = [v for v in getattr(self, key) if v > limit]
             if too_big:
                 raise SearchSpaceError(
-                    f"{key}={too_big} in {self.source} is larger than the teacher's {key}={limit}: "
-                    f"use values of at most {limit}."
+                    f"{key}={too_big} in {self.source} is larger than the teacher's {key}={limit}: use values of at most {limit}."
                 )
 
     def fingerprint(self) -> str:
@@ -231,9 +228,7 @@ def _parse_quant(value: Any, source: str) -> QuantMode:
 def parse_search_space(data: Any, source: str, default_name: str = "space") -> SearchSpace:
     """Validate an already-parsed YAML document into a `SearchSpace`."""
     if not isinstance(data, dict):
-        raise SearchSpaceError(
-            f"{source} must be a YAML mapping with keys {', '.join(DIMENSIONS)} (found {type(data).__name__})."
-        )
+        raise SearchSpaceError(f"{source} must be a YAML mapping with keys {', '.join(DIMENSIONS)} (found {type(data).__name__}).")
     unknown = sorted(set(data) - set(DIMENSIONS) - set(_OPTIONAL_KEYS))
     if unknown:
         allowed = ", ".join(DIMENSIONS + _OPTIONAL_KEYS)

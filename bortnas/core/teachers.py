@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
 from bortnas.core.space import TeacherShape

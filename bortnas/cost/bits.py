@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from bortnas.core.space import ArchSpec, TeacherShape
 from bortnas.cost.flops import flops
 from bortnas.cost.params import param_count
-from bortnas.core.space import ArchSpec, TeacherShape
 from bortnas.modes import FULL, QuantConfig
 
 LOW_BIT = 8  # operands this narrow are integer / bit-serial arithmetic
@@ -27,8 +27,16 @@ LOW_BIT = 8  # operands this narrow are integer / bit-serial arithmetic
 # bit; only biases, LayerNorms and scales stay full precision. Not a mode: a way to count.
 BIT_TABLE_CONVENTION = {
     bits: QuantConfig(
-        name=f"bit_table_w1a{bits}", weight_bits=1, activation_bits=bits, attention_bits=bits, word_embedding_bits=1,
-        other_embedding_bits=1, head_bits=1, linear="bwn_elastic", attention="elastic", packing="binary1",
+        name=f"bit_table_w1a{bits}",
+        weight_bits=1,
+        activation_bits=bits,
+        attention_bits=bits,
+        word_embedding_bits=1,
+        other_embedding_bits=1,
+        head_bits=1,
+        linear="bwn_elastic",
+        attention="elastic",
+        packing="binary1",
     )
     for bits in (1, 2, 4)
 }

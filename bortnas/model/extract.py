@@ -21,14 +21,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
-from bortnas.model.families import embeddings, encoder_layers, head_linears
-from bortnas.model.importance import Importance
 from bortnas.core.space import ArchSpec
+from bortnas.model.families import SelfAttention, embeddings, encoder_layers, head_linears
+from bortnas.model.importance import Importance
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig, PreTrainedModel
 
 Init = Literal["inherit", "scratch"]
 
@@ -66,7 +69,7 @@ def _copy_norm(target: nn.LayerNorm, source: nn.LayerNorm, index: torch.Tensor) 
     target.bias.data.copy_(source.bias.detach()[index])
 
 
-def _attention_index(attn: nn.Module, heads: torch.Tensor, old_size: int, new_size: int) -> torch.Tensor:
+def _attention_index(attn: SelfAttention, heads: torch.Tensor, old_size: int, new_size: int) -> torch.Tensor:
     """Teacher Q/K/V rows for each student attention dimension (-1 = zero padding)."""
     salience = attn.query.weight.detach().norm(dim=1) * attn.key.weight.detach().norm(dim=1)
     device = salience.device
@@ -80,24 +83,29 @@ def _attention_index(attn: nn.Module, heads: torch.Tensor, old_size: int, new_si
     return torch.cat(parts)
 
 
-def student_config(teacher_config: object, spec: ArchSpec) -> object:
+def student_config(teacher_config: PreTrainedConfig, spec: ArchSpec) -> PreTrainedConfig:
     config = copy.deepcopy(teacher_config)
-    config.num_hidden_layers = spec.layers  # type: ignore[attr-defined]
-    config.hidden_size = spec.hidden  # type: ignore[attr-defined]
-    config.num_attention_heads = spec.heads  # type: ignore[attr-defined]
-    config.intermediate_size = spec.ffn  # type: ignore[attr-defined]
+    config.num_hidden_layers = spec.layers
+    config.hidden_size = spec.hidden
+    config.num_attention_heads = spec.heads
+    config.intermediate_size = spec.ffn
     return config
 
 
 @torch.no_grad()
-def extract(teacher: nn.Module, importance: Importance, spec: ArchSpec, init: Init = "inherit") -> tuple[nn.Module, Extraction]:
+def extract(teacher: PreTrainedModel, importance: Importance, spec: ArchSpec, init: Init = "inherit") -> tuple[PreTrainedModel, Extraction]:
     """A new model of the teacher's class shaped as `spec`; the teacher is not modified.
 
     Raises:
         ValueError: `spec` asks for more of a dimension than the teacher has.
     """
-    config = teacher.config  # type: ignore[union-attr]
-    limits = {"layers": config.num_hidden_layers, "hidden": config.hidden_size, "heads": config.num_attention_heads, "ffn": config.intermediate_size}
+    config = teacher.config
+    limits = {
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "heads": config.num_attention_heads,
+        "ffn": config.intermediate_size,
+    }
     for key, limit in limits.items():
         if getattr(spec, key) > limit:
             raise ValueError(f"candidate {spec.key} has {key}={getattr(spec, key)} but the teacher only {limit}.")
@@ -107,7 +115,9 @@ def extract(teacher: nn.Module, importance: Importance, spec: ArchSpec, init: In
     mapping = Extraction(layers=tuple(layer_index.tolist()), hidden=hidden_index)
 
     # built on the CPU (the same random initialisation whatever the device), then moved
-    student = type(teacher)(student_config(config, spec)).to(device)
+    student = type(teacher)(student_config(config, spec))
+    # transformers wraps PreTrainedModel.to in functools.wraps, whose typeshed type does not bind self
+    student.to(device)  # type: ignore[arg-type]
     if init == "scratch":
         return student.eval(), mapping
 
@@ -119,7 +129,7 @@ def extract(teacher: nn.Module, importance: Importance, spec: ArchSpec, init: In
     old_size = config.hidden_size // config.num_attention_heads
     new_size = spec.head_size
     query_scale = math.sqrt(new_size / old_size)
-    for s_layer, t_pos in zip(encoder_layers(student), layer_index.tolist()):
+    for s_layer, t_pos in zip(encoder_layers(student), layer_index.tolist(), strict=True):
         t_layer = encoder_layers(teacher)[t_pos]
         t_attn, s_attn = t_layer.attention.self, s_layer.attention.self
         attn_index = _attention_index(t_attn, _top(importance.heads[t_pos], spec.heads), old_size, new_size)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from bortnas.model.families import encoder_layers, layer_norms
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclasses.dataclass
@@ -46,9 +50,9 @@ class Importance:
 
 
 @contextlib.contextmanager
-def gated(model: nn.Module, requires_grad: bool = False) -> Iterator[Gates]:
+def gated(model: PreTrainedModel, requires_grad: bool = False) -> Iterator[Gates]:
     """Attach unit gates to `model` for the duration of the block (hooks removed on exit)."""
-    config = model.config  # type: ignore[union-attr]
+    config = model.config
     n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
     head_size = config.hidden_size // n_heads
     device = next(model.parameters()).device
@@ -59,22 +63,24 @@ def gated(model: nn.Module, requires_grad: bool = False) -> Iterator[Gates]:
         hidden=torch.ones(config.hidden_size, requires_grad=requires_grad, device=device),
     )
     handles = []
+    layer_inputs: dict[int, torch.Tensor] = {}  # each layer's input, from its pre-hook to its hook
     for index, layer in enumerate(encoder_layers(model)):
 
-        def gate_heads(module: nn.Module, args: tuple, index: int = index) -> tuple:
+        def gate_heads(module: nn.Module, args: tuple[Any, ...], index: int = index) -> tuple[Any, ...]:
             context = args[0]
             scale = gates.heads[index].repeat_interleave(head_size).to(context.dtype)
             return (context * scale, *args[1:])
 
-        def gate_neurons(module: nn.Module, args: tuple, index: int = index) -> tuple:
+        def gate_neurons(module: nn.Module, args: tuple[Any, ...], index: int = index) -> tuple[Any, ...]:
             return (args[0] * gates.neurons[index].to(args[0].dtype), *args[1:])
 
-        def remember_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            module._bortnas_input = args[0] if args else kwargs["hidden_states"]  # type: ignore[assignment]
+        def remember_input(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], index: int = index) -> None:
+            layer_inputs[index] = args[0] if args else kwargs["hidden_states"]
 
-        def gate_layer(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor, index: int = index) -> torch.Tensor:
-            residual = module._bortnas_input  # type: ignore[assignment]
-            del module._bortnas_input
+        def gate_layer(
+            module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: torch.Tensor, index: int = index
+        ) -> torch.Tensor:
+            residual = layer_inputs.pop(index)
             return residual + gates.layers[index] * (output - residual)
 
         handles.append(layer.attention.output.dense.register_forward_pre_hook(gate_heads))
@@ -90,7 +96,7 @@ def gated(model: nn.Module, requires_grad: bool = False) -> Iterator[Gates]:
             handle.remove()
 
 
-def compute_importance(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]) -> Importance:
+def compute_importance(model: PreTrainedModel, batches: Iterable[dict[str, torch.Tensor]]) -> Importance:
     """Taylor importance of every unit of a sequence classifier on labelled `batches`.
 
     The batches must be on the model's device; the scores come back on the CPU (they are cached
@@ -106,7 +112,7 @@ def compute_importance(model: nn.Module, batches: Iterable[dict[str, torch.Tenso
             for batch in batches:
                 loss = model(**batch).loss
                 grads = torch.autograd.grad(loss, gates.parameters())
-                for total, grad in zip(totals, grads):
+                for total, grad in zip(totals, grads, strict=True):
                     total += grad.abs()
     finally:
         for p in model.parameters():

@@ -16,12 +16,16 @@ spread evenly).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from bortnas.model.families import encoder_layers
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 PROJECTIONS = ("query", "key", "value")
 
@@ -29,7 +33,7 @@ PROJECTIONS = ("query", "key", "value")
 class ProjectionRecorder:
     """Context manager that records the Q, K, V projection outputs of every encoder layer."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         self.model = model
         self.outputs: list[dict[str, torch.Tensor]] = []
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -38,8 +42,10 @@ class ProjectionRecorder:
         self.outputs = [{} for _ in encoder_layers(self.model)]
         for index, layer in enumerate(encoder_layers(self.model)):
             for name in PROJECTIONS:
+
                 def hook(module: nn.Module, args: object, output: torch.Tensor, index: int = index, name: str = name) -> None:
                     self.outputs[index][name] = output
+
                 self._handles.append(getattr(layer.attention.self, name).register_forward_hook(hook))
         return self
 

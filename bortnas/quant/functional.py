@@ -11,6 +11,22 @@ import math
 
 import torch
 
+
+class _Ctx(torch.autograd.function.FunctionCtx):
+    """The `ctx` a Function's forward and backward receive, as these functions use it.
+
+    torch declares no `saved_tensors` on FunctionCtx (and types the runtime context's as a
+    1-tuple), and a forward may keep non-tensor state on `ctx` as attributes. A type for the
+    checker only, never instantiated.
+    """
+
+    saved_tensors: tuple[torch.Tensor, ...]
+
+
+class _ElasticCtx(_Ctx):
+    bounds: tuple[int, int]
+
+
 class _StraightThrough(torch.autograd.Function):
     """Forward returns `quantized` exactly; backward passes the gradient to `x` unchanged.
 
@@ -19,11 +35,11 @@ class _StraightThrough(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: _Ctx, x: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
         return quantized
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: _Ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad, None
 
 
@@ -86,17 +102,17 @@ class ElasticQuant(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, alpha: torch.Tensor, q_min: int, q_max: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: _ElasticCtx, x: torch.Tensor, alpha: torch.Tensor, q_min: int, q_max: int) -> torch.Tensor:
         ctx.save_for_backward(x, alpha)
-        ctx.bounds = (q_min, q_max)  # type: ignore[attr-defined]
+        ctx.bounds = (q_min, q_max)
         if (q_min, q_max) == (-1, 1):
             return sign_binary(x) * alpha
         return (x / alpha).round().clamp(q_min, q_max) * alpha
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:  # type: ignore[override]
-        x, alpha = ctx.saved_tensors  # type: ignore[attr-defined]
-        q_min, q_max = ctx.bounds  # type: ignore[attr-defined]
+    def backward(ctx: _ElasticCtx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        x, alpha = ctx.saved_tensors
+        q_min, q_max = ctx.bounds
         v = x / alpha
         if (q_min, q_max) == (-1, 1):
             inside = (v >= -1) & (v <= 1)
@@ -130,13 +146,13 @@ class ClampSTESign(torch.autograd.Function):
     """sign(x) forward (sign(0) = +1); gradient of clamp(x, -1, 1) backward: g * 1[|x| <= 1]."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: _Ctx, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x)
         return sign_binary(x)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+    def backward(ctx: _Ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
         return grad * (x.abs() <= 1).to(grad.dtype)
 
 
@@ -161,13 +177,13 @@ class BoolAttention(torch.autograd.Function):
     """BiBERT's bool(): A = 1[S > 0] forward; STE backward, zeroed where |S| >= 1."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, scores: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: _Ctx, scores: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(scores)
         return (scores > 0).to(scores.dtype)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (scores,) = ctx.saved_tensors  # type: ignore[attr-defined]
+    def backward(ctx: _Ctx, grad: torch.Tensor) -> torch.Tensor:
+        (scores,) = ctx.saved_tensors
         return grad * (scores.abs() < 1).to(grad.dtype)
 
 

@@ -21,20 +21,26 @@ What each mode quantizes (README "Quantization modes"; docs/algorithms.md §4):
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from bortnas.model.families import embeddings, encoder_layers
+from bortnas.model.families import SelfAttention, embeddings, encoder_layers
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 from bortnas.modes import QuantConfig, QuantMode, get_config
 from bortnas.quant import functional as Q
 
 
 class ElasticActivation(nn.Module):
     """BiT's elastic activation quantizer: learned step `alpha`, set from the first batch it sees."""
+
+    initialised: torch.Tensor  # a buffer
 
     def __init__(self, bits: int, signed: bool) -> None:
         super().__init__()
@@ -56,7 +62,7 @@ class ElasticActivation(nn.Module):
         return Q.ElasticQuant.apply(x, self.alpha, *self.bounds)
 
     def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
-        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
+        super()._load_from_state_dict(*args, **kwargs)
         self._initialised_seen = False  # the loaded buffer decides again
 
     def extra_repr(self) -> str:
@@ -87,7 +93,7 @@ class QuantLinear(nn.Linear):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, **kwargs: object) -> QuantLinear:
-        new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, **kwargs)  # type: ignore[arg-type]
+        new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, **kwargs)
         new.to(linear.weight.device)
         with torch.no_grad():
             new.weight.copy_(linear.weight)
@@ -178,7 +184,7 @@ class QuantSelfAttention(nn.Module):
     Keeps `query`, `key`, `value` under their names; returns (context, None) as transformers expects.
     """
 
-    def __init__(self, source: nn.Module, config: QuantConfig) -> None:
+    def __init__(self, source: SelfAttention, config: QuantConfig) -> None:
         super().__init__()
         self.kind = config.attention
         self.num_attention_heads = source.num_attention_heads
@@ -195,7 +201,9 @@ class QuantSelfAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(*x.shape[:-1], -1, self.attention_head_size).transpose(1, 2)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args: object, **kwargs: object) -> tuple[torch.Tensor, None]:
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args: object, **kwargs: object
+    ) -> tuple[torch.Tensor, None]:
         query, key, value = (self._heads(m(hidden_states)) for m in (self.query, self.key, self.value))
         mask = _additive(attention_mask, query.dtype)
         if self.kind == "bi":
@@ -243,7 +251,7 @@ def _bibert(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantLinear
     return BiBERTLinear.from_linear(linear)
 
 
-def quantize_(model: nn.Module, mode: QuantConfig | QuantMode | str) -> nn.Module:
+def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> PreTrainedModel:
     """Swap the modules of a BERT-family classifier in place for `mode`; returns the model.
 
     The mode's config decides everything: `linear` picks the handler of the six encoder linears
@@ -278,8 +286,8 @@ def quantize_(model: nn.Module, mode: QuantConfig | QuantMode | str) -> nn.Modul
         table = embeddings(model)
         table.word_embeddings = QuantEmbedding.from_embedding(table.word_embeddings, per_row=config.word_embedding_scales == "row")
     if config.ffn_activation is not None:
-        model.config.hidden_act = config.ffn_activation  # type: ignore[union-attr]
-    model.config.bortnas_quant = config.name  # type: ignore[union-attr]
+        model.config.hidden_act = config.ffn_activation
+    model.config.bortnas_quant = config.name
     return model
 
 

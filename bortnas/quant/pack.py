@@ -10,15 +10,19 @@ with shapes that do not match its config is refused with one clear line.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from bortnas.core.errors import ExportError
-from bortnas.quant.modules import QuantEmbedding, QuantLinear, quantize_, quantized_modules
 from bortnas.modes import QuantConfig, QuantMode, get_config
+from bortnas.quant.modules import QuantEmbedding, QuantLinear, quantize_, quantized_modules
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 FORMAT = "bortnas-packed-1"
 WEIGHTS_NAME = "model.safetensors"
@@ -83,15 +87,17 @@ def quantized_state_dict(model: nn.Module, mode: QuantMode) -> dict[str, torch.T
     return state
 
 
-def save_quantized(model: nn.Module, mode: QuantMode, directory: Path) -> None:
+def save_quantized(model: PreTrainedModel, mode: QuantMode, directory: Path) -> None:
     """Write config.json and the packed model.safetensors of a quantized model into `directory`."""
     from safetensors.torch import save_file
 
-    model.config.save_pretrained(directory)  # type: ignore[union-attr]
+    model.config.save_pretrained(directory)
     save_file(quantized_state_dict(model, mode), str(directory / WEIGHTS_NAME), metadata={"format": FORMAT, "bortnas_quant": mode.value})
 
 
-def _restore(module: QuantLinear | QuantEmbedding, name: str, packed: torch.Tensor, scale: torch.Tensor, mode: QuantMode, source: str) -> None:
+def _restore(
+    module: QuantLinear | QuantEmbedding, name: str, packed: torch.Tensor, scale: torch.Tensor, mode: QuantMode, source: str
+) -> None:
     shape = module.weight.shape
     expected = packed_bytes(shape.numel(), mode)
     if packed.dtype != torch.uint8 or packed.numel() != expected:
@@ -111,7 +117,7 @@ def _restore(module: QuantLinear | QuantEmbedding, name: str, packed: torch.Tens
     module.frozen = True
 
 
-def load(directory: str | Path) -> nn.Module:
+def load(directory: str | Path) -> PreTrainedModel:
     """Rebuild an exported bortnas model (any mode) in eval mode, offline.
 
     Full-precision exports are stock transformers directories; quantized ones are rebuilt from

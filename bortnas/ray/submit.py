@@ -12,8 +12,9 @@ import logging
 import os
 import shlex
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -33,9 +34,11 @@ JOB_ENV_VARS = {"HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
 # The Job Submission SDK lets these override the address it is given; bortnas honours an explicit --address.
 _ADDRESS_ENV = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_TOKEN_HELP = ("with RAY_AUTH_MODE=token (bortnas's default) the client sends the token in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH "
-               "or ~/.ray/auth_token, which must be the head's (`ray get-auth-token` prints it there); "
-               "set RAY_AUTH_MODE=disabled only for a head started without token auth")
+_TOKEN_HELP = (
+    "with RAY_AUTH_MODE=token (bortnas's default) the client sends the token in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH "
+    "or ~/.ray/auth_token, which must be the head's (`ray get-auth-token` prints it there); "
+    "set RAY_AUTH_MODE=disabled only for a head started without token auth"
+)
 
 
 def default_address() -> str:
@@ -54,8 +57,10 @@ def check_address(address: str) -> str:
     """
     parts = urlsplit(address)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserInputError(f"--address {address!r} is not the URL of a Ray dashboard: expected http://HOST:{DASHBOARD_PORT}, "
-                             f"e.g. {DEFAULT_ADDRESS} for a head started by jobs/start_head.sh.")
+        raise UserInputError(
+            f"--address {address!r} is not the URL of a Ray dashboard: expected http://HOST:{DASHBOARD_PORT}, "
+            f"e.g. {DEFAULT_ADDRESS} for a head started by jobs/start_head.sh."
+        )
     return address.rstrip("/")
 
 
@@ -78,8 +83,10 @@ def search_entrypoint(search_args: Sequence[str], python: str) -> str:
         UserInputError: no search arguments, or they start with the word `search`.
     """
     if not search_args:
-        raise UserInputError("bortnas submit needs the arguments of `bortnas search` after `--`, "
-                             "e.g. bortnas submit -- --space /abs/path/space.yaml --storage sqlite:////abs/path/bortnas.db")
+        raise UserInputError(
+            "bortnas submit needs the arguments of `bortnas search` after `--`, "
+            "e.g. bortnas submit -- --space /abs/path/space.yaml --storage sqlite:////abs/path/bortnas.db"
+        )
     if search_args[0] == "search":
         raise UserInputError("give the arguments of `bortnas search` after `--` without the word `search`: bortnas submit -- --space ...")
     return shlex.join([python, "-m", "bortnas", "search", *search_args])
@@ -110,7 +117,7 @@ def load_runtime_env(path: Path | None) -> dict[str, Any]:
         runtime_env = dict(loaded or {})
     env_vars = runtime_env.get("env_vars") or {}
     if not isinstance(env_vars, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()):
-        raise UserInputError(f"env_vars in --runtime-env {path} must map names to strings; quote values such as \"1\".")
+        raise UserInputError(f'env_vars in --runtime-env {path} must map names to strings; quote values such as "1".')
     runtime_env["env_vars"] = {**JOB_ENV_VARS, **env_vars}
     return runtime_env
 
@@ -126,8 +133,10 @@ def _cluster_errors(address: str) -> Iterator[None]:
         reason = str(e).splitlines()[0].split(". ")[0]  # Ray's own text runs on for several sentences
         raise ClusterError(f"token authentication with {address} failed ({reason}): {_TOKEN_HELP}.") from e
     except OSError as e:  # ConnectionError from the SDK, requests' and aiohttp's connection failures
-        raise ClusterError(f"cannot reach a Ray dashboard at {address} ({type(e).__name__}): start a head (jobs/start_head.sh) "
-                           f"or pass --address http://HOST:{DASHBOARD_PORT}.") from e
+        raise ClusterError(
+            f"cannot reach a Ray dashboard at {address} ({type(e).__name__}): start a head (jobs/start_head.sh) "
+            f"or pass --address http://HOST:{DASHBOARD_PORT}."
+        ) from e
     except RuntimeError as e:  # the SDK's "Request failed with status code ...", e.g. 404 for an unknown job id
         raise ClusterError(f"the Ray cluster at {address} answered: {str(e).splitlines()[0]}") from e
 
@@ -197,8 +206,10 @@ def follow_job(client: JobSubmissionClient, job_id: str, write: Callable[[str], 
         asyncio.run(tail())
         info = client.get_job_info(job_id)
     if not info.status.is_terminal():
-        raise ClusterError(f"the log stream of {job_id} closed while the job is {info.status}: follow it again with "
-                           f"bortnas submit --logs {job_id} --address {address}")
+        raise ClusterError(
+            f"the log stream of {job_id} closed while the job is {info.status}: follow it again with "
+            f"bortnas submit --logs {job_id} --address {address}"
+        )
     if info.status != JobStatus.SUCCEEDED:
         exited = info.status == JobStatus.FAILED and info.driver_exit_code is not None
         detail = f"the search exited with code {info.driver_exit_code}" if exited else (info.message or "").split("\n")[0].rstrip(".")

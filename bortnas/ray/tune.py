@@ -18,8 +18,9 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import optuna
 
@@ -94,8 +95,15 @@ def evaluate_trial(config: dict[str, Any], static: Mapping[str, Any]) -> None:
         tune.report({"w": w, "error": error, "step": step})
 
     try:
-        score = score_candidate(ctx, spec, Reference(**static["reference"]), ctx.settings.trial_steps, ctx.settings.seed,
-                                on_checkpoint=report, checkpoints=static["checkpoints"])
+        score = score_candidate(
+            ctx,
+            spec,
+            Reference(**static["reference"]),
+            ctx.settings.trial_steps,
+            ctx.settings.seed,
+            on_checkpoint=report,
+            checkpoints=static["checkpoints"],
+        )
     except TrialFailed as e:
         tune.report({"w": 0.0, "failed": str(e)})
         return
@@ -124,8 +132,15 @@ class StudySearch(Searcher):
     and `restore` do nothing and a restarted driver resumes from the study. Metric "w", mode "max".
     """
 
-    def __init__(self, study: optuna.Study, space: SearchSpace, target: int, proposals: Sequence[ArchSpec] | None,
-                 coordination: Coordination, book: TrialBookkeeper) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        target: int,
+        proposals: Sequence[ArchSpec] | None,
+        coordination: Coordination,
+        book: TrialBookkeeper,
+    ) -> None:
         super().__init__(metric="w", mode="max")
         self.study, self.target, self.proposals, self.coordination, self.book = study, target, proposals, coordination, book
         self._distributions = distributions(space)
@@ -232,20 +247,35 @@ def run_search_ray(
     book = TrialBookkeeper(study, target, strategy, provenance, backend="ray", show_progress_bar=show_progress_bar)
     searcher = StudySearch(study, space, target, proposals, coordination, book)
     early_stop = checkpoints > 1
-    scheduler = (ASHAScheduler(metric="w", mode="max", time_attr="training_iteration", max_t=ray_settings.checkpoints,
-                               grace_period=1, reduction_factor=3) if early_stop else FIFOScheduler())
+    scheduler = (
+        ASHAScheduler(
+            metric="w", mode="max", time_attr="training_iteration", max_t=ray_settings.checkpoints, grace_period=1, reduction_factor=3
+        )
+        if early_stop
+        else FIFOScheduler()
+    )
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address=ray_settings.address, num_cpus=ray_settings.num_cpus if ray_settings.address is None else None,
-                 include_dashboard=False, logging_level=logging.WARNING, log_to_driver=verbose > 1)
+        ray.init(
+            address=ray_settings.address,
+            num_cpus=ray_settings.num_cpus if ray_settings.address is None else None,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=verbose > 1,
+        )
     results_dir = tempfile.mkdtemp(prefix="bortnas-ray-")
     resources = {"cpu": ray_settings.cpus_per_trial, "gpu": ray_settings.gpus_per_trial}
     try:
         with driven_heartbeats():
             tuner = tune.Tuner(
                 tune.with_resources(tune.with_parameters(evaluate_trial, static=static), resources),
-                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
-                                            trial_dirname_creator=lambda trial: trial.trial_id),
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    scheduler=scheduler,
+                    num_samples=-1,
+                    reuse_actors=True,
+                    trial_dirname_creator=lambda trial: trial.trial_id,
+                ),
                 run_config=tune.RunConfig(storage_path=results_dir, name=study.study_name, verbose=min(verbose, 1)),
             )
             tuner.fit()

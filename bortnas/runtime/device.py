@@ -14,12 +14,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from bortnas.core.errors import UserInputError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 # Steps between host reads of the loss on CUDA. Each read waits for the GPU to drain; every 50
 # steps that wait costs well under 1 % of a step while a diverged trial still stops within 50 steps.
@@ -32,8 +36,16 @@ CPU_INFERENCE_BATCH = 128
 MAX_INFERENCE_BATCH = 4096
 
 
-def inference_batch_size(budget_bytes: float, seq_len: int, hidden: int, ffn: int, heads: int, dtype_bytes: int = 2,
-                         floor: int = CPU_INFERENCE_BATCH, ceiling: int = MAX_INFERENCE_BATCH) -> int:
+def inference_batch_size(
+    budget_bytes: float,
+    seq_len: int,
+    hidden: int,
+    ffn: int,
+    heads: int,
+    dtype_bytes: int = 2,
+    floor: int = CPU_INFERENCE_BATCH,
+    ceiling: int = MAX_INFERENCE_BATCH,
+) -> int:
     """The largest power-of-two batch, in [floor, ceiling], whose peak activations fit in `budget_bytes`.
 
     Without gradients only one encoder layer's activations are alive at a time. Per token that
@@ -64,12 +76,15 @@ def resolve_device(name: str) -> torch.device:
     if match is None:
         raise UserInputError(f"--device={name} is unknown: use {DEVICE_CHOICES}.")
     if not torch.cuda.is_available():
-        raise UserInputError(f"--device={name} asks for a GPU but torch {torch.__version__} sees no CUDA device: "
-                             "use --device cpu (or auto), or install a CUDA build of torch.")
+        raise UserInputError(
+            f"--device={name} asks for a GPU but torch {torch.__version__} sees no CUDA device: "
+            "use --device cpu (or auto), or install a CUDA build of torch."
+        )
     index = int(match.group(1) or 0)
     if index >= torch.cuda.device_count():
-        raise UserInputError(f"--device={name}: only {torch.cuda.device_count()} CUDA device(s) are visible "
-                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1}).")
+        raise UserInputError(
+            f"--device={name}: only {torch.cuda.device_count()} CUDA device(s) are visible (cuda:0..cuda:{torch.cuda.device_count() - 1})."
+        )
     return torch.device("cuda", index)
 
 
@@ -141,14 +156,14 @@ class Device:
             return batch
         return {k: v.pin_memory().to(self.torch_device, non_blocking=True) for k, v in batch.items()}
 
-    def prepare(self, model: nn.Module) -> Callable[..., object]:
+    def prepare(self, model: nn.Module) -> Callable[..., Any]:
         """What the training loop calls for `model`'s forward pass: the module, or its compiled form.
 
         The compiled form shares `model`'s parameters; `model` itself is not changed.
         """
         return torch.compile(model) if self.compile else model
 
-    def inference_batch_size(self, model: nn.Module, seq_len: int) -> int:
+    def inference_batch_size(self, model: PreTrainedModel, seq_len: int) -> int:
         """The evaluation batch for `model` at `seq_len` tokens: CPU_INFERENCE_BATCH on a CPU; on a
         GPU, sized to half the memory this process may still take (`memory_share` of the GPU,
         less what it holds), so the larger batch does not crowd out the training that follows.
@@ -161,8 +176,14 @@ class Device:
         held, cached = torch.cuda.memory_allocated(self.torch_device), torch.cuda.memory_reserved(self.torch_device)
         budget = min(free + cached - held, self.memory_share * total - held) / 2
         config = model.config
-        return inference_batch_size(budget, seq_len, config.hidden_size, config.intermediate_size, config.num_attention_heads,
-                                    dtype_bytes=2 if self.autocast_dtype is not None else 4)
+        return inference_batch_size(
+            budget,
+            seq_len,
+            config.hidden_size,
+            config.intermediate_size,
+            config.num_attention_heads,
+            dtype_bytes=2 if self.autocast_dtype is not None else 4,
+        )
 
     def synchronize(self) -> None:
         """Wait for the work queued on this device (wall-clock timing of GPU work needs it)."""

@@ -10,12 +10,15 @@ import contextlib
 import dataclasses
 import statistics
 import time
-from typing import Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from bortnas.runtime.device import CPU, Device
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +48,7 @@ def pinned_threads(threads: int) -> Iterator[None]:
 
 @torch.inference_mode()
 def measure_latency(
-    model: nn.Module,
+    model: PreTrainedModel,
     seq_len: int,
     batch_size: int = 1,
     repeats: int = 30,
@@ -62,12 +65,14 @@ def measure_latency(
     autocast, as trials do. `Latency.device` names the hardware.
     """
     model.eval()
-    vocab = model.config.vocab_size  # type: ignore[union-attr]
+    vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(0)
-    inputs = device.put({
-        "input_ids": torch.randint(5, vocab, (batch_size, seq_len), generator=generator),
-        "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
-    })
+    inputs = device.put(
+        {
+            "input_ids": torch.randint(5, vocab, (batch_size, seq_len), generator=generator),
+            "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
+        }
+    )
     times: list[float] = []
     with pinned_threads(threads), device.autocast():
         if device.is_cuda:

@@ -19,7 +19,8 @@ import logging
 import math
 import sys
 import warnings
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import optuna
 
@@ -83,8 +84,15 @@ class TrialBookkeeper:
     (`scored`, `failures`, `skips`) is this run's own: several runs may share the study.
     """
 
-    def __init__(self, study: optuna.Study, target: int, strategy: str, provenance: Mapping[str, Any] | None = None,
-                 backend: str | None = None, show_progress_bar: bool = False) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        target: int,
+        strategy: str,
+        provenance: Mapping[str, Any] | None = None,
+        backend: str | None = None,
+        show_progress_bar: bool = False,
+    ) -> None:
         self.study = study
         self.target = target
         self.attrs: dict[str, Any] = {**(provenance or {}), "strategy": strategy, **({"backend": backend} if backend else {})}
@@ -189,5 +197,10 @@ class TrialBookkeeper:
         """Close the bar, and warn when the study holds fewer than `target` finished candidates (`finished`)."""
         self.close()
         if finished < self.target:
-            _logger.warning("stopped with %d of %d candidates finished (%d failures, %d skipped proposals)",
-                            finished, self.target, self.failures, self.skips)
+            _logger.warning(
+                "stopped with %d of %d candidates finished (%d failures, %d skipped proposals)",
+                finished,
+                self.target,
+                self.failures,
+                self.skips,
+            )

@@ -18,7 +18,8 @@ import os
 import socket
 import threading
 import warnings
-from typing import Callable, ContextManager, Iterator, Literal, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
 
 import optuna
 
@@ -36,7 +37,7 @@ class Coordination:
     `poll_s` is how long a worker waits when every remaining candidate is claimed by a running trial.
     """
 
-    lock: Callable[[], ContextManager[None]] = contextlib.nullcontext
+    lock: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
     heartbeat_storage: optuna.storages.RDBStorage | None = None
     poll_s: float = 5.0
 
@@ -112,8 +113,9 @@ def claim(study: optuna.Study, trial: optuna.Trial, spec: ArchSpec, target: int,
 Action = Literal["ask", "wait", "finish"]
 
 
-def next_action(study: optuna.Study, coordination: Coordination, target: int, proposals: Sequence[ArchSpec] | None,
-                failed: set[str]) -> tuple[Action, StudyState]:
+def next_action(
+    study: optuna.Study, coordination: Coordination, target: int, proposals: Sequence[ArchSpec] | None, failed: set[str]
+) -> tuple[Action, StudyState]:
     """What a worker does next, and the study as it saw it; the one decision of every search loop.
 
     "finish": the study holds `target` finished candidates, or nothing is left that this worker
@@ -143,7 +145,9 @@ def claim_asked(study: optuna.Study, trial: optuna.Trial, target: int, coordinat
     so a model-based sampler still learns the repeat's value.
     """
     spec = ArchSpec.from_dict(trial.params)
-    reason = claim(study, trial, spec, target, coordination) if spec.is_valid else f"hidden {spec.hidden} is not divisible by heads {spec.heads}"
+    reason = (
+        claim(study, trial, spec, target, coordination) if spec.is_valid else f"hidden {spec.hidden} is not divisible by heads {spec.heads}"
+    )
     if reason is None:
         return spec
     trial.set_user_attr("skip_reason", reason)

@@ -38,13 +38,23 @@ def price_space(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: 
     representatives = set(plan.representatives)
     top = space.maximum_point
     p_top, i_top, cost_top = param_count(top, shape), flops(top, shape, seq_len), price(top, shape, seq_len)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in space.candidates():
         p, cost = param_count(spec, shape), price(spec, shape, seq_len)
-        rows.append({"candidate": spec.key, "params": p.total, "params_non_embedding": p.non_embedding, "params_encoder": p.encoder,
-                     "size_mib": size_bits(spec, shape).mib, "p_bits": cost.p, "flops": cost.i,
-                     "N": numerator(cost.p, cost.i, cost_top.p, cost_top.i),
-                     "bucket": bucket_of.get(spec), "representative": spec in representatives})
+        rows.append(
+            {
+                "candidate": spec.key,
+                "params": p.total,
+                "params_non_embedding": p.non_embedding,
+                "params_encoder": p.encoder,
+                "size_mib": size_bits(spec, shape).mib,
+                "p_bits": cost.p,
+                "flops": cost.i,
+                "N": numerator(cost.p, cost.i, cost_top.p, cost_top.i),
+                "bucket": bucket_of.get(spec),
+                "representative": spec in representatives,
+            }
+        )
     rank = {r["candidate"]: k + 1 for k, r in enumerate(sorted(rows, key=lambda r: -r["N"]))}
     highlights = []
     for spec in space.highlight:
@@ -52,8 +62,17 @@ def price_space(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: 
         if row is None:
             raise UserInputError(f"highlight {spec.key} in {space.source} is not a candidate of the space.")
         highlights.append({**row, "rank_by_N": rank[spec.key]})
-    summary = {"against": against, "seq_len": seq_len, "candidates": len(rows), "maximum_point": top.key,
-               "maximum_point_params": p_top.total, "maximum_point_params_non_embedding": p_top.non_embedding,
-               "maximum_point_flops": i_top.total, "epsilon": epsilon, "buckets": len(plan.buckets),
-               "fptas_evaluations": len(plan.representatives), "highlight": highlights}
+    summary = {
+        "against": against,
+        "seq_len": seq_len,
+        "candidates": len(rows),
+        "maximum_point": top.key,
+        "maximum_point_params": p_top.total,
+        "maximum_point_params_non_embedding": p_top.non_embedding,
+        "maximum_point_flops": i_top.total,
+        "epsilon": epsilon,
+        "buckets": len(plan.buckets),
+        "fptas_evaluations": len(plan.representatives),
+        "highlight": highlights,
+    }
     return SpacePricing(summary, rows)

@@ -14,8 +14,9 @@ import hashlib
 import sqlite3
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator, TypeVar
+from typing import TypeVar
 
 import optuna
 import sqlalchemy
@@ -66,7 +67,9 @@ def open_storage(
     try:
         parsed = make_url(url)
     except sqlalchemy.exc.ArgumentError as e:
-        raise StorageError(f"--storage {url!r} is not a SQLAlchemy URL: use e.g. sqlite:///bortnas.db or postgresql+psycopg2://user@host/db.") from e
+        raise StorageError(
+            f"--storage {url!r} is not a SQLAlchemy URL: use e.g. sqlite:///bortnas.db or postgresql+psycopg2://user@host/db."
+        ) from e
     engine_kwargs: dict[str, object] = {}
     database = _is_sqlite_file(url)
     if parsed.get_backend_name() == "sqlite":
@@ -80,14 +83,19 @@ def open_storage(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: in Optuna since 2.9
-            heartbeat: dict[str, object] = {}
+            grace, stale_callback = None, None  # heartbeats off
             if heartbeat_interval is not None:
-                heartbeat = {
-                    "heartbeat_interval": heartbeat_interval,
-                    "grace_period": grace_period or 3 * heartbeat_interval,
-                    "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-                }
-            return _retry_locked(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat))
+                grace = grace_period or 3 * heartbeat_interval
+                stale_callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+            return _retry_locked(
+                lambda: optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=stale_callback,
+                )
+            )
     except (ImportError, ModuleNotFoundError) as e:
         raise StorageError(f"--storage {url!r} needs a database driver that is not installed ({e}).") from e
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as e:
@@ -106,7 +114,7 @@ def storage_exists(url: str) -> bool:
     return database is None or Path(database).exists()
 
 
-def claim_lock(url: str, name: str) -> Callable[[], ContextManager[None]]:
+def claim_lock(url: str, name: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
     """A lock, shared by every process on the same storage, for the short claim step of a trial.
 
     SQLite files are local, so a file lock next to the database serves; PostgreSQL uses a

@@ -7,7 +7,8 @@ alone (`fptas_plan`), and the runner evaluates those as trials of the same study
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 

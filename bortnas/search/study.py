@@ -8,8 +8,8 @@ from typing import Any
 import optuna
 
 from bortnas import __version__
-from bortnas.core.settings import RunSettings
 from bortnas.core.errors import StudyMismatchError, StudyNotFoundError
+from bortnas.core.settings import RunSettings
 from bortnas.core.space import SearchSpace, parse_search_space
 
 PINNED = ("space_fingerprint", "settings")
@@ -52,13 +52,15 @@ def create_or_resume(
         return study
     for key in PINNED:
         if json.dumps(existing.get(key), sort_keys=True) != json.dumps(wanted[key], sort_keys=True):
-            what = "search space" if key == "space_fingerprint" else "settings"
+            what = "another search space" if key == "space_fingerprint" else "other settings"
             diff = ""
             if key == "settings":
-                changed = sorted(k for k in wanted[key] if existing[key].get(k) != wanted[key][k])
-                diff = f" ({', '.join(f'{k}: {existing[key].get(k)!r} -> {wanted[key][k]!r}' for k in changed)})"
+                before, now = existing.get(key) or {}, wanted[key]
+                # a key only one side has counts too: a setting back at a default that is not stored, or a setting that is new
+                changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+                diff = f" ({', '.join(f'{k}: {before.get(k)!r} -> {now.get(k)!r}' for k in changed)})"
             raise StudyMismatchError(
-                f"study {name!r} was created with another {what}{diff}: resume it with the original flags or pass a new --study name."
+                f"study {name!r} was created with {what}{diff}: resume it with the original flags or pass a new --study name."
             )
     if fptas is not None and "fptas" not in existing:
         study.set_user_attr("fptas", fptas)
@@ -74,7 +76,9 @@ def load_study(storage: optuna.storages.BaseStorage, name: str) -> tuple[optuna.
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if name not in names:
         known = ", ".join(names) if names else "none"
-        raise StudyNotFoundError(f"study {name!r} does not exist in this storage (studies: {known}): pass --study and --storage of a search.")
+        raise StudyNotFoundError(
+            f"study {name!r} does not exist in this storage (studies: {known}): pass --study and --storage of a search."
+        )
     study = optuna.load_study(study_name=name, storage=storage)
     attrs = study.user_attrs
     if "settings" not in attrs:

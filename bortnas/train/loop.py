@@ -15,20 +15,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import sys
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from bortnas.runtime.device import CPU, Device
+from bortnas.core.errors import TrialFailed
 from bortnas.core.progress import progress_bar
 from bortnas.core.settings import TrainConfig
 from bortnas.data.encode import EncodedSplit
-from bortnas.core.errors import TrialFailed
 from bortnas.model.extract import Extraction
 from bortnas.quant.distill import ProjectionRecorder, direction_matching_loss
+from bortnas.runtime.device import CPU, Device
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+    from transformers.modeling_outputs import SequenceClassifierOutput
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +51,8 @@ def _masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor
 
 
 def distillation_loss(
-    student_out: object,
-    teacher_out: object,
+    student_out: SequenceClassifierOutput,
+    teacher_out: SequenceClassifierOutput,
     batch: dict[str, torch.Tensor],
     config: TrainConfig,
     extraction: Extraction,
@@ -57,15 +60,15 @@ def distillation_loss(
 ) -> torch.Tensor:
     """Logit KD + CE + hidden-state MSE (+ DMD on the recorded student / teacher projections)."""
     t = config.kd_temperature
-    s_logits, t_logits = student_out.logits, teacher_out.logits  # type: ignore[attr-defined]
+    s_logits, t_logits = student_out.logits, teacher_out.logits
+    assert s_logits is not None and t_logits is not None, "a sequence classifier's forward pass returns logits"
     kd = F.kl_div(F.log_softmax(s_logits / t, -1), F.log_softmax(t_logits / t, -1), reduction="batchmean", log_target=True)
     loss = config.kd_weight * t * t * kd + (1 - config.kd_weight) * F.cross_entropy(s_logits, batch["labels"])
     if config.hidden_weight:
-        s_hidden, t_hidden = student_out.hidden_states, teacher_out.hidden_states  # type: ignore[attr-defined]
+        s_hidden, t_hidden = student_out.hidden_states, teacher_out.hidden_states
+        assert s_hidden is not None and t_hidden is not None, "the forward passes were asked for hidden states"
         pairs = [(0, 0)] + [(k + 1, layer + 1) for k, layer in enumerate(extraction.layers)]
-        mse = sum(
-            _masked_mse(s_hidden[s], t_hidden[t_][..., extraction.hidden], batch["attention_mask"]) for s, t_ in pairs
-        )
+        mse = sum(_masked_mse(s_hidden[s], t_hidden[t_][..., extraction.hidden], batch["attention_mask"]) for s, t_ in pairs)
         loss = loss + config.hidden_weight * mse / len(pairs)
     if projections is not None:
         layer_pairs = list(enumerate(extraction.layers))
@@ -107,10 +110,10 @@ class _DivergenceWatch:
 
 
 def train(
-    model: nn.Module,
+    model: PreTrainedModel,
     data: EncodedSplit,
     config: TrainConfig,
-    teacher: nn.Module | None = None,
+    teacher: PreTrainedModel | None = None,
     extraction: Extraction | None = None,
     show_progress_bar: bool = False,
     description: str = "train",
@@ -161,15 +164,17 @@ def train(
                 batch = device.put(batch)
                 with device.autocast():
                     if teacher_forward is None:
-                        loss = student_forward(**batch).loss  # type: ignore[attr-defined]
+                        loss = student_forward(**batch).loss
                     else:
+                        # teacher_forward is set only with a teacher, which needs an extraction (checked above)
+                        assert teacher is not None and extraction is not None
                         inputs = {k: v for k, v in batch.items() if k != "labels"}
-                        recorders = (ProjectionRecorder(model), ProjectionRecorder(teacher)) if config.dmd_weight else None  # type: ignore[arg-type]
+                        recorders = (ProjectionRecorder(model), ProjectionRecorder(teacher)) if config.dmd_weight else None
                         with torch.no_grad(), recorders[1] if recorders else contextlib.nullcontext():
                             teacher_out = teacher_forward(**inputs, output_hidden_states=bool(config.hidden_weight))
                         with recorders[0] if recorders else contextlib.nullcontext():
                             student_out = student_forward(**inputs, output_hidden_states=bool(config.hidden_weight))
-                        loss = distillation_loss(student_out, teacher_out, batch, config, extraction, recorders)  # type: ignore[arg-type]
+                        loss = distillation_loss(student_out, teacher_out, batch, config, extraction, recorders)
                 watch.record(step + 1, loss)
                 if (step + 1) % device.sync_every == 0 or step + 1 == config.steps:
                     loss_value = watch.check()
@@ -196,7 +201,7 @@ def train(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> EvalResult:
+def evaluate(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> EvalResult:
     """Accuracy and mean cross-entropy of `model` (already on `device`) on `data`; eval mode, no gradient.
 
     Sums stay on the device and are read once at the end. `batch_size` None: sized to the model
@@ -221,7 +226,7 @@ def evaluate(model: nn.Module, data: EncodedSplit, batch_size: int | None = None
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> list[int]:
+def predict(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> list[int]:
     """The predicted label of every example of `data`, in the split's order (`model` already on `device`; batches as in `evaluate`)."""
     model.eval()
     batch_size = batch_size or device.inference_batch_size(model, data.longest)
@@ -233,6 +238,6 @@ def predict(model: nn.Module, data: EncodedSplit, batch_size: int | None = None,
         with device.autocast():
             labels.append(model(**device.put(batch)).logits.argmax(-1))
     out = [0] * len(data)
-    for i, label in zip(order, torch.cat(labels).tolist() if labels else []):
+    for i, label in zip(order, torch.cat(labels).tolist() if labels else [], strict=True):
         out[i] = label
     return out

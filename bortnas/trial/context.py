@@ -12,16 +12,17 @@ import logging
 import os
 from pathlib import Path
 
-from bortnas.data.tasks import TaskData, load_rotten_tomatoes, load_table
-from bortnas.runtime.device import CPU, Device
-from bortnas.data.encode import EncodedSplit, encode
 from bortnas.core.errors import UserInputError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import TeacherShape
 from bortnas.core.teachers import teacher_shape
+from bortnas.data.encode import EncodedSplit, encode
+from bortnas.data.tasks import TaskData, load_rotten_tomatoes, load_table
+from bortnas.runtime.device import CPU, Device
 from bortnas.trial.teacher import TaskTeacher, load_teacher_config, prepare_teacher
 
 _logger = logging.getLogger(__name__)
+
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("BORTNAS_CACHE", Path.home() / ".cache" / "bortnas"))
@@ -30,8 +31,14 @@ def default_cache_dir() -> Path:
 def load_task(settings: RunSettings) -> TaskData:
     if settings.data is None:
         return load_rotten_tomatoes(seed=settings.data_seed)
-    return load_table(settings.data, settings.text_column, settings.label_column, settings.pair_column, seed=settings.data_seed,
-                      encoding=settings.encoding)
+    return load_table(
+        settings.data,
+        settings.text_column,
+        settings.label_column,
+        settings.pair_column,
+        seed=settings.data_seed,
+        encoding=settings.encoding,
+    )
 
 
 def check_inputs(settings: RunSettings) -> tuple[TeacherShape, TaskData]:
@@ -55,8 +62,13 @@ class Context:
     device: Device = CPU
 
 
-def build_context(settings: RunSettings, cache_dir: Path | None = None, show_progress_bar: bool = False,
-                  data: TaskData | None = None, device: Device = CPU) -> Context:
+def build_context(
+    settings: RunSettings,
+    cache_dir: Path | None = None,
+    show_progress_bar: bool = False,
+    data: TaskData | None = None,
+    device: Device = CPU,
+) -> Context:
     """Load data and tokenizer, then fine-tune (or reuse from the cache) the task teacher on `device`.
 
     `data` replaces the settings' task (benchmarks that cut the training split down); the
@@ -65,20 +77,22 @@ def build_context(settings: RunSettings, cache_dir: Path | None = None, show_pro
     """
     from transformers import AutoTokenizer
 
-    shape, loaded = check_inputs(settings) if data is None else (teacher_shape(load_teacher_config(settings.teacher_dir()), data.num_labels), data)
+    shape, loaded = (
+        check_inputs(settings) if data is None else (teacher_shape(load_teacher_config(settings.teacher_dir()), data.num_labels), data)
+    )
     data = loaded
     directory = settings.teacher_dir()
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except (OSError, ValueError) as e:
         raise UserInputError(f"teacher directory {directory} has no usable tokenizer ({e}): save one next to the model.") from e
-    splits = [encode(getattr(data, name), tokenizer, settings.max_length) for name in ("train", "dev", "test")]
+    train, dev, test = (encode(split, tokenizer, settings.max_length) for split in (data.train, data.dev, data.test))
     teacher = prepare_teacher(
         directory,
         tokenizer,
         data.num_labels,
-        splits[0],
-        splits[1],
+        train,
+        dev,
         data.fingerprint(),
         settings.teacher_train_config(),
         cache_dir or default_cache_dir(),
@@ -86,4 +100,4 @@ def build_context(settings: RunSettings, cache_dir: Path | None = None, show_pro
         device=device,
     )
     _logger.info("task teacher dev accuracy %.4f (%s)", teacher.dev_accuracy, data.source)
-    return Context(settings, data, shape, teacher, *splits, device=device)
+    return Context(settings, data, shape, teacher, train, dev, test, device=device)

@@ -16,24 +16,27 @@ import copy
 import dataclasses
 import itertools
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from torch import nn
 
 from bortnas.algo.agora import PRUNE_RULES, Iteration, agora, theta_key
-from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input
-from bortnas.trial.context import Context
-from bortnas.data.tasks import Example
-from bortnas.data.encode import encode
 from bortnas.core.errors import UserInputError
+from bortnas.core.settings import TrainConfig
+from bortnas.core.space import ArchSpec
+from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input
+from bortnas.data.encode import encode
+from bortnas.data.tasks import Example
 from bortnas.model.extract import Extraction
 from bortnas.model.families import embeddings
-from bortnas.trial.recipe import build_student, distil_student, finetune_student, student_config
-from bortnas.core.space import ArchSpec
-from bortnas.core.settings import TrainConfig
 from bortnas.train.loop import evaluate, predict, train
+from bortnas.trial.context import Context
+from bortnas.trial.recipe import build_student, distil_student, finetune_student, student_config
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 _logger = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ class AgoraSettings:
 
     def thetas(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
-        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,13 +103,13 @@ def load_grid(path: str | Path) -> dict[str, list[Any]]:
 
 @dataclasses.dataclass
 class Finetuned:
-    model: nn.Module
+    model: PreTrainedModel
     extraction: Extraction
     config: TrainConfig
     agora_log: list[Iteration] | None = None
     agora_theta: str | None = None
     agora_train_size: int | None = None
-    agora_before_replay: nn.Module | None = None  # Agora's best student when the pruning loop ended
+    agora_before_replay: PreTrainedModel | None = None  # Agora's best student when the pruning loop ended
 
 
 def _examples(inputs: Sequence[Input]) -> list[Example]:
@@ -114,7 +117,11 @@ def _examples(inputs: Sequence[Input]) -> list[Example]:
 
 
 def run_agora(
-    ctx: Context, spec: ArchSpec, steps: int, settings: AgoraSettings, show_progress_bar: bool = False,
+    ctx: Context,
+    spec: ArchSpec,
+    steps: int,
+    settings: AgoraSettings,
+    show_progress_bar: bool = False,
     on_iteration: Callable[[Iteration], None] | None = None,
 ) -> Finetuned:
     """Agora for `spec` cut from the task teacher; see the module docstring."""
@@ -122,22 +129,28 @@ def run_agora(
     start, extraction = build_student(ctx, spec)
     base = student_config(ctx, steps, spec.quant)
 
-    def config_of(theta: dict[str, Any]) -> TrainConfig:
+    def config_of(theta: Mapping[str, Any]) -> TrainConfig:
         return dataclasses.replace(base, **theta)
 
-    def finetune(theta: dict[str, Any], data: Sequence[Example]) -> nn.Module:
+    def finetune(theta: Mapping[str, Any], data: Sequence[Example]) -> PreTrainedModel:
         student = copy.deepcopy(start)
-        train(student, encode(data, tokenizer, max_length), config_of(theta), show_progress_bar=show_progress_bar,
-              description=f"agora {spec.key}", device=ctx.device)
+        train(
+            student,
+            encode(data, tokenizer, max_length),
+            config_of(theta),
+            show_progress_bar=show_progress_bar,
+            description=f"agora {spec.key}",
+            device=ctx.device,
+        )
         return student
 
-    def mistakes(model: nn.Module) -> list[Example]:
-        return [ex for ex, label in zip(ctx.data.dev, predict(model, ctx.dev, device=ctx.device)) if label != ex.label]
+    def mistakes(model: PreTrainedModel) -> list[Example]:
+        return [ex for ex, label in zip(ctx.data.dev, predict(model, ctx.dev, device=ctx.device), strict=True) if label != ex.label]
 
     def label(inputs: Sequence[Input]) -> list[Example]:
         examples = _examples(inputs)
         labels = predict(ctx.teacher.model, encode(examples, tokenizer, max_length), device=ctx.device)
-        return [dataclasses.replace(ex, label=y) for ex, y in zip(examples, labels)]
+        return [dataclasses.replace(ex, label=y) for ex, y in zip(examples, labels, strict=True)]
 
     generate = Augmenter(
         EmbeddingNeighbours(embeddings(ctx.teacher.model).word_embeddings, tokenizer),
@@ -145,16 +158,32 @@ def run_agora(
         variants=settings.variants,
         seed=settings.seed,
     )
-    result = agora(settings.thetas(), ctx.data.train, finetune, lambda m: evaluate(m, ctx.dev, device=ctx.device).accuracy, mistakes, generate, label,
-                   lambda ex: (ex.text, ex.pair), rule=settings.rule, replay=settings.replay, on_iteration=on_iteration)
+    result = agora(
+        settings.thetas(),
+        ctx.data.train,
+        finetune,
+        lambda m: evaluate(m, ctx.dev, device=ctx.device).accuracy,
+        mistakes,
+        generate,
+        label,
+        lambda ex: (ex.text, ex.pair),
+        rule=settings.rule,
+        replay=settings.replay,
+        on_iteration=on_iteration,
+    )
     chosen = next(t for t in settings.thetas() if theta_key(t) == result.theta)
     first = result.before_replay or result
     return Finetuned(result.model, extraction, config_of(chosen), result.log, result.theta, result.train_size, first.model)
 
 
 def finetune_candidate(
-    ctx: Context, spec: ArchSpec, steps: int, method: str = "distil", agora_settings: AgoraSettings | None = None,
-    show_progress_bar: bool = False, on_iteration: Callable[[Iteration], None] | None = None,
+    ctx: Context,
+    spec: ArchSpec,
+    steps: int,
+    method: str = "distil",
+    agora_settings: AgoraSettings | None = None,
+    show_progress_bar: bool = False,
+    on_iteration: Callable[[Iteration], None] | None = None,
 ) -> Finetuned:
     """Train `spec` for export with `method` (see the module docstring), on the context's device.
 

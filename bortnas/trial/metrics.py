@@ -7,9 +7,7 @@ numbers and an exported model's `bortnas.json` are computed identically.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from bortnas.core.space import ArchSpec
 from bortnas.cost import param_count
@@ -17,6 +15,9 @@ from bortnas.cost.bits import price, size_bits
 from bortnas.runtime.latency import measure_latency
 from bortnas.train.loop import evaluate
 from bortnas.trial.context import Context
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 TRIAL_LATENCY_REPEATS = 30
 EXPORT_LATENCY_REPEATS = 50
@@ -44,8 +45,9 @@ class ModelMetrics:
         return dataclasses.asdict(self)
 
 
-def measure(model: nn.Module, spec: ArchSpec, ctx: Context, test: bool = False,
-            latency_repeats: int = TRIAL_LATENCY_REPEATS) -> ModelMetrics:
+def measure(
+    model: PreTrainedModel, spec: ArchSpec, ctx: Context, test: bool = False, latency_repeats: int = TRIAL_LATENCY_REPEATS
+) -> ModelMetrics:
     """The metrics of `model` (of shape `spec`, on the context's device, measured there).
 
     Dev accuracy always; test accuracy only with `test` (exports: trials never read the test split).

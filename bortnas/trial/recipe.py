@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from bortnas.core.settings import TrainConfig
 from bortnas.core.space import ArchSpec
@@ -21,8 +21,11 @@ from bortnas.quant import quantize_
 from bortnas.train.loop import train
 from bortnas.trial.context import Context
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-def build_student(ctx: Context, spec: ArchSpec) -> tuple[nn.Module, Extraction]:
+
+def build_student(ctx: Context, spec: ArchSpec) -> tuple[PreTrainedModel, Extraction]:
     """`spec` cut from the task teacher (or initialised from scratch, per the settings) and
     quantized to its mode; on the context's device, untrained."""
     student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
@@ -55,8 +58,8 @@ def distil_student(
     steps: int,
     seed: int,
     show_progress_bar: bool = False,
-    on_step: Callable[[nn.Module, int, int], None] | None = None,
-) -> tuple[nn.Module, Extraction, TrainConfig]:
+    on_step: Callable[[PreTrainedModel, int, int], None] | None = None,
+) -> tuple[PreTrainedModel, Extraction, TrainConfig]:
     """Build `spec` and distil it through its chain; returns the student, its extraction and the
     configuration of the candidate's own mode with the total step count.
 
@@ -77,12 +80,23 @@ def distil_student(
         config = student_config(ctx, n, mode, seed)
         last = k == len(stages) - 1
         hook = (lambda step, total=n: on_step(student, step, total)) if on_step is not None and last else None
-        train(student, ctx.train, config, teacher=teacher, extraction=mapping, show_progress_bar=show_progress_bar,
-              description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})", on_step=hook, device=ctx.device)
+        train(
+            student,
+            ctx.train,
+            config,
+            teacher=teacher,
+            extraction=mapping,
+            show_progress_bar=show_progress_bar,
+            description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})",
+            on_step=hook,
+            device=ctx.device,
+        )
     return student, extraction, dataclasses.replace(config, steps=steps)
 
 
-def finetune_student(ctx: Context, spec: ArchSpec, steps: int, show_progress_bar: bool = False) -> tuple[nn.Module, Extraction, TrainConfig]:
+def finetune_student(
+    ctx: Context, spec: ArchSpec, steps: int, show_progress_bar: bool = False
+) -> tuple[PreTrainedModel, Extraction, TrainConfig]:
     """Build `spec` and fine-tune it on the task's labels alone (cross-entropy, no teacher)."""
     student, extraction = build_student(ctx, spec)
     config = student_config(ctx, steps, spec.quant)

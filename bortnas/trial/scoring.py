@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
-
-from torch import nn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from bortnas import __version__
 from bortnas.algo.objective import w_coefficient
@@ -20,6 +19,9 @@ from bortnas.train.loop import evaluate
 from bortnas.trial.context import Context
 from bortnas.trial.metrics import measure
 from bortnas.trial.recipe import distil_student
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +87,7 @@ def score_candidate(
     hook = None
     if on_checkpoint is not None and checkpoints > 1:
 
-        def hook(student: nn.Module, step: int, total: int) -> None:
+        def hook(student: PreTrainedModel, step: int, total: int) -> None:
             if step < total and step * checkpoints // total != (step - 1) * checkpoints // total:
                 error = evaluate(student, ctx.dev, device=ctx.device).error
                 student.train()

@@ -16,18 +16,20 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from bortnas.runtime.device import CPU, Device
-from bortnas.data.encode import EncodedSplit
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
 from bortnas.core.teachers import check_supported
+from bortnas.data.encode import EncodedSplit
 from bortnas.model.importance import Importance, compute_importance
+from bortnas.runtime.device import CPU, Device
 from bortnas.train.loop import TrainConfig, evaluate, train
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 _logger = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ CACHE_VERSION = "1"
 IMPORTANCE_EXAMPLES = 512
 
 
-def load_teacher_config(directory: Path) -> Any:
+def load_teacher_config(directory: Path) -> PreTrainedConfig:
     """The transformers config of a teacher directory, checked to be a supported family."""
     from transformers import AutoConfig
 
@@ -67,8 +69,8 @@ def teacher_files_hash(directory: Path) -> str:
 class TaskTeacher:
     """A teacher fine-tuned on the task, with its tokenizer and unit importance scores."""
 
-    model: nn.Module
-    tokenizer: Any
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     importance: Importance
     dev_accuracy: float
     key: str
@@ -77,9 +79,14 @@ class TaskTeacher:
 
 
 def _fine_tune(
-    directory: Path, num_labels: int, train_split: EncodedSplit, dev_split: EncodedSplit, config: TrainConfig, show_progress_bar: bool,
+    directory: Path,
+    num_labels: int,
+    train_split: EncodedSplit,
+    dev_split: EncodedSplit,
+    config: TrainConfig,
+    show_progress_bar: bool,
     device: Device,
-) -> tuple[nn.Module, float]:
+) -> tuple[PreTrainedModel, float]:
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(config.seed)
@@ -92,7 +99,7 @@ def _fine_tune(
 
 def prepare_teacher(
     directory: Path,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     num_labels: int,
     train_split: EncodedSplit,
     dev_split: EncodedSplit,
@@ -135,6 +142,10 @@ def prepare_teacher(
         save_file({k: v.contiguous() for k, v in importance.state_dict().items()}, str(staging / "importance.safetensors"))
         meta = {"dev_accuracy": dev_accuracy, "source": str(directory), "source_hash": source_hash, "settings": json.loads(settings)}
         (staging / "meta.json").write_text(json.dumps(meta, indent=2))
+        if entry.exists() and not (entry / "meta.json").is_file():
+            # an entry without meta.json (a partial copy of a cache) would block the rename forever
+            _logger.warning("replacing the incomplete cache entry %s", entry)
+            shutil.rmtree(entry, ignore_errors=True)
         try:
             os.replace(staging, entry)
         except OSError:

@@ -3,33 +3,49 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pytest
+from test_cli import bortnas, search_args
 
 import bortnas.trial.finetune as finetune_module
-from bortnas.data.augment import normalise
 from bortnas.core.settings import RunSettings
-from bortnas.trial.context import build_context
-from bortnas.data.encode import encode
-from bortnas.trial.finetune import AgoraSettings, run_agora
 from bortnas.core.space import ArchSpec
+from bortnas.data.augment import normalise
+from bortnas.data.encode import EncodedSplit, encode
+from bortnas.data.tasks import Example
 from bortnas.train.loop import evaluate, predict
-from test_cli import bortnas, search_args
+from bortnas.trial.context import build_context
+from bortnas.trial.finetune import AgoraSettings, run_agora
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 pytestmark = pytest.mark.integration
 
 
-def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(tmp_path: Path, tiny_bert: Path, tiny_task: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = RunSettings(teacher=str(tiny_bert), data=str(tiny_task), text_column="sentence", label_column="sentiment",
-                           teacher_steps=40, teacher_lr=3e-3, batch_size=16, max_length=24, lr=3e-3)
+def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = RunSettings(
+        teacher=str(tiny_bert),
+        data=str(tiny_task),
+        text_column="sentence",
+        label_column="sentiment",
+        teacher_steps=40,
+        teacher_lr=3e-3,
+        batch_size=16,
+        max_length=24,
+        lr=3e-3,
+    )
     ctx = build_context(settings, cache_dir=tmp_path / "cache")
     seen: list[list] = []
     real_encode = finetune_module.encode
 
-    def spy(examples, tokenizer, max_length):  # type: ignore[no-untyped-def]
+    def spy(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedSplit:
         seen.append(list(examples))
         return real_encode(examples, tokenizer, max_length)
 
@@ -61,7 +77,9 @@ def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: 
     bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "random", "--n-trials", "1"), cwd=tmp_path)
     grid = tmp_path / "grid.yaml"
     grid.write_text("lr: [1.0e-3, 3.0e-3]\nseed: [0]\n")
-    bortnas("export", "--study", "tiny", "--out", "agora", "--steps", "6", "--finetune", "agora", "--agora-grid", str(grid), "-q", cwd=tmp_path)
+    bortnas(
+        "export", "--study", "tiny", "--out", "agora", "--steps", "6", "--finetune", "agora", "--agora-grid", str(grid), "-q", cwd=tmp_path
+    )
     meta = json.loads((tmp_path / "agora" / "bortnas.json").read_text())
     assert meta["training"]["finetune"] == "agora" and meta["agora"]["settings"]["grid"] == {"lr": [1e-3, 3e-3], "seed": [0]}
     log = meta["agora"]["log"]

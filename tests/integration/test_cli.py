@@ -25,9 +25,33 @@ def bortnas(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 def search_args(teacher: Path, task: Path, space: Path, *extra: str) -> list[str]:
-    return ["search", "--space", str(space), "--teacher", str(teacher), "--data", str(task), "--text-column", "sentence",
-            "--label-column", "sentiment", "--teacher-steps", "40", "--teacher-lr", "3e-3", "--lr", "3e-3",
-            "--trial-steps", "8", "--batch-size", "16", "--max-length", "24", "-q", *extra]
+    return [
+        "search",
+        "--space",
+        str(space),
+        "--teacher",
+        str(teacher),
+        "--data",
+        str(task),
+        "--text-column",
+        "sentence",
+        "--label-column",
+        "sentiment",
+        "--teacher-steps",
+        "40",
+        "--teacher-lr",
+        "3e-3",
+        "--lr",
+        "3e-3",
+        "--trial-steps",
+        "8",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "24",
+        "-q",
+        *extra,
+    ]
 
 
 def completed(storage: Path, study: str) -> list[optuna.trial.FrozenTrial]:
@@ -41,8 +65,20 @@ def test_search_trials_export_reload(tmp_path: Path, tiny_bert: Path, tiny_task:
     trials = completed(tmp_path / "bortnas.db", "tiny")
     assert len(trials) == 4 and len({t.user_attrs["arch_id"] for t in trials}) == 4
     attrs = trials[0].user_attrs
-    for key in ("candidate", "params_total", "params_non_embedding", "flops", "latency_ms", "error", "w", "steps", "seed",
-                "teacher_hash", "data_hash", "version"):
+    for key in (
+        "candidate",
+        "params_total",
+        "params_non_embedding",
+        "flops",
+        "latency_ms",
+        "error",
+        "w",
+        "steps",
+        "seed",
+        "teacher_hash",
+        "data_hash",
+        "version",
+    ):
         assert key in attrs, key
     assert attrs["steps"] == 8 and 0.0 <= attrs["error"] <= 1.0
     best = max(trials, key=lambda t: t.value)
@@ -61,7 +97,9 @@ def test_search_trials_export_reload(tmp_path: Path, tiny_bert: Path, tiny_task:
     assert [r["trial"] for r in rows if r["best"]] == [best.number]
     assert any(r["pareto"] for r in rows)
 
-    export = json.loads(bortnas("export", "--study", "tiny", "--out", "model", "--steps", "30", "--format", "json", "-q", cwd=tmp_path).stdout)
+    export = json.loads(
+        bortnas("export", "--study", "tiny", "--out", "model", "--steps", "30", "--format", "json", "-q", cwd=tmp_path).stdout
+    )
     assert export["trial"] == best.number
     model_dir = tmp_path / "model"
     meta = json.loads((model_dir / "bortnas.json").read_text())
@@ -73,7 +111,7 @@ def test_search_trials_export_reload(tmp_path: Path, tiny_bert: Path, tiny_task:
 import sys, json, torch
 sys.modules['bortnas'] = None
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-sys.path.insert(0, {str(REPO / 'tests')!r})
+sys.path.insert(0, {str(REPO / "tests")!r})
 model = AutoModelForSequenceClassification.from_pretrained({str(model_dir)!r}).eval()
 tok = AutoTokenizer.from_pretrained({str(model_dir)!r})
 import csv, random
@@ -94,7 +132,9 @@ print(json.dumps({{'acc': acc, 'type': type(model).__name__, 'id2label': model.c
 
 
 @pytest.mark.parametrize("strategy", ["grid", "random", "nsga2"])
-def test_every_strategy_finishes_the_requested_count(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path, strategy: str) -> None:
+def test_every_strategy_finishes_the_requested_count(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path, strategy: str
+) -> None:
     bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", strategy, "--n-trials", "3", "--study", strategy), cwd=tmp_path)
     trials = completed(tmp_path / "bortnas.db", strategy)
     assert len(trials) == 3 and len({t.user_attrs["arch_id"] for t in trials}) == 3
@@ -121,7 +161,9 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path: Path, tiny_bert: Path, ti
     one_line_error(bortnas(*search_args(tiny_bert, tiny_task, bad_space), cwd=tmp_path, check=False), 2, "unknown key 'width'")
     big_space = tmp_path / "big.yaml"
     big_space.write_text("layers: [1, 5]\nhidden: [32]\nheads: [4]\nffn: [64]\n")
-    one_line_error(bortnas(*search_args(tiny_bert, tiny_task, big_space), cwd=tmp_path, check=False), 2, "larger than the teacher's layers=2")
+    one_line_error(
+        bortnas(*search_args(tiny_bert, tiny_task, big_space), cwd=tmp_path, check=False), 2, "larger than the teacher's layers=2"
+    )
     good_space = tmp_path / "good.yaml"
     good_space.write_text("layers: [1]\nhidden: [32]\nheads: [4]\nffn: [64]\n")
     gpt = tmp_path / "gpt"
@@ -131,7 +173,9 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path: Path, tiny_bert: Path, ti
     one_line_error(bortnas(*search_args(tiny_bert, tmp_path / "none.csv", good_space), cwd=tmp_path, check=False), 2, "does not exist")
     wrong_column = search_args(tiny_bert, tiny_task, good_space) + ["--label-column", "stars"]
     one_line_error(bortnas(*wrong_column, cwd=tmp_path, check=False), 2, "column 'stars' is missing")
-    one_line_error(bortnas(*search_args(tiny_bert, tiny_task, good_space, "--storage", "nosuch://x"), cwd=tmp_path, check=False), 2, "--storage")
+    one_line_error(
+        bortnas(*search_args(tiny_bert, tiny_task, good_space, "--storage", "nosuch://x"), cwd=tmp_path, check=False), 2, "--storage"
+    )
     assert not (tmp_path / "bortnas.db").exists()
     assert not (tmp_path / "cache").exists()
 

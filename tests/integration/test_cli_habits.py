@@ -16,8 +16,10 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 # Run the CLI in-process in a fresh interpreter and report whether torch / transformers were imported.
-PROBE = ("import sys; from bortnas.app.cli import main; rc = main(sys.argv[1:]); "
-         "print('MODULES', 'torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr); sys.exit(rc)")
+PROBE = (
+    "import sys; from bortnas.app.cli import main; rc = main(sys.argv[1:]); "
+    "print('MODULES', 'torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr); sys.exit(rc)"
+)
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None, probe: bool = False) -> subprocess.CompletedProcess:
@@ -43,8 +45,21 @@ def test_read_only_commands_never_import_torch(tmp_path: Path, command: str) -> 
 def test_undecodable_data_is_one_line_exit_2_and_nothing_written(tmp_path: Path, tiny_bert: Path, tiny_space: Path) -> None:
     data = tmp_path / "latin1.csv"
     data.write_bytes("sentence,sentiment\ncaf\xe9 good,pos\nbad movie,neg\n".encode("latin-1"))
-    base = ["search", "--space", str(tiny_space), "--teacher", str(tiny_bert), "--data", str(data), "--text-column", "sentence",
-            "--label-column", "sentiment", "--storage", f"sqlite:///{tmp_path / 'bortnas.db'}"]
+    base = [
+        "search",
+        "--space",
+        str(tiny_space),
+        "--teacher",
+        str(tiny_bert),
+        "--data",
+        str(data),
+        "--text-column",
+        "sentence",
+        "--label-column",
+        "sentiment",
+        "--storage",
+        f"sqlite:///{tmp_path / 'bortnas.db'}",
+    ]
     proc = run(*base, cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -54,11 +69,38 @@ def test_undecodable_data_is_one_line_exit_2_and_nothing_written(tmp_path: Path,
     assert not (tmp_path / "bortnas.db").exists() and not (tmp_path / "cache").exists()
 
 
-def test_off_a_terminal_long_work_logs_progress_and_the_teacher_accuracy_once(tmp_path: Path, tiny_bert: Path, tiny_task: Path,
-                                                                                tiny_space: Path) -> None:
-    args = ["search", "--space", str(tiny_space), "--teacher", str(tiny_bert), "--data", str(tiny_task), "--text-column", "sentence",
-            "--label-column", "sentiment", "--teacher-steps", "20", "--teacher-lr", "3e-3", "--lr", "3e-3", "--trial-steps", "4",
-            "--batch-size", "16", "--max-length", "24", "--n-trials", "1", "--storage", f"sqlite:///{tmp_path / 'bortnas.db'}"]
+def test_off_a_terminal_long_work_logs_progress_and_the_teacher_accuracy_once(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path
+) -> None:
+    args = [
+        "search",
+        "--space",
+        str(tiny_space),
+        "--teacher",
+        str(tiny_bert),
+        "--data",
+        str(tiny_task),
+        "--text-column",
+        "sentence",
+        "--label-column",
+        "sentiment",
+        "--teacher-steps",
+        "20",
+        "--teacher-lr",
+        "3e-3",
+        "--lr",
+        "3e-3",
+        "--trial-steps",
+        "4",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "24",
+        "--n-trials",
+        "1",
+        "--storage",
+        f"sqlite:///{tmp_path / 'bortnas.db'}",
+    ]
     proc = run(*args, cwd=tmp_path, env={"BORTNAS_PROGRESS_INTERVAL": "0"})
     assert proc.returncode == 0, proc.stderr
     assert "fine-tune teacher: 20/20 steps (100 %)" in proc.stderr  # a line, where a terminal would show a bar

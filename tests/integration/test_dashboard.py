@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import FAKE_BEST, FAKE_SCORES, make_scored_study
 
 pytestmark = pytest.mark.integration
@@ -68,8 +67,13 @@ def test_dashboard_lists_the_study_and_its_trial_attributes(tmp_path: Path) -> N
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
         # A shell that starts jobs in the background may ignore SIGINT; restore the default so Python turns it into Ctrl-C.
-        proc = subprocess.Popen([sys.executable, "-m", "bortnas", "dashboard", "--storage", storage, "--port", str(port)], cwd=tmp_path,
-                                stdout=stdout, stderr=stderr, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bortnas", "dashboard", "--storage", storage, "--port", str(port)],
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=stderr,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         studies = wait_for(f"http://127.0.0.1:{port}/api/studies", proc, err)
         names = {s["study_name"]: s["study_id"] for s in studies["study_summaries"]}
@@ -93,8 +97,13 @@ def test_dashboard_lists_the_study_and_its_trial_attributes(tmp_path: Path) -> N
 
 def test_a_missing_storage_file_exits_2_and_creates_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "none.db"
-    proc = subprocess.run([sys.executable, "-m", "bortnas", "dashboard", "--storage", f"sqlite:///{missing}", "--port", str(free_port())],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bortnas", "dashboard", "--storage", f"sqlite:///{missing}", "--port", str(free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("bortnas dashboard: error: --storage") and "does not exist" in lines[0], proc.stderr

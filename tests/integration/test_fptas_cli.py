@@ -10,7 +10,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from test_cli import REPO, bortnas, completed, search_args
 
 pytestmark = pytest.mark.integration
@@ -59,8 +58,12 @@ def test_scratch_init_trains_with_sgd_and_clipping(tmp_path: Path, tiny_bert: Pa
 
 
 def test_bort_space_prices_the_published_bort() -> None:
-    proc = subprocess.run([sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml"), "--format", "json"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml"), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     report = json.loads(proc.stdout)
     summary = report["summary"]
     assert summary["candidates"] == 300 and summary["against"] == "bert-large"
@@ -70,22 +73,81 @@ def test_bort_space_prices_the_published_bort() -> None:
     # 4 layers of H=1024, I=768: 4 * (4 * (1024^2 + 1024) + 2 * 1024 * 768 + 768 + 1024 + 4 * 1024)
     assert bort["params_encoder"] == 4 * (4 * (1024**2 + 1024) + 2 * 1024 * 768 + 768 + 1024 + 4 * 1024)
     assert 1 <= bort["rank_by_N"] <= 300
-    text = subprocess.run([sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml")],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "highlight L4-H1024-A8-I768-fp32: rank" in text
 
 
 def test_search_efficiency_benchmark_small(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'table.db'}"
     script = str(REPO / "benchmarks" / "search_efficiency.py")
-    env_args = ["--", "--teacher", str(tiny_bert), "--data", str(tiny_task), "--text-column", "sentence", "--label-column", "sentiment",
-                "--teacher-steps", "10", "--max-length", "16", "-q", "--cache-dir", str(tmp_path / "cache")]
-    subprocess.run([sys.executable, script, "build", "--space", str(tiny_space), "--storage", storage, "--study", "t",
-                    "--trial-steps", "2", *env_args], check=True, capture_output=True, cwd=tmp_path)
+    env_args = [
+        "--",
+        "--teacher",
+        str(tiny_bert),
+        "--data",
+        str(tiny_task),
+        "--text-column",
+        "sentence",
+        "--label-column",
+        "sentiment",
+        "--teacher-steps",
+        "10",
+        "--max-length",
+        "16",
+        "-q",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    subprocess.run(
+        [
+            sys.executable,
+            script,
+            "build",
+            "--space",
+            str(tiny_space),
+            "--storage",
+            storage,
+            "--study",
+            "t",
+            "--trial-steps",
+            "2",
+            *env_args,
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     assert len(completed(tmp_path / "table.db", "t")) == 16
-    proc = subprocess.run([sys.executable, script, "replay", "--storage", storage, "--study", "t", "--seeds", "2", "--budgets", "2", "4", "8",
-                           "--plot", str(tmp_path / "regret.png"), "--json", str(tmp_path / "r.json")],
-                          check=True, capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "replay",
+            "--storage",
+            storage,
+            "--study",
+            "t",
+            "--seeds",
+            "2",
+            "--budgets",
+            "2",
+            "4",
+            "8",
+            "--plot",
+            str(tmp_path / "regret.png"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report["strategies"]) == {"random", "tpe", "nsga2", "grid", "fptas"}
     for entry in report["strategies"].values():

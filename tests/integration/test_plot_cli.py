@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FAKE_BEST, FAKE_FRONT, make_scored_study
 
 pytestmark = pytest.mark.integration

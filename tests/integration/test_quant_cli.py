@@ -9,7 +9,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from test_cli import bortnas, search_args
 
 pytestmark = pytest.mark.integration
@@ -28,8 +27,11 @@ def test_mixed_precision_search_export_and_load(tmp_path: Path, tiny_bert: Path,
     assert w1a1["size_bits_non_embedding"] < fp["size_bits_non_embedding"] / 3 and w1a1["flops"] < fp["flops"] / 3
 
     trial = by_mode["bit_w1a1"].number
-    out = json.loads(bortnas("export", "--study", "q", "--trial", str(trial), "--out", "w1a1", "--steps", "12", "--format", "json", "-q",
-                             cwd=tmp_path).stdout)
+    out = json.loads(
+        bortnas(
+            "export", "--study", "q", "--trial", str(trial), "--out", "w1a1", "--steps", "12", "--format", "json", "-q", cwd=tmp_path
+        ).stdout
+    )
     directory = tmp_path / "w1a1"
     meta = json.loads((directory / "bortnas.json").read_text())
     assert meta["candidate"]["quant"] == "bit_w1a1" and meta["training"]["bit_chain"] == "bit_w1a4,bit_w1a2,bit_w1a1"

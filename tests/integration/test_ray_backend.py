@@ -1,4 +1,4 @@
-"""`bortnas search --backend ray` for real: a local Ray, Ray Tune trials, OptunaSearch on the bortnas study."""
+"""`bortnas search --backend ray` for real: a local Ray, Ray Tune trials, StudySearch asking and telling the bortnas study."""
 
 from __future__ import annotations
 
@@ -18,10 +18,42 @@ COMPLETE, PRUNED = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRU
 
 
 def ray_search(tmp_path: Path, teacher: Path, task: Path, space: Path, *extra: str) -> dict:
-    command = [sys.executable, "-m", "bortnas", "search", "--space", str(space), "--teacher", str(teacher), "--data", str(task),
-               "--text-column", "sentence", "--label-column", "sentiment", "--teacher-steps", "40", "--teacher-lr", "3e-3",
-               "--lr", "3e-3", "--batch-size", "16", "--max-length", "24", "--storage", f"sqlite:///{tmp_path / 'ray.db'}",
-               "--backend", "ray", "--ray-cpus", "2", "--format", "json", "-q", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "bortnas",
+        "search",
+        "--space",
+        str(space),
+        "--teacher",
+        str(teacher),
+        "--data",
+        str(task),
+        "--text-column",
+        "sentence",
+        "--label-column",
+        "sentiment",
+        "--teacher-steps",
+        "40",
+        "--teacher-lr",
+        "3e-3",
+        "--lr",
+        "3e-3",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "24",
+        "--storage",
+        f"sqlite:///{tmp_path / 'ray.db'}",
+        "--backend",
+        "ray",
+        "--ray-cpus",
+        "2",
+        "--format",
+        "json",
+        "-q",
+        *extra,
+    ]
     env = dict(os.environ, BORTNAS_CACHE=str(tmp_path / "cache"))
     proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

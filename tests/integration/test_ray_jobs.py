@@ -15,9 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from test_cli import completed, search_args
@@ -63,11 +63,34 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     # the client server port must also lie outside the worker range 10002-19999, which ephemeral ports do.
     port, dashboard, client_server, agent = free_ports(4)
     log = (root / "head.log").open("w")
-    head = subprocess.Popen([str(RAY), "start", "--head", "--block", "--port", str(port), "--dashboard-host", "127.0.0.1",
-                             "--dashboard-port", str(dashboard), "--ray-client-server-port", str(client_server),
-                             "--dashboard-agent-listen-port", str(agent), "--num-cpus", "2", "--disable-usage-stats",
-                             "--temp-dir", str(temp_dir)],
-                            env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            str(RAY),
+            "start",
+            "--head",
+            "--block",
+            "--port",
+            str(port),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dashboard),
+            "--ray-client-server-port",
+            str(client_server),
+            "--dashboard-agent-listen-port",
+            str(agent),
+            "--num-cpus",
+            "2",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(temp_dir),
+        ],
+        env=env,
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while "Ray runtime started" not in (root / "head.log").read_text():
@@ -148,10 +171,29 @@ def test_unreachable_address_is_one_line(tmp_path: Path) -> None:
 
 def test_ray_backend_joins_the_head(ray_head: Head, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = tmp_path / "join.db"
-    args = search_args(tiny_bert, tiny_task, tiny_space, "--n-trials", "3", "--storage", f"sqlite:///{storage}", "--backend", "ray",
-                       "--address", ray_head.gcs, "--strategy", "random")
-    proc = subprocess.run([sys.executable, "-m", "bortnas", *args], env={**ray_head.env, "BORTNAS_CACHE": str(tmp_path / "cache")},
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    args = search_args(
+        tiny_bert,
+        tiny_task,
+        tiny_space,
+        "--n-trials",
+        "3",
+        "--storage",
+        f"sqlite:///{storage}",
+        "--backend",
+        "ray",
+        "--address",
+        ray_head.gcs,
+        "--strategy",
+        "random",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bortnas", *args],
+        env={**ray_head.env, "BORTNAS_CACHE": str(tmp_path / "cache")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = completed(storage, "tiny")
     assert len(trials) == 3 and len({t.user_attrs["arch_id"] for t in trials}) == 3

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bortnas.core.settings import RunSettings
-from bortnas.trial.context import check_inputs
 from bortnas.core.space import load_search_space
+from bortnas.trial.context import check_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 

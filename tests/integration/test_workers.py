@@ -12,8 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 import pytest
@@ -24,9 +24,36 @@ COMPLETE, FAIL, RUNNING = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialSt
 
 
 def search_command(teacher: Path, task: Path, space: Path, storage: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "bortnas", "search", "--space", str(space), "--teacher", str(teacher), "--data", str(task),
-            "--text-column", "sentence", "--label-column", "sentiment", "--teacher-steps", "40", "--teacher-lr", "3e-3",
-            "--lr", "3e-3", "--batch-size", "16", "--max-length", "24", "--storage", storage, "-q", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "bortnas",
+        "search",
+        "--space",
+        str(space),
+        "--teacher",
+        str(teacher),
+        "--data",
+        str(task),
+        "--text-column",
+        "sentence",
+        "--label-column",
+        "sentiment",
+        "--teacher-steps",
+        "40",
+        "--teacher-lr",
+        "3e-3",
+        "--lr",
+        "3e-3",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "24",
+        "--storage",
+        storage,
+        "-q",
+        *extra,
+    ]
 
 
 def start(command: list[str], cwd: Path) -> subprocess.Popen:
@@ -69,8 +96,12 @@ def wait_for_running_claim(storage: str, study: str, proc: subprocess.Popen, tim
 @pytest.fixture()
 def warm_cache(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> Path:
     """Fine-tune the task teacher once, so the timed parts below are trials only."""
-    finish(start(search_command(tiny_bert, tiny_task, tiny_space, f"sqlite:///{tmp_path / 'warm.db'}", "--n-trials", "1",
-                                "--trial-steps", "2"), tmp_path))
+    finish(
+        start(
+            search_command(tiny_bert, tiny_task, tiny_space, f"sqlite:///{tmp_path / 'warm.db'}", "--n-trials", "1", "--trial-steps", "2"),
+            tmp_path,
+        )
+    )
     return tmp_path
 
 
@@ -88,8 +119,22 @@ def test_two_workers_share_one_sqlite_study(warm_cache: Path, tiny_bert: Path, t
 
 def test_a_killed_worker_trial_is_failed_and_retried(warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = f"sqlite:///{warm_cache / 'kill.db'}"
-    command = search_command(tiny_bert, tiny_task, tiny_space, storage, "--strategy", "grid", "--n-trials", "3", "--trial-steps", "400",
-                             "--heartbeat-interval", "1", "--grace-period", "3")
+    command = search_command(
+        tiny_bert,
+        tiny_task,
+        tiny_space,
+        storage,
+        "--strategy",
+        "grid",
+        "--n-trials",
+        "3",
+        "--trial-steps",
+        "400",
+        "--heartbeat-interval",
+        "1",
+        "--grace-period",
+        "3",
+    )
     victim = start(command, warm_cache)
     running = wait_for_running_claim(storage, "tiny", victim)
     assert running.user_attrs["worker"].endswith(f":{victim.pid}")
@@ -105,8 +150,22 @@ def test_a_killed_worker_trial_is_failed_and_retried(warm_cache: Path, tiny_bert
 
 def test_a_killed_driver_resumes_without_rerunning(warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = f"sqlite:///{warm_cache / 'driver.db'}"
-    command = search_command(tiny_bert, tiny_task, tiny_space, storage, "--strategy", "tpe", "--n-trials", "3", "--trial-steps", "300",
-                             "--heartbeat-interval", "1", "--grace-period", "3")
+    command = search_command(
+        tiny_bert,
+        tiny_task,
+        tiny_space,
+        storage,
+        "--strategy",
+        "tpe",
+        "--n-trials",
+        "3",
+        "--trial-steps",
+        "300",
+        "--heartbeat-interval",
+        "1",
+        "--grace-period",
+        "3",
+    )
     driver = start(command, warm_cache)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill it in the middle: one candidate finished, the next one running
@@ -117,7 +176,9 @@ def test_a_killed_driver_resumes_without_rerunning(warm_cache: Path, tiny_bert: 
         time.sleep(0.2)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    before = {t.number: t.user_attrs["arch_id"] for t in optuna.load_study(study_name="tiny", storage=storage).get_trials(states=(COMPLETE,))}
+    before = {
+        t.number: t.user_attrs["arch_id"] for t in optuna.load_study(study_name="tiny", storage=storage).get_trials(states=(COMPLETE,))
+    }
     assert before
     finish(start(command, warm_cache))
     trials = check_exact(storage, "tiny", 3)
@@ -142,8 +203,13 @@ def postgres_server() -> str:
     if not _postgres_answers(dsn):
         # A fresh machine: install and start Debian's postgresql server, trusting 127.0.0.1. Failing here is a failure, not a skip.
         subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True, capture_output=True, timeout=900,
-                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "postgresql"],
+            check=True,
+            capture_output=True,
+            timeout=900,
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+        )
         version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
         subprocess.run(["pg_ctlcluster", version, "main", "start"], check=True, capture_output=True, timeout=120)
         conf = Path(f"/etc/postgresql/{version}/main/pg_hba.conf")

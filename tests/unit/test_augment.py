@@ -6,11 +6,11 @@ import random
 from pathlib import Path
 
 import torch
+from conftest import VOCAB, write_tokenizer
 from torch import nn
 
 from bortnas.data.augment import Augmenter, EmbeddingNeighbours
 from bortnas.data.tasks import Example
-from conftest import VOCAB, write_tokenizer
 
 
 def tokenizer(tmp_path: Path) -> object:

@@ -31,7 +31,9 @@ def calls(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> 
     import optuna_dashboard
 
     recorded: list[dict[str, Any]] = []
-    monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, host, port: recorded.append({"storage": storage, "host": host, "port": port}))
+    monkeypatch.setattr(
+        optuna_dashboard, "run_server", lambda storage, host, port: recorded.append({"storage": storage, "host": host, "port": port})
+    )
     monkeypatch.setattr(logging.getLogger("bortnas"), "propagate", True)
     caplog.set_level(logging.INFO, logger="bortnas.app.dashboard")
     return recorded

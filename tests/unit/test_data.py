@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bortnas.data.tasks import load_rotten_tomatoes, load_table
 from bortnas.core.errors import DataError
+from bortnas.data.tasks import load_rotten_tomatoes, load_table
 
 
 def test_rotten_tomatoes_is_split_by_movie() -> None:

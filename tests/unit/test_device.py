@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from bortnas.app.cli import main
-from bortnas.runtime.device import CUDA_SYNC_EVERY, Device, limit_memory_fraction, resolve_device
 from bortnas.core.errors import UserInputError
+from bortnas.runtime.device import CUDA_SYNC_EVERY, Device, limit_memory_fraction, resolve_device
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a CUDA device")
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -90,8 +90,26 @@ def test_search_with_an_unusable_device_exits_2_and_writes_nothing(
     device: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage = tmp_path / "s.db"
-    code = main(["search", "--space", str(tiny_space), "--teacher", str(tiny_bert), "--data", str(tiny_task), "--text-column", "sentence",
-                 "--label-column", "sentiment", "--storage", f"sqlite:///{storage}", "--device", device, "-q"])
+    code = main(
+        [
+            "search",
+            "--space",
+            str(tiny_space),
+            "--teacher",
+            str(tiny_bert),
+            "--data",
+            str(tiny_task),
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "sentiment",
+            "--storage",
+            f"sqlite:///{storage}",
+            "--device",
+            device,
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"bortnas search: error: --device={device}")
     assert not storage.exists()
@@ -132,9 +150,30 @@ def test_ray_search_refuses_a_device_its_trials_cannot_use(
     device: str, gpus: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage = tmp_path / "s.db"
-    code = main(["search", "--space", str(tiny_space), "--teacher", str(tiny_bert), "--data", str(tiny_task), "--text-column", "sentence",
-                 "--label-column", "sentiment", "--storage", f"sqlite:///{storage}", "--backend", "ray", "--device", device,
-                 "--gpus-per-trial", gpus, "-q"])
+    code = main(
+        [
+            "search",
+            "--space",
+            str(tiny_space),
+            "--teacher",
+            str(tiny_bert),
+            "--data",
+            str(tiny_task),
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "sentiment",
+            "--storage",
+            f"sqlite:///{storage}",
+            "--backend",
+            "ray",
+            "--device",
+            device,
+            "--gpus-per-trial",
+            gpus,
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"--device {device} with --gpus-per-trial {float(gpus):g}" in err[0]
     assert not storage.exists()

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from bortnas.core.space import ArchSpec
 from bortnas.cost import param_count
 from bortnas.model.extract import extract
 from bortnas.model.families import teacher_shape
 from bortnas.model.importance import Importance, compute_importance, gated
-from bortnas.core.space import ArchSpec
 
 
 def classifier(directory: Path, num_labels: int = 2) -> torch.nn.Module:
@@ -42,7 +42,9 @@ def random_importance(model: torch.nn.Module, seed: int = 0) -> Importance:
 def test_full_configuration_reproduces_the_teacher(teacher_fixture: str, request: pytest.FixtureRequest) -> None:
     teacher = classifier(request.getfixturevalue(teacher_fixture))
     c = teacher.config
-    student, mapping = extract(teacher, random_importance(teacher), ArchSpec(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size))
+    student, mapping = extract(
+        teacher, random_importance(teacher), ArchSpec(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size)
+    )
     inputs = batch(c.vocab_size)
     with torch.no_grad():
         diff = (student(**inputs).logits - teacher(**inputs).logits).abs().max().item()
@@ -142,7 +144,9 @@ def test_real_minilm_full_extraction_is_exact() -> None:
 
     teacher = classifier(default_teacher_dir())
     c = teacher.config
-    student, _ = extract(teacher, random_importance(teacher), ArchSpec(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size))
+    student, _ = extract(
+        teacher, random_importance(teacher), ArchSpec(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size)
+    )
     inputs = batch(c.vocab_size)
     with torch.no_grad():
         assert (student(**inputs).logits - teacher(**inputs).logits).abs().max().item() < 1e-5

@@ -13,8 +13,11 @@ from bortnas.runtime.latency import measure_latency
 
 def tiny() -> nn.Module:
     torch.manual_seed(0)
-    return BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                                    intermediate_size=32, max_position_embeddings=32)).eval()
+    return BertForSequenceClassification(
+        BertConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=32
+        )
+    ).eval()
 
 
 def test_cpu_latency_records_the_cpu_and_the_shape() -> None:

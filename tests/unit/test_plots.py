@@ -9,15 +9,15 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import FAKE_BEST, FAKE_FRONT, make_scored_study
 
-from bortnas.core.settings import RunSettings
-from bortnas.core.errors import BortnasError, MissingDependencyError, UserInputError
 from bortnas.app.plots import write_plots
+from bortnas.core.errors import BortnasError, MissingDependencyError, UserInputError
+from bortnas.core.settings import RunSettings
+from bortnas.core.space import parse_search_space
 from bortnas.search import create_or_resume
 from bortnas.search.records import front_and_best, load_records
-from bortnas.core.space import parse_search_space
 from bortnas.search.storage import open_storage
-from conftest import FAKE_BEST, FAKE_FRONT, make_scored_study
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -90,8 +90,9 @@ def test_an_out_path_that_is_a_file_is_refused(tmp_path: Path, study: optuna.Stu
         write_plots(study, tmp_path / "plots")
 
 
-def test_without_plotly_png_only_and_a_warning(tmp_path: Path, study: optuna.Study, monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_without_plotly_png_only_and_a_warning(
+    tmp_path: Path, study: optuna.Study, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setitem(sys.modules, "plotly", None)
     monkeypatch.setattr(logging.getLogger("bortnas"), "propagate", True)  # the CLI may have configured it in this process
     report = write_plots(study, tmp_path / "plots")

@@ -2,15 +2,36 @@ import subprocess
 import sys
 
 PURE_MODULES = [
-    "bortnas", "bortnas.core.errors", "bortnas.core.space", "bortnas.core.settings", "bortnas.core.teachers", "bortnas.core.progress",
-    "bortnas.modes", "bortnas.cost", "bortnas.cost.bits", "bortnas.algo", "bortnas.algo.agora", "bortnas.algo.fptas",
+    "bortnas",
+    "bortnas.core.errors",
+    "bortnas.core.space",
+    "bortnas.core.settings",
+    "bortnas.core.teachers",
+    "bortnas.core.progress",
+    "bortnas.modes",
+    "bortnas.cost",
+    "bortnas.cost.bits",
+    "bortnas.algo",
+    "bortnas.algo.agora",
+    "bortnas.algo.fptas",
 ]
-SEARCH_MODULES = ["bortnas.search", "bortnas.search.runner", "bortnas.search.study", "bortnas.search.claims", "bortnas.search.records",
-                  "bortnas.search.strategies", "bortnas.search.storage", "bortnas.search.pricing"]
+SEARCH_MODULES = [
+    "bortnas.search",
+    "bortnas.search.runner",
+    "bortnas.search.study",
+    "bortnas.search.claims",
+    "bortnas.search.records",
+    "bortnas.search.strategies",
+    "bortnas.search.storage",
+    "bortnas.search.pricing",
+]
 
 
 def loaded_after(modules: list[str]) -> list[str]:
-    code = f"import sys; [__import__(m) for m in {modules!r}]; print('torch' in sys.modules, 'transformers' in sys.modules, 'optuna' in sys.modules)"
+    code = (
+        f"import sys; [__import__(m) for m in {modules!r}]; "
+        "print('torch' in sys.modules, 'transformers' in sys.modules, 'optuna' in sys.modules)"
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
 
 

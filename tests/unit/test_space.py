@@ -107,7 +107,9 @@ SPACE = "layers: [2]\nhidden: [64]\nheads: [4]\nffn: [64]\n"
 )
 def test_description_must_be_a_string(tmp_path: Path, value: str, fragment: str) -> None:
     path = write(tmp_path, SPACE + f"description: {value}\n")
-    with pytest.raises(SearchSpaceError, match=rf"description in .*space\.yaml must be a string {fragment}: write one line of text") as info:
+    with pytest.raises(
+        SearchSpaceError, match=rf"description in .*space\.yaml must be a string {fragment}: write one line of text"
+    ) as info:
         load_search_space(path)
     assert str(path) in str(info.value)
 

@@ -2,24 +2,30 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 
-from bortnas.data.tasks import load_table
-from bortnas.runtime.device import Device
-from bortnas.data.encode import encode
 from bortnas.core.errors import TrialFailed
+from bortnas.core.settings import TrainConfig
+from bortnas.core.space import ArchSpec, QuantMode
+from bortnas.data.encode import EncodedSplit, encode
+from bortnas.data.tasks import load_table
 from bortnas.model.extract import extract
 from bortnas.model.importance import compute_importance
 from bortnas.quant import quantize_
-from bortnas.core.space import ArchSpec, QuantMode
-from bortnas.core.settings import TrainConfig
+from bortnas.runtime.device import Device
 from bortnas.train.loop import distillation_loss, evaluate, predict, train
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+Setup = tuple["PreTrainedModel", EncodedSplit, EncodedSplit]  # a tiny BERT classifier, its train and dev splits
 
 
 @pytest.fixture()
-def setup(tiny_bert: Path, tiny_task: Path):  # type: ignore[no-untyped-def]
+def setup(tiny_bert: Path, tiny_task: Path) -> Setup:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(0)
@@ -29,7 +35,7 @@ def setup(tiny_bert: Path, tiny_task: Path):  # type: ignore[no-untyped-def]
     return model, encode(task.train, tokenizer, 32), encode(task.dev, tokenizer, 32)
 
 
-def test_fine_tuning_learns_the_task(setup) -> None:  # type: ignore[no-untyped-def]
+def test_fine_tuning_learns_the_task(setup: Setup) -> None:
     model, train_split, dev_split = setup
     before = evaluate(model, dev_split)
     steps: list[int] = []
@@ -39,7 +45,7 @@ def test_fine_tuning_learns_the_task(setup) -> None:  # type: ignore[no-untyped-
     assert after.loss < before.loss and after.accuracy >= 0.9
 
 
-def test_distillation_loss_is_zero_for_an_exact_copy(setup) -> None:  # type: ignore[no-untyped-def]
+def test_distillation_loss_is_zero_for_an_exact_copy(setup: Setup) -> None:
     model, train_split, _ = setup
     model.eval()
     c = model.config
@@ -58,7 +64,7 @@ def test_distillation_loss_is_zero_for_an_exact_copy(setup) -> None:  # type: ig
     assert distillation_loss(s_out, t_out, batch, config, extraction).item() > 1e-4
 
 
-def test_divergence_is_a_trial_failure(setup) -> None:  # type: ignore[no-untyped-def]
+def test_divergence_is_a_trial_failure(setup: Setup) -> None:
     model, train_split, _ = setup
     with torch.no_grad():
         model.classifier.weight.fill_(float("nan"))
@@ -66,7 +72,7 @@ def test_divergence_is_a_trial_failure(setup) -> None:  # type: ignore[no-untype
         train(model, train_split, TrainConfig(steps=5))
 
 
-def test_weight_clipping_bounds_every_weight(setup) -> None:  # type: ignore[no-untyped-def]
+def test_weight_clipping_bounds_every_weight(setup: Setup) -> None:
     model, train_split, _ = setup
     train(model, train_split, TrainConfig(steps=3, optimizer="sgd", lr=0.1, clip_weights=0.05))
     assert max(p.abs().max().item() for p in model.parameters()) <= 0.05 + 1e-7
@@ -76,7 +82,7 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def test_an_explicit_cpu_device_trains_and_evaluates_exactly_as_the_default(setup) -> None:  # type: ignore[no-untyped-def]
+def test_an_explicit_cpu_device_trains_and_evaluates_exactly_as_the_default(setup: Setup) -> None:
     import copy
 
     model, train_split, dev_split = setup
@@ -89,7 +95,7 @@ def test_an_explicit_cpu_device_trains_and_evaluates_exactly_as_the_default(setu
     assert predict(model, dev_split) == predict(other, dev_split, device=Device.from_name("cpu"))
 
 
-def test_evaluation_and_prediction_compute_as_before_on_the_cpu(setup) -> None:  # type: ignore[no-untyped-def]
+def test_evaluation_and_prediction_compute_as_before_on_the_cpu(setup: Setup) -> None:
     model, _, dev_split = setup
     correct, total = 0, 0.0
     with torch.no_grad():
@@ -100,14 +106,16 @@ def test_evaluation_and_prediction_compute_as_before_on_the_cpu(setup) -> None: 
         order = sorted(range(len(dev_split)), key=lambda i: len(dev_split.input_ids[i]))
         labels = [0] * len(dev_split)
         for start in range(0, len(order), 7):
-            for i, label in zip(order[start : start + 7], model(**dev_split.batch(order[start : start + 7])).logits.argmax(-1).tolist()):
+            for i, label in zip(
+                order[start : start + 7], model(**dev_split.batch(order[start : start + 7])).logits.argmax(-1).tolist(), strict=True
+            ):
                 labels[i] = label
     result = evaluate(model, dev_split, batch_size=7)
     assert (result.accuracy, result.loss) == (correct / len(dev_split), total / len(dev_split))
     assert predict(model, dev_split, batch_size=7) == labels
 
 
-def test_deferred_divergence_checks_change_nothing_but_when_the_host_looks(setup) -> None:  # type: ignore[no-untyped-def]
+def test_deferred_divergence_checks_change_nothing_but_when_the_host_looks(setup: Setup) -> None:
     import copy
 
     model, train_split, _ = setup
@@ -120,7 +128,7 @@ def test_deferred_divergence_checks_change_nothing_but_when_the_host_looks(setup
     assert steps == list(range(1, 10))
 
 
-def test_a_deferred_check_reports_the_first_diverged_step(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_deferred_check_reports_the_first_diverged_step(setup: Setup) -> None:
     model, train_split, _ = setup
     with torch.no_grad():
         model.classifier.weight.fill_(float("nan"))
@@ -129,7 +137,7 @@ def test_a_deferred_check_reports_the_first_diverged_step(setup) -> None:  # typ
 
 
 @pytest.mark.parametrize("mode", [QuantMode.FP32, QuantMode.BIT_W1A2, QuantMode.BIBERT])
-def test_bf16_autocast_distils_and_evaluates(setup, mode: QuantMode) -> None:  # type: ignore[no-untyped-def]
+def test_bf16_autocast_distils_and_evaluates(setup: Setup, mode: QuantMode) -> None:
     model, train_split, dev_split = setup
     model.eval()
     importance = compute_importance(model, train_split.batches(32))
@@ -149,7 +157,7 @@ def test_bf16_autocast_distils_and_evaluates(setup, mode: QuantMode) -> None:  #
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_a_distillation_step_on_cuda_in_bf16(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_distillation_step_on_cuda_in_bf16(setup: Setup) -> None:
     model, train_split, dev_split = setup
     device = Device.from_name("cuda")
     cpu_accuracy = evaluate(model, dev_split).accuracy
@@ -169,15 +177,15 @@ def test_a_distillation_step_on_cuda_in_bf16(setup) -> None:  # type: ignore[no-
         train(student, train_split, TrainConfig(steps=3, batch_size=16), teacher=model, extraction=extraction, device=device)
 
 
-def test_padding_batches_to_a_multiple_of_8_changes_widths_not_results(setup) -> None:  # type: ignore[no-untyped-def]
+def test_padding_batches_to_a_multiple_of_8_changes_widths_not_results(setup: Setup) -> None:
     model, _, dev_split = setup
     plain, padded = list(dev_split.batches(7)), list(dev_split.batches(7, pad_to=8))
     assert any(b["input_ids"].shape[1] % 8 for b in plain)  # the tiny task has odd widths to pad
-    for a, b in zip(plain, padded):
+    for a, b in zip(plain, padded, strict=True):
         width = a["input_ids"].shape[1]
         assert b["input_ids"].shape[1] == -(-width // 8) * 8
         assert torch.equal(b["input_ids"][:, :width], a["input_ids"]) and not b["attention_mask"][:, width:].any()
     model.eval()
     with torch.no_grad():
-        for a, b in zip(plain, padded):
+        for a, b in zip(plain, padded, strict=True):
             assert torch.allclose(model(**a).logits, model(**b).logits, atol=1e-5)

@@ -42,6 +42,6 @@ def test_hypervolume_by_hand() -> None:
     assert hypervolume([(1, 1, 1), (1.5, 2, 3), (5, 0, 0)], (2, 3, 4)) == pytest.approx(6.0)
     # 3D: two boxes (2*2*1 and 1*1*3) overlapping in [1,2]x[1,2]x[2,3]: 4 + 3 - 1 by inclusion-exclusion
     a, b, ref = (0, 0, 2), (1, 1, 0), (2, 2, 3)
-    box = lambda p: (ref[0] - p[0]) * (ref[1] - p[1]) * (ref[2] - p[2])  # noqa: E731
+    box = lambda p: (ref[0] - p[0]) * (ref[1] - p[1]) * (ref[2] - p[2])
     overlap = (ref[0] - 1) * (ref[1] - 1) * (ref[2] - 2)
     assert hypervolume([a, b], ref) == pytest.approx(box(a) + box(b) - overlap)

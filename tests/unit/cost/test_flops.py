@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bortnas.cost import flops
 from bortnas.core.space import ArchSpec, TeacherShape
+from bortnas.cost import flops
 
 BERT_BASE = TeacherShape(layers=12, hidden=768, heads=12, ffn=3072, vocab_size=30522, max_positions=512, type_vocab_size=2)
 
@@ -28,8 +28,16 @@ def test_matmul_flops_equal_torch_flop_counter(spec: ArchSpec, seq_len: int) -> 
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import BertConfig, BertForSequenceClassification
 
-    config = BertConfig(vocab_size=50, hidden_size=spec.hidden, num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
-                        intermediate_size=spec.ffn, max_position_embeddings=64, num_labels=2, attn_implementation="eager")
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        intermediate_size=spec.ffn,
+        max_position_embeddings=64,
+        num_labels=2,
+        attn_implementation="eager",
+    )
     model = BertForSequenceClassification(config).eval()
     shape = TeacherShape(spec.layers, spec.hidden, spec.heads, spec.ffn, 50, 64, 2)
     counter = FlopCounterMode(display=False)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bortnas.cost import param_count
 from bortnas.core.space import ArchSpec, TeacherShape
+from bortnas.cost import param_count
 
 BERT_BASE = TeacherShape(layers=12, hidden=768, heads=12, ffn=3072, vocab_size=30522, max_positions=512, type_vocab_size=2)
 BERT_LARGE = TeacherShape(layers=24, hidden=1024, heads=16, ffn=4096, vocab_size=30522, max_positions=512, type_vocab_size=2)
@@ -24,8 +24,15 @@ def test_bert_base_and_large_match_the_published_sizes() -> None:
 def test_formula_equals_the_real_module(family: str, spec: ArchSpec) -> None:
     from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
-    common = dict(vocab_size=50, hidden_size=spec.hidden, num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
-                  intermediate_size=spec.ffn, max_position_embeddings=40, num_labels=3)
+    common = dict(
+        vocab_size=50,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        intermediate_size=spec.ffn,
+        max_position_embeddings=40,
+        num_labels=3,
+    )
     if family == "bert":
         model = BertForSequenceClassification(BertConfig(**common, type_vocab_size=2))
     else:

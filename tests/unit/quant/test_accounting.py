@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, QuantMode, TeacherShape
 from bortnas.cost import flops, param_count
 from bortnas.cost.bits import BIT_TABLE_CONVENTION, operations, price, size_bits
-from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, QuantMode, TeacherShape
 
 BERT_BASE = ArchSpec(12, 768, 12, 3072)
 

@@ -9,18 +9,26 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
+from bortnas.core.space import QuantMode
 from bortnas.quant.distill import direction_matching_loss
 from bortnas.quant.modules import BitLinear158, ElasticActivation, QuantEmbedding, QuantLinear, QuantSelfAttention, quantize_
 from bortnas.trial.recipe import chain_stages
-from bortnas.core.space import QuantMode
 
 QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]
 
 
 def tiny(family: str = "bert") -> nn.Module:
     torch.manual_seed(0)
-    common = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
-                  max_position_embeddings=20, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    common = dict(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=32,
+        max_position_embeddings=20,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     if family == "roberta":
         return RobertaForSequenceClassification(RobertaConfig(**common, pad_token_id=0, type_vocab_size=1))
     return BertForSequenceClassification(BertConfig(**common))
@@ -41,8 +49,14 @@ def test_quantize_swaps_modules_keeps_names_and_trains(family: str, mode: QuantM
     quantize_(model, mode)
     assert names <= set(dict(model.named_parameters()))  # the original parameters keep their names
     layer = (model.bert if family == "bert" else model.roberta).encoder.layer[0]
-    linears = [layer.attention.self.query, layer.attention.self.key, layer.attention.self.value,
-               layer.attention.output.dense, layer.intermediate.dense, layer.output.dense]
+    linears = [
+        layer.attention.self.query,
+        layer.attention.self.key,
+        layer.attention.self.value,
+        layer.attention.output.dense,
+        layer.intermediate.dense,
+        layer.output.dense,
+    ]
     assert all(isinstance(m, QuantLinear) for m in linears)
     assert not isinstance(model.classifier, QuantLinear) if family == "bert" else not isinstance(model.classifier.dense, QuantLinear)
     word = (model.bert if family == "bert" else model.roberta).embeddings.word_embeddings
@@ -110,7 +124,9 @@ def test_dmd_loss_on_known_matrices() -> None:
     # scale-free, and a student of another width with the same relations scores 0
     scaled = [{k: 5 * v for k, v in student[0].items()}]
     assert direction_matching_loss(scaled, teacher, [(0, 0)]).item() == pytest.approx(3 * per_projection)
-    wider = [{name: torch.tensor([[[0.0, 3.0, 0.0], [4.0, 0.0, 0.0]]]) * torch.tensor([[[1.0], [0.75]]]) for name in ("query", "key", "value")}]
+    wider = [
+        {name: torch.tensor([[[0.0, 3.0, 0.0], [4.0, 0.0, 0.0]]]) * torch.tensor([[[1.0], [0.75]]]) for name in ("query", "key", "value")}
+    ]
     assert direction_matching_loss(wider, teacher, [(0, 0)]).item() == pytest.approx(0.0, abs=1e-6)
     # a padded token is ignored
     mask = torch.tensor([[1, 0]])

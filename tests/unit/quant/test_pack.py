@@ -12,11 +12,11 @@ from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForSequenceClassification
 
 import bortnas
-from bortnas.cost.bits import size_bits
 from bortnas.core.errors import ExportError
+from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
+from bortnas.cost.bits import size_bits
 from bortnas.quant.modules import quantize_
 from bortnas.quant.pack import pack_binary, pack_ternary, save_quantized, unpack_binary, unpack_ternary
-from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
 
 QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]
 
@@ -45,8 +45,16 @@ def test_random_round_trips() -> None:
     assert torch.equal(unpack_ternary(pack_ternary(ternary), ternary.shape), ternary)
 
 
-SHAPE = dict(vocab_size=4000, hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
-             max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+SHAPE = dict(
+    vocab_size=4000,
+    hidden_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=256,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
 
 
 def export(tmp_path: Path, mode: QuantMode) -> tuple[torch.nn.Module, Path, dict[str, torch.Tensor]]:

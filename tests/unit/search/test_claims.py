@@ -119,8 +119,11 @@ def test_a_claim_marks_the_trial_with_its_own_number(shared: tuple[optuna.Study,
 def test_a_taken_candidate_is_not_claimed_again(shared: tuple[optuna.Study, Coordination], how: str) -> None:
     study, coordination = shared
     finish(study, D, 0.1)  # so the taking trial is not trial 0
-    other = {"finished": lambda: finish(study, A, 0.5), "running": lambda: run(study, A, coordination),
-             "stopped_early": lambda: stop_early(study, A)}[how]()
+    other = {
+        "finished": lambda: finish(study, A, 0.5),
+        "running": lambda: run(study, A, coordination),
+        "stopped_early": lambda: stop_early(study, A),
+    }[how]()
     assert other == 1
     trial = ask(study, A)
     assert claim(study, trial, A, 10, coordination) == f"duplicate of trial {other}"
@@ -154,7 +157,8 @@ def test_the_target_counts_finished_and_running_candidates(shared: tuple[optuna.
     assert claim(study, trial, D, 2, coordination) == "the study already has 2 candidates finished or running"
     assert claim(study, trial, D, 3, coordination) is None
     assert claim(study, ask(study, ArchSpec(2, 24, 2, 32)), ArchSpec(2, 24, 2, 32), 3, coordination) == (
-        "the study already has 3 candidates finished or running")
+        "the study already has 3 candidates finished or running"
+    )
 
 
 def waiting(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -177,7 +181,9 @@ def test_next_action_enqueues_the_first_free_proposal(shared: tuple[optuna.Study
     run(study, B, coordination)
     action, _ = next_action(study, coordination, 4, [A, B, C, D], failed={C.arch_id})
     assert action == "ask"
-    assert [ArchSpec.from_dict(t.system_attrs["fixed_params"]) for t in waiting(study)] == [D]  # A finished, B running, C failed in this run
+    assert [ArchSpec.from_dict(t.system_attrs["fixed_params"]) for t in waiting(study)] == [
+        D
+    ]  # A finished, B running, C failed in this run
     assert next_action(study, coordination, 4, [A, B, C, D], failed={C.arch_id})[0] == "ask"
     assert len(waiting(study)) == 1  # a proposal already waiting is not enqueued twice
     assert ArchSpec.from_dict(study.ask(DISTS).params) == D

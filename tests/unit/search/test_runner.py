@@ -4,20 +4,26 @@ from pathlib import Path
 
 import optuna
 
-from bortnas.core.settings import RunSettings
-from bortnas.trial.context import build_context
 from bortnas.core.errors import TrialFailed
-from bortnas.search import create_or_resume, make_sampler, run_search
-from bortnas.trial.scoring import context_evaluator
+from bortnas.core.settings import RunSettings
 from bortnas.core.space import load_search_space
+from bortnas.search import create_or_resume, make_sampler, run_search
 from bortnas.search.storage import open_storage
+from bortnas.trial.context import build_context
+from bortnas.trial.scoring import context_evaluator
 
 
-def test_a_failing_trial_is_recorded_and_the_study_goes_on(
-    tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path
-) -> None:
-    settings = RunSettings(teacher=str(tiny_bert), data=str(tiny_task), text_column="sentence", label_column="sentiment",
-                           teacher_steps=5, trial_steps=2, max_length=16, batch_size=16)
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+    settings = RunSettings(
+        teacher=str(tiny_bert),
+        data=str(tiny_task),
+        text_column="sentence",
+        label_column="sentiment",
+        teacher_steps=5,
+        trial_steps=2,
+        max_length=16,
+        batch_size=16,
+    )
     ctx = build_context(settings, cache_dir=tmp_path / "cache")
     space = load_search_space(tiny_space)
     real, provenance = context_evaluator(ctx, space)

@@ -1,0 +1,81 @@
+"""Run settings resolve every implied default in one pure place, and refuse bad values with the flag's name."""
+
+from __future__ import annotations
+
+import pytest
+
+from bortnas.core.errors import UserInputError
+from bortnas.core.settings import DEFAULT_LR, RaySettings, RunSettings, SearchOptions
+from bortnas.modes import QuantMode
+
+
+def test_the_learning_rate_follows_init_unless_given() -> None:
+    assert RunSettings().lr == DEFAULT_LR["inherit"] == 2e-4
+    assert RunSettings(init="scratch").lr == DEFAULT_LR["scratch"] == 2e-2  # SGD's rate, not AdamW's
+    assert RunSettings(init="scratch", lr=5e-3).lr == 5e-3
+    scratch = RunSettings(init="scratch").student_train_config(10)
+    assert (scratch.optimizer, scratch.lr, scratch.clip_weights) == ("sgd", 2e-2, 1.0)
+    inherit = RunSettings().student_train_config(10, seed=3, dmd_weight=QuantMode.BIBERT.config.dmd_weight)
+    assert (inherit.optimizer, inherit.lr, inherit.clip_weights, inherit.seed, inherit.dmd_weight) == ("adamw", 2e-4, None, 3, 1.0)
+
+
+def test_settings_round_trip_and_an_old_study_without_encoding_resumes() -> None:
+    settings = RunSettings(data="/tmp/x.csv", encoding="latin-1", init="scratch")
+    assert RunSettings.from_dict(settings.to_dict()) == settings
+    assert "encoding" not in RunSettings().to_dict()  # the pinned dict of studies made before --encoding existed
+    assert RunSettings.from_dict({**RunSettings().to_dict(), "unknown_future_key": 1}) == RunSettings()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"trial_steps": 0}, "--trial-steps=0 must be a positive integer"),
+        ({"lr": -1.0}, "--lr=-1.0 must be positive"),
+        ({"init": "zeros"}, "--init='zeros' is unknown"),
+        ({"encoding": "klingon"}, "--encoding='klingon' is not a known text encoding"),
+        ({"bit_chain": "bit_w1a4,int3"}, "unknown mode 'int3'"),
+        ({"bit_chain": "fp32,bit_w1a1"}, "fp32 is the task teacher"),
+    ],
+)
+def test_bad_run_settings_name_their_flag(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UserInputError, match=message):
+        RunSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_bit_chain_is_parsed_into_modes() -> None:
+    assert RunSettings().chain() == (QuantMode.BIT_W1A4, QuantMode.BIT_W1A2, QuantMode.BIT_W1A1)
+    assert RunSettings(bit_chain="").chain() == ()
+
+
+def test_search_options_resolve_the_trial_steps() -> None:
+    assert SearchOptions(strategy="tpe").trial_steps() == 60
+    assert SearchOptions(strategy="grid", trial_steps_given=12).trial_steps() == 12
+    assert SearchOptions(strategy="fptas", epsilon=0.1).trial_steps() == 60  # ceil(6 / (0.1 * 1^1.5))
+    assert SearchOptions(strategy="fptas", epsilon=0.25, fptas_n0=3.0, fptas_s=4.0).trial_steps() == 2  # ceil(3 / (0.25 * 8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "annealing"}, "--strategy 'annealing' is unknown"),
+        ({"n_trials": 0}, "--n-trials=0 must be a positive integer"),
+        ({"strategy": "fptas", "trial_steps_given": 30}, "--trial-steps does not apply to --strategy fptas"),
+        ({"strategy": "fptas", "epsilon": 1.0}, r"--epsilon=1.0 must be in \(0, 1\)"),
+        ({"strategy": "fptas", "fptas_n0": 0.0}, "--fptas-n0=0.0 and --fptas-s=1.0 must be positive"),
+        ({"heartbeat_interval": 10, "grace_period": 10}, "--grace-period=10 longer than it"),
+    ],
+)
+def test_bad_search_options_name_their_flag(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UserInputError, match=message):
+        SearchOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_ray_settings_refuse_bad_shares_and_devices_the_trials_cannot_honour() -> None:
+    with pytest.raises(UserInputError, match="--cpus-per-trial=0 must be positive"):
+        RaySettings(cpus_per_trial=0)
+    with pytest.raises(UserInputError, match="--device cuda with --gpus-per-trial 0"):
+        RaySettings().check_device("cuda")
+    with pytest.raises(UserInputError, match="--device cpu with --gpus-per-trial 0.5"):
+        RaySettings(gpus_per_trial=0.5).check_device("cpu")
+    RaySettings(gpus_per_trial=0.25).check_device("cuda:0")
+    RaySettings().check_device("auto")

@@ -1,0 +1,132 @@
+"""The pure parts of export: which trial is exported, the --out check, and the ratios of the report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import FAKE_BEST, make_scored_study
+
+from bortnas.core.errors import ExportError, UserInputError
+from bortnas.core.settings import RunSettings
+from bortnas.core.space import ArchSpec, parse_search_space
+from bortnas.export.writer import ExportReport, prepare_out_dir
+from bortnas.search import create_or_resume
+from bortnas.search.selection import choose_trial
+from bortnas.search.storage import open_storage
+from bortnas.trial.metrics import ModelMetrics
+
+FINISHED = "[0, 1, 3, 5, 6, 7]"  # FAKE_SCORES' trials; 2 failed and 4 was pruned
+
+
+@pytest.fixture()
+def study(tmp_path: Path) -> optuna.Study:
+    url = f"sqlite:///{tmp_path / 'bortnas.db'}"
+    make_scored_study(url)
+    return optuna.load_study(study_name="fake", storage=url)
+
+
+def empty_study(tmp_path: Path, name: str = "empty") -> optuna.Study:
+    space = parse_search_space({"name": name, "layers": [1], "hidden": [16], "heads": [2], "ffn": [32]}, "test_writer")
+    return create_or_resume(
+        open_storage(f"sqlite:///{tmp_path / 'e.db'}"), name, space, RunSettings(), optuna.samplers.RandomSampler(seed=0)
+    )
+
+
+def test_the_default_is_the_argmax_w_trial(study: optuna.Study) -> None:
+    trial = choose_trial(study)
+    assert trial.number == FAKE_BEST
+    assert trial.value == max(t.value for t in study.trials if t.value is not None)
+    assert ArchSpec.from_dict(trial.user_attrs["candidate"]).key == "L1-H16-A2-I32-fp32"
+
+
+def test_an_explicit_finished_trial_is_chosen(study: optuna.Study) -> None:
+    trial = choose_trial(study, 6)
+    assert trial.number == 6 and trial.user_attrs["candidate"]["quant"] == "bit_w1a1"
+    assert choose_trial(study, 0).number == 0
+
+
+@pytest.mark.parametrize("number", [2, 4, 99], ids=["failed", "pruned", "unknown"])
+def test_a_trial_that_is_not_a_finished_candidate_is_refused(study: optuna.Study, number: int) -> None:
+    with pytest.raises(
+        ExportError, match=rf"trial {number} of study 'fake' is not a finished candidate \(finished: {re.escape(FINISHED)}\)"
+    ):
+        choose_trial(study, number)
+
+
+def test_an_empty_study_has_nothing_to_export(tmp_path: Path) -> None:
+    study = empty_study(tmp_path)
+    with pytest.raises(ExportError, match=r"study 'empty' has no finished trial to export: run `bortnas search` first"):
+        choose_trial(study)
+    with pytest.raises(ExportError, match=r"trial 0 of study 'empty' is not a finished candidate \(finished: \[\]\)"):
+        choose_trial(study, 0)
+
+
+def test_a_study_with_only_unscored_trials_has_nothing_to_export(tmp_path: Path) -> None:
+    study = empty_study(tmp_path, "unscored")
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    study.add_trial(optuna.trial.create_trial(value=1.0))  # COMPLETE but not a bortnas candidate (no "w", no "candidate")
+    with pytest.raises(ExportError, match="has no finished trial to export"):
+        choose_trial(study)
+    with pytest.raises(ExportError, match=r"trial 1 of study 'unscored' is not a finished candidate \(finished: \[\]\)"):
+        choose_trial(study, 1)
+
+
+def test_out_dir_checks(tmp_path: Path) -> None:
+    prepare_out_dir(tmp_path / "new", overwrite=False)  # does not exist yet: fine, and not created here
+    assert not (tmp_path / "new").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_out_dir(empty, overwrite=False)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "config.json").write_text("{}")
+    with pytest.raises(UserInputError, match=rf"--out {full} exists and is not empty: choose another directory or pass --overwrite"):
+        prepare_out_dir(full, overwrite=False)
+    prepare_out_dir(full, overwrite=True)
+    assert (full / "config.json").read_text() == "{}"  # only checked: the old export is replaced after training, not here
+    a_file = tmp_path / "model.bin"
+    a_file.write_text("x")
+    with pytest.raises(UserInputError, match="exists and is not empty"):
+        prepare_out_dir(a_file, overwrite=False)
+    with pytest.raises(UserInputError, match=rf"--out {tmp_path / 'no' / 'out'}: parent directory {tmp_path / 'no'} does not exist"):
+        prepare_out_dir(tmp_path / "no" / "out", overwrite=True)
+
+
+def metrics(**figures: float) -> ModelMetrics:
+    return ModelMetrics(latency_device="cpu", **figures)  # type: ignore[arg-type]
+
+
+def test_report_ratios_are_teacher_over_model(tmp_path: Path) -> None:
+    teacher = metrics(
+        dev_accuracy=0.93,
+        test_accuracy=0.90,
+        params_total=1_000_000,
+        params_non_embedding=600_000,
+        size_bits_non_embedding=19_200_000.0,
+        size_mib=3.8,
+        flops=8.0e9,
+        latency_ms=12.0,
+    )
+    model = metrics(
+        dev_accuracy=0.89,
+        test_accuracy=0.8725,
+        params_total=250_000,
+        params_non_embedding=50_000,
+        size_bits_non_embedding=1_600_000.0,
+        size_mib=0.95,
+        flops=1.0e9,
+        latency_ms=1.5,
+    )
+    report = ExportReport(out=tmp_path / "out", trial=3, spec=ArchSpec(1, 16, 2, 32), model=model, teacher=teacher, seq_len=64)
+    ratios = report.ratios()
+    assert set(ratios) == {"params", "params_non_embedding", "size_mib", "flops", "latency", "test_accuracy_points"}
+    assert ratios["params"] == pytest.approx(4.0)
+    assert ratios["params_non_embedding"] == pytest.approx(12.0)
+    assert ratios["size_mib"] == pytest.approx(4.0)
+    assert ratios["flops"] == pytest.approx(8.0)
+    assert ratios["latency"] == pytest.approx(8.0)
+    assert ratios["test_accuracy_points"] == pytest.approx(-2.75)  # test accuracy, not dev: 100 * (0.8725 - 0.90)
