@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from transformers import get_linear_schedule_with_warmup
 
 from bortnas.core.errors import TrialFailed
 from bortnas.core.progress import progress_bar
@@ -142,14 +143,8 @@ def train(
     else:
         # the fused CUDA kernel updates every parameter in one launch; the same AdamW update
         optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True if device.is_cuda else None)
-    warmup = max(1, int(config.warmup_fraction * config.steps))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (config.steps - step) / max(1, config.steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    # linear warm-up over warmup_fraction of the steps, then linear decay to 0 (the transformers schedule)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_fraction * config.steps), config.steps)
     model.train()
     if teacher is not None:
         teacher.eval()

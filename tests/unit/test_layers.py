@@ -41,7 +41,7 @@ HEAVY_ALLOWED: dict[str, set[str]] = {
     "runtime": {"torch"},
     "model": {"torch", "transformers"},
     "quant": {"torch", "transformers", "safetensors"},
-    "train": {"torch"},
+    "train": {"torch", "transformers"},
     "trial": {"torch", "transformers", "safetensors"},
     "search": {"optuna", "sqlalchemy"},
     "ray": {"ray", "torch", "optuna"},
