@@ -106,12 +106,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _open_existing(args: argparse.Namespace) -> Any:
-    from bortnas.search import load_study
-    from bortnas.search.storage import open_storage, storage_exists
+    from bortnas.search.study import open_study
 
-    if not storage_exists(args.storage):
-        raise UserInputError(f"--storage {args.storage} does not exist: run `bortnas search` first or pass the storage of a search.")
-    return load_study(open_storage(args.storage), args.study)
+    return open_study(args.storage, args.study)
 
 
 def cmd_trials(args: argparse.Namespace) -> int:

@@ -69,9 +69,8 @@ def export(
     from bortnas.core.errors import UserInputError
     from bortnas.export.writer import export_trial, prepare_out_dir
     from bortnas.runtime.device import Device
-    from bortnas.search import load_study
     from bortnas.search.selection import choose_trial
-    from bortnas.search.storage import open_storage, storage_exists
+    from bortnas.search.study import open_study
     from bortnas.trial.context import build_context
     from bortnas.trial.finetune import DEFAULT_GRID, DEFAULT_STEPS, METHODS, AgoraSettings, load_grid
 
@@ -89,9 +88,7 @@ def export(
     out = out.resolve()
     prepare_out_dir(out, overwrite)
     device = Device.from_name(device_name, compile=compile)
-    if not storage_exists(storage_url):
-        raise UserInputError(f"--storage {storage_url} does not exist: run `bortnas search` first or pass the storage of a search.")
-    study, _, settings = load_study(open_storage(storage_url), study_name)
+    study, _, settings = open_study(storage_url, study_name)
     trial = choose_trial(study, trial_number)
     _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
     ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)

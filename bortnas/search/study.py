@@ -8,9 +8,10 @@ from typing import Any
 import optuna
 
 from bortnas import __version__
-from bortnas.core.errors import StudyMismatchError, StudyNotFoundError
+from bortnas.core.errors import StudyMismatchError, StudyNotFoundError, UserInputError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import SearchSpace, parse_search_space
+from bortnas.search.storage import open_storage, storage_exists
 
 PINNED = ("space_fingerprint", "settings")
 
@@ -85,3 +86,16 @@ def load_study(storage: optuna.storages.BaseStorage, name: str) -> tuple[optuna.
         raise StudyNotFoundError(f"study {name!r} was not created by bortnas search (no settings recorded).")
     space = parse_search_space(attrs["space"], f"study {name!r}", default_name=attrs.get("space_name", name))
     return study, space, RunSettings.from_dict(attrs["settings"])
+
+
+def open_study(storage_url: str, name: str) -> tuple[optuna.Study, SearchSpace, RunSettings]:
+    """`load_study` on the storage at `storage_url`, which must exist already (reading must not create it).
+
+    Raises:
+        UserInputError: a SQLite file that does not exist.
+        StorageError: the URL is invalid or the database cannot be opened.
+        StudyNotFoundError: see `load_study`.
+    """
+    if not storage_exists(storage_url):
+        raise UserInputError(f"--storage {storage_url} does not exist: run `bortnas search` first or pass the storage of a search.")
+    return load_study(open_storage(storage_url), name)
