@@ -19,24 +19,21 @@ import dataclasses
 from bortnas.core.space import ArchSpec, TeacherShape
 from bortnas.cost.flops import flops
 from bortnas.cost.params import param_count
-from bortnas.modes import FULL, QuantConfig
+from bortnas.modes import FULL, QuantConfig, QuantMode
 
 LOW_BIT = 8  # operands this narrow are integer / bit-serial arithmetic
 
 # The convention of BiT's README table: every matrix (embedding tables and head included) at one
 # bit; only biases, LayerNorms and scales stay full precision. Not a mode: a way to count.
 BIT_TABLE_CONVENTION = {
-    bits: QuantConfig(
+    bits: dataclasses.replace(
+        QuantMode(f"bit_w1a{bits}").config,
         name=f"bit_table_w1a{bits}",
-        weight_bits=1,
-        activation_bits=bits,
-        attention_bits=bits,
-        word_embedding_bits=1,
         other_embedding_bits=1,
         head_bits=1,
-        linear="bwn_elastic",
-        attention="elastic",
-        packing="binary1",
+        linear_extra_per_input=0,  # the table counts no learned thresholds or steps
+        linear_extra=0,
+        attention_extra=0,
     )
     for bits in (1, 2, 4)
 }

@@ -17,7 +17,7 @@ from bortnas.core.space import ArchSpec, SearchSpace, TeacherShape
 from bortnas.cost.bits import price
 from bortnas.train.loop import evaluate
 from bortnas.trial.context import Context
-from bortnas.trial.metrics import measure
+from bortnas.trial.metrics import ModelMetrics, measure
 from bortnas.trial.recipe import distil_student
 
 if TYPE_CHECKING:
@@ -39,28 +39,24 @@ class Reference:
 
 @dataclasses.dataclass(frozen=True)
 class CandidateScore:
+    """One trial's result: the student's metrics (`trial.metrics.measure`), its W and how it was trained."""
+
     spec: ArchSpec
-    params_total: int
-    params_non_embedding: int
-    size_bits_non_embedding: float  # W's p: stored bits without the embedding tables
-    size_mib: float  # everything, as stored (README "Quantization modes")
-    flops: float  # W's i: FLOP-equivalents (binary operations at 1/64); FLOPs for fp32
-    latency_ms: float
-    latency_device: str  # the hardware that measured latency_ms (`Device.describe()`): only same-device latencies compare
-    dev_accuracy: float
-    error: float
+    metrics: ModelMetrics
     w: float
     steps: int
     seed: int
     seconds: float
 
+    @property
+    def error(self) -> float:
+        return self.metrics.error
+
     def attrs(self) -> dict[str, Any]:
-        """The trial attributes (JSON values) this score is stored as."""
-        out = dataclasses.asdict(self)
-        out["candidate"] = self.spec.to_dict()
-        out["arch_id"] = self.spec.arch_id
-        out["key"] = self.spec.key
-        del out["spec"]
+        """The trial attributes (JSON values) this score is stored as; trials never read the test split."""
+        out = {k: v for k, v in self.metrics.to_dict().items() if k != "test_accuracy"}
+        out.update(error=self.error, w=self.w, steps=self.steps, seed=self.seed, seconds=self.seconds)
+        out.update(candidate=self.spec.to_dict(), arch_id=self.spec.arch_id, key=self.spec.key)
         return out
 
 
@@ -95,22 +91,8 @@ def score_candidate(
 
     student, _, _ = distil_student(ctx, spec, steps, seed, on_step=hook)
     m = measure(student, spec, ctx)
-    return CandidateScore(
-        spec=spec,
-        params_total=m.params_total,
-        params_non_embedding=m.params_non_embedding,
-        size_bits_non_embedding=m.size_bits_non_embedding,
-        size_mib=m.size_mib,
-        flops=m.flops,
-        latency_ms=m.latency_ms,
-        latency_device=m.latency_device,
-        dev_accuracy=m.dev_accuracy,
-        error=m.error,
-        w=w_coefficient(m.size_bits_non_embedding, m.flops, m.error, reference.params, reference.flops),
-        steps=steps,
-        seed=seed,
-        seconds=time.perf_counter() - started,
-    )
+    w = w_coefficient(m.size_bits_non_embedding, m.flops, m.error, reference.params, reference.flops)
+    return CandidateScore(spec, m, w, steps, seed, time.perf_counter() - started)
 
 
 def provenance(ctx: Context, space: SearchSpace) -> dict[str, Any]:
