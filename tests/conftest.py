@@ -94,6 +94,7 @@ FAKE_SCORES = (
     (1, 16, 4, 32, "fp32", 1.5e6, 1.0e6, 0.9, 0.32),  # trial 7: dominated by trial 3
 )
 FAKE_FRONT = (0, 1, 3, 6)
+FAKE_TEACHER_DEV_ACCURACY = 0.85  # so the trials' dev accuracy is 5 points above (trial 0) to 30 below (trial 6) it
 FAKE_BEST = 3
 
 
@@ -143,6 +144,7 @@ def make_scored_study(storage_url: str, name: str = "fake") -> None:
             "candidate": spec.to_dict(),
             "arch_id": spec.arch_id,
             "key": spec.key,
+            "teacher_dev_accuracy": FAKE_TEACHER_DEV_ACCURACY,
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)

@@ -42,6 +42,11 @@ def _settings(args: argparse.Namespace, trial_steps: int) -> Any:
         latency_threads=args.latency_threads,
         bit_chain=args.bit_chain,
         encoding=args.encoding,
+        cost=args.cost,
+        max_latency_ms=args.max_latency_ms,
+        max_size_mib=args.max_size_mib,
+        max_params=args.max_params,
+        max_flops=args.max_flops,
     )
 
 
@@ -112,11 +117,15 @@ def _open_existing(args: argparse.Namespace) -> Any:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    from bortnas.search.records import front_and_best, load_records
+    from bortnas.search.records import front_and_best, load_records, w_of
+    from bortnas.search.selection import qualifying
 
-    study, _, _ = _open_existing(args)
+    study, _, settings = _open_existing(args)
+    cost = args.cost or settings.cost
     records = load_records(study)
-    front, best = front_and_best(records)
+    front, best = front_and_best(records, cost)
+    selection = _selection(args)
+    inside = {r.number for r in qualifying(records, selection)} if selection else set()
     rows = []
     for r in records:
         if "skip_reason" in r.attrs and not args.all:
@@ -131,10 +140,13 @@ def cmd_trials(args: argparse.Namespace) -> int:
                 "mib": a.get("size_mib"),
                 "mflops": a["flops"] / 1e6 if "flops" in a else None,
                 "latency_ms": a.get("latency_ms"),
+                "latency_table_ms": a.get("latency_table_ms"),
                 "error": a.get("error"),
-                "W": a.get("w"),
+                "W": w_of(a, cost),
+                "cost": cost,
                 "pareto": r.number in front,
                 "best": r.number == best,
+                "in_budget": r.number in inside if selection else None,
                 "note": a.get("fail_reason") or a.get("skip_reason") or "",
             }
         )
@@ -142,7 +154,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     header = (
-        f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>7} {'error':>6} {'W':>8}  mark"
+        f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>7} {'table':>7} "
+        f"{'error':>6} {'W':>8}  mark"
     )
     print(header)
 
@@ -150,17 +163,36 @@ def cmd_trials(args: argparse.Namespace) -> int:
         return format(value, spec) if value is not None else "-"
 
     for row in rows:
-        mark = ("*" if row["best"] else " ") + ("P" if row["pareto"] else " ")
+        mark = ("*" if row["best"] else " ") + ("P" if row["pareto"] else " ") + ("B" if row["in_budget"] else " ")
         print(
             f"{row['trial']:>5} {row['state']:<8} {row['candidate']:<30} {fmt(row['params'], ','):>10} "
-            f"{fmt(row['mib'], '.2f'):>7} {fmt(row['mflops'], '.1f'):>9} "
-            f"{fmt(row['latency_ms'], '.2f'):>7} {fmt(row['error'], '.4f'):>6} {fmt(row['W'], '.3f'):>8}  {mark} {row['note']}"
+            f"{fmt(row['mib'], '.2f'):>7} {fmt(row['mflops'], '.1f'):>9} {fmt(row['latency_ms'], '.2f'):>7} "
+            f"{fmt(row['latency_table_ms'], '.2f'):>7} {fmt(row['error'], '.4f'):>6} {fmt(row['W'], '.3f'):>8}  {mark} {row['note']}"
         )
     print(
         "params: non-embedding parameters; MiB: stored size; MFLOPs: FLOP-equivalents at the study's sequence length "
-        "(binary operations at 1/64); * = argmax W; P = Pareto front of (bits, FLOPs, error)"
+        "(binary operations at 1/64); lat ms: the trained model's latency, table: the study's latency table (random weights, "
+        f"measured before training); W with i = {'FLOPs' if cost == 'flops' else 'table latency'}; * = argmax W; "
+        "P = Pareto front of (bits, FLOPs, error)" + (f"; B = within {selection.describe()}" if selection else "")
     )
     return 0
+
+
+def _selection(args: argparse.Namespace) -> Any:
+    """The budgets of `export` and `trials` (raw flag text, checked by the library)."""
+    from bortnas.core.budget import Budget
+    from bortnas.search.selection import Selection, parse_accuracy_drop
+
+    return Selection(
+        Budget.parse(max_latency_ms=args.max_latency_ms, max_size_mib=args.max_size_mib),
+        parse_accuracy_drop(args.max_accuracy_drop),
+    )
+
+
+def _add_selection(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("--max-latency-ms", help=f"{verb} trials whose batch-1 latency (the study's latency table) is at most this")
+    parser.add_argument("--max-size-mib", help=f"{verb} trials whose stored size is at most this many MiB")
+    parser.add_argument("--max-accuracy-drop", help=f"{verb} trials at most this many points of dev accuracy below the task teacher")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -173,6 +205,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         out,
         args.trial,
         args.steps,
+        _selection(args),
         args.finetune,
         args.agora_grid,
         args.agora_replay,
@@ -387,7 +420,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"BiT multi-step distillation chain; a candidate of a mode in it is trained through the modes before it "
         f"(default {d.bit_chain}; '' trains each mode directly)",
     )
-    s.add_argument("--strategy", choices=STRATEGIES, default="tpe")
+    s.add_argument("--strategy", choices=STRATEGIES, default="fptas", help="fptas (default), grid, random, tpe or nsga2")
+    s.add_argument(
+        "--cost",
+        choices=("flops", "latency"),
+        default=d.cost,
+        help="W's inference term: analytic FLOPs (Bort's choice, default) or the measured latency table",
+    )
+    s.add_argument("--max-latency-ms", help="train only candidates whose batch-1 latency (measured before training) is at most this")
+    s.add_argument("--max-size-mib", help="train only candidates whose stored size is at most this many MiB")
+    s.add_argument("--max-params", help="train only candidates with at most this many parameters (e.g. 5e6)")
+    s.add_argument("--max-flops", help="train only candidates with at most this many FLOPs per sequence (e.g. 2e8)")
     s.add_argument("--n-trials", type=int, default=8, help="distinct finished candidates the study should hold (not for fptas)")
     s.add_argument("--epsilon", type=float, default=0.1, help="fptas: approximation parameter; W >= (1 - epsilon) * optimum")
     s.add_argument("--fptas-n0", type=float, default=6.0, help="fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5))")
@@ -428,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_study(t, required=True)
     t.add_argument("--all", action="store_true", help="also list skipped proposals (invalid or duplicate candidates)")
+    t.add_argument("--cost", choices=("flops", "latency"), default=None, help="which W to show and star (default: the study's own cost)")
+    _add_selection(t, "mark with B the")
     _add_common(t)
     t.set_defaults(func=cmd_trials)
 
@@ -438,7 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_study(e, required=True)
     e.add_argument("--out", required=True, help="output directory (must be empty or absent unless --overwrite)")
-    e.add_argument("--trial", type=int, default=None, help="trial number (default: the argmax-W trial)")
+    e.add_argument(
+        "--trial", type=int, default=None, help="trial number (default: the argmax-W trial, or the best one within the budgets below)"
+    )
+    _add_selection(e, "export the best of the")
     e.add_argument(
         "--steps",
         type=int,

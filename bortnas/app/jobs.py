@@ -11,10 +11,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bortnas.core.errors import BortnasError
 from bortnas.core.settings import RaySettings, RunSettings, SearchOptions
+
+if TYPE_CHECKING:
+    from bortnas.core.budget import LatencyTable
+    from bortnas.core.space import SearchSpace, TeacherShape
+    from bortnas.runtime.device import Device
+    from bortnas.search.selection import Selection
 
 _logger = logging.getLogger(__name__)
 
@@ -50,6 +56,7 @@ def export(
     out: Path,
     trial_number: int | None = None,
     steps: int | None = None,
+    selection: Selection | None = None,
     method: str = "distil",
     agora_grid: Path | None = None,
     agora_replay: int = 1,
@@ -60,10 +67,12 @@ def export(
     cache_dir: Path | None = None,
     show_progress_bar: bool = False,
 ) -> Any:
-    """Train a study's trial (default: argmax W) for `steps` more steps and write it to `out`; returns the `ExportReport`.
+    """Train a study's trial (default: argmax W; with a `selection`, the best one within its budgets,
+    `bortnas.search.selection`) for `steps` more steps and write it to `out`; returns the `ExportReport`.
 
     Raises:
-        UserInputError: bad steps or Agora options, an existing `out`, an unknown storage or study (before any write).
+        UserInputError: bad steps or Agora options, an existing `out`, an unknown storage or study,
+            a budget no finished trial meets (before any write or training).
         ExportError: no finished trial to export, or the written directory does not reproduce the model.
     """
     from bortnas.core.errors import UserInputError
@@ -89,7 +98,10 @@ def export(
     prepare_out_dir(out, overwrite)
     device = Device.from_name(device_name, compile=compile)
     study, _, settings = open_study(storage_url, study_name)
-    trial = choose_trial(study, trial_number)
+    trial = choose_trial(study, trial_number, selection)
+    _logger.info(
+        "exporting trial %d (%s)%s", trial.number, trial.user_attrs.get("key"), f" for {selection.describe()}" if selection else ""
+    )
     _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
     ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)
     return export_trial(
@@ -119,10 +131,12 @@ def search(
     from bortnas.core.space import load_search_space
     from bortnas.runtime.device import Device
     from bortnas.search import create_or_resume, make_sampler, run_search
+    from bortnas.search.budget import BudgetScreen
     from bortnas.search.claims import Coordination
     from bortnas.search.records import front_and_best, load_records
     from bortnas.search.storage import claim_lock, open_storage
     from bortnas.search.strategies import describe_plan, fptas_plan, fptas_result, grid_order
+    from bortnas.search.study import find_study, latency_table
     from bortnas.trial.context import build_context, check_inputs, default_cache_dir
     from bortnas.trial.scoring import context_evaluator
 
@@ -132,17 +146,33 @@ def search(
     shape, _ = check_inputs(settings)
     space.check_fits(shape)
     device = Device.from_name(device_name, compile=compile)
-    proposals = grid_order(space, settings.seed) if options.strategy == "grid" else None
-    n_trials = options.n_trials
+    name = study_name or space.name
+    existing = find_study(storage_url, name)
+    table = latency_table(existing) if existing is not None else None
+    if table is None:
+        table = measure_space_latency(space, settings, shape, device, show_progress_bar)
+    elif table.device != device.describe():
+        _logger.warning(
+            "study %r's latency table was measured on %s; this process runs on %s: budgets and --cost latency use the stored table",
+            name,
+            table.device,
+            device.describe(),
+        )
+    budget = settings.budget()
+    screen = BudgetScreen(budget, shape, settings.max_length, table)
+    feasible = screen.check_any(list(space.candidates()), space.source)
+    if budget:
+        _logger.info("budget %s: %d of %d candidates inside it", budget.describe(), len(feasible), len(space))
+    proposals = [c for c in grid_order(space, settings.seed) if c in set(feasible)] if options.strategy == "grid" else None
+    n_trials = min(options.n_trials, len(feasible))
     plan = fptas_info = None
     if options.strategy == "fptas":
-        plan = fptas_plan(space, shape, settings.max_length, options.epsilon)
+        plan = fptas_plan(space, shape, settings.max_length, options.epsilon, feasible, settings.cost, table)
         fptas_info = describe_plan(plan, options.epsilon, options.fptas_n0, options.fptas_s)
         proposals, n_trials = list(plan.representatives), len(plan.representatives)
     sampler = make_sampler(options.strategy, space, settings.seed, options.n_trials)
-    name = study_name or space.name
     storage = open_storage(storage_url, heartbeat_interval=options.heartbeat_interval, grace_period=options.grace_period)
-    study = create_or_resume(storage, name, space, settings, sampler, fptas=fptas_info)
+    study = create_or_resume(storage, name, space, settings, sampler, fptas=fptas_info, latency_table=table)
     coordination = Coordination(claim_lock(storage_url, name), storage, poll_s=min(5.0, options.heartbeat_interval))
     _logger.info("study %r in %s: %d candidates in %s", name, storage_url, len(space), space.source)
     if fptas_info is not None:
@@ -157,7 +187,7 @@ def search(
         )
     _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
     ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)
-    evaluate, provenance = context_evaluator(ctx, space)
+    evaluate, provenance = context_evaluator(ctx, space, table)
     if ray is not None:
         from bortnas.ray.tune import run_search_ray
 
@@ -174,6 +204,8 @@ def search(
             (cache_dir or default_cache_dir()).resolve(),
             proposals=proposals,
             verbose=verbose,
+            table=table,
+            screen=screen if budget else None,
         )
     else:
         run_search(
@@ -186,10 +218,11 @@ def search(
             show_progress_bar=show_progress_bar,
             proposals=proposals,
             coordination=coordination,
+            screen=screen if budget else None,
         )
     records = load_records(study)
     if plan is not None:
-        result = fptas_result(plan, records, options.trial_steps())
+        result = fptas_result(plan, records, options.trial_steps(), settings.cost)
         best = next((r.number for r in records if r.scored and r.spec == result.best), None)
     else:
         best = front_and_best(records)[1]
@@ -197,3 +230,30 @@ def search(
         raise BortnasError(f"study {name!r} has no finished trial: see `bortnas trials --study {name}` for the reasons.")
     attrs = next(r.attrs for r in records if r.number == best)
     return SearchOutcome(name, best, attrs["key"], attrs["w"], attrs["dev_accuracy"], ctx.teacher.dev_accuracy, fptas_info, len(space))
+
+
+def measure_space_latency(
+    space: SearchSpace, settings: RunSettings, shape: TeacherShape, device: Device, show_progress_bar: bool = False
+) -> LatencyTable:
+    """The latency table of every candidate of `space` (random weights, batch 1, the settings'
+    sequence length and threads, on `device`), with progress; see `bortnas.trial.latency_table`."""
+    from bortnas.core.progress import progress_bar
+    from bortnas.trial.latency_table import measure_table
+    from bortnas.trial.teacher import load_teacher_config
+
+    candidates = list(space.candidates())
+    bar = progress_bar(len(candidates), "latency table", show_progress_bar, leave=False, unit="candidates")
+    try:
+        return measure_table(
+            load_teacher_config(settings.teacher_dir()),
+            candidates,
+            space.maximum_point,
+            shape.as_spec(),
+            shape.num_labels,
+            settings.max_length,
+            threads=settings.latency_threads,
+            device=device,
+            on_candidate=lambda done, total: bar.update(1),
+        )
+    finally:
+        bar.close()

@@ -34,6 +34,10 @@ class StudyMismatchError(UserInputError):
     """An existing study was created with other settings than the ones given now."""
 
 
+class InfeasibleBudgetError(UserInputError):
+    """No candidate (or no finished trial) is inside the budget the user gave."""
+
+
 class StudyNotFoundError(UserInputError):
     """The named study does not exist in the storage, or was not made by bortnas."""
 

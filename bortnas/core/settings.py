@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bortnas.algo import fptas
+from bortnas.core.budget import BUDGET_FLAGS, Budget
 from bortnas.core.errors import UserInputError
 from bortnas.core.teachers import default_teacher_dir
 from bortnas.modes import QuantMode
@@ -35,6 +36,7 @@ DEFAULT_TRIAL_STEPS = 60
 DEFAULT_BIT_CHAIN = "bit_w1a4,bit_w1a2,bit_w1a1"  # BiT's multi-step distillation, wider activations first
 DEFAULT_ENCODING = "utf-8"
 STRATEGIES = ("fptas", "grid", "random", "tpe", "nsga2")
+COSTS = ("flops", "latency")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +90,18 @@ class RunSettings:
     latency_threads: int = 1
     bit_chain: str = DEFAULT_BIT_CHAIN
     encoding: str = DEFAULT_ENCODING  # of --data
+    cost: str = "flops"  # W's inference term i: analytic FLOPs (Bort's choice) or the study's measured latency table
+    # the budget (bortnas.core.budget): only candidates inside it are trained; None leaves a dimension free
+    max_latency_ms: float | None = None
+    max_size_mib: float | None = None
+    max_params: float | None = None
+    max_flops: float | None = None
 
     def __post_init__(self) -> None:
+        if self.cost not in COSTS:
+            raise UserInputError(f"--cost={self.cost!r} is unknown: use {' or '.join(COSTS)}.")
+        for name, value in self.budget().given().items():
+            object.__setattr__(self, name, value)
         if self.init not in DEFAULT_LR:
             raise UserInputError(f"--init={self.init!r} is unknown: use inherit or scratch.")
         if self.lr is None:
@@ -113,12 +125,21 @@ class RunSettings:
         return self.lr
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings a study pins. The encoding is left out at its default, so studies made
-        before it existed resume."""
+        """The settings a study pins. The encoding, the cost and the budget are left out at their
+        defaults, so studies made before they existed resume."""
         out = dataclasses.asdict(self)
-        if out["encoding"] == DEFAULT_ENCODING:
-            del out["encoding"]
+        for name, default in (("encoding", DEFAULT_ENCODING), ("cost", "flops"), *((f, None) for f in BUDGET_FLAGS)):
+            if out[name] == default:
+                del out[name]
         return out
+
+    def budget(self) -> Budget:
+        """The budget the search keeps to (empty when no bound is set).
+
+        Raises:
+            UserInputError: a bound that is not a positive finite number.
+        """
+        return Budget(**{f: getattr(self, f) for f in BUDGET_FLAGS})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSettings:
@@ -174,7 +195,7 @@ class SearchOptions:
             `trial_steps` given to the FPTAS (whose steps follow from epsilon).
     """
 
-    strategy: str = "tpe"
+    strategy: str = "fptas"
     n_trials: int = 8
     epsilon: float = 0.1
     fptas_n0: float = 6.0

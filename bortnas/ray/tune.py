@@ -37,11 +37,13 @@ from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
+from bortnas.core.budget import LatencyTable  # noqa: E402
 from bortnas.core.errors import TrialFailed  # noqa: E402
 from bortnas.core.settings import RaySettings, RunSettings  # noqa: E402
 from bortnas.core.space import ArchSpec, SearchSpace  # noqa: E402
 from bortnas.runtime.device import Device, limit_memory_fraction  # noqa: E402
 from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, search_target  # noqa: E402
+from bortnas.search.budget import BudgetScreen  # noqa: E402
 from bortnas.search.claims import Coordination, Heartbeat, claim_asked, next_action, read_state  # noqa: E402
 from bortnas.search.strategies import distributions  # noqa: E402
 from bortnas.trial.context import Context, build_context  # noqa: E402
@@ -103,6 +105,7 @@ def evaluate_trial(config: dict[str, Any], static: Mapping[str, Any]) -> None:
             ctx.settings.seed,
             on_checkpoint=report,
             checkpoints=static["checkpoints"],
+            latency_table_ms=static["latency_table"].get(spec.key),
         )
     except TrialFailed as e:
         tune.report({"w": 0.0, "failed": str(e)})
@@ -140,9 +143,11 @@ class StudySearch(Searcher):
         proposals: Sequence[ArchSpec] | None,
         coordination: Coordination,
         book: TrialBookkeeper,
+        screen: BudgetScreen | None = None,
     ) -> None:
         super().__init__(metric="w", mode="max")
         self.study, self.target, self.proposals, self.coordination, self.book = study, target, proposals, coordination, book
+        self.screen = screen
         self._distributions = distributions(space)
         self._live: dict[str, _Live] = {}
 
@@ -164,7 +169,7 @@ class StudySearch(Searcher):
             if action != "ask":
                 return Searcher.FINISHED if action == "finish" else None
             trial = study.ask(self._distributions)
-            spec = claim_asked(study, trial, self.target, coordination, state)
+            spec = claim_asked(study, trial, self.target, coordination, state, self.screen)
             if spec is None:
                 book.record_skip()
                 continue
@@ -221,6 +226,8 @@ def run_search_ray(
     proposals: Sequence[ArchSpec] | None = None,
     verbose: int = 1,
     show_progress_bar: bool = False,
+    table: LatencyTable | None = None,
+    screen: BudgetScreen | None = None,
 ) -> int:
     """Evaluate candidates as Ray Tune trials until the study holds `n_trials` finished ones.
 
@@ -229,11 +236,13 @@ def run_search_ray(
     `storage` is the study's own (`StudySearch` asks and tells through `study`); it is taken for
     the callers' sake and not used separately. `show_progress_bar`: the bookkeeper's trials bar
     in the driver, as in a local search (off by default: Tune prints its own status table).
+    `table` is the study's latency table (W under both costs per trial); `screen` skips
+    proposals outside the budget before they reach a worker, as a local search does.
     Returns the number of candidates scored by this call.
     """
     configure_ray_env(client=ray_settings.address is not None)
     target = search_target(n_trials, space, proposals)
-    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length)
+    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length, table, ctx.settings.cost)
     checkpoints = ray_settings.checkpoints if ray_settings.asha and proposals is None else 1
     static = {
         "settings": ctx.settings.to_dict(),
@@ -243,9 +252,10 @@ def run_search_ray(
         "cpus": ray_settings.cpus_per_trial,
         "gpus": ray_settings.gpus_per_trial,
         "compile": ctx.device.compile,
+        "latency_table": dict(table.ms) if table is not None else {},
     }
     book = TrialBookkeeper(study, target, strategy, provenance, backend="ray", show_progress_bar=show_progress_bar)
-    searcher = StudySearch(study, space, target, proposals, coordination, book)
+    searcher = StudySearch(study, space, target, proposals, coordination, book, screen)
     early_stop = checkpoints > 1
     scheduler = (
         ASHAScheduler(

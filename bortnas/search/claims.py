@@ -24,6 +24,7 @@ from typing import Literal
 import optuna
 
 from bortnas.core.space import ArchSpec
+from bortnas.search.budget import BudgetScreen
 
 _RUNNING, _COMPLETE, _PRUNED = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 
@@ -137,17 +138,29 @@ def next_action(
     return "ask", state
 
 
-def claim_asked(study: optuna.Study, trial: optuna.Trial, target: int, coordination: Coordination, state: StudyState) -> ArchSpec | None:
+def claim_asked(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    target: int,
+    coordination: Coordination,
+    state: StudyState,
+    screen: BudgetScreen | None = None,
+) -> ArchSpec | None:
     """Claim the candidate of a freshly asked `trial`; None if it was skipped instead.
 
-    A skipped trial (invalid candidate, duplicate, enough candidates committed) is told PRUNED
-    with its `skip_reason`; a duplicate of a finished candidate also reports that candidate's W,
-    so a model-based sampler still learns the repeat's value.
+    A skipped trial (invalid candidate, outside the `screen`'s budget, duplicate, enough
+    candidates committed) is told PRUNED with its `skip_reason`, before any training; a
+    duplicate of a finished candidate also reports that candidate's W, so a model-based sampler
+    still learns the repeat's value.
     """
     spec = ArchSpec.from_dict(trial.params)
-    reason = (
-        claim(study, trial, spec, target, coordination) if spec.is_valid else f"hidden {spec.hidden} is not divisible by heads {spec.heads}"
-    )
+    reason = None if spec.is_valid else f"hidden {spec.hidden} is not divisible by heads {spec.heads}"
+    if screen is not None:
+        for key, value in screen.constraints(spec).items():
+            trial.set_constraint(key, value)
+        reason = reason or screen.reason(spec)
+    if reason is None:
+        reason = claim(study, trial, spec, target, coordination)
     if reason is None:
         return spec
     trial.set_user_attr("skip_reason", reason)

@@ -37,8 +37,19 @@ def p_bits(attrs: dict[str, Any]) -> float:
     return attrs.get("size_bits_non_embedding", 32.0 * attrs["params_non_embedding"])
 
 
-def front_and_best(records: list[TrialRecord]) -> tuple[set[int], int | None]:
-    """Trial numbers on the (p, i, e) Pareto front, and the argmax-W trial number.
+def w_of(attrs: dict[str, Any], cost: str | None = None) -> float | None:
+    """A trial's W: the study's objective (`cost` None), or W with i = FLOPs ("flops") or the table
+    latency ("latency"); every trial stores both where its study has a latency table."""
+    if cost is None:
+        return attrs.get("w")
+    value = attrs.get(f"w_{cost}")
+    if value is None and cost == "flops" and "w_latency" not in attrs:
+        return attrs.get("w")  # a study from before W was stored per cost: its W is the FLOPs one
+    return value
+
+
+def front_and_best(records: list[TrialRecord], cost: str | None = None) -> tuple[set[int], int | None]:
+    """Trial numbers on the (p, i, e) Pareto front, and the argmax-W trial number (W of `cost`; None: the study's).
 
     p and i are W's analytic size in bits and FLOP-equivalents, so binarized candidates compete
     fairly: their measured latency is that of a full-precision simulation of the low-bit arithmetic.
@@ -48,5 +59,8 @@ def front_and_best(records: list[TrialRecord]) -> tuple[set[int], int | None]:
         return set(), None
     points = [(p_bits(r.attrs), r.attrs["flops"], r.attrs["error"]) for r in scored]
     front = {scored[k].number for k in pareto_front(points)}
-    best = max(scored, key=lambda r: (r.attrs["w"], -r.number)).number
+    ranked = [r for r in scored if w_of(r.attrs, cost) is not None]
+    if not ranked:
+        return front, None
+    best = max(ranked, key=lambda r: (w_of(r.attrs, cost) or 0.0, -r.number)).number
     return front, best

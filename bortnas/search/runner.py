@@ -22,6 +22,7 @@ import optuna
 
 from bortnas.core.space import ArchSpec, SearchSpace
 from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, is_expected_failure, search_target
+from bortnas.search.budget import BudgetScreen
 from bortnas.search.claims import Coordination, claim_asked, heartbeat, next_action, read_state
 from bortnas.search.strategies import distributions
 
@@ -50,6 +51,7 @@ def run_search(
     show_progress_bar: bool = False,
     proposals: Sequence[ArchSpec] | None = None,
     coordination: Coordination | None = None,
+    screen: BudgetScreen | None = None,
 ) -> int:
     """Evaluate candidates until the study holds `n_trials` distinct finished ones (or the space is exhausted).
 
@@ -58,7 +60,8 @@ def run_search(
     `n_trials` of those candidates are evaluated, in order, instead of asking the sampler; each
     is enqueued so the trial carries it as its parameters. With a shared `coordination`, any
     number of processes may run this on the same study: each candidate is evaluated once and the
-    study ends with exactly `n_trials` finished candidates (see `bortnas.search.claims`).
+    study ends with exactly `n_trials` finished candidates (see `bortnas.search.claims`). With a
+    `screen`, a sampler's proposal outside the budget is skipped before any training.
 
     Returns:
         The number of candidates scored by this call.
@@ -83,7 +86,7 @@ def run_search(
                     time.sleep(coordination.poll_s)
                     continue
                 trial = study.ask(dists)
-                spec = claim_asked(study, trial, target, coordination, state)
+                spec = claim_asked(study, trial, target, coordination, state, screen)
                 if spec is None:
                     book.record_skip()
                     continue

@@ -1,23 +1,144 @@
-"""Which finished trial a user gets: the argmax-W trial, or the one named.
+"""Which finished trial a user gets: the argmax-W trial, the one named, or the best one under a budget.
 
 Search layer, torch-free: reads trial records only, so selection rules are tested on studies built by hand.
+The rules (`bortnas export --max-latency-ms / --max-size-mib / --max-accuracy-drop`):
+- a cost budget alone: the most accurate finished trial within it;
+- an accuracy budget alone (points of dev accuracy below the task teacher): the fastest trial that meets it;
+- both: the fastest trial that meets both.
+"Fastest" is the candidate's latency in the study's latency table (the one the search's budget
+used), else the latency its trial measured. Ties go to the more accurate, then the earlier trial.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import optuna
 
-from bortnas.core.errors import ExportError
-from bortnas.search.records import front_and_best, load_records
+from bortnas.core.budget import Budget, CandidateCost
+from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
+from bortnas.search.records import TrialRecord, front_and_best, load_records
+
+__all__ = ["Selection", "choose_trial", "parse_accuracy_drop", "qualifying", "trial_cost", "trial_latency"]
 
 
-def choose_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
-    """The trial to export: `number`, or the argmax-W finished trial.
+def parse_accuracy_drop(value: str | float | None) -> float | None:
+    """`--max-accuracy-drop` as a finite number of points >= 0 (None stays None).
 
     Raises:
+        UserInputError: not a number, negative or not finite.
+    """
+    if value is None:
+        return None
+    try:
+        points = float(value)
+    except (TypeError, ValueError):
+        raise UserInputError(
+            f"--max-accuracy-drop={value!r} is not a number: give points of accuracy, e.g. --max-accuracy-drop 2."
+        ) from None
+    if not (math.isfinite(points) and points >= 0):
+        raise UserInputError(f"--max-accuracy-drop={value!r} must be a finite number of points >= 0, e.g. --max-accuracy-drop 2.")
+    return points
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """What `export` (and `trials`) choose by: a cost budget and an accuracy budget, either may be empty."""
+
+    budget: Budget = dataclasses.field(default_factory=Budget)
+    max_accuracy_drop: float | None = None  # points of dev accuracy below the task teacher
+
+    def __bool__(self) -> bool:
+        return bool(self.budget) or self.max_accuracy_drop is not None
+
+    def describe(self) -> str:
+        parts = [self.budget.describe()] if self.budget else []
+        if self.max_accuracy_drop is not None:
+            parts.append(f"dev accuracy at most {self.max_accuracy_drop:g} points below the teacher's")
+        return ", ".join(parts)
+
+
+def trial_latency(attrs: dict[str, float]) -> float | None:
+    """The latency a budget compares: the study's table value for the candidate, else the trial's own measurement."""
+    return attrs.get("latency_table_ms", attrs.get("latency_ms"))
+
+
+def trial_cost(attrs: dict[str, float]) -> CandidateCost:
+    return CandidateCost(
+        params=int(attrs.get("params_total", 0)),
+        size_mib=attrs.get("size_mib", 0.0),
+        flops=attrs.get("flops", 0.0),
+        latency_ms=trial_latency(attrs),
+    )
+
+
+def accuracy_drop(attrs: dict[str, float]) -> float:
+    """Points of dev accuracy the trial is below its task teacher (negative: above)."""
+    return 100.0 * (attrs["teacher_dev_accuracy"] - attrs["dev_accuracy"])
+
+
+def qualifying(records: list[TrialRecord], selection: Selection) -> list[TrialRecord]:
+    """The finished trials inside `selection`'s budgets."""
+    out = []
+    for r in records:
+        if not r.scored or selection.budget.excess(trial_cost(r.attrs)):
+            continue
+        if selection.max_accuracy_drop is not None and accuracy_drop(r.attrs) > selection.max_accuracy_drop + 1e-9:
+            continue
+        out.append(r)
+    return out
+
+
+def _closest(scored: list[TrialRecord], selection: Selection) -> TrialRecord:
+    def distance(r: TrialRecord) -> float:
+        cost = max(0.0, selection.budget.worst_excess(trial_cost(r.attrs))) if selection.budget else 0.0
+        acc = 0.0
+        if selection.max_accuracy_drop is not None:
+            acc = max(0.0, accuracy_drop(r.attrs) - selection.max_accuracy_drop) / 100.0
+        return cost + acc
+
+    return min(scored, key=lambda r: (distance(r), r.number))
+
+
+def _by_budget(study: optuna.Study, records: list[TrialRecord], selection: Selection) -> int:
+    scored = [r for r in records if r.scored]
+    if not scored:
+        raise ExportError(f"study {study.study_name!r} has no finished trial to export: run `bortnas search` first.")
+    inside = qualifying(records, selection)
+    if not inside:
+        near = _closest(scored, selection)
+        parts = [selection.budget.cost_summary(trial_cost(near.attrs))] if selection.budget else []
+        if selection.max_accuracy_drop is not None:
+            parts.append(f"dev accuracy {accuracy_drop(near.attrs):.2f} points below the teacher's")
+        raise InfeasibleBudgetError(
+            f"no finished trial of study {study.study_name!r} is within {selection.describe()}: the closest, trial "
+            f"{near.number} ({near.attrs.get('key', '?')}), has {', '.join(parts)}; relax the budget or search further."
+        )
+
+    def latency(r: TrialRecord) -> float:
+        value = trial_latency(r.attrs)
+        return math.inf if value is None else value
+
+    if selection.max_accuracy_drop is not None:
+        return min(inside, key=lambda r: (latency(r), -r.attrs["dev_accuracy"], r.number)).number
+    return min(inside, key=lambda r: (-r.attrs["dev_accuracy"], latency(r), r.number)).number
+
+
+def choose_trial(study: optuna.Study, number: int | None = None, selection: Selection | None = None) -> optuna.trial.FrozenTrial:
+    """The trial to export: `number`, the best one under `selection` (module docstring), or the argmax-W finished trial.
+
+    Raises:
+        UserInputError: both `number` and a budget.
+        InfeasibleBudgetError: no finished trial meets the budget (names the closest one).
         ExportError: the study has no finished trial, or `number` is not a finished trial.
     """
+    selection = selection or Selection()
+    if number is not None and selection:
+        raise UserInputError(f"--trial {number} and a budget ({selection.describe()}) both choose the trial: give one of them.")
     records = load_records(study)
+    if number is None and selection:
+        number = _by_budget(study, records, selection)
     if number is None:
         _, best = front_and_best(records)
         if best is None:

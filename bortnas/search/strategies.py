@@ -7,12 +7,13 @@ alone (`fptas_plan`), and the runner evaluates those as trials of the same study
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
 
 from bortnas.algo import fptas
+from bortnas.core.budget import LatencyTable
 from bortnas.core.errors import UserInputError
 from bortnas.core.settings import STRATEGIES, check_epsilon
 from bortnas.core.space import DIMENSIONS, ArchSpec, SearchSpace, TeacherShape
@@ -32,7 +33,8 @@ def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDist
 
 
 def make_sampler(strategy: str, space: SearchSpace, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of `strategy`.
+    """The Optuna sampler of `strategy`. Under a budget, TPE and NSGA-II learn the feasible region from
+    the constraint values each proposal carries (`bortnas.search.claims.claim_asked`).
 
     Raises:
         UserInputError: unknown strategy name.
@@ -60,31 +62,61 @@ def grid_order(space: SearchSpace, seed: int) -> list[ArchSpec]:
     return order
 
 
-def fptas_plan(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: float) -> fptas.FptasPlan[ArchSpec]:
-    """The FPTAS partition of `space` with W's p (non-embedding bits) and i (FLOP-equivalents at `seq_len`).
+def inference_term(
+    space: SearchSpace, shape: TeacherShape, seq_len: int, cost: str = "flops", table: LatencyTable | None = None
+) -> tuple[Callable[[ArchSpec], float], float]:
+    """W's i as a function of the candidate, and its value at the maximum point T: FLOP-equivalents
+    at `seq_len` ("flops"), or the latency table's milliseconds ("latency").
 
     Raises:
-        UserInputError: epsilon outside (0, 1).
+        UserInputError: cost "latency" without a latency table.
+    """
+    if cost == "flops":
+        return (lambda c: price(c, shape, seq_len).i), price(space.maximum_point, shape, seq_len).i
+    if table is None:
+        raise UserInputError("--cost latency needs the study's latency table, and this study has none: start a new --study.")
+    return (lambda c: table.ms[c.key]), table.maximum_point_ms
+
+
+def fptas_plan(
+    space: SearchSpace,
+    shape: TeacherShape,
+    seq_len: int,
+    epsilon: float,
+    candidates: Sequence[ArchSpec] | None = None,
+    cost: str = "flops",
+    table: LatencyTable | None = None,
+) -> fptas.FptasPlan[ArchSpec]:
+    """The FPTAS partition of `candidates` (default: the whole space; a budget passes its feasible
+    set) with W's p (non-embedding bits) and i (`inference_term`), normalised by the space's T.
+
+    Raises:
+        UserInputError: epsilon outside (0, 1), or cost "latency" without a table.
     """
     check_epsilon(epsilon)
     top = space.maximum_point
+    i, i_max = inference_term(space, shape, seq_len, cost, table)
     return fptas.plan(
-        list(space.candidates()),
+        list(space.candidates()) if candidates is None else list(candidates),
         lambda c: price(c, shape, seq_len).p,
-        lambda c: price(c, shape, seq_len).i,
+        i,
         epsilon,
         p_max=price(top, shape, seq_len).p,
-        i_max=price(top, shape, seq_len).i,
+        i_max=i_max,
     )
 
 
-def fptas_result(plan: fptas.FptasPlan[ArchSpec], records: Sequence[TrialRecord], steps: int) -> fptas.FptasResult[ArchSpec]:
+def fptas_result(
+    plan: fptas.FptasPlan[ArchSpec], records: Sequence[TrialRecord], steps: int, cost: str = "flops"
+) -> fptas.FptasResult[ArchSpec]:
     """The FPTAS's answer (`bortnas.algo.fptas.select`) from the finished trials of its study.
 
     Each finished trial is one (candidate, theta) evaluation; the search trains one theta (the
-    study's settings), so a trial's stored p, i and error are all the scheme needs.
+    study's settings), so a trial's stored p, i (FLOPs, or its table latency under cost
+    "latency") and error are all the scheme needs.
     """
-    costs = {r.spec: (p_bits(r.attrs), r.attrs["flops"]) for r in records if r.scored and r.spec is not None}
+    i_key = "latency_table_ms" if cost == "latency" else "flops"
+    costs = {r.spec: (p_bits(r.attrs), r.attrs[i_key]) for r in records if r.scored and r.spec is not None}
     errors = {(r.spec, None): r.attrs["error"] for r in records if r.scored and r.spec is not None}
     return fptas.select(plan, lambda c: costs[c][0], lambda c: costs[c][1], errors, steps)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import optuna
 
 from bortnas import __version__
+from bortnas.core.budget import LatencyTable
 from bortnas.core.errors import StudyMismatchError, StudyNotFoundError, UserInputError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import SearchSpace, parse_search_space
@@ -23,11 +25,14 @@ def create_or_resume(
     settings: RunSettings,
     sampler: optuna.samplers.BaseSampler,
     fptas: dict[str, Any] | None = None,
+    latency_table: LatencyTable | None = None,
 ) -> optuna.Study:
     """The study `name`, created if new; resuming checks it was made with the same space and settings.
 
     `fptas` (the plan summary of an FPTAS run) is stored as the study attribute "fptas"; a study
-    resumed with another epsilon is refused like other settings.
+    resumed with another epsilon is refused like other settings. `latency_table` is stored as
+    "latency_table" unless the study has one already (it is measured once per study). The
+    objective is named "W", so optuna-dashboard labels it.
 
     Raises:
         StudyMismatchError: the existing study used another search space or other settings.
@@ -35,6 +40,12 @@ def create_or_resume(
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, direction="maximize", load_if_exists=True)
     wanted: dict[str, Any] = {"space_fingerprint": space.fingerprint(), "settings": settings.to_dict()}
     existing = study.user_attrs
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2 and unchanged since; the dashboard reads it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(["W"])
+    if latency_table is not None and "latency_table" not in existing:
+        study.set_user_attr("latency_table", latency_table.to_dict())
     if fptas is not None:
         previous = existing.get("fptas")
         if previous is not None and (previous["epsilon"], previous["n0"], previous["s"]) != (fptas["epsilon"], fptas["n0"], fptas["s"]):
@@ -66,6 +77,22 @@ def create_or_resume(
     if fptas is not None and "fptas" not in existing:
         study.set_user_attr("fptas", fptas)
     return study
+
+
+def latency_table(study: optuna.Study) -> LatencyTable | None:
+    """The latency table stored with `study` (None for studies made before tables existed)."""
+    stored = study.user_attrs.get("latency_table")
+    return LatencyTable.from_dict(stored) if stored else None
+
+
+def find_study(storage_url: str, name: str) -> optuna.Study | None:
+    """The study `name` if the storage and the study exist already; None otherwise. Creates nothing."""
+    if not storage_exists(storage_url):
+        return None
+    storage = open_storage(storage_url)
+    if name not in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}:
+        return None
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def load_study(storage: optuna.storages.BaseStorage, name: str) -> tuple[optuna.Study, SearchSpace, RunSettings]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bortnas import __version__
 from bortnas.algo.objective import w_coefficient
+from bortnas.core.budget import LatencyTable
 from bortnas.core.space import ArchSpec, SearchSpace, TeacherShape
 from bortnas.cost.bits import price
 from bortnas.train.loop import evaluate
@@ -26,15 +27,38 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """p (bits) and i (FLOP-equivalents) of the maximum point T, the normalisers of W."""
+    """The normalisers of W: p (bits), i (FLOP-equivalents) and, with a latency table, the
+    table latency of the maximum point T; `cost` names W's inference term ("flops" or "latency")."""
 
     params: float
     flops: float
+    latency_ms: float | None = None
+    cost: str = "flops"
 
     @classmethod
-    def of(cls, spec: ArchSpec, shape: TeacherShape, seq_len: int) -> Reference:
+    def of(cls, spec: ArchSpec, shape: TeacherShape, seq_len: int, table: LatencyTable | None = None, cost: str = "flops") -> Reference:
         top = price(spec, shape, seq_len)
-        return cls(top.p, top.i)
+        return cls(top.p, top.i, table.maximum_point_ms if table is not None else None, cost)
+
+    def both_w(self, p: float, flops: float, latency_ms: float | None, error: float) -> dict[str, float]:
+        """W with i = FLOPs ("w_flops") and, where latencies are known, with i = table latency ("w_latency")."""
+        out = {"w_flops": w_coefficient(p, flops, error, self.params, self.flops)}
+        if latency_ms is not None and self.latency_ms is not None:
+            out["w_latency"] = w_coefficient(p, latency_ms, error, self.params, self.latency_ms)
+        return out
+
+    def w(self, p: float, flops: float, latency_ms: float | None, error: float) -> float:
+        """W under the study's cost: the FLOPs one, or the latency one.
+
+        Raises:
+            ValueError: cost "latency" without a table latency for the candidate or T.
+        """
+        both = self.both_w(p, flops, latency_ms, error)
+        if self.cost == "latency":
+            if "w_latency" not in both:
+                raise ValueError("W with cost 'latency' needs the latency table's value of the candidate and of T")
+            return both["w_latency"]
+        return both["w_flops"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +71,8 @@ class CandidateScore:
     steps: int
     seed: int
     seconds: float
+    w_by_cost: dict[str, float] = dataclasses.field(default_factory=dict)  # "w_flops", "w_latency"
+    latency_table_ms: float | None = None  # the candidate's latency in the study's table (random weights)
 
     @property
     def error(self) -> float:
@@ -55,7 +81,9 @@ class CandidateScore:
     def attrs(self) -> dict[str, Any]:
         """The trial attributes (JSON values) this score is stored as; trials never read the test split."""
         out = {k: v for k, v in self.metrics.to_dict().items() if k != "test_accuracy"}
-        out.update(error=self.error, w=self.w, steps=self.steps, seed=self.seed, seconds=self.seconds)
+        out.update(error=self.error, w=self.w, steps=self.steps, seed=self.seed, seconds=self.seconds, **self.w_by_cost)
+        if self.latency_table_ms is not None:
+            out["latency_table_ms"] = self.latency_table_ms
         out.update(candidate=self.spec.to_dict(), arch_id=self.spec.arch_id, key=self.spec.key)
         return out
 
@@ -68,12 +96,15 @@ def score_candidate(
     seed: int,
     on_checkpoint: Callable[[int, float, float], None] | None = None,
     checkpoints: int = 1,
+    latency_table_ms: float | None = None,
 ) -> CandidateScore:
     """Train `spec` cut from the task teacher for `steps` distillation steps and score it.
 
     With `on_checkpoint`, the student is also scored on dev at `checkpoints - 1` evenly spaced
     steps before the end, and `on_checkpoint(step, W, error)` is called with W at that point:
     what an early-stopping scheduler (ASHA) compares. It may raise to stop the trial.
+    `latency_table_ms` is the candidate's latency in the study's table: W's i when the
+    reference's cost is "latency".
 
     Raises:
         TrialFailed: training diverged or evaluation was not finite.
@@ -87,17 +118,18 @@ def score_candidate(
             if step < total and step * checkpoints // total != (step - 1) * checkpoints // total:
                 error = evaluate(student, ctx.dev, device=ctx.device).error
                 student.train()
-                on_checkpoint(step, w_coefficient(cost.p, cost.i, error, reference.params, reference.flops), error)
+                on_checkpoint(step, reference.w(cost.p, cost.i, latency_table_ms, error), error)
 
     student, _, _ = distil_student(ctx, spec, steps, seed, on_step=hook)
     m = measure(student, spec, ctx)
-    w = w_coefficient(m.size_bits_non_embedding, m.flops, m.error, reference.params, reference.flops)
-    return CandidateScore(spec, m, w, steps, seed, time.perf_counter() - started)
+    w = reference.w(m.size_bits_non_embedding, m.flops, latency_table_ms, m.error)
+    both = reference.both_w(m.size_bits_non_embedding, m.flops, latency_table_ms, m.error)
+    return CandidateScore(spec, m, w, steps, seed, time.perf_counter() - started, both, latency_table_ms)
 
 
-def provenance(ctx: Context, space: SearchSpace) -> dict[str, Any]:
+def provenance(ctx: Context, space: SearchSpace, table: LatencyTable | None = None) -> dict[str, Any]:
     """What every trial of a search on `ctx` records about where it came from."""
-    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length)
+    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length, table, ctx.settings.cost)
     return {
         "teacher_hash": ctx.teacher.source_hash,
         "teacher_key": ctx.teacher.key,
@@ -105,15 +137,28 @@ def provenance(ctx: Context, space: SearchSpace) -> dict[str, Any]:
         "data_hash": ctx.data.fingerprint(),
         "version": __version__,
         "init": ctx.settings.init,
-        "maximum_point": {**space.maximum_point.to_dict(), "params": reference.params, "flops": reference.flops},
+        "maximum_point": {
+            **space.maximum_point.to_dict(),
+            "params": reference.params,
+            "flops": reference.flops,
+            "latency_ms": reference.latency_ms,
+        },
+        "cost": reference.cost,
     }
 
 
-def context_evaluator(ctx: Context, space: SearchSpace) -> tuple[Callable[[ArchSpec], CandidateScore], dict[str, Any]]:
-    """The real evaluator (the recipe for the settings' trial steps, then scoring) of a context, and the provenance of its trials."""
-    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length)
+def context_evaluator(
+    ctx: Context, space: SearchSpace, table: LatencyTable | None = None
+) -> tuple[Callable[[ArchSpec], CandidateScore], dict[str, Any]]:
+    """The real evaluator (the recipe for the settings' trial steps, then scoring) of a context, and the provenance of its trials.
+
+    `table` is the study's latency table: each trial stores its candidate's table latency and W
+    under both costs, and W's i is that latency when the settings' cost is "latency".
+    """
+    reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length, table, ctx.settings.cost)
 
     def evaluate_candidate(spec: ArchSpec) -> CandidateScore:
-        return score_candidate(ctx, spec, reference, ctx.settings.trial_steps, ctx.settings.seed)
+        latency = table.latency(spec.key) if table is not None else None
+        return score_candidate(ctx, spec, reference, ctx.settings.trial_steps, ctx.settings.seed, latency_table_ms=latency)
 
-    return evaluate_candidate, provenance(ctx, space)
+    return evaluate_candidate, provenance(ctx, space, table)

@@ -43,6 +43,8 @@ def search_args(teacher: Path, task: Path, space: Path, *extra: str) -> list[str
         "3e-3",
         "--lr",
         "3e-3",
+        "--strategy",
+        "tpe",  # a sampler, so --trial-steps applies; a later --strategy in `extra` replaces it
         "--trial-steps",
         "8",
         "--batch-size",

@@ -90,6 +90,8 @@ def test_off_a_terminal_long_work_logs_progress_and_the_teacher_accuracy_once(
         "3e-3",
         "--lr",
         "3e-3",
+        "--strategy",
+        "tpe",
         "--trial-steps",
         "4",
         "--batch-size",

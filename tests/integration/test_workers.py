@@ -98,7 +98,18 @@ def warm_cache(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Pat
     """Fine-tune the task teacher once, so the timed parts below are trials only."""
     finish(
         start(
-            search_command(tiny_bert, tiny_task, tiny_space, f"sqlite:///{tmp_path / 'warm.db'}", "--n-trials", "1", "--trial-steps", "2"),
+            search_command(
+                tiny_bert,
+                tiny_task,
+                tiny_space,
+                f"sqlite:///{tmp_path / 'warm.db'}",
+                "--strategy",
+                "tpe",
+                "--n-trials",
+                "1",
+                "--trial-steps",
+                "2",
+            ),
             tmp_path,
         )
     )

@@ -1,0 +1,76 @@
+"""Export selection by budget, on a study built by hand (tests/conftest.py FAKE_SCORES: no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from bortnas.core.budget import Budget
+from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
+from bortnas.search.records import load_records
+from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop, qualifying
+from tests.conftest import FAKE_BEST, make_scored_study
+
+# FAKE_SCORES by trial number: latency ms, dev accuracy, points below the teacher's 0.85
+#   0: 1.9 0.90 -5 | 1: 1.1 0.80 5 | 3: 0.7 0.70 15 | 5: 1.3 0.75 10 | 6: 1.6 0.55 30 | 7: 0.9 0.68 17
+
+
+@pytest.fixture()
+def study(tmp_path: Path) -> optuna.Study:
+    url = f"sqlite:///{tmp_path / 'fake.db'}"
+    make_scored_study(url)
+    return optuna.load_study(study_name="fake", storage=url)
+
+
+def test_without_budget_the_argmax_w_trial(study: optuna.Study) -> None:
+    assert choose_trial(study).number == FAKE_BEST
+
+
+def test_cost_budget_exports_the_most_accurate_trial_within_it(study: optuna.Study) -> None:
+    # inside 1.2 ms: trials 1 (0.80), 3 (0.70), 7 (0.68)
+    assert choose_trial(study, selection=Selection(Budget(max_latency_ms=1.2))).number == 1
+    # size: trials 3, 6 and 7 are under 0.2 MiB (p + 32,000 bits); 3 is the most accurate of them
+    assert choose_trial(study, selection=Selection(Budget(max_size_mib=0.2))).number == 3
+
+
+def test_accuracy_budget_exports_the_fastest_trial_that_meets_it(study: optuna.Study) -> None:
+    # within 10 points: trials 0 (1.9 ms), 1 (1.1 ms) and 5 (1.3 ms); the most accurate (0) is not the fastest (1)
+    assert choose_trial(study, selection=Selection(max_accuracy_drop=10)).number == 1
+    assert choose_trial(study, selection=Selection(max_accuracy_drop=0)).number == 0
+
+
+def test_both_budgets_export_the_fastest_trial_meeting_both(study: optuna.Study) -> None:
+    # latency <= 1.5 and within 15 points: trials 1 (1.1), 3 (0.7), 5 (1.3) -> 3
+    assert choose_trial(study, selection=Selection(Budget(max_latency_ms=1.5), 15)).number == 3
+    # within 12 points instead: 1 and 5 -> 1
+    assert choose_trial(study, selection=Selection(Budget(max_latency_ms=1.5), 12)).number == 1
+
+
+def test_qualifying_marks_what_trials_shows(study: optuna.Study) -> None:
+    inside = qualifying(load_records(study), Selection(Budget(max_latency_ms=1.2)))
+    assert sorted(r.number for r in inside) == [1, 3, 7]
+
+
+def test_nothing_qualifying_names_the_closest_trial(study: optuna.Study) -> None:
+    with pytest.raises(InfeasibleBudgetError, match=r"latency <= 0.50 ms: the closest, trial 3 \(L1-H16-A2-I32-fp32\), has latency 0.70"):
+        choose_trial(study, selection=Selection(Budget(max_latency_ms=0.5)))
+    # with an accuracy budget too, the excesses add up: trial 3 is 40 % over in latency and 15 points short (0.55),
+    # trial 1 120 % over and 5 points short (1.25), trial 0 280 % over and inside in accuracy (2.8)
+    with pytest.raises(InfeasibleBudgetError, match=r"the closest, trial 3 .* 15.00 points below"):
+        choose_trial(study, selection=Selection(Budget(max_latency_ms=0.5), 0))
+
+
+def test_a_trial_number_and_a_budget_are_exclusive(study: optuna.Study) -> None:
+    with pytest.raises(UserInputError, match="--trial 1 and a budget"):
+        choose_trial(study, 1, Selection(max_accuracy_drop=2))
+    with pytest.raises(ExportError, match="not a finished candidate"):
+        choose_trial(study, 2)
+
+
+@pytest.mark.parametrize("text", ["-1", "abc", "nan", "inf"])
+def test_bad_accuracy_drops_are_one_line(text: str) -> None:
+    with pytest.raises(UserInputError, match="--max-accuracy-drop"):
+        parse_accuracy_drop(text)
+    assert parse_accuracy_drop("2.5") == 2.5 and parse_accuracy_drop("0") == 0.0
