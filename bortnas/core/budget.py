@@ -61,10 +61,8 @@ class CandidateCost:
 
 def _show(field: str, value: float) -> str:
     unit = BUDGET_FLAGS[field][1]
-    if field == "max_latency_ms":
-        return f"{value:.2f} {unit}"
-    if field == "max_size_mib":
-        return f"{value:.2f} {unit}"
+    if field in ("max_latency_ms", "max_size_mib"):
+        return f"{value:.2f} {unit}" if value >= 0.01 else f"{value:.2g} {unit}"
     return f"{value:,.0f} {unit}" if value < 1e6 else f"{value:.3g} {unit}"
 
 
