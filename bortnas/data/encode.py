@@ -62,11 +62,16 @@ class EncodedSplit:
         evaluation goes shortest first; training shuffles with `seed`, sorts pools of
         `POOL_BATCHES` batches by length, and shuffles the resulting batches.
         """
+        for indices in self.batch_indices(batch_size, shuffle, seed):
+            yield self.batch(indices, pad_to)
+
+    def batch_indices(self, batch_size: int, shuffle: bool = False, seed: int = 0) -> Iterator[list[int]]:
+        """The example indices of each batch of `batches`, in the same order (the teacher's cache is keyed by them)."""
         by_length = lambda i: len(self.input_ids[i])
         if not shuffle:
             order = sorted(range(len(self)), key=by_length)
             for start in range(0, len(order), batch_size):
-                yield self.batch(order[start : start + batch_size], pad_to)
+                yield order[start : start + batch_size]
             return
         generator = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(self), generator=generator).tolist()
@@ -76,7 +81,7 @@ class EncodedSplit:
             ranked = sorted(order[start : start + pool], key=by_length)
             chunks += [ranked[k : k + batch_size] for k in range(0, len(ranked), batch_size)]
         for index in torch.randperm(len(chunks), generator=generator).tolist():
-            yield self.batch(chunks[index], pad_to)
+            yield chunks[index]
 
     def subset(self, indices: Sequence[int]) -> EncodedSplit:
         return EncodedSplit(

@@ -29,6 +29,7 @@ from bortnas.data.encode import EncodedSplit
 from bortnas.model.extract import Extraction
 from bortnas.quant.distill import ProjectionRecorder, direction_matching_loss
 from bortnas.runtime.device import CPU, Device
+from bortnas.train.teacher_cache import TeacherCache, TeacherOutputs
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -53,7 +54,7 @@ def _masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor
 
 def distillation_loss(
     student_out: SequenceClassifierOutput,
-    teacher_out: SequenceClassifierOutput,
+    teacher_out: TeacherOutputs,
     batch: dict[str, torch.Tensor],
     config: TrainConfig,
     extraction: Extraction,
@@ -120,13 +121,16 @@ def train(
     description: str = "train",
     on_step: Callable[[int], None] | None = None,
     device: Device = CPU,
+    teacher_cache: TeacherCache | None = None,
 ) -> None:
     """Train `model` in place for `config.steps` steps on shuffled batches of `data`.
 
     `model` (and `teacher`) must already be on `device`; batches are moved there. The loss is read
     on the host every `device.sync_every` steps (every step on the CPU), so on CUDA a diverged run
     stops at the next check, reporting the step where the loss first stopped being finite.
-    `on_step(step)` is called after every optimizer step.
+    `on_step(step)` is called after every optimizer step. A `teacher_cache` that serves this
+    teacher and split replaces the teacher's forward pass for batches it has seen (not with BiBERT's
+    direction matching, which records the teacher's projections).
 
     Raises:
         TrialFailed: the loss became NaN or infinite.
@@ -151,12 +155,13 @@ def train(
     student_forward = device.prepare(model)
     teacher_forward = device.prepare(teacher) if teacher is not None else None
     watch = _DivergenceWatch(device.torch_device, config.steps)
+    cache = teacher_cache if teacher is not None and teacher_cache is not None and teacher_cache.serves(teacher, data) else None
     bar = progress_bar(config.steps, description, show_progress_bar, leave=False)
     step, epoch, loss_value = 0, 0, float("nan")
     try:
         while step < config.steps:
-            for batch in data.batches(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch, pad_to=device.pad_multiple):
-                batch = device.put(batch)
+            for indices in data.batch_indices(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch):
+                batch = device.put(data.batch(indices, device.pad_multiple))
                 with device.autocast():
                     if teacher_forward is None:
                         loss = student_forward(**batch).loss
@@ -165,8 +170,17 @@ def train(
                         assert teacher is not None and extraction is not None
                         inputs = {k: v for k, v in batch.items() if k != "labels"}
                         recorders = (ProjectionRecorder(model), ProjectionRecorder(teacher)) if config.dmd_weight else None
-                        with torch.no_grad(), recorders[1] if recorders else contextlib.nullcontext():
-                            teacher_out = teacher_forward(**inputs, output_hidden_states=bool(config.hidden_weight))
+                        hidden = bool(config.hidden_weight)
+
+                        def run_teacher() -> TeacherOutputs:
+                            with torch.no_grad(), recorders[1] if recorders else contextlib.nullcontext():
+                                out = teacher_forward(**inputs, output_hidden_states=hidden)
+                            return TeacherOutputs(out.logits, out.hidden_states if hidden else None)
+
+                        if cache is not None and recorders is None:
+                            teacher_out = cache.outputs(indices, batch["attention_mask"], hidden, run_teacher)
+                        else:
+                            teacher_out = run_teacher()
                         with recorders[0] if recorders else contextlib.nullcontext():
                             student_out = student_forward(**inputs, output_hidden_states=bool(config.hidden_weight))
                         loss = distillation_loss(student_out, teacher_out, batch, config, extraction, recorders)

@@ -19,6 +19,7 @@ from bortnas.core.teachers import teacher_shape
 from bortnas.data.encode import EncodedSplit, encode
 from bortnas.data.tasks import TaskData, load_rotten_tomatoes, load_table
 from bortnas.runtime.device import CPU, Device
+from bortnas.train.teacher_cache import TeacherCache
 from bortnas.trial.teacher import TaskTeacher, load_teacher_config, prepare_teacher
 
 _logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Context:
     dev: EncodedSplit
     test: EncodedSplit
     device: Device = CPU
+    # the task teacher's outputs per training example, shared by every student distilled in this process
+    teacher_cache: TeacherCache | None = None
 
 
 def build_context(
@@ -100,4 +103,4 @@ def build_context(
         device=device,
     )
     _logger.info("task teacher dev accuracy %.4f (%s)", teacher.dev_accuracy, data.source)
-    return Context(settings, data, shape, teacher, train, dev, test, device=device)
+    return Context(settings, data, shape, teacher, train, dev, test, device=device, teacher_cache=TeacherCache(teacher.model, train))
