@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -111,6 +112,19 @@ class _DivergenceWatch:
         return float(self.last)
 
 
+def _teacher_outputs(
+    forward: Callable[..., SequenceClassifierOutput],
+    inputs: dict[str, torch.Tensor],
+    hidden: bool,
+    recorder: ProjectionRecorder | None,
+) -> TeacherOutputs:
+    """The teacher's forward pass without gradient (recording its projections for BiBERT's DMD when asked)."""
+    with torch.no_grad(), recorder if recorder is not None else contextlib.nullcontext():
+        out = forward(**inputs, output_hidden_states=hidden)
+    assert out.logits is not None, "a sequence classifier's forward pass returns logits"
+    return TeacherOutputs(out.logits, out.hidden_states if hidden else None)
+
+
 def train(
     model: PreTrainedModel,
     data: EncodedSplit,
@@ -171,12 +185,9 @@ def train(
                         inputs = {k: v for k, v in batch.items() if k != "labels"}
                         recorders = (ProjectionRecorder(model), ProjectionRecorder(teacher)) if config.dmd_weight else None
                         hidden = bool(config.hidden_weight)
-
-                        def run_teacher() -> TeacherOutputs:
-                            with torch.no_grad(), recorders[1] if recorders else contextlib.nullcontext():
-                                out = teacher_forward(**inputs, output_hidden_states=hidden)
-                            return TeacherOutputs(out.logits, out.hidden_states if hidden else None)
-
+                        run_teacher = functools.partial(
+                            _teacher_outputs, teacher_forward, inputs, hidden, recorders[1] if recorders else None
+                        )
                         if cache is not None and recorders is None:
                             teacher_out = cache.outputs(indices, batch["attention_mask"], hidden, run_teacher)
                         else:
