@@ -334,7 +334,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     study, _, _ = _open_existing(args)
     out = (args.out or Path("plots") / args.study).resolve()
-    report = write_plots(study, out, overwrite=args.overwrite)
+    report = write_plots(study, out, overwrite=args.overwrite, cost=args.cost)
     if args.format == "json":
         print(
             json.dumps(
@@ -579,6 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study(plots, required=True)
     plots.add_argument("--out", type=Path, default=None, help="output directory (default plots/STUDY)")
     plots.add_argument("--overwrite", action="store_true", help="replace plot files that exist")
+    plots.add_argument(
+        "--cost", choices=("flops", "latency"), default=None, help="which W to draw and star (default: the study's own cost)"
+    )
     _add_common(plots)
     plots.set_defaults(func=cmd_plot)
     return parser

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from bortnas.core.errors import BortnasError, MissingDependencyError, UserInputError
-from bortnas.search.records import TrialRecord, front_and_best, load_records, p_bits
+from bortnas.search.records import TrialRecord, front_and_best, load_records, p_bits, w_of
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -64,7 +64,7 @@ class PlotReport:
     best_w: float
 
 
-def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False) -> PlotReport:
+def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cost: str | None = None) -> PlotReport:
     """Write the Pareto front and the search history of `study` into `out_dir`.
 
     ``pareto.png``: p against measured latency and against i, coloured by error, the
@@ -78,6 +78,8 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False) -> 
         study: a study written by `bortnas search`.
         out_dir: directory of the files.
         overwrite: replace plot files that exist; otherwise refuse before writing anything.
+        cost: which W to draw and star: "flops", "latency" (W with i = the latency table's value), or
+            None for the study's own objective.
 
     Returns:
         The files written, and the front and best trial drawn.
@@ -105,15 +107,16 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False) -> 
     if existing and not overwrite:
         raise UserInputError(f"{existing[0]} exists: pass --overwrite to replace the plots in {out_dir}, or another --out.")
     records = load_records(study)
-    front, best = front_and_best(records)
+    front, best = front_and_best(records, cost)
     if best is None:
         raise BortnasError(
             f"study {study.study_name!r} has no finished trial to plot: see `bortnas trials --study {study.study_name} --all` "
             "for the reasons."
         )
-    points = [_point(r, r.number in front) for r in records if r.scored]
+    points = [_point(r, r.number in front, cost) for r in records if r.scored and w_of(r.attrs, cost) is not None]
     top = next(p for p in points if p.number == best)
-    title = f"{study.study_name}: {len(points)} scored trials; argmax W = {top.w:.3f}, trial {top.number} ({top.key})"
+    which = {"flops": " (i = FLOPs)", "latency": " (i = table latency)"}.get(cost or "", "")
+    title = f"{study.study_name}: {len(points)} scored trials; argmax W{which} = {top.w:.3f}, trial {top.number} ({top.key})"
     _logger.info("%s; Pareto front of (p, i, error): trials %s", title, sorted(front))
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +131,7 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False) -> 
     return PlotReport(files=files, scored=len(points), front=tuple(p.number for p in points if p.on_front), best=best, best_w=top.w)
 
 
-def _point(record: TrialRecord, on_front: bool) -> _Point:
+def _point(record: TrialRecord, on_front: bool, cost: str | None) -> _Point:
     a = record.attrs
     return _Point(
         number=record.number,
@@ -137,7 +140,7 @@ def _point(record: TrialRecord, on_front: bool) -> _Point:
         mflops=a["flops"] / 1e6,
         latency_ms=a["latency_ms"],
         error=a["error"],
-        w=a["w"],
+        w=w_of(a, cost) or 0.0,
         on_front=on_front,
     )
 
