@@ -20,7 +20,7 @@ $(STAMP): setup.cfg setup.py
 
 demo: $(STAMP)
 	mkdir -p $(OUT)
-	$(VENV)/bin/bortnas search --space search_spaces/minilm_quick.yaml --strategy tpe --n-trials 8 --storage $(STORAGE)
+	$(VENV)/bin/bortnas search --space search_spaces/minilm_quick.yaml --storage $(STORAGE)
 	$(VENV)/bin/bortnas trials --study minilm_quick --storage $(STORAGE)
 	$(VENV)/bin/bortnas export --study minilm_quick --storage $(STORAGE) --out $(OUT)/minilm_quick --overwrite
 
