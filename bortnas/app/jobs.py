@@ -163,7 +163,8 @@ def search(
     feasible = screen.check_any(list(space.candidates()), space.source)
     if budget:
         _logger.info("budget %s: %d of %d candidates inside it", budget.describe(), len(feasible), len(space))
-    proposals = [c for c in grid_order(space, settings.seed) if c in set(feasible)] if options.strategy == "grid" else None
+    inside = set(feasible)
+    proposals = [c for c in grid_order(space, settings.seed) if c in inside] if options.strategy == "grid" else None
     n_trials = min(options.n_trials, len(feasible))
     plan = fptas_info = None
     if options.strategy == "fptas":
