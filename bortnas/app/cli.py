@@ -407,9 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher-steps", type=int, default=d.teacher_steps, help="fine-tuning steps of the task teacher")
     s.add_argument("--teacher-lr", type=float, default=d.teacher_lr)
     s.add_argument("--trial-steps", type=int, default=None, help="distillation steps n per candidate (default 60; fptas: from --epsilon)")
-    s.add_argument(
-        "--lr", type=float, default=None, help="student learning rate (default 2e-4 with AdamW; 2e-2 with SGD for --init scratch)"
-    )
+    s.add_argument("--lr", type=float, default=None, help="student learning rate of AdamW (default 2e-4; 1e-3 for --init scratch)")
     s.add_argument("--batch-size", type=int, default=d.batch_size)
     s.add_argument("--seed", type=int, default=d.seed)
     s.add_argument("--init", choices=("inherit", "scratch"), default=d.init, help="cut weights from the teacher, or random (Bort)")

@@ -50,7 +50,7 @@ def test_fptas_rejects_trial_steps_and_bad_epsilon(tmp_path: Path, tiny_bert: Pa
     assert not (tmp_path / "bortnas.db").exists()
 
 
-def test_scratch_init_trains_with_sgd_and_clipping(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+def test_scratch_init_is_pinned_and_recorded(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--init", "scratch", "--n-trials", "1"), cwd=tmp_path)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}")
     assert study.user_attrs["settings"]["init"] == "scratch"

@@ -11,10 +11,12 @@ from bortnas.modes import QuantMode
 
 def test_the_learning_rate_follows_init_unless_given() -> None:
     assert RunSettings().lr == DEFAULT_LR["inherit"] == 2e-4
-    assert RunSettings(init="scratch").lr == DEFAULT_LR["scratch"] == 2e-2  # SGD's rate, not AdamW's
+    assert RunSettings(init="scratch").lr == DEFAULT_LR["scratch"] == 1e-3  # random weights need a larger step
     assert RunSettings(init="scratch", lr=5e-3).lr == 5e-3
     scratch = RunSettings(init="scratch").student_train_config(10)
-    assert (scratch.optimizer, scratch.lr, scratch.clip_weights) == ("sgd", 2e-2, 1.0)
+    # AdamW, not Bort's SGD (which left scratch students at the majority class), still clipped and distilled alike
+    fields = (scratch.optimizer, scratch.lr, scratch.clip_weights, scratch.hidden_weight, scratch.warmup_fraction)
+    assert fields == ("adamw", 1e-3, 1.0, 1.0, 0.1)
     inherit = RunSettings().student_train_config(10, seed=3, dmd_weight=QuantMode.BIBERT.config.dmd_weight)
     assert (inherit.optimizer, inherit.lr, inherit.clip_weights, inherit.seed, inherit.dmd_weight) == ("adamw", 2e-4, None, 3, 1.0)
 

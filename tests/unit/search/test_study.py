@@ -99,7 +99,7 @@ def test_load_study_returns_the_pinned_space_and_settings(storage: optuna.storag
     study, space, loaded = load_study(storage, "s")
     assert study.study_name == "s"
     assert space.fingerprint() == SPACE.fingerprint() and space.name == "tiny"
-    assert loaded == settings and loaded.learning_rate == 2e-2
+    assert loaded == settings and loaded.learning_rate == 1e-3
 
 
 def test_load_study_of_an_unknown_name_lists_the_known_ones(storage: optuna.storages.RDBStorage) -> None:
