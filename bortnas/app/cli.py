@@ -47,6 +47,7 @@ def _settings(args: argparse.Namespace, trial_steps: int) -> Any:
         max_size_mib=args.max_size_mib,
         max_params=args.max_params,
         max_flops=args.max_flops,
+        min_speedup=args.min_speedup,
     )
 
 
@@ -118,13 +119,14 @@ def _open_existing(args: argparse.Namespace) -> Any:
 
 def cmd_trials(args: argparse.Namespace) -> int:
     from bortnas.search.records import front_and_best, load_records, w_of
-    from bortnas.search.selection import qualifying
+    from bortnas.search.selection import qualifying, resolve
 
     study, _, settings = _open_existing(args)
     cost = args.cost or settings.cost
     records = load_records(study)
     front, best = front_and_best(records, cost)
     selection = _selection(args)
+    selection = resolve(selection, study)
     inside = {r.number for r in qualifying(records, selection)} if selection else set()
     rows = []
     for r in records:
@@ -184,7 +186,7 @@ def _selection(args: argparse.Namespace) -> Any:
     from bortnas.search.selection import Selection, parse_accuracy_drop
 
     return Selection(
-        Budget.parse(max_latency_ms=args.max_latency_ms, max_size_mib=args.max_size_mib),
+        Budget.parse(max_latency_ms=args.max_latency_ms, max_size_mib=args.max_size_mib, min_speedup=args.min_speedup),
         parse_accuracy_drop(args.max_accuracy_drop),
     )
 
@@ -192,6 +194,7 @@ def _selection(args: argparse.Namespace) -> Any:
 def _add_selection(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--max-latency-ms", help=f"{verb} trials whose batch-1 latency (the study's latency table) is at most this")
     parser.add_argument("--max-size-mib", help=f"{verb} trials whose stored size is at most this many MiB")
+    parser.add_argument("--min-speedup", help=f"{verb} trials at least this many times faster than the teacher (the study's latency table)")
     parser.add_argument("--max-accuracy-drop", help=f"{verb} trials at most this many points of dev accuracy below the task teacher")
 
 
@@ -429,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-size-mib", help="train only candidates whose stored size is at most this many MiB")
     s.add_argument("--max-params", help="train only candidates with at most this many parameters (e.g. 5e6)")
     s.add_argument("--max-flops", help="train only candidates with at most this many FLOPs per sequence (e.g. 2e8)")
+    s.add_argument(
+        "--min-speedup", help="train only candidates at least this many times faster than the teacher at batch 1 (same latency table)"
+    )
     s.add_argument("--n-trials", type=int, default=8, help="distinct finished candidates the study should hold (not for fptas)")
     s.add_argument("--epsilon", type=float, default=0.1, help="fptas: approximation parameter; W >= (1 - epsilon) * optimum")
     s.add_argument("--fptas-n0", type=float, default=6.0, help="fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5))")

@@ -162,7 +162,7 @@ def search(
     screen = BudgetScreen(budget, shape, settings.max_length, table)
     feasible = screen.check_any(list(space.candidates()), space.source)
     if budget:
-        _logger.info("budget %s: %d of %d candidates inside it", budget.describe(), len(feasible), len(space))
+        _logger.info("budget %s: %d of %d candidates inside it", screen.describe(), len(feasible), len(space))
     inside = set(feasible)
     proposals = [c for c in grid_order(space, settings.seed) if c in inside] if options.strategy == "grid" else None
     n_trials = min(options.n_trials, len(feasible))

@@ -24,6 +24,7 @@ BUDGET_FLAGS: dict[str, tuple[str, str, str]] = {
     "max_size_mib": ("--max-size-mib", "MiB", "20"),
     "max_params": ("--max-params", "parameters", "5e6"),
     "max_flops": ("--max-flops", "FLOPs", "2e8"),
+    "min_speedup": ("--min-speedup", "x", "8"),
 }
 _NAMES = {"max_latency_ms": "latency", "max_size_mib": "size", "max_params": "parameters", "max_flops": "FLOPs"}
 
@@ -79,6 +80,8 @@ class Budget:
     max_size_mib: float | None = None
     max_params: float | None = None
     max_flops: float | None = None
+    # batch-1 latency at most the teacher's / min_speedup, both from the same latency table (`against`)
+    min_speedup: float | None = None
 
     def __post_init__(self) -> None:
         for field, (flag, _, example) in BUDGET_FLAGS.items():
@@ -93,19 +96,32 @@ class Budget:
         return cls(**{f: parse_limit(BUDGET_FLAGS[f][0], v, BUDGET_FLAGS[f][2]) for f, v in values.items()})
 
     def given(self) -> dict[str, float]:
-        """The bounds that are set, by field name."""
-        return {f: v for f in BUDGET_FLAGS if (v := getattr(self, f)) is not None}
+        """The upper bounds that are set, by field name (a speed-up counts once resolved by `against`)."""
+        return {f: v for f in BUDGET_FLAGS if f != "min_speedup" and (v := getattr(self, f)) is not None}
+
+    def against(self, teacher_ms: float) -> Budget:
+        """This budget with `min_speedup` turned into the latency bound it means: teacher_ms / min_speedup
+        (the tighter of that and `max_latency_ms`). Stating a speed-up compares the candidates with the
+        teacher timed in the same table, so machine noise between runs cancels."""
+        if self.min_speedup is None:
+            return self
+        bound = teacher_ms / self.min_speedup
+        latency = bound if self.max_latency_ms is None else min(self.max_latency_ms, bound)
+        return dataclasses.replace(self, max_latency_ms=latency, min_speedup=None)
 
     def __bool__(self) -> bool:
-        return bool(self.given())
+        return bool(self.given()) or self.min_speedup is not None
 
     @property
     def needs_latency(self) -> bool:
-        return self.max_latency_ms is not None
+        return self.max_latency_ms is not None or self.min_speedup is not None
 
     def describe(self) -> str:
         """E.g. "latency <= 3.00 ms, size <= 20.00 MiB"; "no budget" when none is set."""
-        return ", ".join(f"{_NAMES[f]} <= {_show(f, v)}" for f, v in self.given().items()) or "no budget"
+        parts = [f"{_NAMES[f]} <= {_show(f, v)}" for f, v in self.given().items()]
+        if self.min_speedup is not None:
+            parts.append(f"at least {self.min_speedup:g}x faster than the teacher")
+        return ", ".join(parts) or "no budget"
 
     def excess(self, cost: CandidateCost) -> dict[str, float]:
         """By how much (as a fraction of the bound) `cost` exceeds each bound it breaks; empty: inside.

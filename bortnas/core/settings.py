@@ -97,12 +97,14 @@ class RunSettings:
     max_size_mib: float | None = None
     max_params: float | None = None
     max_flops: float | None = None
+    min_speedup: float | None = None
 
     def __post_init__(self) -> None:
         if self.cost not in COSTS:
             raise UserInputError(f"--cost={self.cost!r} is unknown: use {' or '.join(COSTS)}.")
-        for name, value in self.budget().given().items():
-            object.__setattr__(self, name, value)
+        budget = self.budget()
+        for name in BUDGET_FLAGS:
+            object.__setattr__(self, name, getattr(budget, name))
         if self.init not in DEFAULT_LR:
             raise UserInputError(f"--init={self.init!r} is unknown: use inherit or scratch.")
         if self.lr is None:

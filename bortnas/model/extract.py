@@ -1,7 +1,8 @@
 """Cut a candidate out of a (task-fine-tuned) teacher: keep its most important units.
 
 Torch layer. The selection rule (README "Extraction"):
-- layers: the `layers` layers of highest importance, in their original order;
+- layers: the `layers` layers of highest importance, in their original order (or the teacher
+  layers the caller names: truncation baselines such as DistilBERT's every-other-layer start);
 - hidden dimensions: the `hidden` residual-stream dimensions of highest importance, sliced
   consistently from the embeddings, every LayerNorm, every projection and the head;
 - heads: per kept layer the `heads` heads of highest importance;
@@ -21,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -92,12 +94,35 @@ def student_config(teacher_config: PreTrainedConfig, spec: ArchSpec) -> PreTrain
     return config
 
 
+def _layer_index(importance: Importance, spec: ArchSpec, num_layers: int, layers: Sequence[int] | None) -> torch.Tensor:
+    """The teacher layer of each student layer: the most important ones, or `layers` as given."""
+    if layers is None:
+        return _top(importance.layers, spec.layers)
+    chosen = list(layers)
+    if len(chosen) != spec.layers or len(set(chosen)) != len(chosen) or not all(0 <= layer < num_layers for layer in chosen):
+        raise ValueError(
+            f"layers={chosen} does not fit candidate {spec.key}: give {spec.layers} distinct teacher layer indices "
+            f"in 0..{num_layers - 1}, or None for the most important layers."
+        )
+    return torch.tensor(chosen, dtype=torch.long)
+
+
 @torch.no_grad()
-def extract(teacher: PreTrainedModel, importance: Importance, spec: ArchSpec, init: Init = "inherit") -> tuple[PreTrainedModel, Extraction]:
+def extract(
+    teacher: PreTrainedModel,
+    importance: Importance,
+    spec: ArchSpec,
+    init: Init = "inherit",
+    layers: Sequence[int] | None = None,
+) -> tuple[PreTrainedModel, Extraction]:
     """A new model of the teacher's class shaped as `spec`; the teacher is not modified.
 
+    `layers` names the teacher layer of each student layer, in the student's order, instead of
+    the most important ones; baselines use it to cut the first k layers or k evenly spread ones.
+
     Raises:
-        ValueError: `spec` asks for more of a dimension than the teacher has.
+        ValueError: `spec` asks for more of a dimension than the teacher has, or `layers` is not
+            `spec.layers` distinct indices of teacher layers.
     """
     config = teacher.config
     limits = {
@@ -110,7 +135,7 @@ def extract(teacher: PreTrainedModel, importance: Importance, spec: ArchSpec, in
         if getattr(spec, key) > limit:
             raise ValueError(f"candidate {spec.key} has {key}={getattr(spec, key)} but the teacher only {limit}.")
     device = next(teacher.parameters()).device
-    layer_index = _top(importance.layers, spec.layers)
+    layer_index = _layer_index(importance, spec, config.num_hidden_layers, layers)
     hidden_index = _top(importance.hidden, spec.hidden).to(device)
     mapping = Extraction(layers=tuple(layer_index.tolist()), hidden=hidden_index)
 

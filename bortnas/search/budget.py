@@ -43,6 +43,19 @@ class BudgetScreen:
     seq_len: int
     table: LatencyTable | None
 
+    stated: Budget | None = None  # the budget as given, when `--min-speedup` was resolved into a latency bound
+
+    def __post_init__(self) -> None:
+        if self.budget.min_speedup is not None and self.table is not None:
+            object.__setattr__(self, "stated", self.budget)
+            object.__setattr__(self, "budget", self.budget.against(self.table.teacher_ms))
+
+    def describe(self) -> str:
+        """The budget in force, with the speed-up it came from (e.g. "latency <= 2.44 ms: 8x faster than the teacher's 19.5 ms")."""
+        if self.stated is None or self.stated.min_speedup is None or self.table is None:
+            return self.budget.describe()
+        return f"{self.budget.describe()}: {self.stated.min_speedup:g}x faster than the teacher's {self.table.teacher_ms:.2f} ms"
+
     def cost(self, spec: ArchSpec) -> CandidateCost:
         return candidate_cost(spec, self.shape, self.seq_len, self.table)
 
@@ -74,7 +87,7 @@ class BudgetScreen:
         closest = min(candidates, key=lambda c: self.budget.worst_excess(self.cost(c)))
         device = f" on {self.table.device}, {self.table.threads} thread(s), batch 1 at {self.seq_len} tokens" if self.table else ""
         raise InfeasibleBudgetError(
-            f"no candidate of {source} meets the budget ({self.budget.describe()}): the cheapest, {closest.key}, has "
+            f"no candidate of {source} meets the budget ({self.describe()}): the cheapest, {closest.key}, has "
             f"{self.budget.cost_summary(self.cost(closest))}{device if self.budget.needs_latency else ''}; "
             "raise the budget or add smaller values to the space."
         )

@@ -16,11 +16,11 @@ import math
 
 import optuna
 
-from bortnas.core.budget import Budget, CandidateCost
+from bortnas.core.budget import Budget, CandidateCost, LatencyTable
 from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
 from bortnas.search.records import TrialRecord, front_and_best, load_records
 
-__all__ = ["Selection", "choose_trial", "parse_accuracy_drop", "qualifying", "trial_cost", "trial_latency"]
+__all__ = ["Selection", "choose_trial", "parse_accuracy_drop", "qualifying", "resolve", "trial_cost", "trial_latency"]
 
 
 def parse_accuracy_drop(value: str | float | None) -> float | None:
@@ -57,6 +57,23 @@ class Selection:
         if self.max_accuracy_drop is not None:
             parts.append(f"dev accuracy at most {self.max_accuracy_drop:g} points below the teacher's")
         return ", ".join(parts)
+
+
+def resolve(selection: Selection, study: optuna.Study) -> Selection:
+    """`selection` with `--min-speedup` turned into the latency bound it means in `study`'s latency table.
+
+    Raises:
+        UserInputError: a speed-up for a study without a latency table.
+    """
+    if selection.budget.min_speedup is None:
+        return selection
+    stored = study.user_attrs.get("latency_table")
+    if not stored:
+        raise UserInputError(
+            f"--min-speedup needs the latency table of study {study.study_name!r}, which has none (made before tables existed): "
+            "use --max-latency-ms."
+        )
+    return dataclasses.replace(selection, budget=selection.budget.against(LatencyTable.from_dict(stored).teacher_ms))
 
 
 def trial_latency(attrs: dict[str, float]) -> float | None:
@@ -138,7 +155,7 @@ def choose_trial(study: optuna.Study, number: int | None = None, selection: Sele
         raise UserInputError(f"--trial {number} and a budget ({selection.describe()}) both choose the trial: give one of them.")
     records = load_records(study)
     if number is None and selection:
-        number = _by_budget(study, records, selection)
+        number = _by_budget(study, records, resolve(selection, study))
     if number is None:
         _, best = front_and_best(records)
         if best is None:

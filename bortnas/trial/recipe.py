@@ -59,9 +59,13 @@ def distil_student(
     seed: int,
     show_progress_bar: bool = False,
     on_step: Callable[[PreTrainedModel, int, int], None] | None = None,
+    layers: Sequence[int] | None = None,
 ) -> tuple[PreTrainedModel, Extraction, TrainConfig]:
     """Build `spec` and distil it through its chain; returns the student, its extraction and the
     configuration of the candidate's own mode with the total step count.
+
+    `layers` (teacher layer indices, passed to `extract`) replaces the most important layers, so
+    truncation baselines are distilled with exactly this recipe.
 
     The first stage learns from the task teacher; every later stage from the previous stage's
     student, a model of the same shape (so its units map one to one), re-quantized to the next
@@ -69,7 +73,7 @@ def distil_student(
     candidate's own mode). The student is trained on, and returned on, the context's device.
     """
     stages = chain_stages(spec.quant, ctx.settings.chain(), steps)
-    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init)
+    student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init, layers=layers)
     teacher, mapping = ctx.teacher.model, extraction
     config = student_config(ctx, steps, spec.quant, seed)
     for k, (mode, n) in enumerate(stages):
@@ -90,6 +94,7 @@ def distil_student(
             description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})",
             on_step=hook,
             device=ctx.device,
+            teacher_cache=ctx.teacher_cache,
         )
     return student, extraction, dataclasses.replace(config, steps=steps)
 

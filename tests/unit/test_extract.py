@@ -95,6 +95,46 @@ def test_extraction_keeps_the_most_important_units(tiny_bert: Path) -> None:
     assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight[:, 16:])
 
 
+def test_first_layer_at_full_width_is_the_teacher_cut_at_depth_one(tiny_bert: Path) -> None:
+    teacher = classifier(tiny_bert)
+    importance = random_importance(teacher)
+    importance.layers = torch.tensor([0.1, 0.9])  # importance alone would keep layer 1
+    c = teacher.config
+    student, mapping = extract(teacher, importance, ArchSpec(1, c.hidden_size, c.num_attention_heads, c.intermediate_size), layers=[0])
+    assert mapping.layers == (0,)
+    inputs = batch(c.vocab_size)
+    with torch.no_grad():
+        s_out = student(**inputs, output_hidden_states=True)
+        t_hidden = teacher(**inputs, output_hidden_states=True).hidden_states
+        with gated(teacher) as gates:
+            gates.layers[1] = 0.0  # the teacher without its second layer
+            truncated = teacher(**inputs).logits
+    assert len(s_out.hidden_states) == 2
+    assert (s_out.hidden_states[1] - t_hidden[1]).abs().max().item() < 1e-5
+    assert (s_out.logits - truncated).abs().max().item() < 1e-5
+
+
+def test_given_layers_keep_their_order(tiny_bert: Path) -> None:
+    teacher = classifier(tiny_bert)
+    student, mapping = extract(teacher, random_importance(teacher), ArchSpec(2, 16, 2, 64), layers=[1, 0])
+    assert mapping.layers == (1, 0)
+    kept = mapping.hidden
+    for s_layer, t_index in zip(student.bert.encoder.layer, (1, 0), strict=True):
+        # every FFN neuron is kept, so the output projection is the teacher layer's with only its rows sliced
+        assert torch.equal(s_layer.output.dense.weight, teacher.bert.encoder.layer[t_index].output.dense.weight[kept])
+    assert not torch.equal(teacher.bert.encoder.layer[0].output.dense.weight, teacher.bert.encoder.layer[1].output.dense.weight)
+
+
+@pytest.mark.parametrize(
+    ("spec", "layers"),
+    [(ArchSpec(2, 32, 4, 64), [0, 0]), (ArchSpec(1, 32, 4, 64), [2]), (ArchSpec(1, 32, 4, 64), [-1]), (ArchSpec(1, 32, 4, 64), [0, 1])],
+)
+def test_bad_layer_lists_are_refused(tiny_bert: Path, spec: ArchSpec, layers: list[int]) -> None:
+    teacher = classifier(tiny_bert)
+    with pytest.raises(ValueError, match=rf"give {spec.layers} distinct teacher layer indices in 0\.\.1"):
+        extract(teacher, random_importance(teacher), spec, layers=layers)
+
+
 def test_scratch_init_has_the_shape_but_not_the_weights(tiny_bert: Path) -> None:
     teacher = classifier(tiny_bert)
     c = teacher.config

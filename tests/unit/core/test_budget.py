@@ -63,3 +63,11 @@ def test_latency_table_round_trips() -> None:
     table = LatencyTable({"L1-H16-A2-I32-fp32": 0.5}, 2.0, 3.0, "cpu", 1, 24, 10, 0.1)
     assert LatencyTable.from_dict(table.to_dict()) == table
     assert table.latency("L1-H16-A2-I32-fp32") == 0.5 and table.latency("nope") is None
+
+
+def test_a_speedup_is_a_latency_bound_against_the_teacher() -> None:
+    assert Budget.parse(min_speedup="8").against(24.0) == Budget(max_latency_ms=3.0)
+    assert Budget(max_latency_ms=2.0, min_speedup=8).against(24.0).max_latency_ms == 2.0  # the tighter bound wins
+    assert Budget(min_speedup=4).describe() == "at least 4x faster than the teacher" and Budget(min_speedup=4)
+    with pytest.raises(UserInputError, match="--min-speedup='0'"):
+        Budget.parse(min_speedup="0")

@@ -60,3 +60,11 @@ def test_fptas_plans_over_the_feasible_set_only() -> None:
     assert plan.representatives and set(plan.representatives) <= set(feasible)
     by_latency = fptas_plan(SPACE, SHAPE, 24, 0.1, feasible, cost="latency", table=TABLE)
     assert by_latency.i_max == 2.5 and set(by_latency.representatives) <= set(feasible)
+
+
+def test_min_speedup_reads_the_teacher_from_the_same_table() -> None:
+    # the table's teacher takes 3.0 ms: 2x faster is 1.5 ms, which only the 1-layer candidates meet
+    screen = BudgetScreen(Budget(min_speedup=2), SHAPE, 24, TABLE)
+    assert screen.budget == Budget(max_latency_ms=1.5)
+    assert {c.layers for c in screen.feasible(SPACE.candidates())} == {1}
+    assert screen.describe() == "latency <= 1.50 ms: 2x faster than the teacher's 3.00 ms"

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from bortnas.core.budget import Budget
+from bortnas.core.budget import Budget, LatencyTable
 from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
 from bortnas.search.records import load_records
 from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop, qualifying
@@ -74,3 +74,11 @@ def test_bad_accuracy_drops_are_one_line(text: str) -> None:
     with pytest.raises(UserInputError, match="--max-accuracy-drop"):
         parse_accuracy_drop(text)
     assert parse_accuracy_drop("2.5") == 2.5 and parse_accuracy_drop("0") == 0.0
+
+
+def test_min_speedup_uses_the_study_latency_table(study: optuna.Study) -> None:
+    with pytest.raises(UserInputError, match="--min-speedup needs the latency table"):
+        choose_trial(study, selection=Selection(Budget(min_speedup=2)))
+    # a teacher of 2.4 ms: 2x faster is 1.2 ms, the budget of test_cost_budget_exports_the_most_accurate_trial_within_it
+    study.set_user_attr("latency_table", LatencyTable({}, 2.5, 2.4, "cpu", 1, 24, 10, 0.0).to_dict())
+    assert choose_trial(study, selection=Selection(Budget(min_speedup=2))).number == 1
