@@ -40,12 +40,6 @@ def create_or_resume(
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, direction="maximize", load_if_exists=True)
     wanted: dict[str, Any] = {"space_fingerprint": space.fingerprint(), "settings": settings.to_dict()}
     existing = study.user_attrs
-    if study.metric_names is None:
-        with warnings.catch_warnings():  # experimental since Optuna 3.2 and unchanged since; the dashboard reads it
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(["W"])
-    if latency_table is not None and "latency_table" not in existing:
-        study.set_user_attr("latency_table", latency_table.to_dict())
     if fptas is not None:
         previous = existing.get("fptas")
         if previous is not None and (previous["epsilon"], previous["n0"], previous["s"]) != (fptas["epsilon"], fptas["n0"], fptas["s"]):
@@ -61,6 +55,7 @@ def create_or_resume(
             study.set_user_attr(key, value)
         if fptas is not None:
             study.set_user_attr("fptas", fptas)
+        _complete(study, latency_table)
         return study
     for key in PINNED:
         if json.dumps(existing.get(key), sort_keys=True) != json.dumps(wanted[key], sort_keys=True):
@@ -76,7 +71,18 @@ def create_or_resume(
             )
     if fptas is not None and "fptas" not in existing:
         study.set_user_attr("fptas", fptas)
+    _complete(study, latency_table)
     return study
+
+
+def _complete(study: optuna.Study, latency_table: LatencyTable | None) -> None:
+    """Name the objective "W" and store the latency table, where the study lacks them (older studies)."""
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2 and unchanged since; the dashboard reads it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(["W"])
+    if latency_table is not None and "latency_table" not in study.user_attrs:
+        study.set_user_attr("latency_table", latency_table.to_dict())
 
 
 def latency_table(study: optuna.Study) -> LatencyTable | None:
