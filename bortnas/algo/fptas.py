@@ -17,6 +17,9 @@ What the sources say, and the reading implemented here (README "FPTAS"; docs/alg
 - [R] The ordering. The AB^nC property orders networks by size and gives "an ordering of the
   error across Xi": the larger network (larger p, then larger i) has the smaller surrogate error.
   So in each bucket only its largest member, the representative, needs an error estimate.
+  Which member is "largest" is a key the caller may inject (`plan(size=...)`, default (p, i)):
+  candidates that tie on p (the head count changes neither p nor FLOPs) are told apart by what
+  they inherit from a teacher (`bortnas.search.strategies.ordering`).
 - [R] The guarantee. Let xi* maximise W, in bucket B with representative r. Then e(r) <= e(xi*)
   (ordering) and N(r) > (1 - eps) N(xi*) (bucket width), so W(r) > (1 - eps) W(xi*), and the
   returned candidate, the argmax of W over the representatives, is at least as good.
@@ -68,7 +71,7 @@ class FptasPlan(Generic[Candidate]):
     epsilon: float
     p_max: float
     i_max: float
-    buckets: tuple[tuple[Candidate, ...], ...]  # non-empty buckets, best N first; each sorted large to small
+    buckets: tuple[tuple[Candidate, ...], ...]  # non-empty buckets, best N first; each sorted large to small (by `size`)
     representatives: tuple[Candidate, ...]  # one per bucket: its largest member
     excluded: tuple[Candidate, ...]  # N = 0: never better than W = 0
     evaluation_bound: int  # 1 + floor(ln(N_max / N_min) / -ln(1 - eps)), capped at |Xi|
@@ -105,12 +108,13 @@ def plan(
     epsilon: float,
     p_max: float | None = None,
     i_max: float | None = None,
+    size: Callable[[Candidate], Any] | None = None,
 ) -> FptasPlan[Candidate]:
     """Partition `candidates` into (1 - epsilon)-wide buckets of N and pick each bucket's representative.
 
     `p_max` and `i_max` are p and i of the maximum point T (default: the largest over `candidates`).
-    The representative of a bucket is its member with the largest (p, i): under the AB^nC
-    ordering, the one with the smallest error.
+    The representative of a bucket is its largest member by `size` (a sort key; default (p, i)):
+    under the AB^nC ordering, the one with the smallest error.
 
     Raises:
         ValueError: epsilon outside (0, 1), no candidates, or a non-positive p_max / i_max.
@@ -136,7 +140,8 @@ def plan(
         # tiny tolerance so a ratio of exactly (1 - eps)^k lands in bucket k, not k + 1
         k = math.floor(-math.log(scored[c] / n_max) / log_step + 1e-12)
         grouped.setdefault(k, []).append(c)
-    buckets = tuple(tuple(sorted(grouped[k], key=lambda c: costs[c], reverse=True)) for k in sorted(grouped))
+    rank: Callable[[Candidate], Any] = (lambda c: costs[c]) if size is None else size
+    buckets = tuple(tuple(sorted(grouped[k], key=rank, reverse=True)) for k in sorted(grouped))
     bound = min(len(positive), 1 + math.floor(math.log(n_max / n_min) / log_step + 1e-12))
     return FptasPlan(
         epsilon=epsilon,

@@ -65,6 +65,22 @@ def test_buckets_by_hand() -> None:
     assert the_plan.evaluation_bound == 1 + math.floor(math.log(0.9 / 0.5) / -math.log(0.8))
 
 
+def test_injected_size_picks_the_representative() -> None:
+    # "a2" and "a" tie on p and i: the default key keeps input order ("a" first); a size key that
+    # ranks "a2" larger makes it the representative, without moving any bucket boundary.
+    costs = {"a": 2.0, "a2": 2.0, "c": 5.0, "T": 10.0}  # N = 0.8, 0.8, 0.5: buckets 0 and 2 at eps 0.2
+    p = costs.__getitem__
+
+    def i(c: str) -> float:
+        return 0.0
+
+    default = fptas.plan(list(costs), p, i, 0.2, i_max=1e12)
+    ranked = fptas.plan(list(costs), p, i, 0.2, i_max=1e12, size=lambda c: (costs[c], c == "a2"))
+    assert default.representatives == ("a", "c")
+    assert ranked.representatives == ("a2", "c")
+    assert [set(b) for b in ranked.buckets] == [set(b) for b in default.buckets]
+
+
 def test_steps_grow_as_one_over_epsilon() -> None:
     assert fptas.steps_for(0.1, n0=6) == 60
     assert fptas.steps_for(0.05, n0=6) == 120

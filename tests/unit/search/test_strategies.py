@@ -1,0 +1,38 @@
+"""The FPTAS's ordering of candidates that tie on size: the teacher's head size first."""
+
+from __future__ import annotations
+
+import pytest
+
+from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, SearchSpace
+from bortnas.search.strategies import fptas_plan, head_mismatch, ordering
+
+MINILM = REFERENCE_SHAPES["minilm-l6"]  # hidden 384, 12 heads: head size 32
+
+
+@pytest.mark.parametrize(
+    ("hidden", "heads", "octaves"),
+    [(384, 12, 0.0), (192, 6, 0.0), (192, 12, 1.0), (384, 6, 1.0), (96, 12, 2.0), (256, 8, 0.0)],
+)
+def test_head_mismatch_in_octaves(hidden: int, heads: int, octaves: float) -> None:
+    assert head_mismatch(ArchSpec(2, hidden, heads, 768), MINILM) == pytest.approx(octaves)
+
+
+def test_the_teachers_head_size_ranks_larger_than_more_heads() -> None:
+    key = ordering(MINILM, 64)
+    whole, halved = ArchSpec(2, 192, 6, 768), ArchSpec(2, 192, 12, 768)
+    assert key(whole)[0] == key(halved)[0]  # same p: heads do not change the parameter count
+    assert key(whole) > key(halved)
+    assert key(ArchSpec(2, 384, 12, 768)) > key(ArchSpec(2, 384, 6, 768))
+    assert key(ArchSpec(3, 192, 12, 768)) > key(whole)  # p comes first
+
+
+def test_every_representative_keeps_whole_heads_where_its_bucket_can() -> None:
+    space = SearchSpace(name="s", layers=(2, 4), hidden=(192, 288, 384), heads=(6, 12), ffn=(384, 768, 1536))
+    plan = fptas_plan(space, MINILM, 64, 0.1)
+    for bucket in plan.buckets:
+        top = bucket[0]
+        twins = [c for c in bucket if (c.layers, c.hidden, c.ffn) == (top.layers, top.hidden, top.ffn)]
+        assert head_mismatch(top, MINILM) == min(head_mismatch(c, MINILM) for c in twins)
+    assert ArchSpec(2, 192, 6, 768) in plan.representatives
+    assert ArchSpec(2, 192, 12, 768) not in plan.representatives
