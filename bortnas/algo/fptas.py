@@ -34,6 +34,16 @@ What the sources say, and the reading implemented here (README "FPTAS"; docs/alg
 
 If the ordering does not hold (a larger network has a larger error), the bound can fail:
 `tests/unit/algo/test_fptas.py` builds such an instance and shows by how much.
+
+Beyond the paper, `refinement` spends B more evaluations on bucket members after the
+representatives (`bortnas search --fptas-refine B`). Its order is the ordering's own bound: a
+member c of the bucket represented by r can reach at most W = N(c) / e(r) if the ordering holds
+(e(c) >= e(r)), so members are taken by that bound, highest first: the best buckets first and,
+within one, the members whose N gains most if the ordering misjudged them. The order is fixed
+once the representatives' errors are known, so all B can run at once on many workers, and a
+budget's evaluations are a prefix of every larger budget's. Hence, with `select` taking the
+argmax of W over everything evaluated: the answer is never worse than the plain scheme's, never
+worse with a larger B, and the exhaustive optimum once B covers every member.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from bortnas.algo.objective import MIN_ERROR
 Candidate = TypeVar("Candidate", bound=Hashable)
 Theta = TypeVar("Theta")
 
-__all__ = ["FptasPlan", "FptasResult", "evaluations", "plan", "run", "select", "steps_for"]
+__all__ = ["FptasPlan", "FptasResult", "evaluations", "plan", "refinement", "run", "select", "steps_for"]
 
 
 def steps_for(epsilon: float, n0: float, s: float = 1.0) -> int:
@@ -160,6 +170,34 @@ def evaluations(the_plan: FptasPlan[Candidate], thetas: Sequence[Theta]) -> list
     return [(c, theta) for c in the_plan.representatives for theta in thetas]
 
 
+def refinement(
+    the_plan: FptasPlan[Candidate],
+    n: Callable[[Candidate], float],
+    errors: Mapping[Candidate, float],
+    budget: int,
+) -> list[Candidate]:
+    """Up to `budget` bucket members that are not representatives, in the order to evaluate them
+    (module docstring): by N(c) / e(r), highest first, r the member's representative and `n` the
+    numerator N. A bucket whose representative has no error (not evaluated, failed) comes last,
+    by N alone. Ties keep the buckets' order.
+
+    Raises:
+        ValueError: a negative budget.
+    """
+    if budget < 0:
+        raise ValueError(f"budget={budget} must be >= 0.")
+    bound: list[tuple[float, float, int, Candidate]] = []
+    rank = 0
+    for bucket in the_plan.buckets:
+        e = errors.get(bucket[0])
+        for c in bucket[1:]:
+            known = 0.0 if e is None else 1.0
+            bound.append((known, n(c) / max(e if e is not None else 1.0, MIN_ERROR), -rank, c))
+            rank += 1
+    bound.sort(key=lambda item: item[:3], reverse=True)
+    return [c for *_, c in bound[:budget]]
+
+
 def select(
     the_plan: FptasPlan[Candidate],
     p: Callable[[Candidate], float],
@@ -167,15 +205,16 @@ def select(
     errors: Mapping[tuple[Candidate, Theta], float],
     steps: int,
 ) -> FptasResult[Candidate]:
-    """The scheme's answer from the errors measured so far: each representative keeps its smallest
-    error over the thetas it was trained with (Algorithm 1 maximises W over theta per candidate),
-    and the argmax-W representative is returned. Pairs of `errors` that are not in the plan are
-    ignored; a representative without any error (a failed evaluation) is left out.
+    """The scheme's answer from the errors measured so far: each evaluated candidate keeps its
+    smallest error over the thetas it was trained with (Algorithm 1 maximises W over theta per
+    candidate), and the argmax-W one is returned: a representative, or a member a `refinement`
+    evaluated. Pairs of `errors` whose candidate is in no bucket are ignored; a candidate without
+    any error (a failed evaluation) is left out.
     """
     best_error: dict[Candidate, float] = {}
-    representatives = set(the_plan.representatives)
+    members = {c for bucket in the_plan.buckets for c in bucket}
     for (c, _), e in errors.items():
-        if c in representatives:
+        if c in members:
             best_error[c] = min(e, best_error.get(c, e))
     w = {c: numerator(p(c), i(c), the_plan.p_max, the_plan.i_max) / max(e, MIN_ERROR) for c, e in best_error.items()}
     best = max(w, key=lambda c: w[c]) if w else None
@@ -194,6 +233,7 @@ def run(
     s: float = ...,
     p_max: float | None = ...,
     i_max: float | None = ...,
+    refine: int = ...,
 ) -> FptasResult[Candidate]: ...
 
 
@@ -209,6 +249,7 @@ def run(
     s: float = ...,
     p_max: float | None = ...,
     i_max: float | None = ...,
+    refine: int = ...,
 ) -> FptasResult[Candidate]: ...
 
 
@@ -223,8 +264,10 @@ def run(
     s: float = 1.0,
     p_max: float | None = None,
     i_max: float | None = None,
+    refine: int = 0,
 ) -> FptasResult[Candidate]:
-    """Run the scheme in one process: `plan`, the error of every pair of `evaluations`, `select`.
+    """Run the scheme in one process: `plan`, the error of every pair of `evaluations`, then of
+    the first `refine` members of the `refinement`, and `select`.
 
     `bortnas search --strategy fptas` runs the same three steps, with the evaluations as trials
     of a study (so they resume and spread over workers).
@@ -239,4 +282,9 @@ def run(
     the_plan = plan(candidates, p, i, epsilon, p_max, i_max)
     steps = steps_for(epsilon, n0, s)
     errors = {(c, theta): error(c, theta, steps) for c, theta in evaluations(the_plan, thetas)}
+    if refine:
+        seen = select(the_plan, p, i, errors, steps).errors
+        n = lambda c: numerator(p(c), i(c), the_plan.p_max, the_plan.i_max)
+        for c in refinement(the_plan, n, seen, refine):
+            errors.update({(c, theta): error(c, theta, steps) for theta in thetas})
     return select(the_plan, p, i, errors, steps)

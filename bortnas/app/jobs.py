@@ -17,8 +17,10 @@ from bortnas.core.errors import BortnasError
 from bortnas.core.settings import RaySettings, RunSettings, SearchOptions
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from bortnas.core.budget import LatencyTable
-    from bortnas.core.space import SearchSpace, TeacherShape
+    from bortnas.core.space import ArchSpec, SearchSpace, TeacherShape
     from bortnas.runtime.device import Device
     from bortnas.search.selection import Selection
 
@@ -98,14 +100,33 @@ def export(
     prepare_out_dir(out, overwrite)
     device = Device.from_name(device_name, compile=compile)
     study, _, settings = open_study(storage_url, study_name)
-    trial = choose_trial(study, trial_number, selection)
+    tables: list[LatencyTable] = []
+
+    def retime(specs: Sequence[ArchSpec]) -> LatencyTable:
+        table = retime_candidates(specs, settings, device)
+        tables.append(table)
+        return table
+
+    trial = choose_trial(study, trial_number, selection, retime)
     _logger.info(
         "exporting trial %d (%s)%s", trial.number, trial.user_attrs.get("key"), f" for {selection.describe()}" if selection else ""
     )
     _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
     ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)
+    budget = None
+    if selection:
+        budget = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
     return export_trial(
-        ctx, study, trial, out, steps, overwrite, show_progress_bar=show_progress_bar, method=method, agora_settings=agora_settings
+        ctx,
+        study,
+        trial,
+        out,
+        steps,
+        overwrite,
+        show_progress_bar=show_progress_bar,
+        method=method,
+        agora_settings=agora_settings,
+        budget=budget,
     )
 
 
@@ -231,6 +252,22 @@ def search(
         raise BortnasError(f"study {name!r} has no finished trial: see `bortnas trials --study {name}` for the reasons.")
     attrs = next(r.attrs for r in records if r.number == best)
     return SearchOutcome(name, best, attrs["key"], attrs["w"], attrs["dev_accuracy"], ctx.teacher.dev_accuracy, fptas_info, len(space))
+
+
+def retime_candidates(specs: Sequence[ArchSpec], settings: RunSettings, device: Device) -> LatencyTable:
+    """`specs` and the teacher's shape timed again side by side (random weights, batch 1, the
+    settings' sequence length and threads, interleaved rounds): what an export's latency budget is
+    applied to (`bortnas.search.selection.retimed`)."""
+    from bortnas.trial.context import check_inputs
+    from bortnas.trial.latency_table import RETIME_ROUNDS, measure_table
+    from bortnas.trial.teacher import load_teacher_config
+
+    shape, _ = check_inputs(settings)
+    config = load_teacher_config(settings.teacher_dir())
+    _logger.info("timing %d candidate(s) and the teacher again, side by side, for the latency budget", len(specs))
+    return measure_table(
+        config, specs, None, shape.as_spec(), shape.num_labels, settings.max_length, settings.latency_threads, device, rounds=RETIME_ROUNDS
+    )
 
 
 def measure_space_latency(

@@ -94,10 +94,12 @@ def export_trial(
     show_progress_bar: bool = False,
     method: str = "distil",
     agora_settings: AgoraSettings | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> ExportReport:
     """Train the trial's candidate for `steps` steps with `method` (`bortnas.trial.finetune`) and write it to `out`.
 
-    An Agora export also records its log in the study (user attribute `agora_trial_<N>`).
+    An Agora export also records its log in the study (user attribute `agora_trial_<N>`);
+    `budget` (the selection that chose the trial, and its re-timed latencies) goes to `bortnas.json`.
 
     Raises:
         ExportError: the reloaded directory does not reproduce the trained model.
@@ -156,6 +158,7 @@ def export_trial(
                 "bit_chain": ctx.settings.bit_chain,
             },
             "agora": agora_record,
+            "budget": budget,
             "seq_len": ctx.settings.max_length,
             "labels": list(ctx.data.label_names),
             "metrics": model_summary.to_dict(),

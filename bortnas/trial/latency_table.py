@@ -10,6 +10,7 @@ study (`bortnas.search.study`) and never measured twice for it.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ _logger = logging.getLogger(__name__)
 
 TABLE_REPEATS = 10  # per candidate, after TABLE_WARMUP passes: the median of 10 is stable to a few percent on a quiet CPU
 TABLE_WARMUP = 3
+RETIME_ROUNDS = 3  # an export's re-timing: few candidates, so rounds side by side with the teacher are cheap
 
 
 def random_model(teacher_config: PreTrainedConfig, spec: ArchSpec, num_labels: int, device: Device = CPU) -> PreTrainedModel:
@@ -46,42 +48,50 @@ def random_model(teacher_config: PreTrainedConfig, spec: ArchSpec, num_labels: i
 def measure_table(
     teacher_config: PreTrainedConfig,
     candidates: Sequence[ArchSpec],
-    maximum_point: ArchSpec,
+    maximum_point: ArchSpec | None,
     teacher: ArchSpec,
     num_labels: int,
     seq_len: int,
     threads: int = 1,
     device: Device = CPU,
     repeats: int = TABLE_REPEATS,
+    rounds: int = 1,
     on_candidate: Callable[[int, int], None] | None = None,
 ) -> LatencyTable:
     """Time every candidate (and T and the teacher's shape) at batch 1 and `seq_len` tokens.
 
     The maximum point T need not be a valid candidate (its hidden size may not split into its
-    heads); then the largest measured latency stands in for it, so every candidate keeps
-    1 - latency / latency(T) >= 0. `on_candidate(done, total)` reports progress.
+    heads; None: no T), then the largest measured latency stands in for it, so every candidate
+    keeps 1 - latency / latency(T) >= 0. With `rounds` > 1 every model is built once and timed
+    round after round in turn, the teacher among them, and each keeps the median of its rounds:
+    load that comes and goes then weighs on all of them alike, so ratios to the teacher hold
+    (the export's re-timing, `bortnas.app.jobs.retimer`). `on_candidate(done, total)` reports
+    progress over the candidates' measurements.
     """
     began = time.perf_counter()
     torch.manual_seed(0)
-
-    def time_one(spec: ArchSpec) -> float:
-        model = random_model(teacher_config, spec, num_labels, device)
-        return measure_latency(model, seq_len, repeats=repeats, warmup=TABLE_WARMUP, threads=threads, device=device).median_ms
-
-    ms: dict[str, float] = {}
     unique = list(dict.fromkeys(candidates))
-    for k, spec in enumerate(unique):
-        ms[spec.key] = time_one(spec)
-        if on_candidate is not None:
-            on_candidate(k + 1, len(unique))
-    top = time_one(maximum_point) if maximum_point.is_valid else max(ms.values())
-    teacher_ms = time_one(teacher)
+    extra = [teacher] + ([maximum_point] if maximum_point is not None and maximum_point.is_valid else [])
+    specs = unique + [s for s in extra if s not in unique]
+    models = {s: random_model(teacher_config, s, num_labels, device) for s in specs} if rounds > 1 else None
+    times: dict[ArchSpec, list[float]] = {s: [] for s in specs}
+    for r in range(rounds):
+        for k, spec in enumerate(specs):
+            model = models[spec] if models is not None else random_model(teacher_config, spec, num_labels, device)
+            latency = measure_latency(model, seq_len, repeats=repeats, warmup=TABLE_WARMUP, threads=threads, device=device)
+            times[spec].append(latency.median_ms)
+            if on_candidate is not None and k < len(unique):
+                on_candidate(r * len(unique) + k + 1, rounds * len(unique))
+    ms = {s: statistics.median(t) for s, t in times.items()}
+    top = ms[maximum_point] if maximum_point is not None and maximum_point.is_valid else max(ms[s] for s in unique)
     seconds = time.perf_counter() - began
-    _logger.info("latency table: %d candidates measured on %s in %.1f s (teacher %.2f ms)", len(ms), device.describe(), seconds, teacher_ms)
+    _logger.info(
+        "latency table: %d candidates measured on %s in %.1f s (teacher %.2f ms)", len(unique), device.describe(), seconds, ms[teacher]
+    )
     return LatencyTable(
-        ms=ms,
-        maximum_point_ms=max(top, *ms.values()),
-        teacher_ms=teacher_ms,
+        ms={s.key: ms[s] for s in unique},
+        maximum_point_ms=max(top, *(ms[s] for s in unique)),
+        teacher_ms=ms[teacher],
         device=device.describe(),
         threads=threads,
         seq_len=seq_len,

@@ -116,3 +116,60 @@ def test_violating_the_ordering_can_break_the_bound() -> None:
     assert result.best == "b" and result.evaluations == 1
     assert result.best_w < (1 - 0.2) * optimum
     assert result.best_w == pytest.approx(0.8 / 0.5) and optimum == pytest.approx(0.9 / 0.05)
+
+
+@st.composite
+def any_instances(draw: st.DrawFn) -> Instance:
+    """Candidates with random p, i and errors, with or without the AB^nC ordering."""
+    if draw(st.booleans()):
+        return draw(ordered_instances())
+    n = draw(st.integers(min_value=1, max_value=40))
+    sizes = draw(st.lists(st.tuples(st.integers(1, 10_000), st.integers(1, 10_000)), min_size=n, max_size=n, unique=True))
+    errors = draw(st.lists(st.floats(0.001, 0.9), min_size=n, max_size=n))
+    return list(range(n)), {k: (float(sizes[k][0]), float(sizes[k][1])) for k in range(n)}, dict(enumerate(errors))
+
+
+def refined(instance: Instance, epsilon: float, budget: int) -> tuple[fptas.FptasResult[int], list[int], float]:
+    candidates, costs, errors = instance
+    p_max = max(c[0] for c in costs.values()) * 1.1
+    i_max = max(c[1] for c in costs.values()) * 1.1
+    calls: list[int] = []
+
+    def error(c: int, theta: object, steps: int) -> float:
+        calls.append(c)
+        return errors[c]
+
+    p, i = (lambda c: costs[c][0]), (lambda c: costs[c][1])
+    result = fptas.run(candidates, p, i, error, epsilon, p_max=p_max, i_max=i_max, refine=budget)
+    return result, calls, exhaustive(candidates, costs, errors, p_max, i_max)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instance=any_instances(), epsilon=st.sampled_from([0.05, 0.1, 0.2, 0.5]), budget=st.integers(0, 50))
+def test_refinement_never_loses_and_reaches_the_optimum(instance: Instance, epsilon: float, budget: int) -> None:
+    plain, plain_calls, optimum = refined(instance, epsilon, 0)
+    result, calls, _ = refined(instance, epsilon, budget)
+    members = sum(len(b) for b in result.plan.buckets)
+    assert result.best_w >= plain.best_w  # never worse than the plain scheme
+    assert calls[: len(plain_calls)] == plain_calls and len(calls) == len(set(calls))  # the representatives, then new members
+    assert len(calls) == min(members, len(plain_calls) + budget)
+    if budget >= members - len(plain_calls):  # B covers the space: the exhaustive optimum
+        assert result.best_w == pytest.approx(optimum)
+    bigger, bigger_calls, _ = refined(instance, epsilon, budget + 1)
+    assert bigger_calls[: len(calls)] == calls  # a budget's evaluations are a prefix of a larger budget's
+    assert bigger.best_w >= result.best_w  # so regret never grows with the budget
+
+
+def test_refinement_order_by_hand() -> None:
+    # eps 0.2, i_max huge so N = 1 - p/10: a (p 1, N 0.9) and b (p 2, N 0.8) share bucket 0 with b as
+    # representative; c (p 3, N 0.7) and d (p 3.5, N 0.65) share bucket 1 with d representing.
+    # e(b) = 0.5 and e(d) = 0.2: bounds a 0.9 / 0.5 = 1.8, c 0.7 / 0.2 = 3.5 -> c first, then a.
+    costs = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 3.5}
+    the_plan = fptas.plan(list(costs), costs.__getitem__, lambda c: 0.0, 0.2, p_max=10, i_max=1e12)
+    assert the_plan.representatives == ("b", "d")
+    n = lambda c: 1 - costs[c] / 10
+    assert fptas.refinement(the_plan, n, {"b": 0.5, "d": 0.2}, 5) == ["c", "a"]
+    assert fptas.refinement(the_plan, n, {"b": 0.5, "d": 0.2}, 1) == ["c"]
+    assert fptas.refinement(the_plan, n, {"d": 0.2}, 5) == ["c", "a"]  # b failed: its bucket comes last
+    with pytest.raises(ValueError, match="budget=-1"):
+        fptas.refinement(the_plan, n, {}, -1)

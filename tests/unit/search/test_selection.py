@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -9,6 +10,7 @@ import pytest
 
 from bortnas.core.budget import Budget, LatencyTable
 from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
+from bortnas.core.space import ArchSpec
 from bortnas.search.records import load_records
 from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop, qualifying
 from tests.conftest import FAKE_BEST, make_scored_study
@@ -82,3 +84,26 @@ def test_min_speedup_uses_the_study_latency_table(study: optuna.Study) -> None:
     # a teacher of 2.4 ms: 2x faster is 1.2 ms, the budget of test_cost_budget_exports_the_most_accurate_trial_within_it
     study.set_user_attr("latency_table", LatencyTable({}, 2.5, 2.4, "cpu", 1, 24, 10, 0.0).to_dict())
     assert choose_trial(study, selection=Selection(Budget(min_speedup=2))).number == 1
+
+
+def test_a_latency_budget_is_applied_to_latencies_timed_again(study: optuna.Study) -> None:
+    # The study's table: teacher 2.4 ms, so 2x is 1.2 ms and trial 1 (1.1 ms, 0.80) is chosen. Timed again
+    # now, the teacher takes 2.0 ms (bound 1.0) and trial 1 1.15 ms: it falls out, and trial 3 (0.7 ms,
+    # 0.70) is the most accurate left. Only trials within 1.5x of the bound (1.8 ms) are timed again:
+    # not trial 0 (1.9 ms).
+    study.set_user_attr("latency_table", LatencyTable({}, 2.5, 2.4, "cpu", 1, 24, 10, 0.0).to_dict())
+    now = {"L1-H32-A4-I64-fp32": 1.15, "L1-H16-A2-I32-fp32": 0.7, "L2-H16-A4-I64-fp32": 1.3, "L2-H32-A4-I64-bit_w1a1": 1.6}
+    now["L1-H16-A4-I32-fp32"] = 0.8
+    asked: list[list[str]] = []
+
+    def retime(specs: Sequence[ArchSpec]) -> LatencyTable:
+        asked.append(sorted(s.key for s in specs))
+        return LatencyTable({s.key: now[s.key] for s in specs}, 2.0, 2.0, "cpu", 1, 24, 10, 0.0)
+
+    selection = Selection(Budget(min_speedup=2))
+    assert choose_trial(study, selection=selection).number == 1
+    assert choose_trial(study, selection=selection, retime=retime).number == 3
+    assert asked == [sorted(now)]
+    # an accuracy budget alone is not a latency budget: nothing is timed
+    assert choose_trial(study, selection=Selection(max_accuracy_drop=10), retime=retime).number == 1
+    assert len(asked) == 1
