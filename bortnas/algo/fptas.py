@@ -36,14 +36,15 @@ If the ordering does not hold (a larger network has a larger error), the bound c
 `tests/unit/algo/test_fptas.py` builds such an instance and shows by how much.
 
 Beyond the paper, `refinement` spends B more evaluations on bucket members after the
-representatives (`bortnas search --fptas-refine B`). Its order is the ordering's own bound: a
-member c of the bucket represented by r can reach at most W = N(c) / e(r) if the ordering holds
-(e(c) >= e(r)), so members are taken by that bound, highest first: the best buckets first and,
-within one, the members whose N gains most if the ordering misjudged them. The order is fixed
-once the representatives' errors are known, so all B can run at once on many workers, and a
-budget's evaluations are a prefix of every larger budget's. Hence, with `select` taking the
-argmax of W over everything evaluated: the answer is never worse than the plain scheme's, never
-worse with a larger B, and the exhaustive optimum once B covers every member.
+representatives (`bortnas search --fptas-refine B`), taking first the members with the highest
+N(c) / e~(c), e~ an estimate of the error fitted to the errors measured so far (injected; the
+default is the ordering's own bound, e~(c) = e(r) for the representative r of c's bucket: the
+most a member can reach if the ordering holds). Where the ordering misjudged a member (a
+smaller network with a smaller error), an estimate fitted across buckets ranks it up. Members
+are taken in batches (one per worker round), each chosen deterministically from what is known,
+so a budget's evaluations are a prefix of every larger budget's; with `select` taking the argmax
+of W over everything evaluated, the answer is never worse than the plain scheme's, never worse
+with a larger B, and the exhaustive optimum once B covers every member.
 """
 
 from __future__ import annotations
@@ -58,7 +59,18 @@ from bortnas.algo.objective import MIN_ERROR
 Candidate = TypeVar("Candidate", bound=Hashable)
 Theta = TypeVar("Theta")
 
-__all__ = ["FptasPlan", "FptasResult", "evaluations", "plan", "refinement", "run", "select", "steps_for"]
+__all__ = [
+    "ErrorModel",
+    "FptasPlan",
+    "FptasResult",
+    "bound_estimate",
+    "evaluations",
+    "plan",
+    "refinement",
+    "run",
+    "select",
+    "steps_for",
+]
 
 
 def steps_for(epsilon: float, n0: float, s: float = 1.0) -> int:
@@ -170,32 +182,39 @@ def evaluations(the_plan: FptasPlan[Candidate], thetas: Sequence[Theta]) -> list
     return [(c, theta) for c in the_plan.representatives for theta in thetas]
 
 
+# Fits an error estimate to the errors measured so far: candidate -> estimated error.
+ErrorModel = Callable[[Mapping[Candidate, float]], Callable[[Candidate], float]]
+
+
+def bound_estimate(the_plan: FptasPlan[Candidate], errors: Mapping[Candidate, float]) -> Callable[[Candidate], float]:
+    """The ordering's own estimate: a member's error is its representative's (the lowest the ordering
+    allows it); a member of a bucket whose representative has no error gets 1."""
+    rep = {c: bucket[0] for bucket in the_plan.buckets for c in bucket}
+    return lambda c: errors.get(rep[c], 1.0)
+
+
 def refinement(
     the_plan: FptasPlan[Candidate],
     n: Callable[[Candidate], float],
     errors: Mapping[Candidate, float],
-    budget: int,
+    count: int,
+    model: ErrorModel[Candidate] | None = None,
 ) -> list[Candidate]:
-    """Up to `budget` bucket members that are not representatives, in the order to evaluate them
-    (module docstring): by N(c) / e(r), highest first, r the member's representative and `n` the
-    numerator N. A bucket whose representative has no error (not evaluated, failed) comes last,
-    by N alone. Ties keep the buckets' order.
+    """The next `count` bucket members to evaluate (module docstring), given every error so far:
+    the unevaluated members by N(c) / estimated e(c), highest first; the estimate is `model`
+    fitted to `errors` (default: `bound_estimate`). Ties keep the buckets' order. Deterministic
+    in its inputs, so evaluating them one batch at a time makes each budget's evaluations a
+    prefix of a larger budget's.
 
     Raises:
-        ValueError: a negative budget.
+        ValueError: a negative count.
     """
-    if budget < 0:
-        raise ValueError(f"budget={budget} must be >= 0.")
-    bound: list[tuple[float, float, int, Candidate]] = []
-    rank = 0
-    for bucket in the_plan.buckets:
-        e = errors.get(bucket[0])
-        for c in bucket[1:]:
-            known = 0.0 if e is None else 1.0
-            bound.append((known, n(c) / max(e if e is not None else 1.0, MIN_ERROR), -rank, c))
-            rank += 1
-    bound.sort(key=lambda item: item[:3], reverse=True)
-    return [c for *_, c in bound[:budget]]
+    if count < 0:
+        raise ValueError(f"count={count} must be >= 0.")
+    estimate = bound_estimate(the_plan, errors) if model is None else model(errors)
+    members = [c for bucket in the_plan.buckets for c in bucket[1:] if c not in errors]
+    ranked = sorted(enumerate(members), key=lambda kc: (-n(kc[1]) / max(estimate(kc[1]), MIN_ERROR), kc[0]))
+    return [c for _, c in ranked[:count]]
 
 
 def select(
@@ -234,6 +253,7 @@ def run(
     p_max: float | None = ...,
     i_max: float | None = ...,
     refine: int = ...,
+    model: ErrorModel[Candidate] | None = ...,
 ) -> FptasResult[Candidate]: ...
 
 
@@ -250,6 +270,7 @@ def run(
     p_max: float | None = ...,
     i_max: float | None = ...,
     refine: int = ...,
+    model: ErrorModel[Candidate] | None = ...,
 ) -> FptasResult[Candidate]: ...
 
 
@@ -265,9 +286,10 @@ def run(
     p_max: float | None = None,
     i_max: float | None = None,
     refine: int = 0,
+    model: ErrorModel[Candidate] | None = None,
 ) -> FptasResult[Candidate]:
-    """Run the scheme in one process: `plan`, the error of every pair of `evaluations`, then of
-    the first `refine` members of the `refinement`, and `select`.
+    """Run the scheme in one process: `plan`, the error of every pair of `evaluations`, then
+    `refine` more members one at a time (`refinement` with `model`), and `select`.
 
     `bortnas search --strategy fptas` runs the same three steps, with the evaluations as trials
     of a study (so they resume and spread over workers).
@@ -282,9 +304,9 @@ def run(
     the_plan = plan(candidates, p, i, epsilon, p_max, i_max)
     steps = steps_for(epsilon, n0, s)
     errors = {(c, theta): error(c, theta, steps) for c, theta in evaluations(the_plan, thetas)}
-    if refine:
+    n = lambda c: numerator(p(c), i(c), the_plan.p_max, the_plan.i_max)
+    for _ in range(refine):
         seen = select(the_plan, p, i, errors, steps).errors
-        n = lambda c: numerator(p(c), i(c), the_plan.p_max, the_plan.i_max)
-        for c in refinement(the_plan, n, seen, refine):
+        for c in refinement(the_plan, n, seen, 1, model):
             errors.update({(c, theta): error(c, theta, steps) for theta in thetas})
     return select(the_plan, p, i, errors, steps)

@@ -68,6 +68,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         epsilon=args.epsilon,
         fptas_n0=args.fptas_n0,
         fptas_s=args.fptas_s,
+        fptas_refine=args.fptas_refine,
         trial_steps_given=args.trial_steps,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
@@ -105,7 +106,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if info is not None:
         print(
             f"FPTAS epsilon={args.epsilon}: {len(info['representatives'])} of {outcome.space_size} candidates"
-            f" evaluated at n={info['steps']} steps; "
+            + (f" and {len(info['refined'])} more (--fptas-refine)" if info.get("refined") else "")
+            + f" evaluated at n={info['steps']} steps; "
             f"W is at least {info['guarantee']:.2f} of the space's optimum if the AB^nC ordering holds"
         )
     return 0
@@ -439,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epsilon", type=float, default=0.1, help="fptas: approximation parameter; W >= (1 - epsilon) * optimum")
     s.add_argument("--fptas-n0", type=float, default=6.0, help="fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5))")
     s.add_argument("--fptas-s", type=float, default=1.0, help="fptas: the smoothness parameter s of the step count")
+    s.add_argument(
+        "--fptas-refine",
+        type=int,
+        default=0,
+        metavar="B",
+        help="fptas: after the representatives, evaluate up to B more bucket members, best bound first (never a worse W)",
+    )
     s.add_argument("--cache-dir", type=Path, default=None, help="fine-tuned teacher cache (default $BORTNAS_CACHE or ~/.cache/bortnas)")
     _add_device(s)
     s.add_argument(

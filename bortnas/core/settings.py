@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -210,6 +211,7 @@ class SearchOptions:
     epsilon: float = 0.1
     fptas_n0: float = 6.0
     fptas_s: float = 1.0
+    fptas_refine: int = 0  # bucket members evaluated after the representatives (`bortnas.algo.fptas.refinement`)
     trial_steps_given: int | None = None
     heartbeat_interval: int = 20  # seconds between a running trial's heartbeats
     grace_period: int | None = None  # seconds of silence after which a running trial is dead (default 3 intervals)
@@ -224,6 +226,8 @@ class SearchOptions:
             raise UserInputError(f"--strategy {self.strategy!r} is unknown: use one of {', '.join(STRATEGIES)}.")
         if self.n_trials <= 0:
             raise UserInputError(f"--n-trials={self.n_trials} must be a positive integer.")
+        if self.fptas_refine < 0 or (self.fptas_refine and self.strategy != "fptas"):
+            raise UserInputError(f"--fptas-refine={self.fptas_refine} must be >= 0, and applies to --strategy fptas only.")
         if self.strategy == "fptas":
             if self.trial_steps_given is not None:
                 raise UserInputError(
@@ -268,6 +272,13 @@ class RaySettings:
                 f"--cpus-per-trial={self.cpus_per_trial} must be positive, --gpus-per-trial={self.gpus_per_trial} "
                 f"not negative and --ray-cpus={self.num_cpus} positive (fractions like 0.5 are allowed per trial)."
             )
+
+    def concurrency(self) -> int:
+        """Trials that run at once: the CPUs (`num_cpus`, else this machine's) over the CPUs per trial.
+        On a remote cluster of unknown size this is the driver machine's count, a lower bound
+        that only makes the FPTAS refinement's batches smaller."""
+        cpus = self.num_cpus if self.num_cpus is not None else (os.cpu_count() or 1)
+        return max(1, int(cpus // self.cpus_per_trial))
 
     def check_device(self, device: str) -> None:
         """Refuse a `--device` that Ray trials could not honour: their device is their GPU share.

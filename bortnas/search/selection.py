@@ -171,7 +171,7 @@ def _by_budget(study: optuna.Study, records: list[TrialRecord], selection: Selec
 
 def retimed(
     records: list[TrialRecord], selection: Selection, study: optuna.Study, retime: Retimer
-) -> tuple[list[TrialRecord], Selection, LatencyTable]:
+) -> tuple[list[TrialRecord], Selection, LatencyTable | None]:
     """`records` and `selection` with latencies timed again now (module docstring): the trials
     within `RETIME_MARGIN` of the bound carry their new figure as their table latency, the others
     keep theirs (too slow to qualify either way), and a speed-up is resolved against the teacher
@@ -179,6 +179,8 @@ def retimed(
     bound = resolve(selection, study).budget.max_latency_ms
     assert bound is not None, "retimed is called for latency budgets only"
     near = [r for r in records if r.scored and r.spec is not None and (trial_latency(r.attrs) or 0.0) <= RETIME_MARGIN * bound]
+    if not near:  # nothing could qualify: the study's own figures name the closest trial
+        return records, resolve(selection, study), None
     table = retime(list(dict.fromkeys(r.spec for r in near if r.spec is not None)))
     fresh = {r.number: table.ms[r.spec.key] for r in near if r.spec is not None}
     records = [dataclasses.replace(r, attrs={**r.attrs, "latency_table_ms": fresh[r.number]}) if r.number in fresh else r for r in records]

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy
 import optuna
 
 from bortnas.algo import fptas
+from bortnas.algo.objective import MIN_ERROR
 from bortnas.core.budget import LatencyTable
 from bortnas.core.errors import UserInputError
 from bortnas.core.settings import STRATEGIES, check_epsilon
@@ -25,7 +28,10 @@ __all__ = [
     "STRATEGIES",
     "describe_plan",
     "distributions",
+    "error_model",
+    "features",
     "fptas_plan",
+    "fptas_refinement",
     "fptas_result",
     "grid_order",
     "head_mismatch",
@@ -140,6 +146,52 @@ def fptas_plan(
         i_max=i_max,
         size=ordering(shape, seq_len),
     )
+
+
+def features(spec: ArchSpec, shape: TeacherShape) -> list[float]:
+    """What the refinement's error model regresses log error on: log2 of each width and the depth,
+    the head-size mismatch and log2 of the weight bits."""
+    bits = spec.quant.config.weight_bits
+    return [1.0, math.log2(spec.hidden), math.log2(spec.layers), math.log2(spec.ffn), head_mismatch(spec, shape), math.log2(bits)]
+
+
+ERROR_MODEL_RIDGE = 1e-2  # shrinks the fit while few errors are known (the first refinement sees only the representatives)
+
+
+def error_model(shape: TeacherShape) -> fptas.ErrorModel[ArchSpec]:
+    """A log-linear error estimate across buckets, refitted to every error measured so far:
+    log e = features(c) . beta, beta by ridge least squares. Why across buckets: on the committed
+    table the ordering's worst misjudgements are between shapes (a deep, narrow representative
+    that stays at the majority class beside a shallow, full-width member 25 % better), which a fit
+    over every measured error sees and a representative's own error does not."""
+
+    def fit(errors: Mapping[ArchSpec, float]) -> Callable[[ArchSpec], float]:
+        if len(errors) < 2:
+            mean = statistics.fmean(errors.values()) if errors else 1.0
+            return lambda c: mean
+        x = numpy.array([features(c, shape) for c in errors])
+        y = numpy.log(numpy.maximum(numpy.array(list(errors.values())), MIN_ERROR))
+        beta = numpy.linalg.solve(x.T @ x + ERROR_MODEL_RIDGE * numpy.eye(x.shape[1]), x.T @ y)
+        return lambda c: math.exp(float(numpy.dot(features(c, shape), beta)))
+
+    return fit
+
+
+def fptas_refinement(
+    plan: fptas.FptasPlan[ArchSpec],
+    space: SearchSpace,
+    shape: TeacherShape,
+    seq_len: int,
+    errors: Mapping[ArchSpec, float],
+    count: int,
+    cost: str = "flops",
+    table: LatencyTable | None = None,
+) -> list[ArchSpec]:
+    """The next `count` bucket members to evaluate (`bortnas.algo.fptas.refinement` with `error_model`),
+    with the plan's N under the study's cost."""
+    i, _ = inference_term(space, shape, seq_len, cost, table)
+    n = lambda c: fptas.numerator(price(c, shape, seq_len).p, i(c), plan.p_max, plan.i_max)
+    return fptas.refinement(plan, n, errors, count, error_model(shape))
 
 
 def fptas_result(

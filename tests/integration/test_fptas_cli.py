@@ -12,6 +12,9 @@ import optuna
 import pytest
 from test_cli import REPO, bortnas, completed, search_args
 
+from bortnas.core.space import ArchSpec, TeacherShape, load_search_space
+from bortnas.search.strategies import fptas_plan, fptas_refinement
+
 pytestmark = pytest.mark.integration
 
 
@@ -37,6 +40,38 @@ def test_fptas_search_records_its_plan_and_guarantee(tmp_path: Path, tiny_bert: 
     # trials and export see the FPTAS trials like any other
     assert json.loads(bortnas("trials", "--study", "tiny", "--format", "json", cwd=tmp_path).stdout)
     bortnas("export", "--study", "tiny", "--out", "m", "--steps", "3", "-q", cwd=tmp_path)
+
+
+def test_fptas_refinement_evaluates_the_members_by_their_bound(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
+    def args(refine: str) -> list[str]:
+        extra = ("--strategy", "fptas", "--epsilon", "0.3", "--fptas-refine", refine, "--format", "json")
+        out = search_args(tiny_bert, tiny_task, tiny_space, *extra)
+        steps_at = out.index("--trial-steps")
+        del out[steps_at : steps_at + 2]
+        return out
+
+    out = json.loads(bortnas(*args("2"), cwd=tmp_path).stdout)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}")
+    info = study.user_attrs["fptas"]
+    trials = completed(tmp_path / "bortnas.db", "tiny")
+    keys = [t.user_attrs["key"] for t in sorted(trials, key=lambda t: t.number)]
+    assert len(info["refined"]) == 2 and keys == info["representatives"] + info["refined"]
+    # one member at a time, each the best N(c) / e~(c) under the error model refitted to every error so far
+    shape = TeacherShape(2, 32, 4, 64, vocab_size=40, max_positions=64, type_vocab_size=2)
+    space = load_search_space(tiny_space)
+    plan = fptas_plan(space, shape, 24, 0.3)
+    errors = {ArchSpec.from_dict(t.user_attrs["candidate"]): t.user_attrs["error"] for t in trials}
+    known = {c: e for c, e in errors.items() if c.key in info["representatives"]}
+    for key in info["refined"]:
+        assert [c.key for c in fptas_refinement(plan, space, shape, 24, known, 1)] == [key]
+        known.update({c: e for c, e in errors.items() if c.key == key})
+    assert out["W"] == pytest.approx(max(t.value for t in trials))  # the argmax over representatives and refined members
+    # resuming with a larger B extends the same order; a sampler cannot refine
+    bortnas(*args("3"), cwd=tmp_path)
+    info3 = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}").user_attrs["fptas"]
+    assert info3["refined"][:2] == info["refined"] and len(completed(tmp_path / "bortnas.db", "tiny")) == len(trials) + 1
+    proc = bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--fptas-refine", "2"), cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "applies to --strategy fptas only" in proc.stderr
 
 
 def test_fptas_rejects_trial_steps_and_bad_epsilon(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 
 import pytest
 from hypothesis import given, settings
@@ -129,7 +130,14 @@ def any_instances(draw: st.DrawFn) -> Instance:
     return list(range(n)), {k: (float(sizes[k][0]), float(sizes[k][1])) for k in range(n)}, dict(enumerate(errors))
 
 
-def refined(instance: Instance, epsilon: float, budget: int) -> tuple[fptas.FptasResult[int], list[int], float]:
+def nearest(errors: Mapping[int, float]) -> Callable[[int], float]:
+    """An error model for the tests: the error of the evaluated candidate with the nearest index."""
+    return lambda c: errors[min(errors, key=lambda k: (abs(k - c), k))] if errors else 0.5
+
+
+def refined(
+    instance: Instance, epsilon: float, budget: int, model: fptas.ErrorModel[int] | None = None
+) -> tuple[fptas.FptasResult[int], list[int], float]:
     candidates, costs, errors = instance
     p_max = max(c[0] for c in costs.values()) * 1.1
     i_max = max(c[1] for c in costs.values()) * 1.1
@@ -140,22 +148,29 @@ def refined(instance: Instance, epsilon: float, budget: int) -> tuple[fptas.Fpta
         return errors[c]
 
     p, i = (lambda c: costs[c][0]), (lambda c: costs[c][1])
-    result = fptas.run(candidates, p, i, error, epsilon, p_max=p_max, i_max=i_max, refine=budget)
+    result = fptas.run(candidates, p, i, error, epsilon, p_max=p_max, i_max=i_max, refine=budget, model=model)
     return result, calls, exhaustive(candidates, costs, errors, p_max, i_max)
 
 
 @settings(max_examples=300, deadline=None)
-@given(instance=any_instances(), epsilon=st.sampled_from([0.05, 0.1, 0.2, 0.5]), budget=st.integers(0, 50))
-def test_refinement_never_loses_and_reaches_the_optimum(instance: Instance, epsilon: float, budget: int) -> None:
+@given(
+    instance=any_instances(),
+    epsilon=st.sampled_from([0.05, 0.1, 0.2, 0.5]),
+    budget=st.integers(0, 50),
+    model=st.sampled_from([None, nearest]),
+)
+def test_refinement_never_loses_and_reaches_the_optimum(
+    instance: Instance, epsilon: float, budget: int, model: fptas.ErrorModel[int] | None
+) -> None:
     plain, plain_calls, optimum = refined(instance, epsilon, 0)
-    result, calls, _ = refined(instance, epsilon, budget)
+    result, calls, _ = refined(instance, epsilon, budget, model)
     members = sum(len(b) for b in result.plan.buckets)
     assert result.best_w >= plain.best_w  # never worse than the plain scheme
     assert calls[: len(plain_calls)] == plain_calls and len(calls) == len(set(calls))  # the representatives, then new members
     assert len(calls) == min(members, len(plain_calls) + budget)
     if budget >= members - len(plain_calls):  # B covers the space: the exhaustive optimum
         assert result.best_w == pytest.approx(optimum)
-    bigger, bigger_calls, _ = refined(instance, epsilon, budget + 1)
+    bigger, bigger_calls, _ = refined(instance, epsilon, budget + 1, model)
     assert bigger_calls[: len(calls)] == calls  # a budget's evaluations are a prefix of a larger budget's
     assert bigger.best_w >= result.best_w  # so regret never grows with the budget
 
@@ -171,5 +186,7 @@ def test_refinement_order_by_hand() -> None:
     assert fptas.refinement(the_plan, n, {"b": 0.5, "d": 0.2}, 5) == ["c", "a"]
     assert fptas.refinement(the_plan, n, {"b": 0.5, "d": 0.2}, 1) == ["c"]
     assert fptas.refinement(the_plan, n, {"d": 0.2}, 5) == ["c", "a"]  # b failed: its bucket comes last
-    with pytest.raises(ValueError, match="budget=-1"):
+    with pytest.raises(ValueError, match="count=-1"):
         fptas.refinement(the_plan, n, {}, -1)
+    # a model fitted across buckets can put a member of a worse bucket first: here a's estimate 0.1 (W 9)
+    assert fptas.refinement(the_plan, n, {"b": 0.5, "d": 0.2}, 2, lambda errors: {"a": 0.1, "c": 0.2}.__getitem__) == ["a", "c"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, SearchSpace
-from bortnas.search.strategies import fptas_plan, head_mismatch, ordering
+from bortnas.search.strategies import error_model, features, fptas_plan, head_mismatch, ordering
 
 MINILM = REFERENCE_SHAPES["minilm-l6"]  # hidden 384, 12 heads: head size 32
 
@@ -36,3 +38,14 @@ def test_every_representative_keeps_whole_heads_where_its_bucket_can() -> None:
         assert head_mismatch(top, MINILM) == min(head_mismatch(c, MINILM) for c in twins)
     assert ArchSpec(2, 192, 6, 768) in plan.representatives
     assert ArchSpec(2, 192, 12, 768) not in plan.representatives
+
+
+def test_error_model_recovers_a_log_linear_error() -> None:
+    # errors made as exp(features . beta) over a space: the ridge fit predicts an unseen candidate within 2 %
+    space = SearchSpace(name="s", layers=(1, 2, 4), hidden=(96, 192, 384), heads=(6, 12), ffn=(384, 768, 1536))
+    beta = [-0.5, -0.3, -0.1, -0.05, 0.2, 0.0]
+    truth = {c: math.exp(sum(b * x for b, x in zip(beta, features(c, MINILM), strict=True))) for c in space.candidates()}
+    held_out = ArchSpec(2, 192, 6, 768)
+    estimate = error_model(MINILM)({c: e for c, e in truth.items() if c != held_out})
+    assert estimate(held_out) == pytest.approx(truth[held_out], rel=0.02)
+    assert error_model(MINILM)({held_out: 0.3})(ArchSpec(1, 96, 6, 384)) == 0.3  # one error: a constant
