@@ -5,8 +5,10 @@
    table. It is the plain product command, `bortnas search --strategy grid`, so it resumes if
    interrupted.
 2. `replay` runs each strategy again against the table instead of training: Optuna's random,
-   TPE, NSGA-II and grid samplers through bortnas's own trial loop (over several seeds), and
-   FPTAS at the finest epsilon that fits each budget. It prints the regret in W against the
+   TPE, NSGA-II and grid samplers through bortnas's own trial loop (over several seeds),
+   FPTAS at the finest epsilon that fits each budget, and the refined FPTAS (`--fptas-refine`):
+   at one epsilon, the representatives in bucket order and then one member at a time by the
+   product's error model, an anytime sequence. It prints the regret in W against the
    table's optimum at each budget (median and range over seeds), the evaluations each strategy
    needs to come within 5 % and 1 %, and the hypervolume of the (p, latency, e) front found,
    writes JSON and a PNG plot of regret against budget.
@@ -31,11 +33,13 @@ from typing import Any
 import optuna
 
 from bortnas.algo import fptas, hypervolume, pareto_front
-from bortnas.core.space import ArchSpec, SearchSpace
+from bortnas.core.space import ArchSpec, SearchSpace, TeacherShape
+from bortnas.core.teachers import teacher_shape
 from bortnas.search import load_study, make_sampler, run_search
 from bortnas.search.records import load_records, p_bits
 from bortnas.search.storage import open_storage
-from bortnas.search.strategies import grid_order
+from bortnas.search.strategies import error_model, grid_order, head_mismatch
+from bortnas.trial.teacher import load_teacher_config
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("random", "tpe", "nsga2", "grid")
@@ -79,8 +83,8 @@ def build(args: argparse.Namespace) -> None:
     subprocess.run(command, check=True)
 
 
-def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpec, Row], dict[str, Any]]:
-    study, space, _ = load_study(open_storage(storage), study_name)
+def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpec, Row], dict[str, Any], TeacherShape]:
+    study, space, settings = load_study(open_storage(storage), study_name)
     table = {}
     top: dict[str, Any] = {}
     for record in load_records(study):
@@ -95,7 +99,9 @@ def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpe
         print(
             f"warning: {missing} of {len(space)} candidates are not in the table; replaying over the {len(table)} present", file=sys.stderr
         )
-    return space, table, top
+    # the teacher's shape orders head variants as the product does (`bortnas.search.strategies.ordering`)
+    shape = teacher_shape(load_teacher_config(settings.teacher_dir()), 2)
+    return space, table, top, shape
 
 
 def replay_sampler(strategy: str, seed: int, space: SearchSpace, table: dict[ArchSpec, Row], budget: int) -> list[ArchSpec]:
@@ -114,15 +120,39 @@ def replay_sampler(strategy: str, seed: int, space: SearchSpace, table: dict[Arc
     return order
 
 
-def fptas_curve(table: dict[ArchSpec, Row], top: dict[str, Any]) -> list[dict[str, Any]]:
+def table_plan(table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherShape, epsilon: float) -> fptas.FptasPlan[ArchSpec]:
+    """The product's plan over the table's recorded p and i (the same ordering of head variants)."""
+    return fptas.plan(
+        list(table),
+        lambda c: table[c].params,
+        lambda c: table[c].flops,
+        epsilon,
+        p_max=top.get("params"),
+        i_max=top.get("flops"),
+        size=lambda c: (table[c].params, -head_mismatch(c, shape), table[c].flops),
+    )
+
+
+def refined_sequence(table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherShape, epsilon: float) -> list[ArchSpec]:
+    """`--fptas-refine` to the end of the table: the representatives (best N first), then one member at
+    a time by N / e~ with the product's error model refitted to every error so far."""
+    plan = table_plan(table, top, shape, epsilon)
+    order = list(plan.representatives)
+    errors = {c: table[c].error for c in order}
+    n = lambda c: fptas.numerator(table[c].params, table[c].flops, plan.p_max, plan.i_max)
+    model = error_model(shape)
+    while nxt := fptas.refinement(plan, n, errors, 1, model):
+        order += nxt
+        errors[nxt[0]] = table[nxt[0]].error
+    return order
+
+
+def fptas_curve(table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherShape) -> list[dict[str, Any]]:
     """FPTAS over a fine grid of epsilon: evaluations, best W found and the bound, per epsilon."""
-    candidates = list(table)
     points = []
     for k in range(240):
         epsilon = 0.002 * (0.97 / 0.002) ** (k / 239)
-        plan = fptas.plan(
-            candidates, lambda c: table[c].params, lambda c: table[c].flops, epsilon, p_max=top.get("params"), i_max=top.get("flops")
-        )
+        plan = table_plan(table, top, shape, epsilon)
         evaluated = list(plan.representatives)
         best = max(table[c].w for c in evaluated) if evaluated else 0.0
         points.append(
@@ -169,7 +199,7 @@ def summarise(values: Sequence[float]) -> dict[str, float]:
 
 
 def replay(args: argparse.Namespace) -> dict[str, Any]:
-    space, table, top = load_table(args.storage, args.study)
+    space, table, top, shape = load_table(args.storage, args.study)
     best_w = max(r.w for r in table.values())
     n = len(table)
     curves: dict[str, list[list[float]]] = {}
@@ -178,7 +208,12 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         runs = [replay_sampler(strategy, seed, space, table, n) for seed in range(args.seeds)]
         found[strategy] = runs
         curves[strategy] = [[1 - max(table[c].w for c in run[: k + 1]) / best_w for k in range(len(run))] for run in runs]
-    fptas_points = fptas_curve(table, top)
+    fptas_points = fptas_curve(table, top, shape)
+    refined = refined_sequence(table, top, shape, args.refine_epsilon)
+    # candidates with N = 0 are never evaluated: past the sequence's end its regret stays put
+    curve = [1 - max(table[c].w for c in refined[: k + 1]) / best_w for k in range(len(refined))]
+    curves["fptas+refine"] = [curve + [curve[-1]] * (n - len(curve))]
+    found["fptas+refine"] = [refined]
 
     def fptas_at(budget: int) -> dict[str, Any] | None:
         fitting = [p for p in fptas_points if p["evaluations"] <= budget and p["evaluations"] > 0]
@@ -198,7 +233,7 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         "seeds": args.seeds,
         "strategies": {},
     }
-    for strategy in SAMPLERS:
+    for strategy in (*SAMPLERS, "fptas+refine"):
         entry: dict[str, Any] = {"regret": {}, "hypervolume": {}, "evaluations_to": {}}
         for budget in args.budgets:
             b = min(budget, n)
@@ -210,6 +245,8 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
             needed = [next(k + 1 for k, r in enumerate(curve) if r <= gap + 1e-12) for curve in curves[strategy]]
             entry["evaluations_to"][f"{gap:.0%}"] = summarise(needed)
         report["strategies"][strategy] = entry
+    report["strategies"]["fptas+refine"]["epsilon"] = args.refine_epsilon
+    report["strategies"]["fptas+refine"]["representatives"] = len(table_plan(table, top, shape, args.refine_epsilon).representatives)
     entry = {"regret": {}, "hypervolume": {}, "evaluations_to": {}, "epsilon": {}}
     for budget in args.budgets:
         point = fptas_at(budget)
@@ -241,7 +278,8 @@ def plot(curves: dict[str, list[list[float]]], fptas_regret: list[tuple[int, flo
     budgets = list(range(1, n + 1))
     for strategy, runs in curves.items():
         per_budget = [[run[b - 1] for run in runs] for b in budgets]
-        axis.plot(budgets, [statistics.median(v) for v in per_budget], label=f"{strategy} (median)")
+        label = strategy if len(runs) == 1 else f"{strategy} (median)"
+        axis.plot(budgets, [statistics.median(v) for v in per_budget], label=label, linewidth=2 if len(runs) == 1 else 1)
         axis.fill_between(budgets, [min(v) for v in per_budget], [max(v) for v in per_budget], alpha=0.15)
     axis.step(
         [b for b, _ in fptas_regret],
@@ -270,7 +308,7 @@ def print_report(report: dict[str, Any]) -> None:
     )
     budgets = report["budgets"]
     header = (
-        f"{'strategy':<8}"
+        f"{'strategy':<13}"
         + "".join(f"{'regret@' + str(b):>21}" for b in budgets)
         + f"{'evals->5%':>17}{'evals->1%':>17}{'HV@' + str(budgets[-1]):>21}"
     )
@@ -278,11 +316,13 @@ def print_report(report: dict[str, Any]) -> None:
     for name, entry in report["strategies"].items():
         cells = "".join(f"{_fmt(entry['regret'][str(b)]):>21}" for b in budgets)
         print(
-            f"{name:<8}{cells}{_fmt(entry['evaluations_to']['5%'], '.0f'):>17}{_fmt(entry['evaluations_to']['1%'], '.0f'):>17}"
+            f"{name:<13}{cells}{_fmt(entry['evaluations_to']['5%'], '.0f'):>17}{_fmt(entry['evaluations_to']['1%'], '.0f'):>17}"
             f"{_fmt(entry['hypervolume'][str(budgets[-1])]):>21}"
         )
     print(
-        f"median [min-max] over {report['seeds']} seeds; FPTAS is deterministic (epsilon per budget: "
+        f"median [min-max] over {report['seeds']} seeds; FPTAS and fptas+refine are deterministic "
+        f"(fptas+refine: epsilon {report['strategies']['fptas+refine']['epsilon']:g}, "
+        f"{report['strategies']['fptas+refine']['representatives']} representatives first; fptas: epsilon per budget: "
         + ", ".join(
             f"{b}: {report['strategies']['fptas']['epsilon'][str(b)]:.3g}"
             for b in budgets
@@ -314,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.add_argument("--budgets", type=int, nargs="+", default=[5, 10, 20, 40])
     r.add_argument("--plot", type=Path, default=None, help="PNG of regret against budget")
     r.add_argument("--json", type=Path, default=None, help="write the full report here")
+    r.add_argument("--refine-epsilon", type=float, default=0.2, help="epsilon of the refined FPTAS's plan")
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args)
