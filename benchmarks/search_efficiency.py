@@ -44,7 +44,7 @@ from bortnas.core.teachers import teacher_shape
 from bortnas.search import load_study, make_sampler, run_search
 from bortnas.search.records import load_records, p_bits
 from bortnas.search.storage import open_storage
-from bortnas.search.strategies import error_model, grid_order, head_mismatch
+from bortnas.search.strategies import distributions, error_model, grid_order, head_mismatch
 from bortnas.trial.teacher import load_teacher_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,6 +102,7 @@ class Row:
     latency_ms: float
     error: float
     w: float
+    seconds: float = 0.0  # the trial's own training and scoring time: what a worker is busy for
 
     def attrs(self) -> dict[str, Any]:
         return {"w": self.w, "error": self.error}
@@ -138,7 +139,7 @@ def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpe
     for record in load_records(study):
         if record.scored and record.spec is not None:
             a = record.attrs
-            table[record.spec] = Row(p_bits(a), a["flops"], a["latency_ms"], a["error"], a["w"])
+            table[record.spec] = Row(p_bits(a), a["flops"], a["latency_ms"], a["error"], a["w"], float(a.get("seconds", 0.0)))
             top = dict(a.get("maximum_point", top))
             if top and "size_bits_non_embedding" not in a:  # a table stored before p was counted in bits
                 top["params"] = 32.0 * top["params"]
@@ -193,6 +194,122 @@ def refined_sequence(table: dict[ArchSpec, Row], top: dict[str, Any], shape: Tea
         order += nxt
         errors[nxt[0]] = table[nxt[0]].error
     return order
+
+
+Events = list[tuple[float, ArchSpec]]
+WORKERS = (1, 4, 8, 16)
+
+
+def simulate_sampler(strategy: str, seed: int, space: SearchSpace, table: dict[ArchSpec, Row], workers: int) -> Events:
+    """A sampler on `workers` parallel workers, event by event, from the table's recorded durations:
+    (completion time, candidate) of every evaluation, until the table is exhausted.
+
+    Each worker asks the study for a trial when it is free and is busy for the candidate's recorded
+    seconds; the sampler sees the trials still running as a cluster's would (TPE as a constant
+    liar, `bortnas.search.strategies.make_sampler`). Proposals the product would skip before any
+    training (an invalid shape, a duplicate of a finished or running candidate) cost no time; a
+    duplicate of a finished candidate reports its W, as `bortnas.search.claims` does.
+    """
+    import heapq
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = make_sampler(strategy, space, seed, len(table))
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), sampler=sampler, direction="maximize")
+    dists = distributions(space)
+    running: list[tuple[float, int, optuna.Trial, ArchSpec]] = []
+    busy: set[ArchSpec] = set()
+    done: dict[ArchSpec, float] = {}
+    events: list[tuple[float, ArchSpec]] = []
+    now, skips = 0.0, 0
+    order = grid_order(space, seed) if strategy == "grid" else None
+    while len(done) + len(busy) < len(table) or running:
+        while len(running) < workers and len(done) + len(busy) < len(table) and skips < 20 * len(space):
+            trial = study.ask(dists)
+            spec = order.pop(0) if order else ArchSpec.from_dict(trial.params)
+            if spec not in table or spec in busy or spec in done:
+                if spec in done:
+                    trial.report(done[spec], step=0)
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                skips += 1
+                continue
+            busy.add(spec)
+            heapq.heappush(running, (now + table[spec].seconds, trial.number, trial, spec))
+        if not running:
+            break
+        now, _, trial, spec = heapq.heappop(running)
+        busy.discard(spec)
+        done[spec] = table[spec].w
+        study.tell(trial, table[spec].w)
+        events.append((now, spec))
+    return events
+
+
+def simulate_fptas(
+    table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherShape, epsilon: float, workers: int, refine: int
+) -> Events:
+    """The product's FPTAS on `workers` workers, event by event (`bortnas.search.refinement`): a free
+    worker takes the next representative not yet taken (bucket order; all are known before any
+    training), then, up to `refine` of them, the member the error model ranks best given the errors
+    finished at that moment. No barrier: small candidates' errors steer the refinement while large
+    representatives still train."""
+    import heapq
+
+    plan = table_plan(table, top, shape, epsilon)
+    n = lambda c: fptas.numerator(table[c].params, table[c].flops, plan.p_max, plan.i_max)
+    model = error_model(shape)
+    size = sum(len(b) for b in plan.buckets)
+    target = min(size, len(plan.representatives) + refine)
+    errors: dict[ArchSpec, float] = {}
+    taken: set[ArchSpec] = set()
+    running: list[tuple[float, int, ArchSpec]] = []
+    events: Events = []
+    now = 0.0
+    while len(events) < target:
+        while len(running) < workers and len(taken) < target:
+            order = list(plan.representatives) + fptas.refinement(plan, n, errors, size, model)
+            spec = next(c for c in order if c not in taken)
+            taken.add(spec)
+            heapq.heappush(running, (now + table[spec].seconds, len(taken), spec))
+        now, _, spec = heapq.heappop(running)
+        errors[spec] = table[spec].error
+        events.append((now, spec))
+    return events
+
+
+def time_to(events: Sequence[tuple[float, ArchSpec]], table: dict[ArchSpec, Row], best_w: float, gap: float) -> float:
+    """Simulated seconds until the best W completed so far is within `gap` of the table's optimum."""
+    best = 0.0
+    for t, spec in events:
+        best = max(best, table[spec].w)
+        if 1 - best / best_w <= gap + 1e-12:
+            return t
+    return math.inf
+
+
+def wallclock(
+    space: SearchSpace, table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherShape, best_w: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Simulated seconds to 5 % and 1 % regret per strategy and worker count (samplers: over seeds)."""
+    out: dict[str, Any] = {"workers": list(args.workers), "strategies": {}, "timelines": {}}
+    for strategy in SAMPLERS:
+        entry: dict[str, Any] = {}
+        for k in args.workers:
+            runs = [simulate_sampler(strategy, seed, space, table, k) for seed in range(args.seeds)]
+            entry[str(k)] = {f"{g:.0%}": summarise([time_to(run, table, best_w, g) for run in runs]) for g in (0.05, 0.01)}
+            if k == 8:
+                out["timelines"][strategy] = [
+                    [(t, 1 - max(table[c].w for _, c in run[: j + 1]) / best_w) for j, (t, _) in enumerate(run)] for run in runs
+                ]
+        out["strategies"][strategy] = entry
+    for name, refine in (("fptas", 0), ("fptas+refine", len(table))):
+        entry = {}
+        for k in args.workers:
+            run = simulate_fptas(table, top, shape, args.refine_epsilon, k, refine)
+            entry[str(k)] = {f"{g:.0%}": summarise([time_to(run, table, best_w, g)]) for g in (0.05, 0.01)}
+            if k == 8:
+                out["timelines"][name] = [[(t, 1 - max(table[c].w for _, c in run[: j + 1]) / best_w) for j, (t, _) in enumerate(run)]]
+        out["strategies"][name] = entry
+    return out
 
 
 def fptas_curve(table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherShape) -> list[dict[str, Any]]:
@@ -307,8 +424,10 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         ok = [p["evaluations"] for p in fptas_points if p["evaluations"] and 1 - p["best_w"] / best_w <= gap + 1e-12]
         entry["evaluations_to"][f"{gap:.0%}"] = summarise([min(ok)] if ok else [math.inf])
     report["strategies"]["fptas"] = entry
+    report["wallclock"] = wallclock(space, table, top, shape, best_w, args)
     report["fptas_curve"] = [{k: p[k] for k in ("epsilon", "evaluations", "bound", "best_w")} for p in fptas_points]
     if args.plot:
+        plot_wallclock(report["wallclock"]["timelines"], args.plot.with_name(args.plot.stem + "_wallclock.png"))
         fptas_regret = [(b, 1 - point["best_w"] / best_w) for b in range(1, n + 1) if (point := fptas_at(b))]
         plot(curves, fptas_regret, n, args.plot)
     return report
@@ -348,6 +467,26 @@ def plot(curves: dict[str, list[list[float]]], fptas_regret: list[tuple[int, flo
     figure.savefig(path, dpi=120)
 
 
+def plot_wallclock(timelines: dict[str, list[list[tuple[float, float]]]], path: Path) -> None:
+    """Regret against simulated wall-clock with 8 workers: each sampler's median seed (by time to 1 %)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, runs in timelines.items():
+        ranked = sorted(runs, key=lambda run: next((t for t, r in run if r <= 0.01 + 1e-12), math.inf))
+        run = ranked[len(ranked) // 2]
+        axis.step([t / 60 for t, _ in run], [r for _, r in run], where="post", label=name, linewidth=2 if name.startswith("fptas") else 1)
+    axis.set_xlabel("simulated wall-clock, 8 workers (minutes)")
+    axis.set_ylabel("regret 1 - W / W*")
+    axis.set_ylim(0, 1)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def print_report(report: dict[str, Any]) -> None:
     t = report["table"]
     print(
@@ -380,6 +519,18 @@ def print_report(report: dict[str, Any]) -> None:
     )
 
 
+def print_wallclock(report: dict[str, Any]) -> None:
+    clock = report["wallclock"]
+    print("simulated wall-clock to 1 % regret, minutes (median [min-max] over seeds), by workers; from the table's trial durations")
+    print(f"{'strategy':<13}" + "".join(f"{'k=' + str(k):>21}" for k in clock["workers"]))
+    for name, entry in clock["strategies"].items():
+        cells = []
+        for k in clock["workers"]:
+            cell = entry[str(k)]["1%"]
+            cells.append(_fmt({key: v / 60 for key, v in cell.items()}, ".1f"))
+        print(f"{name:<13}" + "".join(f"{c:>21}" for c in cells))
+
+
 def _fmt(s: dict[str, float], spec: str = ".3f") -> str:
     if s["min"] == s["max"]:
         return format(s["median"], spec)
@@ -398,12 +549,14 @@ def run_all(args: argparse.Namespace) -> None:
             seeds=args.seeds,
             budgets=args.budgets,
             refine_epsilon=args.refine_epsilon,
+            workers=args.workers,
             plot=RESULTS / f"regret_{spec.name}.png",
             json=RESULTS / f"search_efficiency_{spec.name}.json",
         )
         report = replay(replay_args)
         print(f"== {spec.name} ==")
         print_report(report)
+        print_wallclock(report)
         replay_args.json.write_text(json.dumps(report, indent=1, default=str))
 
 
@@ -424,10 +577,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.add_argument("--plot", type=Path, default=None, help="PNG of regret against budget")
     r.add_argument("--json", type=Path, default=None, help="write the full report here")
     r.add_argument("--refine-epsilon", type=float, default=0.2, help="epsilon of the refined FPTAS's plan")
+    r.add_argument("--workers", type=int, nargs="+", default=list(WORKERS), help="simulated worker counts")
     a = sub.add_parser("all", help="build and replay every table (both tasks)")
     a.add_argument("--seeds", type=int, default=10)
     a.add_argument("--budgets", type=int, nargs="+", default=[5, 10, 20, 40])
     a.add_argument("--refine-epsilon", type=float, default=0.2, help="epsilon of the refined FPTAS's plan")
+    a.add_argument("--workers", type=int, nargs="+", default=list(WORKERS), help="simulated worker counts")
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args)
@@ -437,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     report = replay(args)
     print_report(report)
+    print_wallclock(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1, default=str))

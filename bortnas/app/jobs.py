@@ -156,7 +156,7 @@ def search(
     from bortnas.search.claims import Coordination
     from bortnas.search.records import front_and_best, load_records
     from bortnas.search.storage import claim_lock, open_storage
-    from bortnas.search.strategies import describe_plan, fptas_plan, fptas_refinement, fptas_result, grid_order
+    from bortnas.search.strategies import describe_plan, fptas_plan, fptas_result, grid_order
     from bortnas.search.study import find_study, latency_table
     from bortnas.trial.context import build_context, check_inputs, default_cache_dir
     from bortnas.trial.scoring import context_evaluator
@@ -185,7 +185,9 @@ def search(
     if budget:
         _logger.info("budget %s: %d of %d candidates inside it", screen.describe(), len(feasible), len(space))
     inside = set(feasible)
-    proposals = [c for c in grid_order(space, settings.seed) if c in inside] if options.strategy == "grid" else None
+    proposals: Sequence[ArchSpec] | None = (
+        [c for c in grid_order(space, settings.seed) if c in inside] if options.strategy == "grid" else None
+    )
     n_trials = min(options.n_trials, len(feasible))
     plan = fptas_info = None
     if options.strategy == "fptas":
@@ -210,66 +212,48 @@ def search(
     _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
     ctx = build_context(settings, cache_dir, show_progress_bar=show_progress_bar, device=device)
     evaluate, provenance = context_evaluator(ctx, space, table)
+    if plan is not None and options.fptas_refine:
+        from bortnas.search.refinement import RefinementOrder
 
-    def run_phase(proposals: list[ArchSpec] | None, n_trials: int) -> None:
-        if ray is not None:
-            from bortnas.ray.tune import run_search_ray
+        order = RefinementOrder(study, plan, space, shape, settings.max_length, settings.cost, table)
+        proposals, n_trials = order, min(len(order), len(plan.representatives) + options.fptas_refine)
+    if ray is not None:
+        from bortnas.ray.tune import run_search_ray
 
-            run_search_ray(
-                study,
-                storage,
-                space,
-                ctx,
-                n_trials,
-                options.strategy,
-                provenance,
-                coordination,
-                ray,
-                (cache_dir or default_cache_dir()).resolve(),
-                proposals=proposals,
-                verbose=verbose,
-                table=table,
-                screen=screen if budget else None,
-            )
-        else:
-            run_search(
-                study,
-                space,
-                evaluate,
-                n_trials,
-                options.strategy,
-                provenance,
-                show_progress_bar=show_progress_bar,
-                proposals=proposals,
-                coordination=coordination,
-                screen=screen if budget else None,
-            )
-
-    run_phase(proposals, n_trials)
-    previous = existing.user_attrs.get("fptas", {}) if existing is not None else {}
+        run_search_ray(
+            study,
+            storage,
+            space,
+            ctx,
+            n_trials,
+            options.strategy,
+            provenance,
+            coordination,
+            ray,
+            (cache_dir or default_cache_dir()).resolve(),
+            proposals=proposals,
+            verbose=verbose,
+            table=table,
+            screen=screen if budget else None,
+        )
+    else:
+        run_search(
+            study,
+            space,
+            evaluate,
+            n_trials,
+            options.strategy,
+            provenance,
+            show_progress_bar=show_progress_bar,
+            proposals=proposals,
+            coordination=coordination,
+            screen=screen if budget else None,
+        )
     if plan is not None and fptas_info is not None and options.fptas_refine:
-        fptas_info["refined"] = previous.get("refined", [])
-        # each batch follows from every error measured so far (`bortnas.algo.fptas.refinement`): one batch per round of workers
-        batch = 1 if ray is None else ray.concurrency()
-        by_key = {c.key: c for c in space.candidates()}
-        done = list(plan.representatives) + [by_key[k] for k in fptas_info["refined"]]
-        if fptas_info["refined"]:  # a resumed refinement first finishes the members it had chosen
-            run_phase(done, len(done))
-        while len(done) - len(plan.representatives) < options.fptas_refine:
-            seen = fptas_result(plan, load_records(study), options.trial_steps(), settings.cost).errors
-            count = min(batch, options.fptas_refine - (len(done) - len(plan.representatives)))
-            # members already tried but without an error (a failed trial) are skipped, not retried
-            ranked = fptas_refinement(plan, space, shape, settings.max_length, seen, count + len(done), settings.cost, table)
-            step = [c for c in ranked if c not in done][:count]
-            if not step:
-                break
-            done += step
-            fptas_info["refined"] = [c.key for c in done[len(plan.representatives) :]]
-            study.set_user_attr("fptas", fptas_info)
-            _logger.info(
-                "FPTAS refinement: %s (%d of %d)", ", ".join(c.key for c in step), len(fptas_info["refined"]), options.fptas_refine
-            )
-            run_phase(done, len(done))
+        # what the refinement evaluated, in trial order (`bortnas.search.refinement`)
+        reps = set(plan.representatives)
+        fptas_info["refined"] = [r.spec.key for r in load_records(study) if r.scored and r.spec is not None and r.spec not in reps]
+        study.set_user_attr("fptas", fptas_info)
     records = load_records(study)
     if plan is not None:
         result = fptas_result(plan, records, options.trial_steps(), settings.cost)

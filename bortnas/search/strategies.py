@@ -62,7 +62,8 @@ def make_sampler(strategy: str, space: SearchSpace, seed: int, n_trials: int) ->
     if strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if strategy == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n_trials // 3)))
+        # constant liar: with many workers, TPE treats running trials as poor, so it does not propose the same region twice
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n_trials // 3)), constant_liar=True)
     if strategy == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, n_trials // 2)))
     raise UserInputError(f"--strategy {strategy!r} is unknown: use one of {', '.join(STRATEGIES)}.")

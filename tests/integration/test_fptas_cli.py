@@ -173,6 +173,9 @@ def test_search_efficiency_benchmark_small(tmp_path: Path, tiny_bert: Path, tiny
             "2",
             "4",
             "8",
+            "--workers",
+            "1",
+            "4",
             "--plot",
             str(tmp_path / "regret.png"),
             "--json",
@@ -184,7 +187,17 @@ def test_search_efficiency_benchmark_small(tmp_path: Path, tiny_bert: Path, tiny
         cwd=tmp_path,
     )
     report = json.loads((tmp_path / "r.json").read_text())
-    assert set(report["strategies"]) == {"random", "tpe", "nsga2", "grid", "fptas"}
+    assert set(report["strategies"]) == {"random", "tpe", "nsga2", "grid", "fptas", "fptas+refine"}
+    refined = [report["strategies"]["fptas+refine"]["regret"][b]["median"] for b in ("2", "4", "8")]
+    assert refined == sorted(refined, reverse=True)  # the refined FPTAS's regret never rises with the budget
+    clock = report["wallclock"]["strategies"]
+    assert set(clock) == {"random", "tpe", "nsga2", "grid", "fptas", "fptas+refine"}
+    # on any number of workers, 1 % is reached by the time every candidate has been trained once in a row
+    serial = sum(t.user_attrs["seconds"] for t in completed(tmp_path / "table.db", "t"))
+    for name, entry in clock.items():
+        for k in ("1", "4"):
+            assert 0.0 < entry[k]["1%"]["max"] <= serial + 1e-6 or name == "fptas", (name, k, entry[k])
+    assert (tmp_path / "regret_wallclock.png").stat().st_size > 1000
     for entry in report["strategies"].values():
         regrets = [entry["regret"][b]["median"] for b in ("2", "4", "8")]
         assert all(0.0 <= r <= 1.0 for r in regrets)
