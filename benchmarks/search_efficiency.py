@@ -87,7 +87,7 @@ TABLES = (
             "--max-length",
             "128",
             "--teacher-steps",
-            "800",
+            "500",
         ),
         BOOLQ_DATA,
     ),

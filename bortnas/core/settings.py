@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -272,13 +271,6 @@ class RaySettings:
                 f"--cpus-per-trial={self.cpus_per_trial} must be positive, --gpus-per-trial={self.gpus_per_trial} "
                 f"not negative and --ray-cpus={self.num_cpus} positive (fractions like 0.5 are allowed per trial)."
             )
-
-    def concurrency(self) -> int:
-        """Trials that run at once: the CPUs (`num_cpus`, else this machine's) over the CPUs per trial.
-        On a remote cluster of unknown size this is the driver machine's count, a lower bound
-        that only makes the FPTAS refinement's batches smaller."""
-        cpus = self.num_cpus if self.num_cpus is not None else (os.cpu_count() or 1)
-        return max(1, int(cpus // self.cpus_per_trial))
 
     def check_device(self, device: str) -> None:
         """Refuse a `--device` that Ray trials could not honour: their device is their GPU share.
