@@ -40,11 +40,11 @@ representatives (`bortnas search --fptas-refine B`), taking first the members wi
 N(c) / e~(c), e~ an estimate of the error fitted to the errors measured so far (injected; the
 default is the ordering's own bound, e~(c) = e(r) for the representative r of c's bucket: the
 most a member can reach if the ordering holds). Where the ordering misjudged a member (a
-smaller network with a smaller error), an estimate fitted across buckets ranks it up. Members
-are taken in batches (one per worker round), each chosen deterministically from what is known,
-so a budget's evaluations are a prefix of every larger budget's; with `select` taking the argmax
-of W over everything evaluated, the answer is never worse than the plain scheme's, never worse
-with a larger B, and the exhaustive optimum once B covers every member.
+smaller network with a smaller error), an estimate fitted across buckets ranks it up. With
+`select` taking the argmax of W over everything evaluated, the answer is never worse than the
+plain scheme's and is the exhaustive optimum once B covers every member; taken one at a time,
+each chosen deterministically from what is known, a budget's evaluations are a prefix of every
+larger budget's, so the answer is never worse with a larger B.
 """
 
 from __future__ import annotations
