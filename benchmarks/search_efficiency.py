@@ -183,20 +183,6 @@ def table_plan(table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherSh
     )
 
 
-def refined_sequence(table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherShape, epsilon: float) -> list[ArchSpec]:
-    """`--fptas-refine` to the end of the table: the representatives (best N first), then one member at
-    a time by N / e~ with the product's error model refitted to every error so far."""
-    plan = table_plan(table, top, shape, epsilon)
-    order = list(plan.representatives)
-    errors = {c: table[c].error for c in order}
-    n = lambda c: fptas.numerator(table[c].params, table[c].flops, plan.p_max, plan.i_max)
-    model = error_model(shape)
-    while nxt := fptas.refinement(plan, n, errors, 1, model):
-        order += nxt
-        errors[nxt[0]] = table[nxt[0]].error
-    return order
-
-
 Events = list[tuple[float, ArchSpec]]
 WORKERS = (1, 4, 8, 16)
 
@@ -384,7 +370,8 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         found[strategy] = runs
         curves[strategy] = [[1 - max(table[c].w for c in run[: k + 1]) / best_w for k in range(len(run))] for run in runs]
     fptas_points = fptas_curve(table, top, shape)
-    refined = refined_sequence(table, top, shape, args.refine_epsilon)
+    # on one worker the refinement is a fixed sequence: the representatives, then one member at a time
+    refined = [spec for _, spec in simulate_fptas(table, top, shape, args.refine_epsilon, 1, len(table))]
     # candidates with N = 0 are never evaluated: past the sequence's end its regret stays put
     curve = [1 - max(table[c].w for c in refined[: k + 1]) / best_w for k in range(len(refined))]
     curves["fptas+refine"] = [curve + [curve[-1]] * (n - len(curve))]
