@@ -48,13 +48,15 @@ def create_or_resume(
                 "resume with those or pass a new --study name."
             )
     if "space_fingerprint" not in existing:
+        # the fingerprint is written last: it marks a complete record, so a worker started in the same second
+        # never reads a study whose settings are not written yet (it writes the same attributes itself)
         study.set_user_attr("space", space.to_dict())
         study.set_user_attr("space_name", space.name)
         study.set_user_attr("bortnas_version", __version__)
-        for key, value in wanted.items():
-            study.set_user_attr(key, value)
+        study.set_user_attr("settings", wanted["settings"])
         if fptas is not None:
             study.set_user_attr("fptas", fptas)
+        study.set_user_attr("space_fingerprint", wanted["space_fingerprint"])
         _complete(study, latency_table)
         return study
     for key in PINNED:
