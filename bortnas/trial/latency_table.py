@@ -65,7 +65,7 @@ def measure_table(
     keeps 1 - latency / latency(T) >= 0. With `rounds` > 1 every model is built once and timed
     round after round in turn, the teacher among them, and each keeps the median of its rounds:
     load that comes and goes then weighs on all of them alike, so ratios to the teacher hold
-    (the export's re-timing, `bortnas.app.jobs.retimer`). `on_candidate(done, total)` reports
+    (the export's re-timing, `bortnas.app.jobs.retime_candidates`). `on_candidate(done, total)` reports
     progress over the candidates' measurements.
     """
     began = time.perf_counter()
