@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import statistics
@@ -321,18 +322,21 @@ def fptas_curve(table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherS
 
 def ordering_violations(table: dict[ArchSpec, Row], shape: TeacherShape) -> dict[str, float]:
     """How often, and by how much, the larger candidate of a pair (the product's ordering: p, then the
-    teacher's head size, then i) has the larger error: the share of ordered pairs, and the mean and
-    largest error excess (absolute, in error units) over the violating pairs."""
-    key = lambda c: (table[c].params, -head_mismatch(c, shape), table[c].flops)
-    items = sorted(table, key=key)
+    teacher's head size, then i) has the larger error (`order_violations`)."""
+    return order_violations([((table[c].params, -head_mismatch(c, shape), table[c].flops), table[c].error) for c in table])
+
+
+def order_violations(items: Sequence[tuple[tuple[float, ...], float]]) -> dict[str, float]:
+    """Over (ordering key, error) pairs: the share of strictly ordered pairs whose larger member has the
+    larger error, and the mean and largest error excess (absolute, in error units) over those pairs."""
     pairs, excess = 0, []
-    for a in range(len(items)):
-        for b in range(a + 1, len(items)):
-            if key(items[b]) > key(items[a]):
-                pairs += 1
-                gap = table[items[b]].error - table[items[a]].error
-                if gap > 0:
-                    excess.append(gap)
+    for (key_a, error_a), (key_b, error_b) in itertools.combinations(items, 2):
+        if key_a == key_b:
+            continue
+        pairs += 1
+        gap = (error_b - error_a) if key_b > key_a else (error_a - error_b)
+        if gap > 0:
+            excess.append(gap)
     return {
         "share": len(excess) / pairs if pairs else 0.0,
         "mean_excess": statistics.fmean(excess) if excess else 0.0,
