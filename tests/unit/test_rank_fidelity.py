@@ -56,3 +56,34 @@ def test_candidates_are_a_latin_square() -> None:
     assert len({(layers, hidden) for layers, hidden, _, _ in shapes}) == 12
     assert sorted(ffn for *_, ffn in shapes) == [192] * 4 + [768] * 4 + [1536] * 4
     assert sorted(heads for _, _, heads, _ in shapes) == [6] * 6 + [12] * 6
+
+
+def test_report_on_a_hand_made_result() -> None:
+    # Exports ordered by size (k0 smallest, worst); the table's trial errors tie the three smallest at a
+    # majority-class 0.41 and get the rest right; one recipe reverses the order entirely.
+    keys = rf.CANDIDATES
+    exported = {
+        k: {"dev_error": 0.40 - 0.01 * i, "test_error": 0.41 - 0.01 * i, "params_non_embedding": 1000 * (i + 1)} for i, k in enumerate(keys)
+    }
+    table = {k: 0.41 if i < 3 else 0.40 - 0.01 * i for i, k in enumerate(keys)}
+    results = {
+        "exports": exported,
+        "table_recipe": "30 steps",
+        "export_steps": 1500,
+        "table_errors": table,
+        "trials": {"reversed": {k: 0.1 + 0.01 * i for i, k in enumerate(keys)}},
+        "order_keys": {k: [float(i), 0.0, 0.0] for i, k in enumerate(keys)},
+    }
+    report = rf.taus(results)
+    assert report["zero-cost proxy (non-embedding parameters)"]["tau_dev"] == pytest.approx(1.0)
+    # 66 pairs, 3 tied in the trial errors, the other 63 concordant: 63 / sqrt(63 * 66).
+    table_row = report["table's trial (30 steps)"]
+    assert table_row["tau_dev"] == pytest.approx(63 / math.sqrt(63 * 66))
+    assert (table_row["ties"], table_row["top_pick"]) == (3, keys[-1])
+    assert report["trial, reversed"]["tau_dev"] == pytest.approx(-1.0)
+    assert report["trial, reversed"]["top_pick_export_dev_error"] == pytest.approx(0.40)
+    broken = rf.violations(results)
+    assert broken["export (1500 steps)"]["share"] == 0.0
+    assert broken["trial, reversed"]["share"] == 1.0
+    # the table's errors: every pair is ordered, only equal errors among the first three: none broken
+    assert broken["table's trial (30 steps)"]["share"] == 0.0
