@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args.json.write_text(json.dumps(results, indent=1))
 
     frozen = {t.number: t for t in study.get_trials(deepcopy=False)}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     ctx = build_context(settings)
     results["order_keys"] = {  # the product's ordering (fptas.plan's size key): p, then the teacher's head size, then i
         k: [p_bits(trials[k].attrs), -head_mismatch(trials[k].spec, ctx.shape), trials[k].attrs["flops"]] for k in CANDIDATES

@@ -161,10 +161,16 @@ ERROR_MODEL_RIDGE = 1e-2  # shrinks the fit while few errors are known (the firs
 
 def error_model(shape: TeacherShape) -> fptas.ErrorModel[ArchSpec]:
     """A log-linear error estimate across buckets, refitted to every error measured so far:
-    log e = features(c) . beta, beta by ridge least squares. Why across buckets: on the committed
-    table the ordering's worst misjudgements are between shapes (a deep, narrow representative
-    that stays at the majority class beside a shallow, full-width member 25 % better), which a fit
-    over every measured error sees and a representative's own error does not."""
+    log e = features(c) . beta, beta by ridge least squares, capped at the largest error measured.
+
+    Why across buckets: on the reviews table the ordering's worst misjudgements are between shapes
+    (a deep, narrow representative that stays at the majority class beside a shallow, full-width
+    member 25 % better), which a fit over every measured error sees and a representative's own
+    error does not. Why the cap: a trained classifier ends no worse than predicting the majority
+    class, and the worst errors measured are already there, but the fit extrapolates the smallest
+    candidates above it, which buries exactly the candidates whose W is largest when errors tie
+    (on the BoolQ table the optimum is the smallest candidate; uncapped, 16 evaluations reach it,
+    capped 10, README "Search efficiency")."""
 
     def fit(errors: Mapping[ArchSpec, float]) -> Callable[[ArchSpec], float]:
         if len(errors) < 2:
@@ -173,7 +179,8 @@ def error_model(shape: TeacherShape) -> fptas.ErrorModel[ArchSpec]:
         x = numpy.array([features(c, shape) for c in errors])
         y = numpy.log(numpy.maximum(numpy.array(list(errors.values())), MIN_ERROR))
         beta = numpy.linalg.solve(x.T @ x + ERROR_MODEL_RIDGE * numpy.eye(x.shape[1]), x.T @ y)
-        return lambda c: math.exp(float(numpy.dot(features(c, shape), beta)))
+        worst = max(errors.values())
+        return lambda c: min(math.exp(float(numpy.dot(features(c, shape), beta))), worst)
 
     return fit
 

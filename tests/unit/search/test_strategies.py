@@ -49,3 +49,13 @@ def test_error_model_recovers_a_log_linear_error() -> None:
     estimate = error_model(MINILM)({c: e for c, e in truth.items() if c != held_out})
     assert estimate(held_out) == pytest.approx(truth[held_out], rel=0.02)
     assert error_model(MINILM)({held_out: 0.3})(ArchSpec(1, 96, 6, 384)) == 0.3  # one error: a constant
+
+
+def test_error_model_never_predicts_above_the_worst_error_measured() -> None:
+    # Error halves with each doubling of width among the measured (hidden 192, 384); extrapolated to hidden 96
+    # the fit says about 0.8, but no candidate is predicted worse than the worst seen (0.4: the majority class).
+    # (Heads of the teacher's size throughout, so width is the only thing that varies.)
+    measured = {ArchSpec(layers, hidden, hidden // 32, 768): 0.4 * 192 / hidden for layers in (1, 2, 4) for hidden in (192, 384)}
+    fit = error_model(MINILM)
+    assert fit(measured)(ArchSpec(2, 96, 3, 768)) == pytest.approx(0.4)  # uncapped: about 0.8
+    assert fit(measured)(ArchSpec(2, 384, 12, 768)) == pytest.approx(0.2, rel=0.05)
