@@ -17,7 +17,7 @@ warm-up and repeats, and the median is reported with its range (min..max). In on
    teacher directory the export records, with a fresh head) at batch 1 and 32 and the export's
    sequence length; the two are measured alternately, round after round, so each ratio compares
    numbers taken moments apart;
-4. summaries of benchmarks/results/search_efficiency.json and ray_scaling.json where they exist
+4. summaries of benchmarks/results/search_efficiency_{reviews,boolq}.json and ray_scaling.json where they exist
    (they are written by the benchmarks of those names).
 
     python benchmarks/run_all.py [--device auto|cpu|cuda[:N]] [--quick] [--model out/minilm_quick] [--json run_all.json]
@@ -233,12 +233,18 @@ def latency_against_teacher(
 # 4. stored results of the search benchmarks
 
 
+SEARCH_TABLES = ("reviews", "boolq")  # benchmarks/search_efficiency.py all writes search_efficiency_<table>.json
+
+
 def stored_results() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in ("search_efficiency", "ray_scaling"):
-        path = RESULTS / f"{name}.json"
-        out[name] = json.loads(path.read_text()) if path.is_file() else None
-    return out
+    def read(path: Path) -> Any:
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    tables = {name: read(RESULTS / f"search_efficiency_{name}.json") for name in SEARCH_TABLES}
+    return {
+        "search_efficiency": {name: report for name, report in tables.items() if report is not None} or None,
+        "ray_scaling": read(RESULTS / "ray_scaling.json"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,10 +296,9 @@ def print_report(report: dict[str, Any]) -> None:
                 f"teacher/model {_fmt(row['speedup'], '.2f')}x"
             )
     stored = report["stored"]
-    efficiency = stored["search_efficiency"]
-    if efficiency is None:
-        print(f"\n[4] search efficiency: {RESULTS / 'search_efficiency.json'} does not exist (run benchmarks/search_efficiency.py)")
-    else:
+    if stored["search_efficiency"] is None:
+        print(f"\n[4] search efficiency: no {RESULTS / 'search_efficiency_*.json'} (run benchmarks/search_efficiency.py all)")
+    for efficiency in (stored["search_efficiency"] or {}).values():
         table, budgets = efficiency["table"], efficiency["budgets"]
         print(
             f"\n[4] search efficiency (stored; device-independent: W regret over the recorded trials of study {table['study']}, "
