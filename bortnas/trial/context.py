@@ -20,7 +20,7 @@ from bortnas.data.encode import EncodedSplit, encode
 from bortnas.data.tasks import TaskData, load_rotten_tomatoes, load_table
 from bortnas.runtime.device import CPU, Device
 from bortnas.train.teacher_cache import TeacherCache
-from bortnas.trial.teacher import TaskTeacher, load_teacher_config, prepare_teacher
+from bortnas.trial.teacher import TaskTeacher, check_teacher_weights, load_teacher_config, prepare_teacher
 
 _logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def check_inputs(settings: RunSettings) -> tuple[TeacherShape, TaskData]:
     """Validate teacher and data cheaply (no weights loaded): the CLI calls this before writing."""
     data = load_task(settings)
     config = load_teacher_config(settings.teacher_dir())
+    check_teacher_weights(settings.teacher_dir(), config)
     return teacher_shape(config, data.num_labels), data
 
 

@@ -52,6 +52,86 @@ def load_teacher_config(directory: Path) -> PreTrainedConfig:
     return config
 
 
+# Where a BERT or RoBERTa encoder's own weights live (relative to the base model): a key there that
+# the config does not expect, or one it expects and the weights lack, means the two disagree. Task
+# and pre-training heads (classifier, pooler, cls, lm_head) may be absent or extra.
+_BODY = ("embeddings.", "encoder.")
+
+
+def _body_key(key: str, prefix: str) -> str | None:
+    """`key` relative to the base model if it names an encoder weight, else None."""
+    key = key.removeprefix(f"{prefix}.")
+    return key if key.startswith(_BODY) else None
+
+
+def check_teacher_weights(directory: Path, config: PreTrainedConfig) -> None:
+    """Raise unless the encoder weights in `model.safetensors` are exactly the ones `config` builds.
+
+    Reads the file's header only and builds the model on the meta device, so nothing is loaded.
+    Why: transformers fills weights the file lacks (a config with more layers than the
+    checkpoint) with random values and only warns, which would make a teacher that is partly
+    noise. A directory with only `pytorch_model.bin` is checked when it is loaded
+    (`load_pretrained_teacher`).
+
+    Raises:
+        UserInputError: missing, unexpected or differently shaped encoder weights.
+    """
+    from safetensors import safe_open
+    from transformers import AutoModel
+
+    path = directory / "model.safetensors"
+    if not path.is_file():
+        return
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    prefix = model.base_model_prefix
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith(_BODY)}
+    # older checkpoints also store buffers that are no longer saved (BERT's position_ids): not weights
+    buffers = {name for name, _ in model.named_buffers()}
+    try:
+        with safe_open(str(path), "pt") as weights:
+            stored = {b: tuple(weights.get_slice(k).get_shape()) for k in weights.keys() if (b := _body_key(k, prefix))}
+    except Exception as e:  # safetensors raises its own error types for a damaged header
+        raise UserInputError(f"teacher weights {path} cannot be read ({e}).") from e
+    mismatched = {k for k in set(expected) & set(stored) if expected[k] != stored[k]}
+    _raise_on_disagreement(directory, set(expected) - set(stored), set(stored) - set(expected) - buffers, mismatched)
+
+
+def _raise_on_disagreement(directory: Path, missing: set[str], unexpected: set[str], mismatched: set[str]) -> None:
+    problems = [
+        f"{len(keys)} {what} (e.g. {min(keys)})"
+        for keys, what in ((missing, "weights missing"), (unexpected, "unexpected weights"), (mismatched, "weights of another shape"))
+        if keys
+    ]
+    if problems:
+        raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: {'; '.join(problems)}.")
+
+
+def load_pretrained_teacher(directory: Path, num_labels: int) -> PreTrainedModel:
+    """The teacher with a fresh `num_labels` head, refusing weights its config does not describe
+    (`check_teacher_weights`, here for any weight format).
+
+    Raises:
+        UserInputError: config and weights disagree.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            directory, num_labels=num_labels, local_files_only=True, output_loading_info=True
+        )
+    except RuntimeError as e:  # transformers refuses tensors of another shape
+        raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: tensors of another shape.") from e
+    prefix = model.base_model_prefix
+    buffers = {_body_key(name, prefix) for name, _ in model.named_buffers()}
+
+    def body(keys: set[str]) -> set[str]:
+        return {b for k in keys if (b := _body_key(k, prefix))} - buffers
+
+    _raise_on_disagreement(directory, body(set(info["missing_keys"])), body(set(info["unexpected_keys"])), set())
+    return model
+
+
 def teacher_files_hash(directory: Path) -> str:
     """SHA-256 over the config and weight files of a teacher directory."""
     digest = hashlib.sha256()
@@ -88,12 +168,10 @@ def _fine_tune(
     show_progress_bar: bool,
     device: Device,
 ) -> tuple[PreTrainedModel, float]:
-    from transformers import AutoModelForSequenceClassification
-
     torch.manual_seed(config.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(directory, num_labels=num_labels, local_files_only=True)
+    model = load_pretrained_teacher(directory, num_labels)
     check_supported(model.config, str(directory))
-    model.to(device.torch_device)
+    model.to(device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
     train(model, train_split, config, show_progress_bar=show_progress_bar, description="fine-tune teacher", device=device)
     return model, evaluate(model, dev_split, device=device).accuracy
 

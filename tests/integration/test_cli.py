@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,14 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path: Path, tiny_bert: Path, ti
     gpt.mkdir()
     (gpt / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2Model"]}))
     one_line_error(bortnas(*search_args(gpt, tiny_task, good_space), cwd=tmp_path, check=False), 2, "unsupported architecture GPT2Model")
+    deeper = tmp_path / "deeper"  # a config of 3 layers beside weights of 2
+    shutil.copytree(tiny_bert, deeper)
+    (deeper / "config.json").write_text(json.dumps({**json.loads((tiny_bert / "config.json").read_text()), "num_hidden_layers": 3}))
+    one_line_error(
+        bortnas(*search_args(deeper, tiny_task, good_space), cwd=tmp_path, check=False),
+        2,
+        "config.json and the weights disagree: 16 weights missing",
+    )
     one_line_error(bortnas(*search_args(tiny_bert, tmp_path / "none.csv", good_space), cwd=tmp_path, check=False), 2, "does not exist")
     wrong_column = search_args(tiny_bert, tiny_task, good_space) + ["--label-column", "stars"]
     one_line_error(bortnas(*wrong_column, cwd=tmp_path, check=False), 2, "column 'stars' is missing")
