@@ -123,7 +123,7 @@ def load_pretrained_teacher(directory: Path, num_labels: int) -> PreTrainedModel
     except RuntimeError as e:  # transformers refuses tensors of another shape
         raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: tensors of another shape.") from e
     prefix = model.base_model_prefix
-    buffers = {_body_key(name, prefix) for name, _ in model.named_buffers()}
+    buffers = {b for name, _ in model.named_buffers() if (b := _body_key(name, prefix))}
 
     def body(keys: set[str]) -> set[str]:
         return {b for k in keys if (b := _body_key(k, prefix))} - buffers
