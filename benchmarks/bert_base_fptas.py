@@ -44,7 +44,7 @@ from bortnas.algo import fptas
 from bortnas.core.space import REFERENCE_SHAPES, load_search_space
 from bortnas.core.teachers import default_teacher_dir
 from bortnas.data.tasks import load_rotten_tomatoes
-from bortnas.model.families import teacher_shape
+from bortnas.families.teachers import teacher_shape
 from bortnas.search.strategies import fptas_plan
 from bortnas.trial.teacher import load_teacher_config
 

@@ -22,6 +22,7 @@ __all__ = [
     "ArchSpec",
     "QuantMode",
     "SearchSpace",
+    "Structure",
     "TeacherShape",
     "load_search_space",
 ]
@@ -87,8 +88,42 @@ class ArchSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class Structure:
+    """What a family's layout adds to the cost formulas beyond the four searched widths.
+
+    The defaults describe BERT (and RoBERTa, XLM-RoBERTa): learned absolute positions, biases
+    everywhere, post-norm LayerNorms with a bias, an ungated GELU feed-forward, a dense head.
+    Each family adapter (`bortnas.families`) fills it from a teacher's config.
+    """
+
+    family: str = "bert"
+    embedding_size: int | None = None  # width of the lookup tables when a projection lifts them to hidden (ELECTRA, DeBERTa)
+    embedding_projection_bias: bool = True
+    embedding_norm_on_tables: bool = False  # with a projection, the embedding norm has the tables' width (ELECTRA), not hidden (DeBERTa)
+    attention_bias: bool = True
+    ffn_bias: bool = True
+    norm_bias: bool = True
+    gated_ffn: bool = False  # the FFN input projection has 2 x ffn rows, an up and a gate half (ModernBERT)
+    layer_norms: int = 2  # norms on the residual stream per layer
+    hidden_norms_outside_layers: int = 1  # hidden-wide norms outside the layers: the embedding norm (unless it has the
+    # tables' width), ModernBERT's final norm less its first layer's missing one
+    head_bias: bool = True  # the head's hidden -> hidden dense
+    head_norm: bool = False  # a LayerNorm after the head's dense (ModernBERT)
+    relative_bias_buckets: int = 0  # a (buckets x heads) table of attention biases shared by every layer (MPNet)
+    relative_embeddings: int = 0  # rows of a (rows x hidden) relative-position table (DeBERTa), and its LayerNorm
+    relative_embedding_norm: bool = False
+    position_terms: int = 0  # DeBERTa's content-to-position and position-to-content products (0, 1 or 2)
+    position_projection_runs: int = 0  # projections of the relative table per layer (2 when shared with Q and K)
+    position_projections: int = 0  # separate position projection matrices per layer (DeBERTa with share_att_key off)
+
+
+@dataclasses.dataclass(frozen=True)
 class TeacherShape:
-    """The dimensions of a teacher that bound a search space and enter the cost formulas."""
+    """The dimensions of a teacher that bound a search space and enter the cost formulas.
+
+    `max_positions` and `type_vocab_size` are the rows of the position and token-type tables,
+    0 where the family has none (rotary or relative positions; no token types).
+    """
 
     layers: int
     hidden: int
@@ -98,6 +133,7 @@ class TeacherShape:
     max_positions: int
     type_vocab_size: int
     num_labels: int = 2
+    structure: Structure = Structure()
 
     def as_spec(self) -> ArchSpec:
         return ArchSpec(self.layers, self.hidden, self.heads, self.ffn)

@@ -18,7 +18,7 @@ import dataclasses
 
 from bortnas.core.space import ArchSpec, TeacherShape
 from bortnas.cost.flops import flops
-from bortnas.cost.params import param_count
+from bortnas.cost.params import layer_matrices, param_count
 from bortnas.modes import FULL, QuantConfig, QuantMode
 
 LOW_BIT = 8  # operands this narrow are integer / bit-serial arithmetic
@@ -66,12 +66,13 @@ def size_bits(spec: ArchSpec, shape: TeacherShape, scheme: QuantConfig | None = 
     s = scheme or spec.quant.config
     h, f, n = spec.hidden, spec.ffn, spec.layers
     counts = param_count(spec, shape)
-    word = shape.vocab_size * h * s.word_embedding_bits + _scales(shape.vocab_size, s.word_embedding_scales, s.word_embedding_bits)
-    other = (shape.max_positions + shape.type_vocab_size) * h * s.other_embedding_bits
-    other += 2 * _scales(1, "tensor", s.other_embedding_bits)
+    width = shape.structure.embedding_size or h
+    word = shape.vocab_size * width * s.word_embedding_bits + _scales(shape.vocab_size, s.word_embedding_scales, s.word_embedding_bits)
+    others = counts.embedding - shape.vocab_size * width  # position, token-type and relative-position tables
+    other = others * s.other_embedding_bits + 2 * _scales(1, "tensor", s.other_embedding_bits)
     embedding = word + other
 
-    linears = [(h, h)] * 4 + [(h, f), (f, h)]  # (in, out) of Q, K, V, O, FFN in, FFN out
+    linears = layer_matrices(h, f, shape.structure)
     matrix_values = sum(i * o for i, o in linears)
     per_layer = matrix_values * s.weight_bits + sum(_scales(o, s.weight_scales, s.weight_bits) for _, o in linears)
     if s.quantized:
@@ -94,10 +95,17 @@ def operations(spec: ArchSpec, shape: TeacherShape, seq_len: int, scheme: QuantC
     """FLOP-equivalents of one forward pass on `seq_len` tokens under `scheme` (default: its mode's)."""
     s = scheme or spec.quant.config
     L, h, f = seq_len, spec.hidden, spec.ffn
-    linear = _product_cost(L * (4 * h * h + 2 * h * f), s.weight_bits, s.activation_bits)
-    attention = _product_cost(2 * L * L * h, s.attention_bits, s.attention_bits)
-    head = _product_cost(h * h + h * shape.num_labels, s.head_bits, s.activation_bits)
-    return spec.layers * (linear + attention) + head + flops(spec, shape, seq_len).elementwise
+    ffn_in = 2 * f if shape.structure.gated_ffn else f
+    linear_macs = L * (4 * h * h + h * ffn_in + f * h)
+    attention_macs = 2 * L * L * h
+    head_macs = h * h + h * shape.num_labels
+    count = flops(spec, shape, seq_len)
+    # products no mode quantizes: an embedding projection, DeBERTa's relative-position terms
+    other_macs = count.matmul // 2 - spec.layers * (linear_macs + attention_macs) - head_macs
+    linear = _product_cost(linear_macs, s.weight_bits, s.activation_bits)
+    attention = _product_cost(attention_macs, s.attention_bits, s.attention_bits)
+    head = _product_cost(head_macs, s.head_bits, s.activation_bits)
+    return spec.layers * (linear + attention) + head + 2 * other_macs + count.elementwise
 
 
 @dataclasses.dataclass(frozen=True)

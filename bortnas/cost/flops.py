@@ -1,10 +1,12 @@
 """Analytic inference FLOPs of a candidate at a sequence length L, batch 1.
 
-`matmul` counts 2 FLOPs per multiply-accumulate of every matrix product (what
-`torch.utils.flop_counter` counts); `elementwise` adds the "other operations" of the
-W-coefficient's inference cost i with fixed per-element constants:
-softmax 5 (max, subtract, exp, sum, divide) per attention score, LayerNorm 8 per element,
-GELU 8 per element, 1 per bias add and residual add, 1 per attention score for the scaling.
+Pure layer. `matmul` counts 2 FLOPs per multiply-accumulate of every matrix product (what
+`torch.utils.flop_counter` counts), following the family's layout (`TeacherShape.structure`):
+a gated FFN's doubled input projection, an embedding projection, DeBERTa's relative-position
+projections and content-to-position products. `elementwise` adds the "other operations" of the
+W-coefficient's inference cost i with fixed per-element constants: softmax 5 (max, subtract,
+exp, sum, divide) per attention score, LayerNorm 8 per element, GELU 8 per element, 1 per bias
+add, residual add, gate product, relative-position term and attention-score scaling.
 """
 
 from __future__ import annotations
@@ -33,20 +35,29 @@ def flops(spec: ArchSpec, shape: TeacherShape, seq_len: int) -> FlopCount:
 
     The pooler / classification head only sees the first token, as in transformers.
     """
+    s = shape.structure
     L, h, a, f = seq_len, spec.hidden, spec.heads, spec.ffn
-    per_layer_matmul = 2 * (4 * L * h * h + 2 * L * L * h + 2 * L * h * f)
-    head_matmul = 2 * (h * h + h * shape.num_labels)
-    matmul = spec.layers * per_layer_matmul + head_matmul
+    ffn_in = 2 * f if s.gated_ffn else f
+    R = s.relative_embeddings
+    per_layer_macs = 4 * L * h * h + 2 * L * L * h + L * h * ffn_in + L * f * h
+    per_layer_macs += s.position_projection_runs * R * h * h + s.position_terms * L * R * h  # project the table; Q.P^T, K.P^T
+    width = s.embedding_size or h
+    embedding_macs = L * width * h if s.embedding_size else 0
+    head_macs = h * h + h * shape.num_labels
+    matmul = 2 * (spec.layers * per_layer_macs + embedding_macs + head_macs)
 
     scores = a * L * L
+    biases = (4 * L * h if s.attention_bias else 0) + (L * ffn_in + L * h if s.ffn_bias else 0)
     per_layer_elementwise = (
-        scores * (SOFTMAX_OPS + 1)  # softmax and the 1/sqrt(d) scaling
-        + 2 * LAYERNORM_OPS * L * h  # two LayerNorms
+        scores * (SOFTMAX_OPS + 1 + s.position_terms + (1 if s.relative_bias_buckets else 0))
+        + s.layer_norms * LAYERNORM_OPS * L * h
         + GELU_OPS * L * f
-        + (4 * L * h + L * f + L * h)  # bias adds
+        + (L * f if s.gated_ffn else 0)
+        + biases
         + 2 * L * h  # residual adds
     )
-    embeddings = 2 * L * h + LAYERNORM_OPS * L * h
-    head_elementwise = h + h + shape.num_labels  # pooler bias + tanh, classifier bias
+    table_width = width if s.embedding_size and s.embedding_norm_on_tables else 0
+    embeddings = 2 * L * width + LAYERNORM_OPS * L * (table_width + h * s.hidden_norms_outside_layers)
+    head_elementwise = h + h + shape.num_labels  # dense bias + activation, classifier bias
     elementwise = spec.layers * per_layer_elementwise + embeddings + head_elementwise
     return FlopCount(matmul=matmul, elementwise=elementwise)

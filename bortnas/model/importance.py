@@ -3,8 +3,9 @@
 Torch layer. Every unit gets a multiplicative gate fixed at 1 (forward hooks, so the model is
 unchanged); the importance of a unit is the first-order Taylor estimate of the loss change when
 its gate drops to 0, |dL/dg|, summed over batches of task data (Michel et al. 2019 for heads,
-Molchanov et al. 2017 for neurons). Hidden dimensions share one gate across every LayerNorm
-output, because the residual stream is one space.
+Molchanov et al. 2017 for neurons). Hidden dimensions share one gate across every module that
+writes the residual stream (the family adapter names them: every norm on the stream of a post-norm
+family, every sublayer output of a pre-norm one), because the residual stream is one space.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from bortnas.model.families import encoder_layers, layer_norms
+from bortnas.families import family_of
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -52,19 +53,19 @@ class Importance:
 @contextlib.contextmanager
 def gated(model: PreTrainedModel, requires_grad: bool = False) -> Iterator[Gates]:
     """Attach unit gates to `model` for the duration of the block (hooks removed on exit)."""
-    config = model.config
-    n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
-    head_size = config.hidden_size // n_heads
+    family = family_of(model.config)
+    shape = family.shape(model.config, num_labels=2)
+    n_layers, n_heads, head_size = shape.layers, shape.heads, shape.hidden // shape.heads
     device = next(model.parameters()).device
     gates = Gates(
         layers=torch.ones(n_layers, requires_grad=requires_grad, device=device),
         heads=torch.ones(n_layers, n_heads, requires_grad=requires_grad, device=device),
-        neurons=torch.ones(n_layers, config.intermediate_size, requires_grad=requires_grad, device=device),
-        hidden=torch.ones(config.hidden_size, requires_grad=requires_grad, device=device),
+        neurons=torch.ones(n_layers, shape.ffn, requires_grad=requires_grad, device=device),
+        hidden=torch.ones(shape.hidden, requires_grad=requires_grad, device=device),
     )
     handles = []
     layer_inputs: dict[int, torch.Tensor] = {}  # each layer's input, from its pre-hook to its hook
-    for index, layer in enumerate(encoder_layers(model)):
+    for index, view in enumerate(family.layers(model)):
 
         def gate_heads(module: nn.Module, args: tuple[Any, ...], index: int = index) -> tuple[Any, ...]:
             context = args[0]
@@ -77,18 +78,18 @@ def gated(model: PreTrainedModel, requires_grad: bool = False) -> Iterator[Gates
         def remember_input(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], index: int = index) -> None:
             layer_inputs[index] = args[0] if args else kwargs["hidden_states"]
 
-        def gate_layer(
-            module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: torch.Tensor, index: int = index
-        ) -> torch.Tensor:
+        def gate_layer(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any, index: int = index) -> Any:
             residual = layer_inputs.pop(index)
-            return residual + gates.layers[index] * (output - residual)
+            hidden = output[0] if isinstance(output, tuple) else output  # some families return (hidden, attentions)
+            gated_hidden = residual + gates.layers[index] * (hidden - residual)
+            return (gated_hidden, *output[1:]) if isinstance(output, tuple) else gated_hidden
 
-        handles.append(layer.attention.output.dense.register_forward_pre_hook(gate_heads))
-        handles.append(layer.output.dense.register_forward_pre_hook(gate_neurons))
-        handles.append(layer.register_forward_pre_hook(remember_input, with_kwargs=True))
-        handles.append(layer.register_forward_hook(gate_layer, with_kwargs=True))
-    for norm in layer_norms(model):
-        handles.append(norm.register_forward_hook(lambda m, a, out: out * gates.hidden.to(out.dtype)))
+        handles.append(view.attention_out.get().register_forward_pre_hook(gate_heads))
+        handles.append(view.ffn_out.get().register_forward_pre_hook(gate_neurons))
+        handles.append(view.layer.register_forward_pre_hook(remember_input, with_kwargs=True))
+        handles.append(view.layer.register_forward_hook(gate_layer, with_kwargs=True))
+    for writer in family.residual_writers(model):
+        handles.append(writer.register_forward_hook(lambda m, a, out: out * gates.hidden.to(out.dtype)))
     try:
         yield gates
     finally:

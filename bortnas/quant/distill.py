@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from bortnas.model.families import encoder_layers
+from bortnas.families import family_of
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -39,14 +39,22 @@ class ProjectionRecorder:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def __enter__(self) -> ProjectionRecorder:
-        self.outputs = [{} for _ in encoder_layers(self.model)]
-        for index, layer in enumerate(encoder_layers(self.model)):
-            for name in PROJECTIONS:
+        views = family_of(self.model.config).layers(self.model)
+        self.outputs = [{} for _ in views]
+        for index, view in enumerate(views):
+            if view.fused_qkv:
+
+                def split(module: nn.Module, args: object, output: torch.Tensor, index: int = index) -> None:
+                    self.outputs[index].update(zip(PROJECTIONS, output.chunk(3, dim=-1), strict=True))
+
+                self._handles.append(view.qkv[0].get().register_forward_hook(split))
+                continue
+            for name, slot in zip(PROJECTIONS, view.qkv, strict=True):
 
                 def hook(module: nn.Module, args: object, output: torch.Tensor, index: int = index, name: str = name) -> None:
                     self.outputs[index][name] = output
 
-                self._handles.append(getattr(layer.attention.self, name).register_forward_hook(hook))
+                self._handles.append(slot.get().register_forward_hook(hook))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,7 +7,8 @@ chain of modes (BiT's multi-step distillation) can re-quantize a trained student
 `weight` already holds codes * scale).
 
 What each mode quantizes (README "Quantization modes"; docs/algorithms.md §4):
-- bitnet158: the six linears of every encoder layer (Q, K, V, attention output, FFN in, FFN out):
+- bitnet158: every projection of every encoder layer (Q, K, V, attention output, FFN in, FFN out;
+  fused or gated as the family has them, and DeBERTa's position projections):
   ternary weights, 8-bit activations. Attention products, embeddings, pooler and classifier stay
   full precision.
 - bit_w1aK: the same linears with binary (BWN) weights and K-bit elastic activations, signed
@@ -22,19 +23,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from bortnas.model.families import SelfAttention, embeddings, encoder_layers
+from bortnas.core.errors import UnsupportedArchitectureError
+from bortnas.families import ATTENTION_FAMILIES, family_of
+from bortnas.modes import QuantConfig, QuantMode, get_config
+from bortnas.quant import functional as Q
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
-from bortnas.modes import QuantConfig, QuantMode, get_config
-from bortnas.quant import functional as Q
+
+
+class SelfAttention(Protocol):
+    """The self-attention of a BERT-layout family (`Family.replaceable_attention`), which QuantSelfAttention replaces."""
+
+    query: nn.Linear
+    key: nn.Linear
+    value: nn.Linear
+    num_attention_heads: int
+    attention_head_size: int
+    dropout: nn.Dropout
 
 
 class ElasticActivation(nn.Module):
@@ -252,9 +265,11 @@ def _bibert(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantLinear
 
 
 def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> PreTrainedModel:
-    """Swap the modules of a BERT-family classifier in place for `mode`; returns the model.
+    """Swap the modules of a classifier of any supported family in place for `mode`; returns the model.
 
-    The mode's config decides everything: `linear` picks the handler of the six encoder linears
+    The family adapter names the modules. The mode's config decides everything: `linear` picks the
+    handler of every encoder projection (Q, K, V or their fused matrix, DeBERTa's position
+    projections, attention output, FFN in and out)
     (the FFN output's input follows an activation, so it is quantized unsigned), `attention`
     whether self-attention is replaced, `word_embedding_bits` whether the word table is
     binarized, `ffn_activation` what replaces GELU. Also works on an already-quantized model
@@ -263,6 +278,8 @@ def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> Pr
 
     Raises:
         ValueError: an unknown mode, or a config whose `linear` kind has no handler.
+        UnsupportedArchitectureError: a mode that replaces self-attention on a family whose
+            attention is not BERT's.
     """
     config = get_config(mode)
     if not config.quantized:
@@ -270,23 +287,26 @@ def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> Pr
     if config.linear not in LINEAR_HANDLERS:
         raise ValueError(f"mode {config.name}: no handler for linear kind {config.linear!r} (known: {', '.join(LINEAR_HANDLERS)})")
     handler = LINEAR_HANDLERS[config.linear]
-    for layer in encoder_layers(model):
-        attention = layer.attention.self
-        for name in ("query", "key", "value"):
-            setattr(attention, name, handler(getattr(attention, name), config, True))
-        layer.attention.output.dense = handler(layer.attention.output.dense, config, True)
-        layer.intermediate.dense = handler(layer.intermediate.dense, config, True)
-        layer.output.dense = handler(layer.output.dense, config, False)
-        if config.attention != "softmax":
+    family = family_of(model.config)
+    if config.attention != "softmax" and not family.replaceable_attention:
+        raise UnsupportedArchitectureError(
+            f"mode {config.name} replaces self-attention, which bortnas does for {', '.join(ATTENTION_FAMILIES)} "
+            f"teachers only, not {family.name}: use fp32 or bitnet158."
+        )
+    for view in family.layers(model):
+        for slot, signed in view.linears():
+            slot.set(handler(slot.linear, config, signed))
+        if config.attention != "softmax" and view.attention_slot is not None:
             # its new activation quantizers are created on the CPU; follow the layer's device
-            layer.attention.self = QuantSelfAttention(attention, config).to(attention.query.weight.device)
+            source = cast(SelfAttention, view.attention_slot.get())
+            view.attention_slot.set(QuantSelfAttention(source, config).to(source.query.weight.device))
         if config.ffn_activation is not None:
-            layer.intermediate.intermediate_act_fn = ACT2FN[config.ffn_activation]
+            view.activation.set(ACT2FN[config.ffn_activation])
     if config.binary_word_embeddings:
-        table = embeddings(model)
-        table.word_embeddings = QuantEmbedding.from_embedding(table.word_embeddings, per_row=config.word_embedding_scales == "row")
+        word = family.embeddings(model).word
+        word.set(QuantEmbedding.from_embedding(word.table, per_row=config.word_embedding_scales == "row"))
     if config.ffn_activation is not None:
-        model.config.hidden_act = config.ffn_activation
+        setattr(model.config, family.activation_key, config.ffn_activation)
     model.config.bortnas_quant = config.name
     return model
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from bortnas.core.errors import UserInputError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import TeacherShape
-from bortnas.core.teachers import teacher_shape
 from bortnas.data.encode import EncodedSplit, encode
 from bortnas.data.tasks import TaskData, load_rotten_tomatoes, load_table
+from bortnas.families import family_of
+from bortnas.families.teachers import teacher_shape
 from bortnas.runtime.device import CPU, Device
 from bortnas.train.teacher_cache import TeacherCache
 from bortnas.trial.teacher import TaskTeacher, check_teacher_weights, load_teacher_config, prepare_teacher
@@ -90,6 +91,9 @@ def build_context(
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except (OSError, ValueError) as e:
         raise UserInputError(f"teacher directory {directory} has no usable tokenizer ({e}): save one next to the model.") from e
+    if not family_of(load_teacher_config(directory)).token_types:
+        # a family without token types refuses `token_type_ids`, which a BERT tokenizer produces by default
+        tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name != "token_type_ids"]
     train, dev, test = (encode(split, tokenizer, settings.max_length) for split in (data.train, data.dev, data.test))
     teacher = prepare_teacher(
         directory,

@@ -29,8 +29,8 @@ from bortnas.core.space import ArchSpec
 from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input
 from bortnas.data.encode import encode
 from bortnas.data.tasks import Example
+from bortnas.families import family_of
 from bortnas.model.extract import Extraction
-from bortnas.model.families import embeddings
 from bortnas.train.loop import evaluate, predict, train
 from bortnas.trial.context import Context
 from bortnas.trial.recipe import build_student, distil_student, finetune_student, student_config
@@ -153,7 +153,7 @@ def run_agora(
         return [dataclasses.replace(ex, label=y) for ex, y in zip(examples, labels, strict=True)]
 
     generate = Augmenter(
-        EmbeddingNeighbours(embeddings(ctx.teacher.model).word_embeddings, tokenizer),
+        EmbeddingNeighbours(family_of(ctx.teacher.model.config).embeddings(ctx.teacher.model).word.table, tokenizer),
         protected=[ex.text for ex in ctx.data.dev + ctx.data.test],
         variants=settings.variants,
         seed=settings.seed,

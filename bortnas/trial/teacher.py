@@ -22,8 +22,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
-from bortnas.core.teachers import check_supported
 from bortnas.data.encode import EncodedSplit
+from bortnas.families import SUPPORTED_MODEL_TYPES, family_of
+from bortnas.families.teachers import check_supported
 from bortnas.model.importance import Importance, compute_importance
 from bortnas.runtime.device import CPU, Device
 from bortnas.train.loop import TrainConfig, evaluate, train
@@ -47,21 +48,20 @@ def load_teacher_config(directory: Path) -> PreTrainedConfig:
     try:
         config = AutoConfig.from_pretrained(directory, local_files_only=True)
     except (ValueError, OSError, KeyError) as e:
-        raise UnsupportedArchitectureError(f"cannot read {directory}/config.json ({e}); supported: bert, roberta.") from e
+        raise UnsupportedArchitectureError(
+            f"cannot read {directory}/config.json ({e}); supported families: {', '.join(SUPPORTED_MODEL_TYPES)}."
+        ) from e
     check_supported(config, str(directory))
     return config
 
 
-# Where a BERT or RoBERTa encoder's own weights live (relative to the base model): a key there that
-# the config does not expect, or one it expects and the weights lack, means the two disagree. Task
-# and pre-training heads (classifier, pooler, cls, lm_head) may be absent or extra.
-_BODY = ("embeddings.", "encoder.")
-
-
-def _body_key(key: str, prefix: str) -> str | None:
-    """`key` relative to the base model if it names an encoder weight, else None."""
+def _body_key(key: str, prefix: str, body: tuple[str, ...]) -> str | None:
+    """`key` relative to the base model if it names an encoder weight (under one of the family's
+    `body_prefixes`), else None. A key there that the config does not expect, or one it expects
+    and the weights lack, means the two disagree; task and pre-training heads (classifier,
+    pooler, cls, lm_head) may be absent or extra."""
     key = key.removeprefix(f"{prefix}.")
-    return key if key.startswith(_BODY) else None
+    return key if key.startswith(body) else None
 
 
 def check_teacher_weights(directory: Path, config: PreTrainedConfig) -> None:
@@ -84,13 +84,13 @@ def check_teacher_weights(directory: Path, config: PreTrainedConfig) -> None:
         return
     with torch.device("meta"):
         model = AutoModel.from_config(config)
-    prefix = model.base_model_prefix
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith(_BODY)}
+    prefix, body = model.base_model_prefix, family_of(config).body_prefixes
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith(body)}
     # older checkpoints also store buffers that are no longer saved (BERT's position_ids): not weights
     buffers = {name for name, _ in model.named_buffers()}
     try:
         with safe_open(str(path), "pt") as weights:
-            stored = {b: tuple(weights.get_slice(k).get_shape()) for k in weights.keys() if (b := _body_key(k, prefix))}
+            stored = {b: tuple(weights.get_slice(k).get_shape()) for k in weights.keys() if (b := _body_key(k, prefix, body))}
     except Exception as e:  # safetensors raises its own error types for a damaged header
         raise UserInputError(f"teacher weights {path} cannot be read ({e}).") from e
     mismatched = {k for k in set(expected) & set(stored) if expected[k] != stored[k]}
@@ -122,11 +122,11 @@ def load_pretrained_teacher(directory: Path, num_labels: int) -> PreTrainedModel
         )
     except RuntimeError as e:  # transformers refuses tensors of another shape
         raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: tensors of another shape.") from e
-    prefix = model.base_model_prefix
-    buffers = {b for name, _ in model.named_buffers() if (b := _body_key(name, prefix))}
+    prefix, prefixes = model.base_model_prefix, family_of(model.config).body_prefixes
+    buffers = {b for name, _ in model.named_buffers() if (b := _body_key(name, prefix, prefixes))}
 
     def body(keys: set[str]) -> set[str]:
-        return {b for k in keys if (b := _body_key(k, prefix))} - buffers
+        return {b for k in keys if (b := _body_key(k, prefix, prefixes))} - buffers
 
     _raise_on_disagreement(directory, body(set(info["missing_keys"])), body(set(info["unexpected_keys"])), set())
     return model

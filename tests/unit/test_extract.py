@@ -7,8 +7,8 @@ import torch
 
 from bortnas.core.space import ArchSpec
 from bortnas.cost import param_count
+from bortnas.families.teachers import teacher_shape
 from bortnas.model.extract import extract
-from bortnas.model.families import teacher_shape
 from bortnas.model.importance import Importance, compute_importance, gated
 
 

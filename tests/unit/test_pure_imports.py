@@ -6,7 +6,7 @@ PURE_MODULES = [
     "bortnas.core.errors",
     "bortnas.core.space",
     "bortnas.core.settings",
-    "bortnas.core.teachers",
+    "bortnas.families.teachers",
     "bortnas.core.progress",
     "bortnas.modes",
     "bortnas.cost",

@@ -1,0 +1,46 @@
+"""Teacher directories without loading them: which families are supported and the shape that
+bounds a search space.
+
+Imports no torch: `config.json` is read as JSON, so `bortnas space` and the checks that run
+before anything is written need neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
+from bortnas.core.space import TeacherShape
+from bortnas.families import SUPPORTED_MODEL_TYPES, family_of
+
+
+def check_supported(config: Any, source: str) -> None:
+    """Raise `UnsupportedArchitectureError` unless `config` (object or dict) is a family bortnas can cut."""
+    family_of(config, source)
+
+
+def teacher_shape(config: Any, num_labels: int) -> TeacherShape:
+    """The dimensions and layout of a teacher config (object or dict) that bound a space and enter the costs."""
+    return family_of(config).shape(config, num_labels)
+
+
+def read_teacher_config(directory: Path) -> dict[str, Any]:
+    """The `config.json` of a teacher directory as a dict, checked to be a supported family.
+
+    Raises:
+        UserInputError: no readable config.json.
+        UnsupportedArchitectureError: a family bortnas cannot cut.
+    """
+    path = directory / "config.json"
+    if not path.is_file():
+        raise UserInputError(f"teacher directory {directory} has no config.json: pass a transformers model directory to --teacher.")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UnsupportedArchitectureError(f"cannot read {path} ({e}); supported: {', '.join(SUPPORTED_MODEL_TYPES)}.") from e
+    if not isinstance(config, dict):
+        raise UnsupportedArchitectureError(f"{path} is not a JSON object; supported: {', '.join(SUPPORTED_MODEL_TYPES)}.")
+    check_supported(config, str(directory))
+    return config
