@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random BERT / RoBERTa teachers with tokenizers, and a small labelled task."""
+"""Shared fixtures: tiny random teachers of every supported family with tokenizers, and a small labelled task."""
 
 from __future__ import annotations
 
@@ -20,13 +20,15 @@ def write_tokenizer(directory: Path) -> None:
     BertTokenizerFast(vocab={word: i for i, word in enumerate(VOCAB)}, do_lower_case=True).save_pretrained(directory)
 
 
-def make_teacher(directory: Path, family: str = "bert", seed: int = 0) -> Path:
-    """A 2-layer, hidden-32, 4-head, FFN-64 random encoder saved with a word-level tokenizer."""
-    import torch
-    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet", "deberta-v2", "modernbert")
 
-    torch.manual_seed(seed)
-    common = dict(
+
+def tiny_config(family: str, **overrides: object) -> object:
+    """A 2-layer (ModernBERT: 3, so both attention types occur), hidden-32, 4-head, FFN-64 random
+    config of `family` with its particular parts switched on, built offline."""
+    import transformers as tf
+
+    common: dict[str, object] = dict(
         vocab_size=len(VOCAB),
         hidden_size=32,
         num_hidden_layers=2,
@@ -36,11 +38,67 @@ def make_teacher(directory: Path, family: str = "bert", seed: int = 0) -> Path:
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
         initializer_range=0.2,
+        pad_token_id=0,
     )
-    if family == "roberta":
-        model = RobertaModel(RobertaConfig(**common, pad_token_id=0, type_vocab_size=1))
-    else:
-        model = BertModel(BertConfig(**common, type_vocab_size=2))
+    builders = {
+        "bert": lambda: tf.BertConfig(**common, type_vocab_size=2),
+        "roberta": lambda: tf.RobertaConfig(**common, type_vocab_size=1),
+        "xlm-roberta": lambda: tf.XLMRobertaConfig(**common, type_vocab_size=1),
+        "electra": lambda: tf.ElectraConfig(**common, embedding_size=16, type_vocab_size=2),
+        "mpnet": lambda: tf.MPNetConfig(**common),  # 32 relative buckets: MPNet computes buckets for 32 whatever the table
+        "deberta-v2": lambda: tf.DebertaV2Config(
+            **common,
+            type_vocab_size=0,
+            relative_attention=True,
+            pos_att_type=["p2c", "c2p"],
+            position_buckets=8,
+            max_relative_positions=16,
+            share_att_key=True,
+            position_biased_input=False,
+            norm_rel_ebd="layer_norm",
+        ),
+        "distilbert": lambda: tf.DistilBertConfig(
+            vocab_size=len(VOCAB),
+            dim=32,
+            n_layers=2,
+            n_heads=4,
+            hidden_dim=64,
+            max_position_embeddings=64,
+            dropout=0.0,
+            attention_dropout=0.0,
+            initializer_range=0.2,
+            pad_token_id=0,
+        ),
+        "modernbert": lambda: tf.ModernBertConfig(
+            vocab_size=len(VOCAB),
+            hidden_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            global_attn_every_n_layers=2,
+            local_attention=8,
+            initializer_range=0.2,
+            pad_token_id=0,
+            bos_token_id=2,
+            eos_token_id=3,
+            cls_token_id=2,
+            sep_token_id=3,
+        ),
+    }
+    config = builders[family]()
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def make_teacher(directory: Path, family: str = "bert", seed: int = 0, **overrides: object) -> Path:
+    """A tiny random encoder of `family` (`tiny_config`) saved with a word-level tokenizer."""
+    import torch
+    from transformers import AutoModel
+
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(tiny_config(family, **overrides))
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     write_tokenizer(directory)

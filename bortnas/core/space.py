@@ -106,7 +106,8 @@ class Structure:
     gated_ffn: bool = False  # the FFN input projection has 2 x ffn rows, an up and a gate half (ModernBERT)
     layer_norms: int = 2  # norms on the residual stream per layer
     hidden_norms_outside_layers: int = 1  # hidden-wide norms outside the layers: the embedding norm (unless it has the
-    # tables' width), ModernBERT's final norm less its first layer's missing one
+    # tables' width), ModernBERT's final norm
+    first_layer_missing_norms: int = 0  # ModernBERT's first layer has no attention norm
     head_bias: bool = True  # the head's hidden -> hidden dense
     head_norm: bool = False  # a LayerNorm after the head's dense (ModernBERT)
     relative_bias_buckets: int = 0  # a (buckets x heads) table of attention biases shared by every layer (MPNet)

@@ -42,7 +42,7 @@ def flops(spec: ArchSpec, shape: TeacherShape, seq_len: int) -> FlopCount:
     per_layer_macs = 4 * L * h * h + 2 * L * L * h + L * h * ffn_in + L * f * h
     per_layer_macs += s.position_projection_runs * R * h * h + s.position_terms * L * R * h  # project the table; Q.P^T, K.P^T
     width = s.embedding_size or h
-    embedding_macs = L * width * h if s.embedding_size else 0
+    embedding_macs = L * width * h if width != h else 0
     head_macs = h * h + h * shape.num_labels
     matmul = 2 * (spec.layers * per_layer_macs + embedding_macs + head_macs)
 
@@ -59,5 +59,6 @@ def flops(spec: ArchSpec, shape: TeacherShape, seq_len: int) -> FlopCount:
     table_width = width if s.embedding_size and s.embedding_norm_on_tables else 0
     embeddings = 2 * L * width + LAYERNORM_OPS * L * (table_width + h * s.hidden_norms_outside_layers)
     head_elementwise = h + h + shape.num_labels  # dense bias + activation, classifier bias
-    elementwise = spec.layers * per_layer_elementwise + embeddings + head_elementwise
+    missing = s.first_layer_missing_norms * LAYERNORM_OPS * L * h
+    elementwise = spec.layers * per_layer_elementwise - missing + embeddings + head_elementwise
     return FlopCount(matmul=matmul, elementwise=elementwise)

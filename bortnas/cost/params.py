@@ -40,7 +40,7 @@ def encoder_layer_params(hidden: int, ffn: int, structure: Structure = Structure
     s = structure
     ffn_rows = 2 * ffn if s.gated_ffn else ffn
     weights = sum(i * o for i, o in layer_matrices(hidden, ffn, s))
-    biases = (4 * hidden if s.attention_bias else 0) + 2 * hidden * s.position_projections  # DeBERTa's always have one
+    biases = (4 * hidden if s.attention_bias else 0) + hidden * s.position_projections  # DeBERTa's always have one
     biases += ffn_rows + hidden if s.ffn_bias else 0
     norms = s.layer_norms * hidden * (2 if s.norm_bias else 1)
     return weights + biases + norms
@@ -58,9 +58,10 @@ def param_count(spec: ArchSpec, shape: TeacherShape) -> ParamCount:
     tables = (shape.vocab_size + shape.max_positions + shape.type_vocab_size) * width
     relative = s.relative_bias_buckets * spec.heads + s.relative_embeddings * h
     table_norm = norm * width if s.embedding_size and s.embedding_norm_on_tables else 0
-    projection = width * h + (h if s.embedding_projection_bias else 0) if s.embedding_size else 0
+    # transformers builds the projection only where the widths differ (a student as narrow as the tables has none)
+    projection = width * h + (h if s.embedding_projection_bias else 0) if width != h else 0
     hidden_norms = norm * h * s.hidden_norms_outside_layers + (2 * h if s.relative_embedding_norm else 0)
-    encoder = spec.layers * encoder_layer_params(h, spec.ffn, s)
+    encoder = spec.layers * encoder_layer_params(h, spec.ffn, s) - s.first_layer_missing_norms * norm * h
     head = h * h + (h if s.head_bias else 0) + (norm * h if s.head_norm else 0) + h * shape.num_labels + shape.num_labels
     total = tables + relative + table_norm + projection + hidden_norms + encoder + head
     return ParamCount(total=total, embedding=tables + relative, encoder=encoder)

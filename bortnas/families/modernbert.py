@@ -40,6 +40,8 @@ class ModernBertFamily(Family):
             ffn_bias=bool(field(config, "mlp_bias", False)),
             norm_bias=bool(field(config, "norm_bias", False)),
             gated_ffn=True,
+            hidden_norms_outside_layers=2,
+            first_layer_missing_norms=1,
             head_bias=bool(field(config, "classifier_bias", False)),
             head_norm=True,
         )

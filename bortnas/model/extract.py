@@ -89,7 +89,9 @@ def _attention_index(
     """Teacher Q/K/V rows for each student attention dimension (-1 = zero padding).
 
     `query`, `key` are the teacher's weights. With rotary positions a head's dimensions i and
-    i + d/2 form a rotation pair, so they are kept, dropped and padded together.
+    i + d/2 form a rotation pair, so they are kept, dropped and padded together; a smaller head
+    keeps the most salient pairs (which then rotate at the student's frequencies, an
+    approximation), a larger one spreads the teacher's pairs to the slots of equal frequency.
     """
     salience = query.detach().norm(dim=1) * key.detach().norm(dim=1)
     device = salience.device
@@ -105,8 +107,12 @@ def _attention_index(
                 pairs = _top(salience[first] + salience[second], new_half)
                 parts += [first[pairs], second[pairs]]
             else:
-                pad = torch.full((new_half - half,), -1, dtype=torch.long, device=device)
-                parts += [first, pad, second, pad]
+                # teacher pair j rotates at base^(-2j / old); slot j * new / old rotates at the same
+                # frequency in the student, exactly so when the sizes divide
+                slots = torch.arange(half, device=device) * new_half // half
+                spread = torch.full((2, new_half), -1, dtype=torch.long, device=device)
+                spread[0, slots], spread[1, slots] = first, second
+                parts += [spread[0], spread[1]]
         elif new_size <= old_size:
             parts.append(rows[_top(salience[rows], new_size)])
         else:
@@ -188,7 +194,7 @@ def _copy_embeddings(s: EmbeddingView, t: EmbeddingView, hidden: torch.Tensor) -
             weight = t_slot.table.weight.detach()
             s_slot.table.weight.data.copy_(weight if cut is None else weight[:, cut])
         if s.norm is not None and t.norm is not None:
-            _copy_norm(s.norm, t.norm, cut)
+            _copy_norm(s.norm, t.norm, None if t.projection is not None and t.norm_on_tables else hidden)
         return
     for s_slot, t_slot in zip(s.tables, t.tables, strict=True):
         s_slot.table.weight.data.copy_(t_slot.table.weight.detach())

@@ -42,17 +42,25 @@ class ProjectionRecorder:
         views = family_of(self.model.config).layers(self.model)
         self.outputs = [{} for _ in views]
         for index, view in enumerate(views):
+
+            def start(module: nn.Module, args: object, index: int = index) -> None:
+                self.outputs[index] = {}
+
+            # the first call of a projection in a layer's forward is on the tokens; DeBERTa calls
+            # its query and key projections again on the relative-position table
+            self._handles.append(view.layer.register_forward_pre_hook(start))
             if view.fused_qkv:
 
                 def split(module: nn.Module, args: object, output: torch.Tensor, index: int = index) -> None:
-                    self.outputs[index].update(zip(PROJECTIONS, output.chunk(3, dim=-1), strict=True))
+                    for name, part in zip(PROJECTIONS, output.chunk(3, dim=-1), strict=True):
+                        self.outputs[index].setdefault(name, part)
 
                 self._handles.append(view.qkv[0].get().register_forward_hook(split))
                 continue
             for name, slot in zip(PROJECTIONS, view.qkv, strict=True):
 
                 def hook(module: nn.Module, args: object, output: torch.Tensor, index: int = index, name: str = name) -> None:
-                    self.outputs[index][name] = output
+                    self.outputs[index].setdefault(name, output)
 
                 self._handles.append(slot.get().register_forward_hook(hook))
         return self
