@@ -140,12 +140,82 @@ class TeacherShape:
         return ArchSpec(self.layers, self.hidden, self.heads, self.ffn)
 
 
-# Shapes of well-known teachers, so a space can be priced without the weights (`bortnas space`).
+# Shapes of well-known teachers of every family, so a space can be priced without the weights
+# (`bortnas space`). Data only: tests/unit/test_references.py checks each against its family
+# adapter reading the model's published config.json values.
 REFERENCE_SHAPES = {
     "bert-base": TeacherShape(12, 768, 12, 3072, vocab_size=30522, max_positions=512, type_vocab_size=2),
     "bert-large": TeacherShape(24, 1024, 16, 4096, vocab_size=30522, max_positions=512, type_vocab_size=2),
-    "roberta-large": TeacherShape(24, 1024, 16, 4096, vocab_size=50265, max_positions=514, type_vocab_size=1),
+    "roberta-large": TeacherShape(
+        24, 1024, 16, 4096, vocab_size=50265, max_positions=514, type_vocab_size=1, structure=Structure(family="roberta")
+    ),
     "minilm-l6": TeacherShape(6, 384, 12, 1536, vocab_size=30522, max_positions=512, type_vocab_size=2),
+    "distilbert-base": TeacherShape(
+        6, 768, 12, 3072, vocab_size=30522, max_positions=512, type_vocab_size=0, structure=Structure(family="distilbert")
+    ),
+    "electra-small": TeacherShape(
+        12,
+        256,
+        4,
+        1024,
+        vocab_size=30522,
+        max_positions=512,
+        type_vocab_size=2,
+        structure=Structure(family="electra", embedding_size=128, embedding_norm_on_tables=True, hidden_norms_outside_layers=0),
+    ),
+    "electra-base": TeacherShape(
+        12, 768, 12, 3072, vocab_size=30522, max_positions=512, type_vocab_size=2, structure=Structure(family="electra")
+    ),
+    "xlm-roberta-base": TeacherShape(
+        12, 768, 12, 3072, vocab_size=250002, max_positions=514, type_vocab_size=1, structure=Structure(family="xlm-roberta")
+    ),
+    "mpnet-base": TeacherShape(
+        12,
+        768,
+        12,
+        3072,
+        vocab_size=30527,
+        max_positions=514,
+        type_vocab_size=0,
+        structure=Structure(family="mpnet", relative_bias_buckets=32),
+    ),
+    "deberta-v3-base": TeacherShape(
+        12,
+        768,
+        12,
+        3072,
+        vocab_size=128100,
+        max_positions=0,
+        type_vocab_size=0,
+        structure=Structure(
+            family="deberta-v2",
+            embedding_projection_bias=False,
+            relative_embeddings=512,
+            relative_embedding_norm=True,
+            position_terms=2,
+            position_projection_runs=2,
+        ),
+    ),
+    "modernbert-base": TeacherShape(
+        22,
+        768,
+        12,
+        1152,
+        vocab_size=50368,
+        max_positions=0,
+        type_vocab_size=0,
+        structure=Structure(
+            family="modernbert",
+            attention_bias=False,
+            ffn_bias=False,
+            norm_bias=False,
+            gated_ffn=True,
+            hidden_norms_outside_layers=2,
+            first_layer_missing_norms=1,
+            head_bias=False,
+            head_norm=True,
+        ),
+    ),
 }
 
 

@@ -6,6 +6,7 @@ reads a teacher through the adapter's views (`bortnas.families.base`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bortnas.core.errors import UnsupportedArchitectureError
@@ -18,6 +19,7 @@ from bortnas.families.modernbert import ModernBertFamily
 from bortnas.families.mpnet import MPNetFamily
 from bortnas.families.roberta import RobertaFamily
 from bortnas.families.xlm_roberta import XLMRobertaFamily
+from bortnas.modes import QuantMode
 
 __all__ = [
     "ATTENTION_FAMILIES",
@@ -29,6 +31,7 @@ __all__ = [
     "HeadView",
     "LayerView",
     "Slot",
+    "check_modes",
     "family_of",
 ]
 
@@ -68,3 +71,17 @@ def family_of(config: Any, source: str = "the teacher") -> Family:
         )
     family.check(config, source)
     return family
+
+
+def check_modes(family: Family, modes: Iterable[QuantMode | str], source: str) -> None:
+    """Refuse quantization modes that replace self-attention on a family whose attention bortnas cannot replace.
+
+    Raises:
+        UnsupportedArchitectureError: one line naming the modes, the families that take them and the ones that work.
+    """
+    replacing = [QuantMode(m).value for m in modes if QuantMode(m).config.attention != "softmax"]
+    if replacing and not family.replaceable_attention:
+        raise UnsupportedArchitectureError(
+            f"quant={replacing} in {source}: these modes replace self-attention, which bortnas does for "
+            f"{', '.join(ATTENTION_FAMILIES)} teachers only, not {family.name}: use fp32 or bitnet158 with this teacher."
+        )

@@ -30,8 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from bortnas.core.errors import UnsupportedArchitectureError
-from bortnas.families import ATTENTION_FAMILIES, family_of
+from bortnas.families import check_modes, family_of
 from bortnas.modes import QuantConfig, QuantMode, get_config
 from bortnas.quant import functional as Q
 
@@ -288,11 +287,8 @@ def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> Pr
         raise ValueError(f"mode {config.name}: no handler for linear kind {config.linear!r} (known: {', '.join(LINEAR_HANDLERS)})")
     handler = LINEAR_HANDLERS[config.linear]
     family = family_of(model.config)
-    if config.attention != "softmax" and not family.replaceable_attention:
-        raise UnsupportedArchitectureError(
-            f"mode {config.name} replaces self-attention, which bortnas does for {', '.join(ATTENTION_FAMILIES)} "
-            f"teachers only, not {family.name}: use fp32 or bitnet158."
-        )
+    if config.attention != "softmax":
+        check_modes(family, [config.name], "quantize_")
     for view in family.layers(model):
         for slot, signed in view.linears():
             slot.set(handler(slot.linear, config, signed))

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from bortnas.core.errors import UserInputError
+from bortnas.families import family_of
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -175,13 +176,13 @@ class Device:
         free, total = torch.cuda.mem_get_info(self.torch_device)
         held, cached = torch.cuda.memory_allocated(self.torch_device), torch.cuda.memory_reserved(self.torch_device)
         budget = min(free + cached - held, self.memory_share * total - held) / 2
-        config = model.config
+        shape = family_of(model.config).shape(model.config, num_labels=2)
         return inference_batch_size(
             budget,
             seq_len,
-            config.hidden_size,
-            config.intermediate_size,
-            config.num_attention_heads,
+            shape.hidden,
+            2 * shape.ffn if shape.structure.gated_ffn else shape.ffn,
+            shape.heads,
             dtype_bytes=2 if self.autocast_dtype is not None else 4,
         )
 

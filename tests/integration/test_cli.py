@@ -12,6 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tests.conftest import make_teacher
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,13 +146,6 @@ def test_every_strategy_finishes_the_requested_count(
     assert {t.user_attrs["strategy"] for t in trials} == {strategy}
 
 
-def test_roberta_teacher(tmp_path: Path, tiny_roberta: Path, tiny_task: Path, tiny_space: Path) -> None:
-    bortnas(*search_args(tiny_roberta, tiny_task, tiny_space, "--n-trials", "2", "--study", "rob"), cwd=tmp_path)
-    bortnas("export", "--study", "rob", "--out", "model", "--steps", "5", "-q", cwd=tmp_path)
-    config = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert config["model_type"] == "roberta" and config["architectures"] == ["RobertaForSequenceClassification"]
-
-
 def one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
     assert proc.returncode == code, proc.stderr
     lines = [line for line in proc.stderr.strip().splitlines() if line]
@@ -173,6 +168,20 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path: Path, tiny_bert: Path, ti
     gpt.mkdir()
     (gpt / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2Model"]}))
     one_line_error(bortnas(*search_args(gpt, tiny_task, good_space), cwd=tmp_path, check=False), 2, "unsupported architecture GPT2Model")
+    albert = tmp_path / "albert"  # shared layers: nothing to cut per layer
+    albert.mkdir()
+    (albert / "config.json").write_text(json.dumps({"model_type": "albert", "architectures": ["AlbertModel"]}))
+    one_line_error(
+        bortnas(*search_args(albert, tiny_task, good_space), cwd=tmp_path, check=False),
+        2,
+        "supported families: bert, roberta, xlm-roberta, electra, distilbert, mpnet, deberta-v2, modernbert",
+    )
+    distil = make_teacher(tmp_path / "distil", "distilbert")
+    binary_space = tmp_path / "binary.yaml"
+    binary_space.write_text("layers: [1]\nhidden: [32]\nheads: [4]\nffn: [64]\nquant: [fp32, bibert]\n")
+    one_line_error(
+        bortnas(*search_args(distil, tiny_task, binary_space), cwd=tmp_path, check=False), 2, "not distilbert: use fp32 or bitnet158"
+    )
     deeper = tmp_path / "deeper"  # a config of 3 layers beside weights of 2
     shutil.copytree(tiny_bert, deeper)
     (deeper / "config.json").write_text(json.dumps({**json.loads((tiny_bert / "config.json").read_text()), "num_hidden_layers": 3}))

@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "families": {"core", "modes"},
     "cost": {"core", "modes"},
     "data": {"core"},
-    "runtime": {"core"},
+    "runtime": {"core", "families"},
     "model": {"core", "families", "modes"},
     "quant": {"core", "families", "modes", "model"},
     "train": {"core", "families", "modes", "data", "runtime", "model", "quant"},

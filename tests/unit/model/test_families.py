@@ -166,7 +166,7 @@ def test_binary_attention_modes_work_or_are_refused(variant: str) -> None:
         quantize_(model, "bit_w1a2")
         assert torch.isfinite(logits(model, inputs(model))).all()
     else:
-        with pytest.raises(UnsupportedArchitectureError, match="replaces self-attention"):
+        with pytest.raises(UnsupportedArchitectureError, match="replace self-attention"):
             quantize_(model, "bibert")
 
 
