@@ -35,7 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import tiny_config  # noqa: E402  the tests' family configs, at a larger width
 
 RESULTS = Path(__file__).resolve().parent / "results" / "families.json"
-TEACHER = {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024, "vocab_size": 8000}
+TEACHER = {
+    "num_hidden_layers": 4,
+    "hidden_size": 256,
+    "num_attention_heads": 4,
+    "intermediate_size": 1024,
+    "vocab_size": 8000,
+    "max_position_embeddings": 128,
+}
 CUT = ArchSpec(2, 128, 2, 512)
 TOKENS, ROUNDS = 64, 30
 
@@ -55,8 +62,9 @@ print(json.dumps({"seconds": seconds, "class": type(model).__name__}))
 
 def teacher_of(family: str) -> PreTrainedModel:
     keys = {
-        "distilbert": {"n_layers": 4, "dim": 256, "n_heads": 4, "hidden_dim": 1024, "vocab_size": 8000},
-        "modernbert": {**TEACHER, "vocab_size": 8000},
+        "distilbert": {"n_layers": 4, "dim": 256, "n_heads": 4, "hidden_dim": 1024, "vocab_size": 8000, "max_position_embeddings": 128},
+        "deberta-v2": {**TEACHER, "pooler_hidden_size": 256},
+        "modernbert": {**TEACHER, "layer_types": ["full_attention", "sliding_attention"] * 2},
     }.get(family, TEACHER)
     config = tiny_config(family, **keys)
     if family == "electra":
