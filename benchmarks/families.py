@@ -32,7 +32,7 @@ from bortnas.model.extract import extract
 from bortnas.model.importance import compute_importance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import tiny_config  # noqa: E402  the tests' family configs, at a larger width
+from tests.conftest import tiny_config  # the tests' family configs, at a larger width
 
 RESULTS = Path(__file__).resolve().parent / "results" / "families.json"
 TEACHER = {

@@ -150,7 +150,6 @@ def search(
         BortnasError: the study ended without a finished trial.
     """
     from bortnas.core.space import load_search_space
-    from bortnas.families import FAMILIES, check_modes
     from bortnas.runtime.device import Device
     from bortnas.search import create_or_resume, make_sampler, run_search
     from bortnas.search.budget import BudgetScreen
@@ -167,7 +166,6 @@ def search(
     space = load_search_space(space_path)
     shape, _ = check_inputs(settings)
     space.check_fits(shape)
-    check_modes(FAMILIES[shape.structure.family], space.quant, str(space.source))
     device = Device.from_name(device_name, compile=compile)
     name = study_name or space.name
     existing = find_study(storage_url, name)

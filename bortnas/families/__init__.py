@@ -6,7 +6,6 @@ reads a teacher through the adapter's views (`bortnas.families.base`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from bortnas.core.errors import UnsupportedArchitectureError
@@ -19,10 +18,8 @@ from bortnas.families.modernbert import ModernBertFamily
 from bortnas.families.mpnet import MPNetFamily
 from bortnas.families.roberta import RobertaFamily
 from bortnas.families.xlm_roberta import XLMRobertaFamily
-from bortnas.modes import QuantMode
 
 __all__ = [
-    "ATTENTION_FAMILIES",
     "FAMILIES",
     "SUPPORTED_MODEL_TYPES",
     "EmbeddingView",
@@ -31,7 +28,6 @@ __all__ = [
     "HeadView",
     "LayerView",
     "Slot",
-    "check_modes",
     "family_of",
 ]
 
@@ -50,7 +46,6 @@ FAMILIES: dict[str, Family] = {
     for model_type in family.model_types
 }
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
-ATTENTION_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.replaceable_attention)
 
 
 def family_of(config: Any, source: str = "the teacher") -> Family:
@@ -71,17 +66,3 @@ def family_of(config: Any, source: str = "the teacher") -> Family:
         )
     family.check(config, source)
     return family
-
-
-def check_modes(family: Family, modes: Iterable[QuantMode | str], source: str) -> None:
-    """Refuse quantization modes that replace self-attention on a family whose attention bortnas cannot replace.
-
-    Raises:
-        UnsupportedArchitectureError: one line naming the modes, the families that take them and the ones that work.
-    """
-    replacing = [QuantMode(m).value for m in modes if QuantMode(m).config.attention != "softmax"]
-    if replacing and not family.replaceable_attention:
-        raise UnsupportedArchitectureError(
-            f"quant={replacing} in {source}: these modes replace self-attention, which bortnas does for "
-            f"{', '.join(ATTENTION_FAMILIES)} teachers only, not {family.name}: use fp32 or bitnet158 with this teacher."
-        )

@@ -69,8 +69,7 @@ class LayerView:
     """
 
     layer: nn.Module
-    attention: nn.Module  # owns the projections; a quantized attention replaces it via `attention_slot`
-    attention_slot: Slot | None  # None: the family's attention cannot be replaced (it is not BERT's)
+    attention: nn.Module  # owns the projections; the binary modes add their attention quantizers to it
     qkv: tuple[Slot, ...]
     attention_out: Slot
     ffn_in: Slot
@@ -87,7 +86,9 @@ class LayerView:
     def linears(self) -> list[tuple[Slot, bool]]:
         """(slot, whether its input is signed) for every projection a quantized mode replaces."""
         slots = [*self.qkv, *(s for s in (self.position_query, self.position_key) if s is not None)]
-        return [(s, True) for s in slots] + [(self.attention_out, True), (self.ffn_in, True), (self.ffn_out, False)]
+        # the FFN output's input is an activation's (unsigned after ReLU) unless a gate multiplies it
+        gated = self.ffn_in.linear.out_features != self.ffn_out.linear.in_features
+        return [(s, True) for s in slots] + [(self.attention_out, True), (self.ffn_in, True), (self.ffn_out, gated)]
 
 
 @dataclasses.dataclass
@@ -133,9 +134,10 @@ class Family:
     transformers classes for messages. `token_types`: the forward pass takes `token_type_ids`.
     `shared_heads`: a per-head table shared by every layer forces one head set for all layers.
     `rotary`: positions are rotations of query / key dimension pairs, so a head's dimensions are
-    kept in pairs. `replaceable_attention`: the binary modes' quantized attention can stand in for
-    the family's self-attention (BERT's layout; DeBERTa's and MPNet's add position terms inside it,
-    DistilBERT's and ModernBERT's differ in their interface).
+    kept in pairs. `attention_interface`: the family's attention computes its products in
+    transformers' attention interface, where the binary modes' quantized attention is a registered
+    function; otherwise (MPNet's and DeBERTa's position terms) hooks quantize it in place
+    (`bortnas.quant.attention`).
     """
 
     name: str = ""
@@ -144,7 +146,7 @@ class Family:
     token_types: bool = True
     shared_heads: bool = False
     rotary: bool = False
-    replaceable_attention: bool = False  # its self-attention is BERT's, which the binary modes replace
+    attention_interface: bool = True  # its attention calls transformers' attention interface (quantized by a function)
     activation_key: str = "hidden_act"  # the config field naming the FFN activation
     body_prefixes: tuple[str, ...] = ("embeddings.", "encoder.")  # the encoder's weights, relative to the base model
     # config keys of the searched widths, where the family names them differently

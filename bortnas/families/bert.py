@@ -18,7 +18,6 @@ class BertFamily(Family):
     name = "bert"
     model_types = ("bert",)
     classes = "BertModel and its task heads"
-    replaceable_attention = True
 
     def layers(self, model: PreTrainedModel) -> list[LayerView]:
         views = []
@@ -28,7 +27,6 @@ class BertFamily(Family):
                 LayerView(
                     layer=layer,
                     attention=attention,
-                    attention_slot=Slot(layer.attention, "self"),
                     qkv=(Slot(attention, "query"), Slot(attention, "key"), Slot(attention, "value")),
                     attention_out=Slot(layer.attention.output, "dense"),
                     ffn_in=Slot(layer.intermediate, "dense"),

@@ -47,6 +47,7 @@ class DebertaV2Family(Family):
     name = "deberta-v2"
     model_types = ("deberta-v2",)
     classes = "DebertaV2Model and its task heads (DeBERTa-v2 and v3)"
+    attention_interface = False
 
     def check(self, config: Any, source: str) -> None:
         if int(field(config, "conv_kernel_size", 0)) > 0:
@@ -102,7 +103,6 @@ class DebertaV2Family(Family):
                 LayerView(
                     layer=layer,
                     attention=attention,
-                    attention_slot=None,
                     qkv=(Slot(attention, "query_proj"), Slot(attention, "key_proj"), Slot(attention, "value_proj")),
                     attention_out=Slot(layer.attention.output, "dense"),
                     ffn_in=Slot(layer.intermediate, "dense"),

@@ -40,7 +40,6 @@ class DistilBertFamily(Family):
                 LayerView(
                     layer=layer,
                     attention=attention,
-                    attention_slot=None,
                     qkv=(Slot(attention, "q_lin"), Slot(attention, "k_lin"), Slot(attention, "v_lin")),
                     attention_out=Slot(attention, "out_lin"),
                     ffn_in=Slot(layer.ffn, "lin1"),

@@ -62,7 +62,6 @@ class ModernBertFamily(Family):
                 LayerView(
                     layer=layer,
                     attention=layer.attn,
-                    attention_slot=None,
                     qkv=(Slot(layer.attn, "Wqkv"),),
                     attention_out=Slot(layer.attn, "Wo"),
                     ffn_in=Slot(layer.mlp, "Wi"),

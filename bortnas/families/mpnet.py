@@ -24,6 +24,7 @@ class MPNetFamily(Family):
     classes = "MPNetModel and its task heads"
     token_types = False
     shared_heads = True
+    attention_interface = False
 
     def structure(self, config: Any) -> Structure:
         return Structure(family=self.name, relative_bias_buckets=int(field(config, "relative_attention_num_buckets", 32)))
@@ -36,7 +37,6 @@ class MPNetFamily(Family):
                 LayerView(
                     layer=layer,
                     attention=attention,
-                    attention_slot=None,
                     qkv=(Slot(attention, "q"), Slot(attention, "k"), Slot(attention, "v")),
                     attention_out=Slot(attention, "o"),
                     ffn_in=Slot(layer.intermediate, "dense"),

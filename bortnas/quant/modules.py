@@ -21,64 +21,22 @@ What each mode quantizes (README "Quantization modes"; docs/algorithms.md §4):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from bortnas.families import check_modes, family_of
+from bortnas.families import family_of
 from bortnas.modes import QuantConfig, QuantMode, get_config
 from bortnas.quant import functional as Q
+from bortnas.quant.attention import IMPLEMENTATION, quantize_attention_
+from bortnas.quant.elastic import ElasticActivation
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
-
-
-class SelfAttention(Protocol):
-    """The self-attention of a BERT-layout family (`Family.replaceable_attention`), which QuantSelfAttention replaces."""
-
-    query: nn.Linear
-    key: nn.Linear
-    value: nn.Linear
-    num_attention_heads: int
-    attention_head_size: int
-    dropout: nn.Dropout
-
-
-class ElasticActivation(nn.Module):
-    """BiT's elastic activation quantizer: learned step `alpha`, set from the first batch it sees."""
-
-    initialised: torch.Tensor  # a buffer
-
-    def __init__(self, bits: int, signed: bool) -> None:
-        super().__init__()
-        self.bits, self.signed = bits, signed
-        self.bounds = Q.elastic_bounds(bits, signed)
-        self.alpha = nn.Parameter(torch.tensor(1.0))
-        self.register_buffer("initialised", torch.tensor(False))
-        # Host copy of `initialised` once it is known to be set: reading the buffer on a GPU waits
-        # for the device to drain, and this runs in every forward pass of every quantized layer.
-        self._initialised_seen = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self._initialised_seen:
-            if not bool(self.initialised):
-                with torch.no_grad():
-                    self.alpha.copy_(Q.elastic_init(x, self.bits, self.signed))
-                    self.initialised.fill_(True)
-            self._initialised_seen = True
-        return Q.ElasticQuant.apply(x, self.alpha, *self.bounds)
-
-    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
-        super()._load_from_state_dict(*args, **kwargs)
-        self._initialised_seen = False  # the loaded buffer decides again
-
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}, signed={self.signed}"
 
 
 class QuantLinear(nn.Linear):
@@ -183,53 +141,6 @@ class QuantEmbedding(nn.Embedding):
         return new
 
 
-def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """transformers passes a bool keep-mask, an additive float mask or None; make it additive."""
-    if mask is None or mask.dtype != torch.bool:
-        return mask
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, -10000.0)
-
-
-class QuantSelfAttention(nn.Module):
-    """Drop-in for BERT/RoBERTa self-attention: BiT (quantized operands) or BiBERT Bi-Attention.
-
-    Keeps `query`, `key`, `value` under their names; returns (context, None) as transformers expects.
-    """
-
-    def __init__(self, source: SelfAttention, config: QuantConfig) -> None:
-        super().__init__()
-        self.kind = config.attention
-        self.num_attention_heads = source.num_attention_heads
-        self.attention_head_size = source.attention_head_size
-        self.query, self.key, self.value = source.query, source.key, source.value
-        self.dropout = source.dropout
-        if self.kind == "elastic":
-            bits = int(config.attention_bits)
-            self.query_act = ElasticActivation(bits, signed=True)
-            self.key_act = ElasticActivation(bits, signed=True)
-            self.value_act = ElasticActivation(bits, signed=True)
-            self.probs_act = ElasticActivation(bits, signed=False)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(*x.shape[:-1], -1, self.attention_head_size).transpose(1, 2)
-
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args: object, **kwargs: object
-    ) -> tuple[torch.Tensor, None]:
-        query, key, value = (self._heads(m(hidden_states)) for m in (self.query, self.key, self.value))
-        mask = _additive(attention_mask, query.dtype)
-        if self.kind == "bi":
-            context = Q.bi_attention(query, key, value, mask)
-        else:
-            scores = self.query_act(query) @ self.key_act(key).transpose(-1, -2) / math.sqrt(self.attention_head_size)
-            if mask is not None:
-                scores = scores + mask
-            probs = self.dropout(self.probs_act(scores.softmax(-1)))
-            context = probs @ self.value_act(value)
-        context = context.transpose(1, 2).reshape(*hidden_states.shape[:-1], -1)
-        return context, None
-
-
 LinearHandler = Callable[[nn.Linear, QuantConfig, bool], QuantLinear]
 # One handler per `QuantConfig.linear` kind: how an encoder linear is replaced. Filled at import
 # time by `register_linear`, read-only after that.
@@ -268,17 +179,15 @@ def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> Pr
 
     The family adapter names the modules. The mode's config decides everything: `linear` picks the
     handler of every encoder projection (Q, K, V or their fused matrix, DeBERTa's position
-    projections, attention output, FFN in and out)
-    (the FFN output's input follows an activation, so it is quantized unsigned), `attention`
-    whether self-attention is replaced, `word_embedding_bits` whether the word table is
+    projections, attention output, FFN in and out; the FFN output's input follows an activation,
+    so it is quantized unsigned unless a gate multiplies it), `attention` whether the attention
+    products are quantized (`bortnas.quant.attention`), `word_embedding_bits` whether the word table is
     binarized, `ffn_activation` what replaces GELU. Also works on an already-quantized model
     (re-quantizing its latent weights), which is how a distillation chain moves from one mode to
     the next. A full-precision mode leaves the model unchanged.
 
     Raises:
         ValueError: an unknown mode, or a config whose `linear` kind has no handler.
-        UnsupportedArchitectureError: a mode that replaces self-attention on a family whose
-            attention is not BERT's.
     """
     config = get_config(mode)
     if not config.quantized:
@@ -287,15 +196,11 @@ def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> Pr
         raise ValueError(f"mode {config.name}: no handler for linear kind {config.linear!r} (known: {', '.join(LINEAR_HANDLERS)})")
     handler = LINEAR_HANDLERS[config.linear]
     family = family_of(model.config)
-    if config.attention != "softmax":
-        check_modes(family, [config.name], "quantize_")
     for view in family.layers(model):
         for slot, signed in view.linears():
             slot.set(handler(slot.linear, config, signed))
-        if config.attention != "softmax" and view.attention_slot is not None:
-            # its new activation quantizers are created on the CPU; follow the layer's device
-            source = cast(SelfAttention, view.attention_slot.get())
-            view.attention_slot.set(QuantSelfAttention(source, config).to(source.query.weight.device))
+        if config.attention != "softmax":
+            quantize_attention_(view, family, config)
         if config.ffn_activation is not None:
             view.activation.set(ACT2FN[config.ffn_activation])
     if config.binary_word_embeddings:
@@ -303,6 +208,8 @@ def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> Pr
         word.set(QuantEmbedding.from_embedding(word.table, per_row=config.word_embedding_scales == "row"))
     if config.ffn_activation is not None:
         setattr(model.config, family.activation_key, config.ffn_activation)
+    if config.attention != "softmax" and family.attention_interface:
+        model.config._attn_implementation = IMPLEMENTATION  # every attention module reads the model's config
     model.config.bortnas_quant = config.name
     return model
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import make_teacher
-
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -175,12 +173,6 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path: Path, tiny_bert: Path, ti
         bortnas(*search_args(albert, tiny_task, good_space), cwd=tmp_path, check=False),
         2,
         "supported families: bert, roberta, xlm-roberta, electra, distilbert, mpnet, deberta-v2, modernbert",
-    )
-    distil = make_teacher(tmp_path / "distil", "distilbert")
-    binary_space = tmp_path / "binary.yaml"
-    binary_space.write_text("layers: [1]\nhidden: [32]\nheads: [4]\nffn: [64]\nquant: [fp32, bibert]\n")
-    one_line_error(
-        bortnas(*search_args(distil, tiny_task, binary_space), cwd=tmp_path, check=False), 2, "not distilbert: use fp32 or bitnet158"
     )
     deeper = tmp_path / "deeper"  # a config of 3 layers beside weights of 2
     shutil.copytree(tiny_bert, deeper)

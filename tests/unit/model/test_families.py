@@ -12,9 +12,10 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from bortnas.core.errors import UnsupportedArchitectureError
 from bortnas.core.space import ArchSpec, TeacherShape
 from bortnas.cost import flops, param_count
-from bortnas.families import ATTENTION_FAMILIES, FAMILIES, family_of
+from bortnas.families import FAMILIES, family_of
 from bortnas.model.extract import extract
 from bortnas.model.importance import Importance, compute_importance, gated
+from bortnas.quant import functional as Q
 from bortnas.quant.distill import ProjectionRecorder
 from bortnas.quant.modules import QuantLinear, quantize_
 from tests.conftest import FAMILIES as FAMILY_NAMES
@@ -159,15 +160,38 @@ def test_bitnet158_swaps_every_projection(variant: str) -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_binary_attention_modes_work_or_are_refused(variant: str) -> None:
+@pytest.mark.parametrize("mode", ["bit_w1a2", "bibert"])
+def test_binary_modes_quantize_the_attention_of_every_family(variant: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every layer's attention runs quantized: BiT's step sizes get gradients, Bi-Attention's bool() runs once per layer."""
     model = teacher(variant)
-    family = family_of(model.config)
-    if family.name in ATTENTION_FAMILIES:
-        quantize_(model, "bit_w1a2")
-        assert torch.isfinite(logits(model, inputs(model))).all()
+    shape = shape_of(model)
+    quantize_(model, mode)
+    calls = []
+    bool_attention = Q.BoolAttention.apply
+    monkeypatch.setattr(Q.BoolAttention, "apply", lambda scores: calls.append(1) or bool_attention(scores))
+    model.train()
+    out = model(**inputs(model), labels=torch.tensor([0, 2]))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    attentions = [view.attention for view in family_of(model.config).layers(model)]
+    if mode == "bibert":
+        assert len(calls) == shape.layers
     else:
-        with pytest.raises(UnsupportedArchitectureError, match="replace self-attention"):
-            quantize_(model, "bibert")
+        for attention in attentions:
+            for name in ("query", "key", "value", "probs"):
+                assert getattr(attention, f"{name}_act").alpha.grad.abs() > 0, name
+
+
+@pytest.mark.parametrize("mode", ["bit_w1a2", "bibert"])
+def test_the_two_attention_routes_agree(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BERT's attention quantized by the registered function equals it quantized by projection hooks
+    and the softmax swap (the route MPNet and DeBERTa take), so both compute the same arithmetic."""
+    by_function = quantize_(teacher("bert"), mode)
+    monkeypatch.setattr(type(family_of(by_function.config)), "attention_interface", False)
+    by_hooks = quantize_(teacher("bert"), mode)
+    assert by_hooks.config._attn_implementation == "eager"
+    batch = inputs(by_function)
+    assert (logits(by_function, batch) - logits(by_hooks, batch)).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

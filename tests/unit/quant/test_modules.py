@@ -10,8 +10,9 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
 from bortnas.core.space import QuantMode
+from bortnas.quant.attention import IMPLEMENTATION
 from bortnas.quant.distill import direction_matching_loss
-from bortnas.quant.modules import BitLinear158, ElasticActivation, QuantEmbedding, QuantLinear, QuantSelfAttention, quantize_
+from bortnas.quant.modules import BitLinear158, ElasticActivation, QuantEmbedding, QuantLinear, quantize_
 from bortnas.trial.recipe import chain_stages
 
 QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]
@@ -61,7 +62,8 @@ def test_quantize_swaps_modules_keeps_names_and_trains(family: str, mode: QuantM
     assert not isinstance(model.classifier, QuantLinear) if family == "bert" else not isinstance(model.classifier.dense, QuantLinear)
     word = (model.bert if family == "bert" else model.roberta).embeddings.word_embeddings
     assert isinstance(word, QuantEmbedding) is (mode is not QuantMode.BITNET158)
-    assert isinstance(layer.attention.self, QuantSelfAttention) is (mode is not QuantMode.BITNET158)
+    assert getattr(layer.attention.self, "bortnas_attention", "softmax") == mode.config.attention
+    assert (model.config._attn_implementation == IMPLEMENTATION) is (mode is not QuantMode.BITNET158)
     assert isinstance(layer.intermediate.intermediate_act_fn, nn.ReLU) is mode.value.startswith("bit_")
     model.train()
     out = model(**batch())
