@@ -1,4 +1,4 @@
-"""bortnas: extract small, fast sub-architectures of a BERT-family teacher (Bort-style NAS)."""
+"""bortnas: extract small, fast sub-architectures of a transformer encoder teacher (Bort-style NAS)."""
 
 from __future__ import annotations
 

@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bortnas.search.strategies import STRATEGIES
 
     d = RunSettings()
-    parser = argparse.ArgumentParser(prog="bortnas", description="Search, inspect and export sub-architectures of a BERT-family teacher.")
+    parser = argparse.ArgumentParser(prog="bortnas", description="Search, inspect and export sub-architectures of an encoder teacher.")
     parser.add_argument("--version", action="version", version=f"bortnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -33,10 +33,10 @@ _OPTIONAL_KEYS = ("name", "description", "quant", "reference", "highlight")
 
 @dataclasses.dataclass(frozen=True)
 class ArchSpec:
-    """One candidate architecture: a uniform BERT-family encoder.
+    """One candidate architecture: a uniform encoder of the teacher's family.
 
     The attention of a candidate has `heads` heads of size `hidden // heads`, so every
-    candidate is a stock transformers `BertConfig`/`RobertaConfig`.
+    candidate is a stock transformers config of that family.
     """
 
     layers: int

@@ -1,7 +1,7 @@
 """Export a chosen trial: train it longer, write a stock transformers directory, verify the reload.
 
-Transformers layer. Every full-precision candidate is a stock `BertForSequenceClassification` /
-`RobertaForSequenceClassification` (head size = hidden // heads), so the directory loads with
+Transformers layer. Every full-precision candidate is its teacher family's stock sequence
+classifier (head size = hidden // heads), so the directory loads with
 `AutoModelForSequenceClassification.from_pretrained(DIR)` without bortnas installed. A quantized
 candidate is written with packed low-bit weights (`bortnas.quant.pack`) and loads with
 `bortnas.load(DIR)`.
