@@ -1,7 +1,8 @@
 """BERT: post-norm layers (`encoder.layer[i]`: `attention.self.{query,key,value}`, `attention.output`,
 `intermediate`, `output`), learned absolute positions, token types, a pooler and a classifier.
 
-The layer layout is shared by RoBERTa, XLM-RoBERTa and ELECTRA, whose adapters subclass this one.
+The layer layout is shared by RoBERTa, XLM-RoBERTa, ELECTRA and DeBERTa-v2 (other projection
+names), whose adapters subclass this one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class BertFamily(Family):
     name = "bert"
     model_types = ("bert",)
     classes = "BertModel and its task heads"
+    projections = ("query", "key", "value")  # names in `attention.self`
 
     def layers(self, model: PreTrainedModel) -> list[LayerView]:
         views = []
@@ -27,12 +29,15 @@ class BertFamily(Family):
                 LayerView(
                     layer=layer,
                     attention=attention,
-                    qkv=(Slot(attention, "query"), Slot(attention, "key"), Slot(attention, "value")),
+                    qkv=tuple(Slot(attention, name) for name in self.projections),
                     attention_out=Slot(layer.attention.output, "dense"),
                     ffn_in=Slot(layer.intermediate, "dense"),
                     ffn_out=Slot(layer.output, "dense"),
                     activation=Slot(layer.intermediate, "intermediate_act_fn"),
                     norms=(layer.attention.output.LayerNorm, layer.output.LayerNorm),
+                    # DeBERTa's separate position projections, where its config asks for them
+                    position_query=Slot(attention, "pos_query_proj") if hasattr(attention, "pos_query_proj") else None,
+                    position_key=Slot(attention, "pos_key_proj") if hasattr(attention, "pos_key_proj") else None,
                 )
             )
         return views

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from bortnas.core.errors import UnsupportedArchitectureError
 from bortnas.core.space import ArchSpec, Structure
-from bortnas.families.base import EmbeddingView, ExtraView, Family, HeadView, LayerView, Slot, field
+from bortnas.families.base import EmbeddingView, ExtraView, HeadView, Slot, field
+from bortnas.families.bert import BertFamily
 
 if TYPE_CHECKING:
     from transformers import PreTrainedConfig, PreTrainedModel
@@ -43,11 +44,12 @@ def _relative_rows(config: Any) -> int:
     return 2 * (span if span >= 1 else int(field(config, "max_position_embeddings")))
 
 
-class DebertaV2Family(Family):
+class DebertaV2Family(BertFamily):
     name = "deberta-v2"
     model_types = ("deberta-v2",)
     classes = "DebertaV2Model and its task heads (DeBERTa-v2 and v3)"
     attention_interface = False
+    projections = ("query_proj", "key_proj", "value_proj")
 
     def check(self, config: Any, source: str) -> None:
         if int(field(config, "conv_kernel_size", 0)) > 0:
@@ -94,26 +96,6 @@ class DebertaV2Family(Family):
         if getattr(config, "attention_head_size", None) is not None:
             student.attention_head_size = spec.head_size
         return student
-
-    def layers(self, model: PreTrainedModel) -> list[LayerView]:
-        views = []
-        for layer in self.base(model).encoder.layer:
-            attention = layer.attention.self
-            views.append(
-                LayerView(
-                    layer=layer,
-                    attention=attention,
-                    qkv=(Slot(attention, "query_proj"), Slot(attention, "key_proj"), Slot(attention, "value_proj")),
-                    attention_out=Slot(layer.attention.output, "dense"),
-                    ffn_in=Slot(layer.intermediate, "dense"),
-                    ffn_out=Slot(layer.output, "dense"),
-                    activation=Slot(layer.intermediate, "intermediate_act_fn"),
-                    norms=(layer.attention.output.LayerNorm, layer.output.LayerNorm),
-                    position_query=Slot(attention, "pos_query_proj") if hasattr(attention, "pos_query_proj") else None,
-                    position_key=Slot(attention, "pos_key_proj") if hasattr(attention, "pos_key_proj") else None,
-                )
-            )
-        return views
 
     def embeddings(self, model: PreTrainedModel) -> EmbeddingView:
         table = self.base(model).embeddings
