@@ -148,7 +148,7 @@ FAKE_SCORES = (
     (1, 32, 4, 64, "fp32", 4.0e6, 2.0e6, 1.1, 0.20),  # trial 1
     (1, 16, 2, 32, "fp32", 1.2e6, 0.8e6, 0.7, 0.30),  # trial 3: argmax W
     (2, 16, 4, 64, "fp32", 5.0e6, 2.5e6, 1.3, 0.25),  # trial 5: dominated by trial 1
-    (2, 32, 4, 64, "bit_w1a1", 0.3e6, 0.2e6, 1.6, 0.45),  # trial 6: smallest p and i, highest error
+    (2, 32, 4, 64, "bitnet158", 0.3e6, 0.2e6, 1.6, 0.45),  # trial 6: smallest p and i, highest error (`make_scored_study`'s mode)
     (1, 16, 4, 32, "fp32", 1.5e6, 1.0e6, 0.9, 0.32),  # trial 7: dominated by trial 3
 )
 FAKE_FRONT = (0, 1, 3, 6)
@@ -156,9 +156,9 @@ FAKE_TEACHER_DEV_ACCURACY = 0.85  # so the trials' dev accuracy is 5 points abov
 FAKE_BEST = 3
 
 
-def make_scored_study(storage_url: str, name: str = "fake") -> None:
+def make_scored_study(storage_url: str, name: str = "fake", quantized: str = "bitnet158") -> None:
     """A bortnas study `name` holding FAKE_SCORES as COMPLETE trials with the attributes `score_candidate` stores, plus trial 2
-    FAILED and trial 4 PRUNED; no training."""
+    FAILED and trial 4 PRUNED; no training. Trial 6 is of mode `quantized`."""
     import optuna
 
     from bortnas.algo.objective import w_coefficient
@@ -168,7 +168,7 @@ def make_scored_study(storage_url: str, name: str = "fake") -> None:
     from bortnas.search.storage import open_storage
 
     space = parse_search_space(
-        {"name": name, "layers": [1, 2], "hidden": [16, 32], "heads": [2, 4], "ffn": [32, 64], "quant": ["fp32", "bit_w1a1"]},
+        {"name": name, "layers": [1, 2], "hidden": [16, 32], "heads": [2, 4], "ffn": [32, 64], "quant": ["fp32", quantized]},
         "make_scored_study",
     )
     study = create_or_resume(open_storage(storage_url), name, space, RunSettings(), optuna.samplers.RandomSampler(seed=0))
@@ -184,7 +184,7 @@ def make_scored_study(storage_url: str, name: str = "fake") -> None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         layers, hidden, heads, ffn, quant, p, i, latency_ms, error = next(scores)
-        spec = ArchSpec(layers=layers, hidden=hidden, heads=heads, ffn=ffn, quant=quant)
+        spec = ArchSpec(layers=layers, hidden=hidden, heads=heads, ffn=ffn, quant=quantized if quant != "fp32" else quant)
         w = w_coefficient(p, i, error, 10.0e6, 5.0e6)
         attrs = {
             "params_total": int(p / 32) + 1000,

@@ -40,6 +40,7 @@ def _settings(args: argparse.Namespace, trial_steps: int) -> Any:
         seed=args.seed,
         init=args.init,
         latency_threads=args.latency_threads,
+        latency_backend=args.latency_backend,
         bit_chain=args.bit_chain,
         encoding=args.encoding,
         cost=args.cost,
@@ -121,13 +122,14 @@ def _open_existing(args: argparse.Namespace) -> Any:
 
 def cmd_trials(args: argparse.Namespace) -> int:
     from bortnas.search.records import front_and_best, load_records, w_of
-    from bortnas.search.selection import qualifying, resolve
+    from bortnas.search.selection import check_latencies, qualifying, resolve
 
     study, _, settings = _open_existing(args)
     cost = args.cost or settings.cost
     records = load_records(study)
-    front, best = front_and_best(records, cost)
     selection = _selection(args)
+    check_latencies(records, selection, args.cost, study.study_name)
+    front, best = front_and_best(records, cost)
     selection = resolve(selection, study)
     inside = {r.number for r in qualifying(records, selection)} if selection else set()
     rows = []
@@ -145,6 +147,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
                 "mflops": a["flops"] / 1e6 if "flops" in a else None,
                 "latency_ms": a.get("latency_ms"),
                 "latency_table_ms": a.get("latency_table_ms"),
+                "latency_simulated": r.latency_simulated,
                 "error": a.get("error"),
                 "W": w_of(a, cost),
                 "cost": cost,
@@ -158,7 +161,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     header = (
-        f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>7} {'table':>7} "
+        f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>11} {'table':>11} "
         f"{'error':>6} {'W':>8}  mark"
     )
     print(header)
@@ -166,17 +169,22 @@ def cmd_trials(args: argparse.Namespace) -> int:
     def fmt(value: Any, spec: str) -> str:
         return format(value, spec) if value is not None else "-"
 
+    def latency(value: float | None, simulated: bool) -> str:
+        return fmt(value, ".2f") + (" sim" if simulated and value is not None else "")
+
     for row in rows:
         mark = ("*" if row["best"] else " ") + ("P" if row["pareto"] else " ") + ("B" if row["in_budget"] else " ")
         print(
             f"{row['trial']:>5} {row['state']:<8} {row['candidate']:<30} {fmt(row['params'], ','):>10} "
-            f"{fmt(row['mib'], '.2f'):>7} {fmt(row['mflops'], '.1f'):>9} {fmt(row['latency_ms'], '.2f'):>7} "
-            f"{fmt(row['latency_table_ms'], '.2f'):>7} {fmt(row['error'], '.4f'):>6} {fmt(row['W'], '.3f'):>8}  {mark} {row['note']}"
+            f"{fmt(row['mib'], '.2f'):>7} {fmt(row['mflops'], '.1f'):>9} {latency(row['latency_ms'], row['latency_simulated']):>11} "
+            f"{latency(row['latency_table_ms'], row['latency_simulated']):>11} {fmt(row['error'], '.4f'):>6} "
+            f"{fmt(row['W'], '.3f'):>8}  {mark} {row['note']}"
         )
     print(
         "params: non-embedding parameters; MiB: stored size; MFLOPs: FLOP-equivalents at the study's sequence length "
         "(binary operations at 1/64); lat ms: the trained model's latency, table: the study's latency table (random weights, "
-        f"measured before training); W with i = {'FLOPs' if cost == 'flops' else 'table latency'}; * = argmax W; "
+        "measured before training); sim: simulated, the mode has no low-bit kernel and its latency times fp32 arithmetic; "
+        f"W with i = {'FLOPs' if cost == 'flops' else 'table latency'}; * = argmax W; "
         "P = Pareto front of (bits, FLOPs, error)" + (f"; B = within {selection.describe()}" if selection else "")
     )
     return 0
@@ -220,6 +228,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.compile,
         args.cache_dir,
         show_progress_bar=_progress(args),
+        onnx=args.onnx,
     )
     if args.format == "json":
         print(
@@ -231,6 +240,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     "model": report.model.to_dict(),
                     "teacher": report.teacher.to_dict(),
                     "ratios": report.ratios(),
+                    "onnxruntime": report.onnxruntime,
                 }
             )
         )
@@ -244,8 +254,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{'size MiB':<22}{m.size_mib:>12.2f}{t.size_mib:>12.2f}{r['size_mib']:>9.2f}x")
     print(f"{'MFLOPs (seq ' + str(report.seq_len) + ')':<22}{m.flops / 1e6:>12.1f}{t.flops / 1e6:>12.1f}{r['flops']:>9.2f}x")
     print(f"{'latency ms (b=1)':<22}{m.latency_ms:>12.2f}{t.latency_ms:>12.2f}{r['latency']:>9.2f}x")
-    print(f"latency measured on {m.latency_device}")
+    simulated = ": simulated, no low-bit kernel runs this mode (fp32 arithmetic)" if m.latency_simulated else ""
+    print(f"latency measured on {m.latency_device}{simulated}")
+    if report.onnxruntime:
+        _print_onnx(report.onnxruntime, m.test_accuracy, t.test_accuracy)
     return 0
+
+
+def _print_onnx(record: dict[str, Any], test_accuracy: float | None, teacher_test_accuracy: float | None) -> None:
+    print(f"onnxruntime, {record['threads']} thread(s), {record['seq_len']} tokens:")
+    print(f"{'':<22}{'exported':>12}{'teacher':>12}{'ratio':>10}")
+    for graph in ("model.onnx", "model.int8.onnx"):
+        mine, teacher = record.get(graph), record["teacher"][graph]
+        if mine is None:
+            continue
+        for b in (1, 32):
+            key = f"latency_ms_b{b}"
+            print(f"{graph + f' ms (b={b})':<22}{mine[key]:>12.2f}{teacher[key]:>12.2f}{teacher[key] / mine[key]:>9.2f}x")
+        print(f"{graph + ' test acc':<22}{mine['test_accuracy']:>12.4f}")
 
 
 def cmd_space(args: argparse.Namespace) -> int:
@@ -352,6 +378,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
                     "front": list(report.front),
                     "best_trial": report.best,
                     "W": report.best_w,
+                    "simulated_latency": list(report.simulated),
                 }
             )
         )
@@ -418,6 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=d.seed)
     s.add_argument("--init", choices=("inherit", "scratch"), default=d.init, help="cut weights from the teacher, or random (Bort)")
     s.add_argument("--latency-threads", type=int, default=d.latency_threads, help="CPU threads for latency measurement")
+    s.add_argument(
+        "--latency-backend",
+        choices=("torch", "onnxruntime"),
+        default=d.latency_backend,
+        help="where trials and the latency table time models: PyTorch eager (default) or onnxruntime on the CPU, "
+        "each model in the graph its mode deploys (int8 graph for int8 and bitnet158; needs bortnas[onnx])",
+    )
     s.add_argument(
         "--bit-chain",
         default=d.bit_chain,
@@ -520,6 +554,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--agora-replay", type=int, default=1, help="Agora rounds re-run on the grown data at the end (default 1)")
     e.add_argument("--agora-prune", choices=("ties", "prefix"), default="ties", help="reading of Agora's pruning rule (README)")
     e.add_argument("--overwrite", action="store_true")
+    e.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write model.onnx and, for fp32, int8 and bitnet158, model.int8.onnx (onnxruntime's int8 graph), and record "
+        "their onnxruntime latency and test accuracy beside the teacher's in bortnas.json (needs bortnas[onnx])",
+    )
     e.add_argument("--cache-dir", type=Path, default=None)
     _add_device(e)
     _add_common(e)

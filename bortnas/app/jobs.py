@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bortnas.core.errors import BortnasError
+from bortnas.core.errors import BortnasError, UserInputError
 from bortnas.core.settings import RaySettings, RunSettings, SearchOptions
 
 if TYPE_CHECKING:
@@ -68,16 +68,19 @@ def export(
     compile: bool = False,
     cache_dir: Path | None = None,
     show_progress_bar: bool = False,
+    onnx: bool = False,
 ) -> Any:
     """Train a study's trial (default: argmax W; with a `selection`, the best one within its budgets,
     `bortnas.search.selection`) for `steps` more steps and write it to `out`; returns the `ExportReport`.
+    With `onnx`, the ONNX graphs too (`bortnas.export.writer.write_onnx`).
 
     Raises:
         UserInputError: bad steps or Agora options, an existing `out`, an unknown storage or study,
-            a budget no finished trial meets (before any write or training).
+            a budget no finished trial meets, `onnx` for a mode no runtime kernel runs (before any write or training).
+        MissingDependencyError: `onnx` without onnxruntime installed.
         ExportError: no finished trial to export, or the written directory does not reproduce the model.
     """
-    from bortnas.core.errors import UserInputError
+    from bortnas.core.space import ArchSpec
     from bortnas.export.writer import export_trial, prepare_out_dir
     from bortnas.runtime.device import Device
     from bortnas.search.selection import choose_trial
@@ -87,6 +90,10 @@ def export(
 
     if method not in METHODS:
         raise UserInputError(f"--finetune={method!r} is unknown: use one of {', '.join(METHODS)}.")
+    if onnx:
+        from bortnas.runtime.onnx import require_onnxruntime
+
+        require_onnxruntime("--onnx")
     steps = DEFAULT_STEPS[method] if steps is None else steps
     if steps <= 0:
         raise UserInputError(f"--steps={steps} must be a positive integer.")
@@ -108,6 +115,12 @@ def export(
         return table
 
     trial = choose_trial(study, trial_number, selection, retime)
+    mode = ArchSpec.from_dict(trial.user_attrs["candidate"]).quant
+    if onnx and mode.config.simulated:
+        raise UserInputError(
+            f"--onnx: trial {trial.number} is {mode.value}, which no onnxruntime kernel runs (its arithmetic would be an fp32 "
+            "simulation there too); export it without --onnx, or choose an fp32, int8 or bitnet158 trial."
+        )
     _logger.info(
         "exporting trial %d (%s)%s", trial.number, trial.user_attrs.get("key"), f" for {selection.describe()}" if selection else ""
     )
@@ -127,6 +140,7 @@ def export(
         method=method,
         agora_settings=agora_settings,
         budget=budget,
+        onnx=onnx,
     )
 
 
@@ -146,13 +160,15 @@ def search(
     """Run (or resume) a search and return its best trial.
 
     Raises:
-        UserInputError: a bad space, setting, teacher, data file, storage or device (before any write).
+        UserInputError: a bad space, setting, teacher, data file, storage or device, or a latency
+            budget or cost over simulated modes (before any write).
+        MissingDependencyError: `--latency-backend onnxruntime` without onnxruntime installed.
         BortnasError: the study ended without a finished trial.
     """
     from bortnas.core.space import load_search_space
     from bortnas.runtime.device import Device
     from bortnas.search import create_or_resume, make_sampler, run_search
-    from bortnas.search.budget import BudgetScreen
+    from bortnas.search.budget import BudgetScreen, refuse_simulated_latency
     from bortnas.search.claims import Coordination
     from bortnas.search.records import front_and_best, load_records
     from bortnas.search.storage import claim_lock, open_storage
@@ -166,7 +182,14 @@ def search(
     space = load_search_space(space_path)
     shape, _ = check_inputs(settings)
     space.check_fits(shape)
+    refuse_simulated_latency({c.quant for c in space.candidates()}, settings.budget(), settings.cost, space.source)
     device = Device.from_name(device_name, compile=compile)
+    if settings.latency_backend == "onnxruntime":
+        from bortnas.runtime.onnx import require_onnxruntime
+
+        require_onnxruntime("--latency-backend onnxruntime")
+        if device.is_cuda:
+            raise UserInputError("--latency-backend onnxruntime times CPU inference: use --device cpu or --latency-backend torch.")
     name = study_name or space.name
     existing = find_study(storage_url, name)
     table = latency_table(existing) if existing is not None else None
@@ -278,7 +301,16 @@ def retime_candidates(specs: Sequence[ArchSpec], settings: RunSettings, device: 
     config = load_teacher_config(settings.teacher_dir())
     _logger.info("timing %d candidate(s) and the teacher again, side by side, for the latency budget", len(specs))
     return measure_table(
-        config, specs, None, shape.as_spec(), shape.num_labels, settings.max_length, settings.latency_threads, device, rounds=RETIME_ROUNDS
+        config,
+        specs,
+        None,
+        shape.as_spec(),
+        shape.num_labels,
+        settings.max_length,
+        settings.latency_threads,
+        device,
+        rounds=RETIME_ROUNDS,
+        backend=settings.latency_backend,
     )
 
 
@@ -304,6 +336,7 @@ def measure_space_latency(
             threads=settings.latency_threads,
             device=device,
             on_candidate=lambda done, total: bar.update(1),
+            backend=settings.latency_backend,
         )
     finally:
         bar.close()

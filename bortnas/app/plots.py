@@ -18,6 +18,7 @@ import optuna
 
 from bortnas.core.errors import BortnasError, MissingDependencyError, UserInputError
 from bortnas.search.records import TrialRecord, front_and_best, load_records, p_bits, w_of
+from bortnas.search.selection import Selection, check_latencies
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -31,6 +32,7 @@ _INSTALL = "pip install 'bortnas[dashboard]'"
 _ERROR_LABEL = "error (1 - dev accuracy)"
 _P_LABEL = "p: non-embedding size (MiB)"
 _I_LABEL = "i: MFLOP-equivalents per example"
+_SIMULATED = "simulated: no low-bit kernel, fp32 arithmetic"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +47,13 @@ class _Point:
     error: float
     w: float
     on_front: bool
+    simulated: bool  # latency_ms times an fp32 simulation: the mode has no low-bit kernel
 
     def hover(self) -> str:
         return (
             f"trial {self.number}<br>{self.key}<br>W = {self.w:.4f}<br>error = {self.error:.4f}<br>"
             f"p = {self.p_mib:.3f} MiB<br>i = {self.mflops:.1f} MFLOPs<br>latency = {self.latency_ms:.2f} ms"
+            + (f" ({_SIMULATED})" if self.simulated else "")
         )
 
 
@@ -62,6 +66,7 @@ class PlotReport:
     front: tuple[int, ...]  # trial numbers ringed as the Pareto front of (p, i, error), ascending
     best: int  # the argmax-W trial, highlighted and labelled
     best_w: float
+    simulated: tuple[int, ...] = ()  # trial numbers whose latency is crossed out as simulated, ascending
 
 
 def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cost: str | None = None) -> PlotReport:
@@ -70,6 +75,8 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
     ``pareto.png``: p against measured latency and against i, coloured by error, the
     (p, i, error) Pareto front ringed and the argmax-W trial starred and labelled (the front is
     over W's analytic costs, not latency, so the i panel shows why a ringed trial is there).
+    Trials of modes with no low-bit kernel are crossed in the latency panel and labelled
+    simulated: their latency times an fp32 simulation of the low-bit arithmetic.
     ``history.png``: W of every scored trial by trial number, with the running best. With plotly
     installed, ``pareto.html`` and ``history.html`` are interactive versions (plotly.js embedded,
     so they open offline); without it a warning says so. `out_dir` is created if needed.
@@ -107,6 +114,7 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
     if existing and not overwrite:
         raise UserInputError(f"{existing[0]} exists: pass --overwrite to replace the plots in {out_dir}, or another --out.")
     records = load_records(study)
+    check_latencies(records, Selection(), cost, study.study_name)
     front, best = front_and_best(records, cost)
     if best is None:
         raise BortnasError(
@@ -128,7 +136,14 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
         history = optuna.visualization.plot_optimization_history(study, target_name="W")
         history.update_layout(title=title)
         history.write_html(files[3], include_plotlyjs=True)
-    return PlotReport(files=files, scored=len(points), front=tuple(p.number for p in points if p.on_front), best=best, best_w=top.w)
+    return PlotReport(
+        files=files,
+        scored=len(points),
+        front=tuple(p.number for p in points if p.on_front),
+        best=best,
+        best_w=top.w,
+        simulated=tuple(p.number for p in points if p.simulated),
+    )
 
 
 def _point(record: TrialRecord, on_front: bool, cost: str | None) -> _Point:
@@ -142,6 +157,7 @@ def _point(record: TrialRecord, on_front: bool, cost: str | None) -> _Point:
         error=a["error"],
         w=w_of(a, cost) or 0.0,
         on_front=on_front,
+        simulated=record.latency_simulated,
     )
 
 
@@ -188,6 +204,17 @@ def _pareto_figure(points: list[_Point], top: _Point, title: str) -> Figure:
         axis.set_xlabel(_P_LABEL)
         axis.set_ylabel(y_label)
         axis.grid(True, alpha=0.3)
+    simulated = [p for p in points if p.simulated]
+    if simulated:
+        axes[0].scatter(
+            [p.p_mib for p in simulated],
+            [p.latency_ms for p in simulated],
+            marker="x",
+            s=60,
+            color="grey",
+            label=f"latency {_SIMULATED}",
+            zorder=3,
+        )
     axes[1].set_yscale("log")
     _log_ticks(axes[1].yaxis)
     axes[0].legend(loc="best", fontsize=8)
@@ -279,6 +306,20 @@ def _pareto_html(points: list[_Point], top: _Point, title: str) -> go.Figure:
             ),
             row=1,
             col=col,
+        )
+    simulated = [p for p in points if p.simulated]
+    if simulated:
+        figure.add_trace(
+            go.Scatter(
+                x=[p.p_mib for p in simulated],
+                y=[p.latency_ms for p in simulated],
+                mode="markers",
+                name=f"latency {_SIMULATED}",
+                hoverinfo="skip",
+                marker={"symbol": "x-thin-open", "size": 12, "color": "grey", "line": {"width": 2}},
+            ),
+            row=1,
+            col=1,
         )
     figure.update_xaxes(type="log", title_text=_P_LABEL)
     figure.update_yaxes(title_text="measured latency (ms, batch 1)", row=1, col=1)

@@ -178,6 +178,7 @@ class LatencyTable:
     repeats: int
     seconds: float  # wall time the measurement took
     batch_size: int = 1
+    backend: str = "torch"  # where it was timed: PyTorch eager or onnxruntime (`RunSettings.latency_backend`)
 
     def latency(self, key: str) -> float | None:
         return self.ms.get(key)

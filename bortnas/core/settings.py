@@ -38,6 +38,7 @@ DEFAULT_BIT_CHAIN = "bit_w1a4,bit_w1a2,bit_w1a1"  # BiT's multi-step distillatio
 DEFAULT_ENCODING = "utf-8"
 STRATEGIES = ("fptas", "grid", "random", "tpe", "nsga2")
 COSTS = ("flops", "latency")
+LATENCY_BACKENDS = ("torch", "onnxruntime")  # `bortnas.runtime.latency.measure_backend_latency`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +90,8 @@ class RunSettings:
     seed: int = 0
     init: Literal["inherit", "scratch"] = "inherit"
     latency_threads: int = 1
+    # where latency is measured: PyTorch eager, or onnxruntime on the CPU running each model's deployable graph
+    latency_backend: str = "torch"
     bit_chain: str = DEFAULT_BIT_CHAIN
     encoding: str = DEFAULT_ENCODING  # of --data
     cost: str = "flops"  # W's inference term i: analytic FLOPs (Bort's choice) or the study's measured latency table
@@ -105,6 +108,8 @@ class RunSettings:
         budget = self.budget()
         for name in BUDGET_FLAGS:
             object.__setattr__(self, name, getattr(budget, name))
+        if self.latency_backend not in LATENCY_BACKENDS:
+            raise UserInputError(f"--latency-backend={self.latency_backend!r} is unknown: use {' or '.join(LATENCY_BACKENDS)}.")
         if self.init not in DEFAULT_LR:
             raise UserInputError(f"--init={self.init!r} is unknown: use inherit or scratch.")
         if self.lr is None:
@@ -128,10 +133,11 @@ class RunSettings:
         return self.lr
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings a study pins. The encoding, the cost and the budget are left out at their
-        defaults, so studies made before they existed resume."""
+        """The settings a study pins. The encoding, the cost, the latency backend and the budget are
+        left out at their defaults, so studies made before they existed resume."""
         out = dataclasses.asdict(self)
-        for name, default in (("encoding", DEFAULT_ENCODING), ("cost", "flops"), *((f, None) for f in BUDGET_FLAGS)):
+        defaults = (("encoding", DEFAULT_ENCODING), ("cost", "flops"), ("latency_backend", "torch"), *((f, None) for f in BUDGET_FLAGS))
+        for name, default in defaults:
             if out[name] == default:
                 del out[name]
         return out

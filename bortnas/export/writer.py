@@ -4,13 +4,17 @@ Transformers layer. Every full-precision candidate is its teacher family's stock
 classifier (head size = hidden // heads), so the directory loads with
 `AutoModelForSequenceClassification.from_pretrained(DIR)` without bortnas installed. A quantized
 candidate is written with packed low-bit weights (`bortnas.quant.pack`) and loads with
-`bortnas.load(DIR)`.
+`bortnas.load(DIR)`. With `onnx`, the directory also holds `model.onnx` (the faithful graph,
+checked against the PyTorch logits) and, for fp32 and the int8-kernel modes, `model.int8.onnx`
+(`bortnas.runtime.onnx`), and `bortnas.json` records their onnxruntime latency and test accuracy
+beside the teacher's in the same runtime.
 The directory is written next to its destination and renamed into place: a crash leaves no
 half-written export.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -39,6 +43,7 @@ __all__ = ["ExportReport", "choose_trial", "export_trial", "prepare_out_dir"]
 
 _logger = logging.getLogger(__name__)
 RELOAD_ATOL = 1e-5
+ONNX_ATOL = 1e-4  # the faithful graph against PyTorch: float rounding of a differently fused graph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +54,7 @@ class ExportReport:
     model: ModelMetrics
     teacher: ModelMetrics
     seq_len: int  # the sequence length of the FLOPs and latencies
+    onnxruntime: dict[str, Any] | None = None  # `write_onnx`'s record, with --onnx
 
     def ratios(self) -> dict[str, float]:
         return {
@@ -66,7 +72,8 @@ def _test(metrics: ModelMetrics) -> float:
     return metrics.test_accuracy
 
 
-def _check_reload(directory: Path, model: PreTrainedModel, ctx: Context) -> None:
+def _check_reload(directory: Path, model: PreTrainedModel, ctx: Context) -> PreTrainedModel:
+    """The model as `bortnas.load` reads it back from `directory`, checked against `model`."""
     reloaded = load(directory)
     batch = ctx.dev.batch(list(range(min(16, len(ctx.dev)))))
     batch.pop("labels")
@@ -74,6 +81,58 @@ def _check_reload(directory: Path, model: PreTrainedModel, ctx: Context) -> None
         diff = (reloaded(**batch).logits - model(**batch).logits).abs().max().item()
     if diff > RELOAD_ATOL:
         raise ExportError(f"the exported model in {directory} does not reproduce its logits (max diff {diff:.2e}).")
+    return reloaded
+
+
+def _onnx_figures(path: Path, vocab_size: int, ctx: Context, test: bool = True) -> dict[str, Any]:
+    from bortnas.runtime.onnx import OnnxModel, measure_onnx_latency
+
+    threads = ctx.settings.latency_threads
+    figures: dict[str, Any] = {"file": path.name, "mib": path.stat().st_size / 2**20}
+    for batch_size in (1, 32):
+        latency = measure_onnx_latency(path, vocab_size, ctx.settings.max_length, batch_size, EXPORT_LATENCY_REPEATS, threads=threads)
+        figures[f"latency_ms_b{batch_size}"] = latency.median_ms
+    if test:
+        figures["test_accuracy"] = OnnxModel(path, threads).accuracy(ctx.test.batches(64))
+    return figures
+
+
+def write_onnx(directory: Path, model: PreTrainedModel, spec: ArchSpec, ctx: Context) -> dict[str, Any]:
+    """Write `model.onnx` (and `model.int8.onnx` where an int8 kernel runs the mode, or it is fp32)
+    into `directory`, and time them and the teacher's graphs in onnxruntime, batch 1 and 32, at the
+    settings' threads: what `bortnas.json` records under "onnxruntime".
+
+    Raises:
+        ExportError: the faithful graph's logits differ from the model's by more than `ONNX_ATOL`.
+    """
+    from bortnas.quant.modules import dequantize_
+    from bortnas.runtime.onnx import OnnxModel, export_int8_onnx, export_onnx
+
+    seq_len = ctx.settings.max_length
+    faithful = export_onnx(model, directory / "model.onnx", seq_len)
+    batch = ctx.dev.batch(list(range(min(16, len(ctx.dev)))))
+    with torch.inference_mode():
+        expected = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    diff = (OnnxModel(faithful).logits(batch) - expected).abs().max().item()
+    if diff > ONNX_ATOL:
+        raise ExportError(f"{faithful.name} does not reproduce the model's logits in onnxruntime (max diff {diff:.2e} > {ONNX_ATOL}).")
+    vocab = model.config.vocab_size
+    record: dict[str, Any] = {"seq_len": seq_len, "threads": ctx.settings.latency_threads}
+    record["model.onnx"] = _onnx_figures(faithful, vocab, ctx)
+    record["model.onnx"]["max_logit_diff"] = diff
+    integer = spec.quant.config.kernel == "int8" or not spec.quant.config.quantized
+    if integer:
+        plain = dequantize_(copy.deepcopy(model))
+        record["model.int8.onnx"] = _onnx_figures(export_int8_onnx(plain, directory / "model.int8.onnx", seq_len), vocab, ctx)
+    with tempfile.TemporaryDirectory(prefix="bortnas-teacher-onnx-") as tmp:
+        teacher = ctx.teacher.model
+        teacher.cpu()
+        record["teacher"] = {"model.onnx": _onnx_figures(export_onnx(teacher, Path(tmp) / "teacher.onnx", seq_len), vocab, ctx, test=False)}
+        record["teacher"]["model.int8.onnx"] = _onnx_figures(
+            export_int8_onnx(teacher, Path(tmp) / "teacher.int8.onnx", seq_len), vocab, ctx, test=False
+        )
+        teacher.to(ctx.device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
+    return record
 
 
 def prepare_out_dir(out: Path, overwrite: bool) -> None:
@@ -95,6 +154,7 @@ def export_trial(
     method: str = "distil",
     agora_settings: AgoraSettings | None = None,
     budget: dict[str, Any] | None = None,
+    onnx: bool = False,
 ) -> ExportReport:
     """Train the trial's candidate for `steps` steps with `method` (`bortnas.trial.finetune`) and write it to `out`.
 
@@ -174,7 +234,13 @@ def export_trial(
             },
         }
         (staging / "bortnas.json").write_text(json.dumps(metadata, indent=2))
-        _check_reload(staging, student, ctx)
+        reloaded = _check_reload(staging, student, ctx)
+        if onnx:
+            _logger.info("writing and timing the ONNX graphs of the model and the teacher")
+            onnx_record = write_onnx(staging, reloaded, spec, ctx)
+            metadata["onnxruntime"] = onnx_record
+            (staging / "bortnas.json").write_text(json.dumps(metadata, indent=2))
+            report = dataclasses.replace(report, onnxruntime=onnx_record)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

@@ -18,7 +18,7 @@ from bortnas.modes.base import FULL, TERNARY, QuantConfig, register, registry
 __all__ = ["FULL", "TERNARY", "QuantConfig", "QuantMode", "get_config", "register"]
 
 # The built-in modes first, in the order users know them; then any other mode file of the package.
-_BUILTIN = ("fp32", "bitnet158", "bit", "bibert")
+_BUILTIN = ("fp32", "int8", "bitnet158", "bit", "bibert")
 for _name in (*_BUILTIN, *sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("base", *_BUILTIN))):
     importlib.import_module(f"{__name__}.{_name}")
 
@@ -35,6 +35,7 @@ class QuantMode(str, metaclass=_QuantModeMeta):
     """The name of a registered quantization mode; iterate the class for every mode."""
 
     FP32: ClassVar[QuantMode]
+    INT8: ClassVar[QuantMode]
     BITNET158: ClassVar[QuantMode]
     BIT_W1A1: ClassVar[QuantMode]
     BIT_W1A2: ClassVar[QuantMode]

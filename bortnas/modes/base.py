@@ -15,9 +15,10 @@ from typing import Any, Literal
 FULL = 32.0
 TERNARY = math.log2(3)  # bits of information in a {-1, 0, 1} weight
 
-LinearKind = Literal["none", "ternary_absmean", "bwn_elastic", "bibert_sign"]
+LinearKind = Literal["none", "int8_absmax", "ternary_absmean", "bwn_elastic", "bibert_sign"]
 AttentionKind = Literal["softmax", "elastic", "bi"]
-PackingKind = Literal["none", "ternary2", "binary1"]
+PackingKind = Literal["none", "int8", "ternary2", "binary1"]
+KernelKind = Literal["float", "int8", "simulated"]
 Scales = Literal["tensor", "row"]
 
 
@@ -35,7 +36,10 @@ class QuantConfig:
 
     Kinds (the module swap and the packer): `linear` is the quantizer of the encoder linears,
     `attention` how self-attention runs, `ffn_activation` what replaces GELU (None: GELU stays),
-    `packing` how quantized weights are stored.
+    `packing` how quantized weights are stored, `kernel` what arithmetic runs it at inference:
+    "float" (the full-precision model), "int8" (integer matrix products: codes fit int8 and
+    activations are 8-bit per token) or "simulated" (no low-bit kernel: the low-bit values run
+    through fp32 arithmetic, so a measured latency describes the simulation, not a deployment).
 
     Training: `dmd_weight`, the weight of BiBERT's direction-matching loss for this mode.
     """
@@ -57,6 +61,7 @@ class QuantConfig:
     attention: AttentionKind = "softmax"
     ffn_activation: str | None = None
     packing: PackingKind = "none"
+    kernel: KernelKind = "float"
     dmd_weight: float = 0.0
     version: int = 1
 
@@ -67,10 +72,17 @@ class QuantConfig:
             raise ValueError(f"mode {self.name}: a linear quantizer goes with weight_bits below {FULL:g}, and only then")
         if (self.packing == "none") != (self.linear == "none"):
             raise ValueError(f"mode {self.name}: quantized weights need a packing, and full-precision ones none")
+        if (self.kernel == "float") != (self.linear == "none"):
+            raise ValueError(f"mode {self.name}: a quantized mode runs on an int8 kernel or is simulated, a full-precision one on float")
 
     @property
     def quantized(self) -> bool:
         return self.weight_bits < FULL
+
+    @property
+    def simulated(self) -> bool:
+        """True when no kernel runs this mode's arithmetic: its measured latency is of an fp32 simulation."""
+        return self.kernel == "simulated"
 
     @property
     def binary_word_embeddings(self) -> bool:
@@ -92,6 +104,8 @@ class QuantConfig:
             raise ValueError(f"unknown QuantConfig keys {unknown}")
         if int(data.get("version", 1)) > 1:
             raise ValueError(f"QuantConfig version {data['version']} is newer than this bortnas (1)")
+        if "kernel" not in data:  # written before kernels were recorded: every quantized mode was simulated then
+            data = {**data, "kernel": "float" if data.get("linear", "none") == "none" else "simulated"}
         return cls(**data)
 
 

@@ -19,6 +19,7 @@ BIBERT = register(
         linear="bibert_sign",
         attention="bi",
         packing="binary1",
+        kernel="simulated",
         dmd_weight=1.0,
     )
 )

@@ -23,6 +23,7 @@ def _bit(bits: int) -> QuantConfig:
         attention="elastic",
         ffn_activation="relu",
         packing="binary1",
+        kernel="simulated",
     )
 
 

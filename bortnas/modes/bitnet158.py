@@ -14,5 +14,6 @@ BITNET158 = register(
         activation_bits=8,
         linear="ternary_absmean",
         packing="ternary2",
+        kernel="int8",
     )
 )

@@ -1,8 +1,8 @@
 """Quantizers with their straight-through gradients, as the sources define them.
 
 Torch layer, no modules. Each function documents its source (see docs/algorithms.md
-§4): BitNet b1.58 (BitBLAS `utils_quant.py`), BiT (`facebookresearch/bit` `utils_quant.py`)
-and BiBERT (`htqin/BiBERT` `utils_quant.py`).
+§4): int8 (symmetric absmax, as LLM.int8 and torchao's dynamic int8 define it), BitNet b1.58
+(BitBLAS `utils_quant.py`), BiT (`facebookresearch/bit` `utils_quant.py`) and BiBERT (`htqin/BiBERT` `utils_quant.py`).
 """
 
 from __future__ import annotations
@@ -64,12 +64,33 @@ def ternary_weight(weight: torch.Tensor) -> torch.Tensor:
     return straight_through(weight, codes * scale)
 
 
+def absmax_codes(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes, scale) of per-token (last dim) absmax quantization: x ~= codes / scale, |codes| <= 2^(b-1) - 1.
+
+    The codes are float; `absmax_activation` and the int8 kernel (`bortnas.quant.modules`) share
+    this one definition, so the kernel multiplies exactly the values the simulation trained on.
+    No clamp: |x| * scale <= q_max by the choice of scale, so one would never bind (and costs a
+    pass over the activations on the kernel path).
+    """
+    q_max = 2 ** (bits - 1) - 1
+    scale = q_max / x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-5)
+    return (x * scale).round_(), scale
+
+
 def absmax_activation(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """Per-token (last dim) absmax quantization to signed `bits`; gradient passes straight through."""
-    q_max = 2 ** (bits - 1) - 1
-    scale = q_max / x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
-    quantized = (x * scale).round().clamp(-q_max - 1, q_max) / scale
-    return straight_through(x, quantized)
+    codes, scale = absmax_codes(x.detach(), bits)
+    return straight_through(x, codes / scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# int8: per-row absmax weights (one scale per output channel), 8-bit absmax per-token activations
+
+
+def int8_row_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes in [-127, 127], per-row scale of shape (rows, 1)) with weight ~= codes * scale; scale = max|W_row| / 127."""
+    scale = weight.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127
+    return (weight / scale).round().clamp(-127, 127), scale
 
 
 # ---------------------------------------------------------------------------------------------

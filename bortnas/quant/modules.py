@@ -7,9 +7,11 @@ chain of modes (BiT's multi-step distillation) can re-quantize a trained student
 `weight` already holds codes * scale).
 
 What each mode quantizes (README "Quantization modes"; docs/algorithms.md §4):
+- int8: every projection of every encoder layer: int8 weights per output channel, 8-bit
+  activations per token, run on the int8 kernel outside training.
 - bitnet158: every projection of every encoder layer (Q, K, V, attention output, FFN in, FFN out;
   fused or gated as the family has them, and DeBERTa's position projections):
-  ternary weights, 8-bit activations. Attention products, embeddings, pooler and classifier stay
+  ternary weights, 8-bit activations, run on the int8 kernel outside training. Attention products, embeddings, pooler and classifier stay
   full precision.
 - bit_w1aK: the same linears with binary (BWN) weights and K-bit elastic activations, signed
   into Q/K/V/O and FFN-in, unsigned into FFN-out (after ReLU, which replaces GELU); Q, K, V and
@@ -22,7 +24,7 @@ What each mode quantizes (README "Quantization modes"; docs/algorithms.md §4):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -40,15 +42,45 @@ if TYPE_CHECKING:
 
 
 class QuantLinear(nn.Linear):
-    """An `nn.Linear` whose weight and input are quantized in the forward pass."""
+    """An `nn.Linear` whose weight and input are quantized in the forward pass.
+
+    Subclasses define `compute_codes` (the weight quantizer) and `quantize_input`. Those that set
+    `int8_kernel` quantize their input to 8-bit absmax codes per token and have weight codes that
+    fit int8, so outside autograd on the CPU they run the product on an int8 kernel
+    (`torch._int_mm`, int32 accumulation) and rescale once: the same values as the simulation up to
+    float rounding, at integer speed. Training (autograd on) always runs the simulation, whose
+    straight-through gradients the recipe needs, and so does a graph being traced (torch.compile,
+    ONNX export), which then holds the quantizers as float operations.
+    """
+
+    int8_kernel: ClassVar[bool] = False
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias=bias)
         self.frozen = False
+        self._codes: tuple[torch.Tensor, torch.Tensor] | None = None  # a frozen layer's stored (codes, scale)
+        self._kernel_weight: tuple[tuple[int, int, torch.device], torch.Tensor, torch.Tensor] | None = None
+
+    def compute_codes(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(integer codes, scale) of `weight` under this layer's quantizer."""
+        raise NotImplementedError
 
     def weight_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(integer codes, scale) with quantized weight = codes * scale; what export packs."""
-        raise NotImplementedError
+        """(integer codes, scale) with quantized weight = codes * scale; what export packs.
+
+        A frozen layer returns the codes it was loaded with (re-deriving them from codes * scale
+        would change a per-tensor absmean scale).
+        """
+        if self._codes is not None:
+            return self._codes
+        return self.compute_codes(self.weight.detach())
+
+    def freeze_(self, codes: torch.Tensor, scale: torch.Tensor) -> None:
+        """Hold exactly `codes * scale` from now on (a loaded export): no re-quantization, stored codes kept."""
+        with torch.no_grad():
+            self.weight.copy_(codes * scale)
+        self._codes = (codes, scale)
+        self.frozen = True
 
     def quantized_weight(self) -> torch.Tensor:
         codes, scale = self.weight_codes()
@@ -58,8 +90,28 @@ class QuantLinear(nn.Linear):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.int8_kernel and x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            return self._int8_forward(x)
         weight = self.weight if self.frozen else self.quantized_weight()
         return F.linear(self.quantize_input(x), weight, self.bias)
+
+    def _int8_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(int8 codes transposed to (in, out), scale as a row of out) for the kernel, cached until the weight changes."""
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.device)
+        if self._kernel_weight is None or self._kernel_weight[0] != key:
+            codes, scale = self.weight_codes()
+            self._kernel_weight = (key, codes.to(torch.int8).t(), scale.detach().to(torch.float32).reshape(1, -1))
+        return self._kernel_weight[1], self._kernel_weight[2]
+
+    def _int8_forward(self, x: torch.Tensor) -> torch.Tensor:
+        codes_t, weight_scale = self._int8_weight()
+        rows = x.reshape(-1, self.in_features)
+        x_codes, x_scale = Q.absmax_codes(rows.float(), 8)
+        y = torch._int_mm(x_codes.to(torch.int8), codes_t).to(torch.float32)
+        y = y.div_(x_scale).mul_(weight_scale)
+        if self.bias is not None:
+            y = y.add_(self.bias)
+        return y.to(x.dtype).view(*x.shape[:-1], self.out_features)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, **kwargs: object) -> QuantLinear:
@@ -72,11 +124,25 @@ class QuantLinear(nn.Linear):
         return new
 
 
-class BitLinear158(QuantLinear):
-    """BitNet b1.58: ternary absmean weights (per tensor), 8-bit absmax activations (per token)."""
+class Int8Linear(QuantLinear):
+    """int8: per-row absmax int8 weights, 8-bit absmax activations per token, on the int8 kernel."""
 
-    def weight_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return Q.ternary_codes(self.weight.detach())
+    int8_kernel = True
+
+    def compute_codes(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return Q.int8_row_codes(weight)
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        return Q.absmax_activation(x, 8)
+
+
+class BitLinear158(QuantLinear):
+    """BitNet b1.58: ternary absmean weights (per tensor), 8-bit absmax activations (per token), on the int8 kernel."""
+
+    int8_kernel = True
+
+    def compute_codes(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return Q.ternary_codes(weight)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         return Q.absmax_activation(x, 8)
@@ -90,8 +156,8 @@ class BiTLinear(QuantLinear):
         self.move = nn.Parameter(torch.zeros(in_features))
         self.act = ElasticActivation(bits, signed)
 
-    def weight_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return Q.bwn_codes(self.weight.detach())
+    def compute_codes(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return Q.bwn_codes(weight)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(x + self.move)
@@ -100,8 +166,8 @@ class BiTLinear(QuantLinear):
 class BiBERTLinear(QuantLinear):
     """BiBERT: row-scaled binary weights with the clamp STE, sign activations."""
 
-    def weight_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return Q.bibert_codes(self.weight.detach())
+    def compute_codes(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return Q.bibert_codes(weight)
 
     def quantized_weight(self) -> torch.Tensor:
         return Q.bibert_weight(self.weight)
@@ -117,10 +183,20 @@ class QuantEmbedding(nn.Embedding):
         super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
         self.per_row = per_row
         self.frozen = False
+        self._codes: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def weight_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._codes is not None:
+            return self._codes
         weight = self.weight.detach()
         return Q.bibert_codes(weight) if self.per_row else Q.bwn_codes(weight)
+
+    def freeze_(self, codes: torch.Tensor, scale: torch.Tensor) -> None:
+        """Hold exactly `codes * scale` from now on (a loaded export), as `QuantLinear.freeze_`."""
+        with torch.no_grad():
+            self.weight.copy_(codes * scale)
+        self._codes = (codes, scale)
+        self.frozen = True
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if self.frozen:
@@ -159,6 +235,11 @@ def register_linear(kind: str) -> Callable[[LinearHandler], LinearHandler]:
     return bind
 
 
+@register_linear("int8_absmax")
+def _int8(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantLinear:
+    return Int8Linear.from_linear(linear)
+
+
 @register_linear("ternary_absmean")
 def _ternary(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantLinear:
     return BitLinear158.from_linear(linear)
@@ -172,6 +253,9 @@ def _bwn_elastic(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantL
 @register_linear("bibert_sign")
 def _bibert(linear: nn.Linear, config: QuantConfig, signed: bool) -> QuantLinear:
     return BiBERTLinear.from_linear(linear)
+
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> PreTrainedModel:
@@ -211,6 +295,27 @@ def quantize_(model: PreTrainedModel, mode: QuantConfig | QuantMode | str) -> Pr
     if config.attention != "softmax" and family.attention_interface:
         model.config._attn_implementation = IMPLEMENTATION  # every attention module reads the model's config
     model.config.bortnas_quant = config.name
+    return model
+
+
+def dequantize_(model: ModuleT) -> ModuleT:
+    """Swap every int8-kernel `QuantLinear` for an `nn.Linear` holding its quantized weight
+    (codes * scale) and no activation quantizer; returns the model.
+
+    The graph a runtime's own int8 quantizer takes (`bortnas.runtime.onnx.export_int8_onnx`): a
+    per-channel absmax of these weights recovers the model's codes exactly, and the runtime
+    quantizes activations its own way. Binary layers are left as they are (no int8 kernel runs them).
+    """
+    for name, module in list(model.named_modules()):
+        if isinstance(module, QuantLinear) and module.int8_kernel:
+            codes, scale = module.weight_codes()
+            plain = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+            with torch.no_grad():
+                plain.weight.copy_(codes * scale)
+                if module.bias is not None:
+                    plain.bias.copy_(module.bias)
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, plain)
     return model
 
 

@@ -1,7 +1,7 @@
 """Packed low-bit weights in safetensors, and `load(DIR)` that rebuilds a quantized model.
 
 Torch layer. A quantized layer `<name>` is stored as `<name>.weight.packed` (uint8: 1 bit per
-binary weight, 2 bits per ternary weight, little-end first within a byte) and
+binary weight, 2 bits per ternary weight, little-end first within a byte, 8 bits per int8 weight) and
 `<name>.weight.scale` (float32: one per tensor, or one per row); every other tensor is stored
 as is. The header metadata names the format and the mode, so a file read with another mode or
 with shapes that do not match its config is refused with one clear line.
@@ -55,10 +55,23 @@ def unpack_ternary(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return (values.flatten()[: shape.numel()].to(torch.float32) - 1).view(shape)
 
 
+def pack_int8(codes: torch.Tensor) -> torch.Tensor:
+    """Codes in [-127, 127] -> uint8, one per byte (the two's-complement byte of the int8 code)."""
+    return codes.flatten().to(torch.int8).view(torch.uint8)
+
+
+def unpack_int8(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    values = packed.flatten()[: shape.numel()].view(torch.int8)
+    if bool((values == -128).any()):
+        raise ValueError("byte 0x80 (-128) is not a symmetric int8 code")
+    return values.to(torch.float32).view(shape)
+
+
 # One codec per `QuantConfig.packing` kind: (pack, unpack, codes per byte).
 PackFn = Callable[[torch.Tensor], torch.Tensor]
 UnpackFn = Callable[[torch.Tensor, torch.Size], torch.Tensor]
 CODECS: dict[str, tuple[PackFn, UnpackFn, int]] = {
+    "int8": (pack_int8, unpack_int8, 1),
     "ternary2": (pack_ternary, unpack_ternary, 4),
     "binary1": (pack_binary, unpack_binary, 8),
 }
@@ -112,9 +125,7 @@ def _restore(
         codes = _codec(mode)[1](packed, shape)
     except ValueError as e:
         raise ExportError(f"{source}: {name}.weight.packed is not a {mode.value} weight ({e}).") from e
-    with torch.no_grad():
-        module.weight.copy_(codes * (scale.view(-1, 1) if per_row else scale.reshape(())))
-    module.frozen = True
+    module.freeze_(codes, scale.view(-1, 1) if per_row else scale.reshape(()))
 
 
 def load(directory: str | Path) -> PreTrainedModel:

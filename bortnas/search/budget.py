@@ -13,12 +13,34 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 
 from bortnas.core.budget import Budget, CandidateCost, LatencyTable
-from bortnas.core.errors import InfeasibleBudgetError
-from bortnas.core.space import ArchSpec, TeacherShape
+from bortnas.core.errors import InfeasibleBudgetError, UserInputError
+from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
 from bortnas.cost import param_count
 from bortnas.cost.bits import price, size_bits
 
-__all__ = ["BudgetScreen", "candidate_cost"]
+__all__ = ["BudgetScreen", "candidate_cost", "refuse_simulated_latency"]
+
+
+def refuse_simulated_latency(modes: Iterable[QuantMode], budget: Budget, cost: str | None, source: str) -> None:
+    """Refuse latency budgets and W's latency cost over modes whose latency is simulated.
+
+    A mode with no low-bit kernel (`QuantConfig.simulated`: the binary ones) runs its arithmetic
+    in fp32, so its measured latency says nothing about a deployment, and comparing it with a
+    bound or putting it into W would rank candidates by an artefact.
+
+    Raises:
+        UserInputError: `--max-latency-ms`, `--min-speedup` or `--cost latency` with such a mode in `source`.
+    """
+    flags = [flag for flag, used in (("--max-latency-ms", budget.max_latency_ms), ("--min-speedup", budget.min_speedup)) if used]
+    if cost == "latency":
+        flags.append("--cost latency")
+    simulated = sorted({m.value for m in modes if m.config.simulated})
+    if flags and simulated:
+        raise UserInputError(
+            f"{' and '.join(flags)} compare measured latencies, but {source} holds {', '.join(simulated)}, which "
+            "no low-bit kernel runs: their latency times an fp32 simulation; leave those modes out, or bound "
+            "--max-size-mib / --max-flops instead."
+        )
 
 
 def candidate_cost(spec: ArchSpec, shape: TeacherShape, seq_len: int, table: LatencyTable | None) -> CandidateCost:

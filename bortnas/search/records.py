@@ -22,6 +22,14 @@ class TrialRecord:
     def scored(self) -> bool:
         return self.state == "COMPLETE" and "w" in self.attrs
 
+    @property
+    def latency_simulated(self) -> bool:
+        """True when the trial's mode has no low-bit kernel, so its latencies time an fp32 simulation
+        (read from the mode, so trials stored before the flag existed answer too)."""
+        if self.spec is not None:
+            return self.spec.quant.config.simulated
+        return bool(self.attrs.get("latency_simulated", False))
+
 
 def load_records(study: optuna.Study) -> list[TrialRecord]:
     records = []

@@ -26,12 +26,14 @@ import optuna
 from bortnas.core.budget import Budget, CandidateCost, LatencyTable
 from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
 from bortnas.core.space import ArchSpec
+from bortnas.search.budget import refuse_simulated_latency
 from bortnas.search.records import TrialRecord, front_and_best, load_records
 
 __all__ = [
     "RETIME_MARGIN",
     "Retimer",
     "Selection",
+    "check_latencies",
     "choose_trial",
     "parse_accuracy_drop",
     "qualifying",
@@ -101,6 +103,13 @@ def resolve(selection: Selection, study: optuna.Study, table: LatencyTable | Non
             "use --max-latency-ms."
         )
     return dataclasses.replace(selection, budget=selection.budget.against(LatencyTable.from_dict(stored).teacher_ms))
+
+
+def check_latencies(records: list[TrialRecord], selection: Selection, cost: str | None, study_name: str) -> None:
+    """Refuse a latency budget or W's latency cost on a study with trials of simulated modes
+    (`bortnas.search.budget.refuse_simulated_latency`)."""
+    modes = {r.spec.quant for r in records if r.scored and r.spec is not None and r.latency_simulated}
+    refuse_simulated_latency(modes, selection.budget, cost, f"study {study_name!r}")
 
 
 def trial_latency(attrs: dict[str, float]) -> float | None:
@@ -203,6 +212,7 @@ def choose_trial(
         raise UserInputError(f"--trial {number} and a budget ({selection.describe()}) both choose the trial: give one of them.")
     records = load_records(study)
     if number is None and selection:
+        check_latencies(records, selection, None, study.study_name)
         if retime is not None and selection.budget.needs_latency:
             records, resolved, _ = retimed(records, selection, study, retime)
         else:

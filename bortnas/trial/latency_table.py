@@ -22,7 +22,7 @@ from bortnas.core.space import ArchSpec
 from bortnas.model.extract import student_config
 from bortnas.quant import quantize_
 from bortnas.runtime.device import CPU, Device
-from bortnas.runtime.latency import measure_latency
+from bortnas.trial.deployed import measure_backend_latency
 
 if TYPE_CHECKING:
     from transformers import PreTrainedConfig, PreTrainedModel
@@ -57,6 +57,7 @@ def measure_table(
     repeats: int = TABLE_REPEATS,
     rounds: int = 1,
     on_candidate: Callable[[int, int], None] | None = None,
+    backend: str = "torch",
 ) -> LatencyTable:
     """Time every candidate (and T and the teacher's shape) at batch 1 and `seq_len` tokens.
 
@@ -66,7 +67,9 @@ def measure_table(
     round after round in turn, the teacher among them, and each keeps the median of its rounds:
     load that comes and goes then weighs on all of them alike, so ratios to the teacher hold
     (the export's re-timing, `bortnas.app.jobs.retime_candidates`). `on_candidate(done, total)` reports
-    progress over the candidates' measurements.
+    progress over the candidates' measurements. `backend`: where to time
+    (`bortnas.runtime.latency.measure_backend_latency`); onnxruntime exports every model first,
+    seconds per candidate.
     """
     began = time.perf_counter()
     torch.manual_seed(0)
@@ -78,7 +81,7 @@ def measure_table(
     for r in range(rounds):
         for k, spec in enumerate(specs):
             model = models[spec] if models is not None else random_model(teacher_config, spec, num_labels, device)
-            latency = measure_latency(model, seq_len, repeats=repeats, warmup=TABLE_WARMUP, threads=threads, device=device)
+            latency = measure_backend_latency(model, seq_len, backend, repeats=repeats, warmup=TABLE_WARMUP, threads=threads, device=device)
             times[spec].append(latency.median_ms)
             if on_candidate is not None and k < len(unique):
                 on_candidate(r * len(unique) + k + 1, rounds * len(unique))
@@ -86,7 +89,12 @@ def measure_table(
     top = ms[maximum_point] if maximum_point is not None and maximum_point.is_valid else max(ms[s] for s in unique)
     seconds = time.perf_counter() - began
     _logger.info(
-        "latency table: %d candidates measured on %s in %.1f s (teacher %.2f ms)", len(unique), device.describe(), seconds, ms[teacher]
+        "latency table: %d candidates measured on %s (%s) in %.1f s (teacher %.2f ms)",
+        len(unique),
+        device.describe(),
+        backend,
+        seconds,
+        ms[teacher],
     )
     return LatencyTable(
         ms={s.key: ms[s] for s in unique},
@@ -97,4 +105,5 @@ def measure_table(
         seq_len=seq_len,
         repeats=repeats,
         seconds=seconds,
+        backend=backend,
     )

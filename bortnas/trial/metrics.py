@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from bortnas.core.space import ArchSpec
 from bortnas.cost import param_count
 from bortnas.cost.bits import price, size_bits
-from bortnas.runtime.latency import measure_latency
 from bortnas.train.loop import evaluate
 from bortnas.trial.context import Context
+from bortnas.trial.deployed import measure_backend_latency
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -36,6 +36,10 @@ class ModelMetrics:
     flops: float  # W's i: FLOP-equivalents (binary operations at 1/64); FLOPs for fp32
     latency_ms: float
     latency_device: str  # the hardware that measured latency_ms (`Device.describe()`): only same-device latencies compare
+    # True for a mode with no low-bit kernel (`QuantConfig.simulated`): latency_ms times the fp32
+    # simulation of its arithmetic, not anything deployable, so budgets and W's latency cost refuse it
+    latency_simulated: bool = False
+    latency_backend: str = "torch"  # "torch" (eager) or "onnxruntime" (the mode's deployable graph)
 
     @property
     def error(self) -> float:
@@ -59,7 +63,9 @@ def measure(
     dev = evaluate(model, ctx.dev, device=ctx.device).accuracy
     params = param_count(spec, ctx.shape)
     cost = price(spec, ctx.shape, seq_len)
-    latency = measure_latency(model, seq_len, repeats=latency_repeats, threads=ctx.settings.latency_threads, device=ctx.device)
+    latency = measure_backend_latency(
+        model, seq_len, ctx.settings.latency_backend, repeats=latency_repeats, threads=ctx.settings.latency_threads, device=ctx.device
+    )
     return ModelMetrics(
         dev_accuracy=dev,
         test_accuracy=evaluate(model, ctx.test, device=ctx.device).accuracy if test else None,
@@ -70,4 +76,6 @@ def measure(
         flops=cost.i,
         latency_ms=latency.median_ms,
         latency_device=latency.device,
+        latency_simulated=spec.quant.config.simulated,
+        latency_backend=ctx.settings.latency_backend,
     )

@@ -36,13 +36,26 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"core", "families", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search"},
     "app": {"core", "families", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search", "ray", "export"},
 }
-HEAVY = {"torch", "transformers", "safetensors", "ray", "optuna", "sqlalchemy", "matplotlib", "plotly", "optuna_dashboard"}
+HEAVY = {
+    "torch",
+    "transformers",
+    "safetensors",
+    "ray",
+    "optuna",
+    "sqlalchemy",
+    "matplotlib",
+    "plotly",
+    "optuna_dashboard",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+}
 # folder -> the heavy packages it may import
 HEAVY_ALLOWED: dict[str, set[str]] = {
     **{folder: set() for folder in PURE},
     "families": set(),
     "data": {"torch"},
-    "runtime": {"torch"},
+    "runtime": {"torch", "onnx", "onnxruntime", "onnxscript"},
     "model": {"torch", "transformers"},
     "quant": {"torch", "transformers", "safetensors"},
     "train": {"torch", "transformers"},

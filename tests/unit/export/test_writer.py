@@ -44,7 +44,7 @@ def test_the_default_is_the_argmax_w_trial(study: optuna.Study) -> None:
 
 def test_an_explicit_finished_trial_is_chosen(study: optuna.Study) -> None:
     trial = choose_trial(study, 6)
-    assert trial.number == 6 and trial.user_attrs["candidate"]["quant"] == "bit_w1a1"
+    assert trial.number == 6 and trial.user_attrs["candidate"]["quant"] == "bitnet158"
     assert choose_trial(study, 0).number == 0
 
 

@@ -30,7 +30,7 @@ def test_every_quantized_mode_has_a_module_handler_and_a_codec(mode: QuantMode) 
 
 
 def test_quant_mode_is_an_interned_string_of_a_registered_mode() -> None:
-    assert [m.value for m in QuantMode] == ["fp32", "bitnet158", "bit_w1a1", "bit_w1a2", "bit_w1a4", "bibert"]
+    assert [m.value for m in QuantMode] == ["fp32", "int8", "bitnet158", "bit_w1a1", "bit_w1a2", "bit_w1a4", "bibert"]
     assert QuantMode("bibert") is QuantMode.BIBERT and QuantMode.BIBERT == "bibert" and repr(QuantMode.FP32) == "QuantMode('fp32')"
     assert QuantMode.BIBERT.config.dmd_weight == 1.0 and QuantMode.BIT_W1A2.config.activation_bits == 2
     with pytest.raises(ValueError, match="'int3' is not a quantization mode"):
@@ -44,5 +44,25 @@ def test_bad_configs_are_refused() -> None:
         QuantConfig(name="half", weight_bits=16)
     with pytest.raises(ValueError, match="unknown QuantConfig keys"):
         QuantConfig.from_dict({"name": "x", "bits": 3})
+    with pytest.raises(ValueError, match="int8 kernel or is simulated"):
+        QuantConfig(name="half", weight_bits=8, linear="int8_absmax", packing="int8")
     with pytest.raises(ValueError, match="newer than this bortnas"):
         QuantConfig.from_dict({"name": "x", "version": 2})
+
+
+def test_kernels_say_which_latencies_are_real() -> None:
+    kernels = {m.value: m.config.kernel for m in QuantMode}
+    assert kernels == {
+        "fp32": "float",
+        "int8": "int8",
+        "bitnet158": "int8",
+        "bit_w1a1": "simulated",
+        "bit_w1a2": "simulated",
+        "bit_w1a4": "simulated",
+        "bibert": "simulated",
+    }
+    assert [m.value for m in QuantMode if m.config.simulated] == ["bit_w1a1", "bit_w1a2", "bit_w1a4", "bibert"]
+    # a config written before kernels were recorded reads as it ran then: quantized meant simulated
+    old = {k: v for k, v in QuantMode.BITNET158.config.to_dict().items() if k != "kernel"}
+    assert QuantConfig.from_dict({**old, "name": "old_ternary"}).kernel == "simulated"
+    assert QuantConfig.from_dict({"name": "old_fp"}).kernel == "float"

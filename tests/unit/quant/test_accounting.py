@@ -59,6 +59,18 @@ def test_tiny_bitnet_by_hand() -> None:
     assert ops == pytest.approx(expected_ops)
 
 
+def test_tiny_int8_by_hand() -> None:
+    shape = TeacherShape(layers=1, hidden=4, heads=2, ffn=8, vocab_size=10, max_positions=6, type_vocab_size=2)
+    spec = ArchSpec(1, 4, 2, 8, QuantMode.INT8)
+    size = size_bits(spec, shape)
+    # as the ternary case, with 128 weights at 8 bits and one scale per output row: 4 + 4 + 4 + 4 + 8 + 4
+    expected = 18 * 4 * 32 + 128 * 8 + 28 * 32 + 32 * (28 + 16 + 8) + 32 * (20 + 10)
+    assert size.total == pytest.approx(expected)
+    # 8 x 8 bit products cost 64 / 64: one FLOP-equivalent per operation, as in full precision, so
+    # int8 competes on size in W; its speed shows in measured latency
+    assert operations(spec, shape, 3) == pytest.approx(flops(spec, shape, 3).total)
+
+
 def test_binary_modes_count_scales_and_learned_values() -> None:
     shape = TeacherShape(layers=1, hidden=4, heads=2, ffn=8, vocab_size=10, max_positions=6, type_vocab_size=2)
     bit = size_bits(ArchSpec(1, 4, 2, 8, QuantMode.BIT_W1A2), shape)

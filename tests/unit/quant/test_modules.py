@@ -12,10 +12,11 @@ from transformers import BertConfig, BertForSequenceClassification, RobertaConfi
 from bortnas.core.space import QuantMode
 from bortnas.quant.attention import IMPLEMENTATION
 from bortnas.quant.distill import direction_matching_loss
-from bortnas.quant.modules import BitLinear158, ElasticActivation, QuantEmbedding, QuantLinear, quantize_
+from bortnas.quant.modules import BitLinear158, ElasticActivation, Int8Linear, QuantEmbedding, QuantLinear, quantize_
 from bortnas.trial.recipe import chain_stages
 
 QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]
+INTEGER = [m for m in QuantMode if m.config.kernel == "int8"]
 
 
 def tiny(family: str = "bert") -> nn.Module:
@@ -61,9 +62,9 @@ def test_quantize_swaps_modules_keeps_names_and_trains(family: str, mode: QuantM
     assert all(isinstance(m, QuantLinear) for m in linears)
     assert not isinstance(model.classifier, QuantLinear) if family == "bert" else not isinstance(model.classifier.dense, QuantLinear)
     word = (model.bert if family == "bert" else model.roberta).embeddings.word_embeddings
-    assert isinstance(word, QuantEmbedding) is (mode is not QuantMode.BITNET158)
+    assert isinstance(word, QuantEmbedding) is (mode not in INTEGER)
     assert getattr(layer.attention.self, "bortnas_attention", "softmax") == mode.config.attention
-    assert (model.config._attn_implementation == IMPLEMENTATION) is (mode is not QuantMode.BITNET158)
+    assert (model.config._attn_implementation == IMPLEMENTATION) is (mode not in INTEGER)
     assert isinstance(layer.intermediate.intermediate_act_fn, nn.ReLU) is mode.value.startswith("bit_")
     model.train()
     out = model(**batch())
@@ -81,6 +82,49 @@ def test_bitlinear_forward_by_hand() -> None:
     # x -> [64/63.5, -2] (8-bit absmax); W -> 0.9 [[1, -1], [0, 1]]
     y = layer(torch.tensor([[1.0, -2.0]]))
     torch.testing.assert_close(y, torch.tensor([[0.9 * 64 / 63.5 + 1.8, -1.8]]))
+
+
+def test_int8_forward_by_hand_on_the_kernel_and_in_the_simulation() -> None:
+    layer = Int8Linear(2, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -1.0], [0.1, 2.0]]))
+        layer.bias.copy_(torch.tensor([0.25, -0.5]))
+    # W rows: scales 1/127 and 2/127, codes [64, -127] (63.5 rounds to even) and [6, 127]
+    # x = [1, -2]: scale 127/2, codes [64, -127]
+    expected = torch.tensor([[(64 * 64 + 127 * 127) / 63.5 / 127 + 0.25, (64 * 6 - 127 * 127) / 63.5 * 2 / 127 - 0.5]])
+    x = torch.tensor([[1.0, -2.0]])
+    torch.testing.assert_close(layer(x), expected)  # autograd on: the simulation
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), expected)  # the int8 kernel
+
+
+KERNEL_TOLERANCE = 1e-4  # float rounding between one int32 product rescaled once and fp32 products of the rescaled codes
+
+
+@pytest.mark.parametrize("mode", INTEGER)
+def test_integer_kernel_matches_the_simulation(mode: QuantMode, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    model = quantize_(BertForSequenceClassification(config), mode).eval()
+    inputs = {k: v for k, v in batch().items() if k != "labels"}
+    inputs["input_ids"] = torch.randint(3, 300, (3, 6), generator=torch.Generator().manual_seed(2))
+    with torch.enable_grad():
+        simulated = model(**inputs).logits.detach()
+    calls = []
+    int_mm = torch._int_mm
+    monkeypatch.setattr(torch, "_int_mm", lambda a, b: calls.append(a.shape) or int_mm(a, b))
+    with torch.inference_mode():
+        kernel = model(**inputs).logits
+    assert len(calls) == 2 * 6  # every encoder projection of both layers ran on the integer kernel
+    torch.testing.assert_close(kernel, simulated, rtol=0, atol=KERNEL_TOLERANCE)
+    # a changed weight is re-quantized for the kernel, not served from the cache
+    with torch.no_grad():
+        model.bert.encoder.layer[0].output.dense.weight.mul_(-1)
+        simulated_after = model(**inputs).logits
+    monkeypatch.setattr(torch, "_int_mm", int_mm)
+    with torch.enable_grad():
+        torch.testing.assert_close(simulated_after, model(**inputs).logits.detach(), rtol=0, atol=KERNEL_TOLERANCE)
+    assert not torch.allclose(simulated_after, kernel)
 
 
 def test_elastic_step_is_set_by_the_first_batch_and_again_after_loading_an_unset_state() -> None:

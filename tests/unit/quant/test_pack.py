@@ -16,7 +16,7 @@ from bortnas.core.errors import ExportError
 from bortnas.core.space import ArchSpec, QuantMode, TeacherShape
 from bortnas.cost.bits import size_bits
 from bortnas.quant.modules import quantize_
-from bortnas.quant.pack import pack_binary, pack_ternary, save_quantized, unpack_binary, unpack_ternary
+from bortnas.quant.pack import pack_binary, pack_int8, pack_ternary, save_quantized, unpack_binary, unpack_int8, unpack_ternary
 
 QUANTIZED = [m for m in QuantMode if m is not QuantMode.FP32]
 
@@ -37,12 +37,23 @@ def test_ternary_layout_by_hand() -> None:
         unpack_ternary(torch.tensor([3], dtype=torch.uint8), torch.Size([1]))
 
 
+def test_int8_layout_by_hand() -> None:
+    codes = torch.tensor([-127, -1, 0, 1, 127], dtype=torch.float32)
+    packed = pack_int8(codes)  # two's complement bytes
+    assert packed.dtype == torch.uint8 and packed.tolist() == [129, 255, 0, 1, 127]
+    assert unpack_int8(packed, torch.Size([5])).tolist() == codes.tolist()
+    with pytest.raises(ValueError, match="-128"):
+        unpack_int8(torch.tensor([128], dtype=torch.uint8), torch.Size([1]))
+
+
 def test_random_round_trips() -> None:
     g = torch.Generator().manual_seed(0)
     binary = torch.randint(0, 2, (37, 5), generator=g).float() * 2 - 1
     ternary = torch.randint(-1, 2, (13, 7), generator=g).float()
     assert torch.equal(unpack_binary(pack_binary(binary), binary.shape), binary)
     assert torch.equal(unpack_ternary(pack_ternary(ternary), ternary.shape), ternary)
+    int8 = torch.randint(-127, 128, (11, 3), generator=g).float()
+    assert torch.equal(unpack_int8(pack_int8(int8), int8.shape), int8)
 
 
 SHAPE = dict(

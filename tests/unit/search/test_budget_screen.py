@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from bortnas.core.budget import Budget, LatencyTable
-from bortnas.core.errors import InfeasibleBudgetError
-from bortnas.core.space import ArchSpec, TeacherShape, parse_search_space
+from bortnas.core.errors import InfeasibleBudgetError, UserInputError
+from bortnas.core.space import ArchSpec, QuantMode, TeacherShape, parse_search_space
 from bortnas.cost import param_count
-from bortnas.search.budget import BudgetScreen
+from bortnas.search.budget import BudgetScreen, refuse_simulated_latency
 from bortnas.search.strategies import fptas_plan
 
 SHAPE = TeacherShape(2, 32, 4, 64, vocab_size=40, max_positions=64, type_vocab_size=2)
@@ -68,3 +68,15 @@ def test_min_speedup_reads_the_teacher_from_the_same_table() -> None:
     assert screen.budget == Budget(max_latency_ms=1.5)
     assert {c.layers for c in screen.feasible(SPACE.candidates())} == {1}
     assert screen.describe() == "latency <= 1.50 ms: 2x faster than the teacher's 3.00 ms"
+
+
+def test_simulated_latencies_are_refused_for_latency_budgets_and_cost() -> None:
+    modes = {QuantMode.FP32, QuantMode.BIBERT, QuantMode.BIT_W1A2}
+    with pytest.raises(UserInputError, match=r"^--max-latency-ms and --cost latency compare .* holds bibert, bit_w1a2, which"):
+        refuse_simulated_latency(modes, Budget(max_latency_ms=3), "latency", "space.yaml")
+    with pytest.raises(UserInputError, match=r"^--min-speedup compare"):
+        refuse_simulated_latency(modes, Budget(min_speedup=4), "flops", "space.yaml")
+    # modes whose latency is real, or bounds that read no latency, pass
+    refuse_simulated_latency({QuantMode.FP32, QuantMode.INT8, QuantMode.BITNET158}, Budget(max_latency_ms=3), "latency", "space.yaml")
+    refuse_simulated_latency(modes, Budget(max_size_mib=3), "flops", "space.yaml")
+    refuse_simulated_latency(modes, Budget(), None, "space.yaml")

@@ -92,7 +92,7 @@ def test_a_latency_budget_is_applied_to_latencies_timed_again(study: optuna.Stud
     # 0.70) is the most accurate left. Only trials within 1.5x of the bound (1.8 ms) are timed again:
     # not trial 0 (1.9 ms).
     study.set_user_attr("latency_table", LatencyTable({}, 2.5, 2.4, "cpu", 1, 24, 10, 0.0).to_dict())
-    now = {"L1-H32-A4-I64-fp32": 1.15, "L1-H16-A2-I32-fp32": 0.7, "L2-H16-A4-I64-fp32": 1.3, "L2-H32-A4-I64-bit_w1a1": 1.6}
+    now = {"L1-H32-A4-I64-fp32": 1.15, "L1-H16-A2-I32-fp32": 0.7, "L2-H16-A4-I64-fp32": 1.3, "L2-H32-A4-I64-bitnet158": 1.6}
     now["L1-H16-A4-I32-fp32"] = 0.8
     asked: list[list[str]] = []
 
@@ -107,3 +107,15 @@ def test_a_latency_budget_is_applied_to_latencies_timed_again(study: optuna.Stud
     # an accuracy budget alone is not a latency budget: nothing is timed
     assert choose_trial(study, selection=Selection(max_accuracy_drop=10), retime=retime).number == 1
     assert len(asked) == 1
+
+
+def test_latency_budgets_refuse_a_study_with_simulated_latencies(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'binary.db'}"
+    make_scored_study(url, "binary", quantized="bit_w1a1")
+    study = optuna.load_study(study_name="binary", storage=url)
+    for budget, flag in ((Budget(max_latency_ms=1.2), "--max-latency-ms"), (Budget(min_speedup=2), "--min-speedup")):
+        with pytest.raises(UserInputError, match=rf"^{flag} compare measured latencies, but study 'binary' holds bit_w1a1, which"):
+            choose_trial(study, selection=Selection(budget))
+    # budgets that do not read latency, and a trial named outright, still export
+    assert choose_trial(study, selection=Selection(Budget(max_size_mib=0.2))).number == 3
+    assert choose_trial(study, 6).number == 6
