@@ -43,7 +43,18 @@ __all__ = ["ExportReport", "choose_trial", "export_trial", "prepare_out_dir"]
 
 _logger = logging.getLogger(__name__)
 RELOAD_ATOL = 1e-5
-ONNX_ATOL = 1e-4  # the faithful graph against PyTorch: float rounding of a differently fused graph
+ONNX_ATOL = 1e-4  # the faithful graph of an fp32 model against PyTorch: float rounding of a differently fused graph
+# ... of a quantized model, relative to max(1, |logits|): the 8-bit activation quantizer is a step
+# function, so onnxruntime's fused float ops upstream of it (LayerNorm, GELU) move a few values
+# across a rounding boundary, each by one code; a trained one-layer ternary model measured 6e-3
+ONNX_QUANT_RTOL = 2e-2
+
+
+def onnx_tolerance(spec: ArchSpec, logits: torch.Tensor) -> float:
+    """How far the faithful graph's logits may be from PyTorch's for a model of `spec`."""
+    if not spec.quant.config.quantized:
+        return ONNX_ATOL
+    return ONNX_QUANT_RTOL * max(1.0, logits.abs().max().item())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +114,7 @@ def write_onnx(directory: Path, model: PreTrainedModel, spec: ArchSpec, ctx: Con
     settings' threads: what `bortnas.json` records under "onnxruntime".
 
     Raises:
-        ExportError: the faithful graph's logits differ from the model's by more than `ONNX_ATOL`.
+        ExportError: the faithful graph's logits differ from the model's by more than `onnx_tolerance`.
     """
     from bortnas.quant.modules import dequantize_
     from bortnas.runtime.onnx import OnnxModel, export_int8_onnx, export_onnx
@@ -114,8 +125,9 @@ def write_onnx(directory: Path, model: PreTrainedModel, spec: ArchSpec, ctx: Con
     with torch.inference_mode():
         expected = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
     diff = (OnnxModel(faithful).logits(batch) - expected).abs().max().item()
-    if diff > ONNX_ATOL:
-        raise ExportError(f"{faithful.name} does not reproduce the model's logits in onnxruntime (max diff {diff:.2e} > {ONNX_ATOL}).")
+    tolerance = onnx_tolerance(spec, expected)
+    if diff > tolerance:
+        raise ExportError(f"{faithful.name} does not reproduce the model's logits in onnxruntime (max diff {diff:.2e} > {tolerance:.1e}).")
     vocab = model.config.vocab_size
     record: dict[str, Any] = {"seq_len": seq_len, "threads": ctx.settings.latency_threads}
     record["model.onnx"] = _onnx_figures(faithful, vocab, ctx)

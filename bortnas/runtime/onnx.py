@@ -20,8 +20,10 @@ measured 2.2x faster than the fp32 graph on the MiniLM teacher (README "Low-bit 
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -86,7 +88,7 @@ def _feeds(batch: dict[str, torch.Tensor], names: list[str]) -> dict[str, np.nda
 
 def export_onnx(model: PreTrainedModel, path: Path, seq_len: int) -> Path:
     """Write `model` (on the CPU) as an ONNX graph with dynamic batch and sequence axes; inputs
-    `input_ids` and `attention_mask`, output `logits`. Returns `path`.
+    `input_names(model)`, output `logits`. Returns `path`.
 
     The weights are embedded (one self-contained file: small models are the point).
     """
@@ -96,20 +98,28 @@ def export_onnx(model: PreTrainedModel, path: Path, seq_len: int) -> Path:
     model = model.eval()
     batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=2, max=max(seq_len, model.config.max_position_embeddings))
     names = input_names(model)
-    with torch.no_grad():
-        program = torch.onnx.export(
-            model,
-            (),
-            kwargs=_example(model, seq_len),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_shapes={name: {0: batch, 1: seq} for name in names},
-            opset_version=OPSET,
-            dynamo=True,
-            optimize=True,
-            external_data=False,
-            verbose=False,
-        )
+    exporter_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed": its operators are not ours
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # the exporter's own notes: the inputs share their axes on purpose, and a pytree deprecation inside torch
+            warnings.filterwarnings("ignore", message=r".*axis name.*|.*LeafSpec.*")
+            program = torch.onnx.export(
+                model,
+                (),
+                kwargs=_example(model, seq_len),
+                input_names=names,
+                output_names=["logits"],
+                dynamic_shapes={name: {0: batch, 1: seq} for name in names},
+                opset_version=OPSET,
+                dynamo=True,
+                optimize=True,
+                external_data=False,
+                verbose=False,
+            )
+    finally:
+        exporter_log.setLevel(level)
     assert program is not None
     program.save(str(path), external_data=False)
     return path
