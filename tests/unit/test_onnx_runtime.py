@@ -3,20 +3,25 @@ ternary model, and latency timed under onnxruntime (`--latency-backend onnxrunti
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
+from bortnas.core.errors import MissingDependencyError
 from bortnas.core.space import QuantMode
 from bortnas.export.writer import ONNX_ATOL
 from bortnas.quant.modules import quantize_
-from bortnas.runtime.onnx import OnnxModel, export_onnx
+from bortnas.runtime.onnx import OnnxModel, export_onnx, require_onnxruntime
 from bortnas.trial.deployed import measure_backend_latency, write_deployable_onnx
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+
+def test_without_onnxruntime_one_line_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # an import of it now fails, as when it is not installed
+    with pytest.raises(MissingDependencyError, match=r"^--onnx needs onnxruntime, onnx and onnxscript.*: pip install 'bortnas\[onnx\]'\.$"):
+        require_onnxruntime("--onnx")
 
 
 def tiny() -> BertForSequenceClassification:
@@ -35,10 +40,12 @@ def batch() -> dict[str, torch.Tensor]:
 
 
 def ops(path: Path) -> set[str]:
+    onnx = pytest.importorskip("onnx")
     return {node.op_type for node in onnx.load(str(path)).graph.node}
 
 
 def test_fp32_graph_matches_pytorch_at_other_shapes(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
     model = tiny()
     path = export_onnx(model, tmp_path / "model.onnx", seq_len=16)
     b = batch()
@@ -52,6 +59,7 @@ def test_fp32_graph_matches_pytorch_at_other_shapes(tmp_path: Path) -> None:
 
 
 def test_a_ternary_model_deploys_as_an_integer_graph_and_is_timed_there(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
     model = quantize_(tiny(), QuantMode.BITNET158).eval()
     path = write_deployable_onnx(model, tmp_path / "model.onnx", seq_len=16)
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops(path)

@@ -22,9 +22,10 @@ def test_the_learning_rate_follows_init_unless_given() -> None:
 
 
 def test_settings_round_trip_and_an_old_study_without_encoding_resumes() -> None:
-    settings = RunSettings(data="/tmp/x.csv", encoding="latin-1", init="scratch")
-    assert RunSettings.from_dict(settings.to_dict()) == settings
-    assert "encoding" not in RunSettings().to_dict()  # the pinned dict of studies made before --encoding existed
+    settings = RunSettings(data="/tmp/x.csv", encoding="latin-1", init="scratch", latency_backend="onnxruntime")
+    assert RunSettings.from_dict(settings.to_dict()) == settings and settings.to_dict()["latency_backend"] == "onnxruntime"
+    # the pinned dict of studies made before --encoding and --latency-backend existed
+    assert "encoding" not in RunSettings().to_dict() and "latency_backend" not in RunSettings().to_dict()
     assert RunSettings.from_dict({**RunSettings().to_dict(), "unknown_future_key": 1}) == RunSettings()
 
 
@@ -35,6 +36,7 @@ def test_settings_round_trip_and_an_old_study_without_encoding_resumes() -> None
         ({"lr": -1.0}, "--lr=-1.0 must be positive"),
         ({"init": "zeros"}, "--init='zeros' is unknown"),
         ({"encoding": "klingon"}, "--encoding='klingon' is not a known text encoding"),
+        ({"latency_backend": "tensorrt"}, "--latency-backend='tensorrt' is unknown: use torch or onnxruntime"),
         ({"bit_chain": "bit_w1a4,int3"}, "unknown mode 'int3'"),
         ({"bit_chain": "fp32,bit_w1a1"}, "fp32 is the task teacher"),
     ],
