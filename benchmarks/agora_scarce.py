@@ -1,19 +1,25 @@
-"""Agora in the scarce-data setting: plain fine-tuning, plain distillation and Agora (with and
-without replay) at 200 / 500 / 1000 labelled training reviews, same student, same compute.
+"""Agora in the scarce-data setting, with an ablation: plain fine-tuning, distillation (with and
+without the unlabelled pool) and Agora with and without each of its parts, at 200 / 500 / 1000
+labelled training reviews, same student, same compute.
 
 For each training size n: the Rotten Tomatoes training split is cut to a fixed sample of n
-reviews; dev is a fixed 500-review sample of the dev split, test is the whole test split. The
-task teacher is fine-tuned on the n reviews only (cached per data set). Seeds vary the
-training (initial order, hyperparameter-set seeds, Agora's generation), not the sample, so
-three teachers serve every seed. The student is cut
-from that teacher and trained four ways:
+reviews; the rest of the training split, without its labels, is the unlabelled pool; dev is a
+fixed 500-review sample of the dev split, test is the whole test split. The task teacher is
+fine-tuned on the n reviews only (cached per data set). Seeds vary the training (initial order,
+hyperparameter-set seeds, Agora's generation), not the sample. The student is cut from that
+teacher and trained these ways (--methods picks some):
 - plain: cross-entropy on the n labels, for each theta of the grid; best on dev;
 - distil: KD + hidden-state loss from the teacher on the n reviews, for each theta; best on dev;
-- agora: Agora with the same grid (`bortnas.trial.finetune.run_agora`), "ties" pruning, one replay
-  round; "agora (no replay)" is its best student when the pruning loop ended.
-Every Agora fine-tune runs `--steps` steps; plain and distil runs get as many steps in all as
-Agora used (spread evenly over the grid), so the compute budget is the same. Prints a Markdown
-table of test accuracy (mean and range over seeds) and writes JSON.
+- distil+pool: the same on the n reviews and the pool (the pool's examples learn from the
+  teacher's probabilities only): the pool without Agora's loop;
+- agora: Agora as it was first built: hard teacher labels, no filtering, no pool, one replay round;
+- agora full: soft labels, confidence filtering (--min-confidence), the pool, one replay round;
+- agora full -soft / -filter / -pool: the full one without that part; -replay: the full run's
+  best student when the pruning loop ended (no extra compute).
+Every Agora fine-tune runs `--steps` steps; plain and distil runs get as many steps in all as the
+first Agora run used (spread evenly over the grid), so the compute budget is the same. Prints a
+Markdown table of test accuracy (mean and range over seeds) and writes JSON (resumable: rows
+already in --json are kept).
 
     python benchmarks/agora_scarce.py --sizes 200 500 1000 --seeds 0 1 2 --json benchmarks/results/agora.json
 """
@@ -32,28 +38,49 @@ from typing import Any
 
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec
+from bortnas.data.encode import encode
+from bortnas.data.tasks import SOFT_ONLY, Example
 from bortnas.model.extract import extract
 from bortnas.train.loop import evaluate, train
 from bortnas.trial.context import build_context, load_task
 from bortnas.trial.finetune import AgoraSettings, run_agora
 
-METHODS = ("plain", "distil", "agora (no replay)", "agora")
+# Agora variants: (soft labels, confidence filtering, pool)
+AGORA_VARIANTS = {
+    "agora": (False, False, False),
+    "agora full": (True, True, True),
+    "agora full -soft": (False, True, True),
+    "agora full -filter": (True, False, True),
+    "agora full -pool": (True, True, False),
+}
+METHODS = ("plain", "distil", "distil+pool", *AGORA_VARIANTS, "agora full -replay")
 
 
-def scarce_task(n: int, dev_size: int) -> Any:
+def scarce_task(n: int, dev_size: int) -> tuple[Any, tuple[tuple[str, str | None], ...]]:
+    """The task cut to n labelled training reviews, and the rest of the training split as (text, pair) without labels."""
     data = load_task(RunSettings())
     train_subset = tuple(random.Random(f"scarce:{n}").sample(data.train, n))
     dev_subset = tuple(random.Random("scarce-dev").sample(data.dev, min(dev_size, len(data.dev))))
-    return dataclasses.replace(data, train=train_subset, dev=dev_subset, source=f"{data.source}; {n} train, {len(dev_subset)} dev")
+    chosen = set(train_subset)
+    pool = tuple((ex.text, ex.pair) for ex in data.train if ex not in chosen)
+    task = dataclasses.replace(data, train=train_subset, dev=dev_subset, source=f"{data.source}; {n} train, {len(dev_subset)} dev")
+    return task, pool
 
 
-def grid_search(ctx: Any, spec: ArchSpec, thetas: list[dict[str, Any]], steps: int, distil: bool) -> tuple[float, float]:
-    """(dev, test) accuracy of the best-on-dev student over `thetas`."""
+def grid_search(
+    ctx: Any, spec: ArchSpec, thetas: list[dict[str, Any]], steps: int, distil: bool, pool: tuple[tuple[str, str | None], ...] = ()
+) -> tuple[float, float]:
+    """(dev, test) accuracy of the best-on-dev student over `thetas`; with a `pool`, its examples
+    join the training data without labels (distillation only: the teacher's probabilities)."""
+    data = ctx.train
+    if pool:
+        examples = list(ctx.data.train) + [Example(text, SOFT_ONLY, pair) for text, pair in pool]
+        data = encode(examples, ctx.teacher.tokenizer, ctx.settings.max_length)
     best: tuple[float, float] | None = None
     for theta in thetas:
         student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec)
         config = dataclasses.replace(ctx.settings.student_train_config(steps), **theta)
-        train(student, ctx.train, config, teacher=ctx.teacher.model if distil else None, extraction=extraction)
+        train(student, data, config, teacher=ctx.teacher.model if distil else None, extraction=extraction)
         dev, test = evaluate(student, ctx.dev).accuracy, evaluate(student, ctx.test).accuracy
         if best is None or dev > best[0]:
             best = (dev, test)
@@ -61,41 +88,40 @@ def grid_search(ctx: Any, spec: ArchSpec, thetas: list[dict[str, Any]], steps: i
     return best
 
 
-def run_one(n: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    ctx = build_context(RunSettings(batch_size=args.batch_size), data=scarce_task(n, args.dev_size))
+def run_one(n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Every method of --methods not yet in `previous` (the row already measured for n and seed)."""
+    task, pool = scarce_task(n, args.dev_size)
+    ctx = build_context(RunSettings(batch_size=args.batch_size), data=task)
     ctx.settings = dataclasses.replace(ctx.settings, seed=seed)
     spec = ArchSpec.from_dict(dict(zip(("layers", "hidden", "heads", "ffn"), map(int, args.student.split(",")), strict=False)))
-    agora_settings = AgoraSettings(grid={"lr": args.lrs, "seed": [seed, seed + 100]}, replay=1, seed=seed)
+    row: dict[str, Any] = dict(previous or {"n": n, "seed": seed, "pool_size": len(pool)})
+    row.setdefault("teacher_test", evaluate(ctx.teacher.model, ctx.test).accuracy)
+    row.setdefault("teacher_dev", ctx.teacher.dev_accuracy)
     started = time.perf_counter()
-    result = run_agora(
-        ctx,
-        spec,
-        args.steps,
-        agora_settings,
-        on_iteration=lambda it: print(
-            f"n={n} seed={seed} agora round {it.to_dict()} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True
-        ),
-    )
-    assert result.agora_log is not None and result.agora_before_replay is not None
-    fine_tunes = sum(len(it.accuracies) for it in result.agora_log)
-    budget = fine_tunes * args.steps
-    thetas = agora_settings.thetas()
-    per_run = max(1, round(budget / len(thetas)))
-    row = {
-        "n": n,
-        "seed": seed,
-        "teacher_test": evaluate(ctx.teacher.model, ctx.test).accuracy,
-        "teacher_dev": ctx.teacher.dev_accuracy,
-        "budget_steps": budget,
-        "agora_fine_tunes": fine_tunes,
-        "agora_final_train_size": result.agora_train_size,
-        "agora": evaluate(result.model, ctx.test).accuracy,
-        "agora (no replay)": evaluate(result.agora_before_replay, ctx.test).accuracy,
-    }
-    row["plain"] = grid_search(ctx, spec, thetas, per_run, distil=False)[1]
-    row["distil"] = grid_search(ctx, spec, thetas, per_run, distil=True)[1]
-    row["seconds"] = time.perf_counter() - started
-    print(json.dumps(row), file=sys.stderr)
+    grid = {"lr": args.lrs, "seed": [seed, seed + 100]}
+    for name, (soft, confident, with_pool) in AGORA_VARIANTS.items():
+        wanted = name in args.methods or (name == "agora full" and "agora full -replay" in args.methods)
+        if not wanted or name in row:
+            continue
+        settings = AgoraSettings(grid=grid, replay=1, seed=seed, soft_labels=soft, min_confidence=args.min_confidence if confident else 0.0)
+
+        def report(it: Any, name: str = name) -> None:
+            print(f"n={n} seed={seed} {name} round {it.to_dict()} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+        result = run_agora(ctx, spec, args.steps, settings, on_iteration=report, pool=pool if with_pool else ())
+        assert result.agora_log is not None and result.agora_before_replay is not None
+        row[name] = evaluate(result.model, ctx.test).accuracy
+        row[f"{name} log"] = [it.to_dict() for it in result.agora_log]
+        row.setdefault("budget_steps", sum(len(it.accuracies) for it in result.agora_log) * args.steps)
+        if name == "agora full":
+            row["agora full -replay"] = evaluate(result.agora_before_replay, ctx.test).accuracy
+    thetas = AgoraSettings(grid=grid).thetas()
+    per_run = max(1, round(row.get("budget_steps", 10 * args.steps) / len(thetas)))
+    for name, distil, with_pool in (("plain", False, False), ("distil", True, False), ("distil+pool", True, True)):
+        if name in args.methods and name not in row:
+            row[name] = grid_search(ctx, spec, thetas, per_run, distil, pool if with_pool else ())[1]
+    row["seconds"] = row.get("seconds", 0.0) + time.perf_counter() - started
+    print(json.dumps({k: v for k, v in row.items() if not k.endswith(" log")}), file=sys.stderr)
     return row
 
 
@@ -103,38 +129,48 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 500, 1000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--student", default="2,288,12,384", help="layers,hidden,heads,ffn of the student")
     parser.add_argument("--steps", type=int, default=60, help="steps of every Agora fine-tune")
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 5e-4])
+    parser.add_argument("--min-confidence", type=float, default=0.8, help="Agora's confidence filter in the variants that filter")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dev-size", type=int, default=500)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    rows = []
+    rows: list[dict[str, Any]] = []
     if args.json and args.json.is_file():
-        rows = [r for r in json.loads(args.json.read_text()) if r["n"] in args.sizes and r["seed"] in args.seeds]
-    done = {(r["n"], r["seed"]) for r in rows}
+        rows = json.loads(args.json.read_text())
     for seed in args.seeds:  # every size gets a seed before any size gets the next one
         for n in args.sizes:
-            if (n, seed) not in done:
-                rows.append(run_one(n, seed, args))
-                if args.json:
-                    args.json.parent.mkdir(parents=True, exist_ok=True)
-                    args.json.write_text(json.dumps(rows, indent=1))
-    print(f"student {args.student} (layers,hidden,heads,ffn); test accuracy, mean [min-max] over seeds {args.seeds}")
-    print("| n | teacher | " + " | ".join(METHODS) + " | steps per method |")
-    print("|---:|---:|" + "---:|" * len(METHODS) + "---:|")
+            previous = next((r for r in rows if (r["n"], r["seed"]) == (n, seed)), None)
+            if previous is not None and all(m in previous for m in args.methods):
+                continue
+            row = run_one(n, seed, args, previous)
+            rows = [r for r in rows if (r["n"], r["seed"]) != (n, seed)] + [row]
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(rows, indent=1))
+    methods = [m for m in METHODS if any(m in r for r in rows)]
+    print(f"student {args.student} (layers,hidden,heads,ffn); test accuracy, mean [min-max] over the seeds measured")
+    print("| n | seeds | teacher | " + " | ".join(methods) + " | steps per method |")
+    print("|---:|---:|---:|" + "---:|" * len(methods) + "---:|")
     for n in args.sizes:
-        group = [r for r in rows if r["n"] == n]
+        group = [r for r in rows if r["n"] == n and r["seed"] in args.seeds]
+        if not group:
+            continue
 
         def cell(key: str, group: list[dict[str, Any]] = group) -> str:
-            values = [r[key] for r in group]
-            return f"{statistics.mean(values):.4f} [{min(values):.3f}-{max(values):.3f}]"
+            values = [r[key] for r in group if key in r]
+            if not values:
+                return "-"
+            return f"{statistics.mean(values):.4f} [{min(values):.3f}-{max(values):.3f}] ({len(values)})"
 
+        steps = [r["budget_steps"] for r in group if "budget_steps" in r]
         print(
-            f"| {n} | {cell('teacher_test')} | "
-            + " | ".join(cell(m) for m in METHODS)
-            + f" | {round(statistics.mean(r['budget_steps'] for r in group))} |"
+            f"| {n} | {len(group)} | {cell('teacher_test')} | "
+            + " | ".join(cell(m) for m in methods)
+            + f" | {round(statistics.mean(steps)) if steps else '-'} |"
         )
 
 

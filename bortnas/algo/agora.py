@@ -83,6 +83,7 @@ class Iteration:
     generated: int
     added: int  # new, teacher-labelled examples after deduplication
     pruned: list[str]
+    dropped: int = 0  # new inputs the labeller left out (the teacher was unsure of them)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,8 +116,9 @@ def agora(
     """Run Agora; see the module docstring.
 
     `generate(mistakes, round)` returns new unlabelled inputs (seeded by the round number);
-    `label(inputs)` returns them as examples with the teacher's labels; `input_of(example)` is
-    an example's input. Inputs already in D are not added again, so D grows only by new ones.
+    `label(inputs)` returns them as examples with the teacher's labels, leaving out any it should
+    not add (confidence filtering: counted as `dropped`); `input_of(example)` is an example's
+    input. Inputs already in D, or dropped before, are not offered again, so D grows only by new ones.
 
     Raises:
         ValueError: empty Theta, duplicate hyperparameter sets, a negative replay count or an unknown rule.
@@ -171,6 +173,7 @@ def agora(
             len(generated),
             len(labelled),
             [theta_key(t) for t in dropped],
+            len(fresh) - len(labelled),
         )
         log.append(entry)
         if on_iteration is not None:

@@ -229,6 +229,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.cache_dir,
         show_progress_bar=_progress(args),
         onnx=args.onnx,
+        agora_soft_labels=args.agora_soft_labels,
+        agora_min_confidence=args.agora_min_confidence,
+        unlabeled=Path(args.unlabeled) if args.unlabeled else None,
+        agora_pool_k=args.agora_pool_k,
     )
     if args.format == "json":
         print(
@@ -553,6 +557,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--agora-replay", type=int, default=1, help="Agora rounds re-run on the grown data at the end (default 1)")
     e.add_argument("--agora-prune", choices=("ties", "prefix"), default="ties", help="reading of Agora's pruning rule (README)")
+    e.add_argument(
+        "--agora-soft-labels",
+        action="store_true",
+        help="generated examples carry the teacher's probabilities and Agora's fine-tunes use the distillation loss",
+    )
+    e.add_argument(
+        "--agora-min-confidence",
+        type=float,
+        default=0.0,
+        help="add a generated example only if the teacher's top probability is at least this (default 0: all)",
+    )
+    e.add_argument(
+        "--unlabeled",
+        help="unlabelled examples of the task (CSV/TSV/JSONL with the study's text and pair columns): Agora also adds each "
+        "dev mistake's nearest ones in the teacher's embedding space",
+    )
+    e.add_argument("--agora-pool-k", type=int, default=4, help="unlabelled examples drawn per dev mistake (default 4)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument(
         "--onnx",

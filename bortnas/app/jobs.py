@@ -69,13 +69,19 @@ def export(
     cache_dir: Path | None = None,
     show_progress_bar: bool = False,
     onnx: bool = False,
+    agora_soft_labels: bool = False,
+    agora_min_confidence: float = 0.0,
+    unlabeled: Path | None = None,
+    agora_pool_k: int = 4,
 ) -> Any:
     """Train a study's trial (default: argmax W; with a `selection`, the best one within its budgets,
     `bortnas.search.selection`) for `steps` more steps and write it to `out`; returns the `ExportReport`.
-    With `onnx`, the ONNX graphs too (`bortnas.export.writer.write_onnx`).
+    With `onnx`, the ONNX graphs too (`bortnas.export.writer.write_onnx`). `unlabeled` is Agora's
+    pool, read with the study's text and pair columns (`bortnas.trial.finetune`).
 
     Raises:
-        UserInputError: bad steps or Agora options, an existing `out`, an unknown storage or study,
+        UserInputError: bad steps or Agora options, an unreadable or empty `unlabeled` file or one
+            without the study's columns, an existing `out`, an unknown storage or study,
             a budget no finished trial meets, `onnx` for a mode no runtime kernel runs (before any write or training).
         MissingDependencyError: `onnx` without onnxruntime installed.
         ExportError: no finished trial to export, or the written directory does not reproduce the model.
@@ -100,13 +106,28 @@ def export(
     agora_settings = None
     if method == "agora":
         grid = load_grid(agora_grid) if agora_grid else dict(DEFAULT_GRID)
-        agora_settings = AgoraSettings(grid=grid, replay=agora_replay, rule=agora_prune)
-    elif agora_grid:
-        raise UserInputError("--agora-grid applies to --finetune agora only.")
+        agora_settings = AgoraSettings(
+            grid=grid,
+            replay=agora_replay,
+            rule=agora_prune,
+            soft_labels=agora_soft_labels,
+            min_confidence=agora_min_confidence,
+            pool_neighbours=agora_pool_k,
+        )
+    elif agora_grid or agora_soft_labels or agora_min_confidence or unlabeled is not None or agora_pool_k != 4:
+        raise UserInputError(
+            "--agora-grid, --agora-soft-labels, --agora-min-confidence, --unlabeled and --agora-pool-k apply to --finetune agora only."
+        )
     out = out.resolve()
     prepare_out_dir(out, overwrite)
     device = Device.from_name(device_name, compile=compile)
     study, _, settings = open_study(storage_url, study_name)
+    pool: tuple[tuple[str, str | None], ...] = ()
+    if unlabeled is not None:
+        from bortnas.data.tasks import load_unlabeled
+
+        pool = load_unlabeled(unlabeled, settings.text_column, settings.pair_column, encoding=settings.encoding)
+        _logger.info("unlabelled pool: %d examples from %s", len(pool), unlabeled)
     tables: list[LatencyTable] = []
 
     def retime(specs: Sequence[ArchSpec]) -> LatencyTable:
@@ -141,6 +162,7 @@ def export(
         agora_settings=agora_settings,
         budget=budget,
         onnx=onnx,
+        pool=pool,
     )
 
 

@@ -7,16 +7,20 @@ masked-language-model head, so they work on any teacher:
 - neighbour: replace words (each with probability p, at least one) by one of the k nearest
   neighbours of their token in the teacher's input-embedding space (cosine), among the
   vocabulary's whole alphabetic words.
+With an unlabelled pool (`PoolNeighbours`), each mistake also brings its nearest pool inputs in
+the task teacher's embedding space: real text of the same kind, where edits make near copies.
 Generated texts are deduplicated and never equal to any text of the protected splits (dev and
 test, compared after lower-casing and collapsing whitespace), so no dev or test example is
-copied into training verbatim. The inputs they are made from are dev mistakes: the dev set then
-no longer measures generalisation independently of those neighbours, which is why reports use
-the test split, from which nothing is generated.
+copied into training verbatim; pool texts equal to a protected one are dropped the same way.
+The inputs they are made from are dev mistakes: the dev set then no longer measures
+generalisation independently of those neighbours, which is why reports use the test split, from
+which nothing is generated.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -115,3 +119,50 @@ class Augmenter:
                 if key and key != normalise(example.text) and key not in self._protected:
                     out[(text, example.pair)] = None
         return list(out)
+
+
+@dataclasses.dataclass
+class PoolNeighbours:
+    """Agora's `generate(mistakes, round)` from an unlabelled pool: for every mistake, its `k`
+    nearest pool inputs by cosine of `embed` (the task teacher's mean-pooled last hidden state),
+    among those not drawn in an earlier round, so every round brings new text."""
+
+    pool: Sequence[Input]
+    embed: Callable[[Sequence[Input]], torch.Tensor]  # one row per input
+    k: int = 4
+    protected: Iterable[str] = ()
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k={self.k} must be at least 1")
+        protected = {normalise(t) for t in self.protected}
+        self.inputs = [x for x in dict.fromkeys(self.pool) if normalise(x[0]) and normalise(x[0]) not in protected]
+        self._unit: torch.Tensor | None = None
+        self._drawn = torch.zeros(len(self.inputs), dtype=torch.bool)
+
+    def _normalised(self, inputs: Sequence[Input]) -> torch.Tensor:
+        vectors = self.embed(inputs).float()
+        return vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+    def __call__(self, mistakes: Sequence[Example], round_: int) -> list[Input]:
+        if not mistakes or not self.inputs or bool(self._drawn.all()):
+            return []
+        if self._unit is None:
+            self._unit = self._normalised(self.inputs)  # once: the pool does not change
+        scores = self._normalised([(ex.text, ex.pair) for ex in mistakes]) @ self._unit.T
+        scores[:, self._drawn] = -math.inf
+        chosen: dict[int, None] = {}
+        for row in scores:
+            available = int((row > -math.inf).sum())
+            chosen.update(dict.fromkeys(row.topk(min(self.k, available)).indices.tolist()))
+        self._drawn[list(chosen)] = True
+        return [self.inputs[i] for i in chosen]
+
+
+def combined(*sources: Callable[[Sequence[Example], int], list[Input]]) -> Callable[[Sequence[Example], int], list[Input]]:
+    """One `generate` from several: each source's inputs in turn, duplicates dropped."""
+
+    def generate(mistakes: Sequence[Example], round_: int) -> list[Input]:
+        return list(dict.fromkeys(x for source in sources for x in source(mistakes, round_)))
+
+    return generate

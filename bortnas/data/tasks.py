@@ -33,8 +33,13 @@ RT_LABELS = ("rotten", "fresh")
 @dataclasses.dataclass(frozen=True)
 class Example:
     text: str
-    label: int
+    label: int  # an index into the task's label names, or SOFT_ONLY
     pair: str | None = None
+
+
+# The label of an example that has none of its own and learns from its teacher's probabilities
+# only (distillation's cross-entropy skips it): PyTorch's ignore index.
+SOFT_ONLY = -100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +166,7 @@ def _decode(path: Path, data: bytes, encoding: str, codec: str) -> str:
         ) from None
 
 
-def _read_rows(path: Path, encoding: str = "utf-8") -> list[dict[str, Any]]:
+def _read_rows(path: Path, encoding: str = "utf-8", flag: str = "--data") -> list[dict[str, Any]]:
     codec = _check_encoding(encoding)
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".json", ".csv", ".tsv"):
@@ -169,7 +174,7 @@ def _read_rows(path: Path, encoding: str = "utf-8") -> list[dict[str, Any]]:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror}; pass an existing file to --data.") from e
+        raise DataError(f"cannot read {path}: {e.strerror}; pass an existing file to {flag}.") from e
     # the whole file is decoded before parsing, so a bad byte anywhere fails before any row is used
     text = _decode(path, data, encoding, codec)
     if suffix in (".jsonl", ".json"):
@@ -233,3 +238,31 @@ def load_table(
         label_names=label_names,
         source=f"{path.name} (split by row, seed {seed})",
     )
+
+
+def load_unlabeled(
+    path: str | Path, text_column: str, pair_column: str | None = None, *, encoding: str = "utf-8", flag: str = "--unlabeled"
+) -> tuple[tuple[str, str | None], ...]:
+    """The (text, pair) inputs of an unlabelled file (CSV, TSV or JSONL, as `load_table` reads),
+    in file order, duplicates and rows with an empty text dropped. Any label column is ignored.
+
+    Raises:
+        DataError: a missing, unreadable, undecodable or empty file, or a missing column (one line, naming `flag`).
+    """
+    path = Path(path)
+    _check_encoding(encoding)
+    if not path.is_file():
+        raise DataError(f"{flag} {path} does not exist: pass an existing .csv, .tsv or .jsonl file of unlabelled text.")
+    rows = _read_rows(path, encoding=encoding, flag=flag)
+    for column in [text_column] + ([pair_column] if pair_column else []):
+        if any(not isinstance(row, dict) or column not in row for row in rows):
+            found = ", ".join(sorted(rows[0])) if rows and isinstance(rows[0], dict) else "no columns"
+            raise DataError(f"{flag} {path} has no column {column!r} (found: {found}): it needs the study's text (and pair) column.")
+    inputs: dict[tuple[str, str | None], None] = {}
+    for row in rows:
+        text = str(row[text_column] or "").strip()
+        if text:
+            inputs[(text, str(row[pair_column] or "").strip() if pair_column else None)] = None
+    if not inputs:
+        raise DataError(f"{flag} {path} has no text in column {text_column!r}: it needs at least one unlabelled example.")
+    return tuple(inputs)

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +168,7 @@ def export_trial(
     agora_settings: AgoraSettings | None = None,
     budget: dict[str, Any] | None = None,
     onnx: bool = False,
+    pool: Sequence[tuple[str, str | None]] = (),
 ) -> ExportReport:
     """Train the trial's candidate for `steps` steps with `method` (`bortnas.trial.finetune`) and write it to `out`.
 
@@ -181,7 +183,7 @@ def export_trial(
 
     def progress(it: Any) -> None:
         _logger.info(
-            "agora round %d%s: best %s dev accuracy %.4f on %d examples; %d mistakes -> %d new examples%s",
+            "agora round %d%s: best %s dev accuracy %.4f on %d examples; %d mistakes -> %d new examples, %d dropped as unsure%s",
             it.index,
             " (replay)" if it.replay else "",
             it.best_theta,
@@ -189,15 +191,19 @@ def export_trial(
             it.train_size,
             it.mistakes,
             it.added,
+            it.dropped,
             f"; pruned {', '.join(it.pruned)}" if it.pruned else "",
         )
 
-    result = finetune_candidate(ctx, spec, steps, method, agora_settings, show_progress_bar=show_progress_bar, on_iteration=progress)
+    result = finetune_candidate(
+        ctx, spec, steps, method, agora_settings, show_progress_bar=show_progress_bar, on_iteration=progress, pool=pool
+    )
     student, extraction, config = result.model, result.extraction, result.config
     agora_record = None
     if result.agora_log is not None:
         agora_record = {
             "settings": (agora_settings or AgoraSettings()).to_dict(),
+            "unlabeled_pool": len(pool),
             "theta": result.agora_theta,
             "train_size": result.agora_train_size,
             "log": [it.to_dict() for it in result.agora_log],

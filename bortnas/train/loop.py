@@ -27,6 +27,7 @@ from bortnas.core.errors import TrialFailed
 from bortnas.core.progress import progress_bar
 from bortnas.core.settings import TrainConfig
 from bortnas.data.encode import EncodedSplit
+from bortnas.data.tasks import SOFT_ONLY
 from bortnas.model.extract import Extraction
 from bortnas.quant.distill import ProjectionRecorder, direction_matching_loss
 from bortnas.runtime.device import CPU, Device
@@ -66,7 +67,10 @@ def distillation_loss(
     s_logits, t_logits = student_out.logits, teacher_out.logits
     assert s_logits is not None and t_logits is not None, "a sequence classifier's forward pass returns logits"
     kd = F.kl_div(F.log_softmax(s_logits / t, -1), F.log_softmax(t_logits / t, -1), reduction="batchmean", log_target=True)
-    loss = config.kd_weight * t * t * kd + (1 - config.kd_weight) * F.cross_entropy(s_logits, batch["labels"])
+    # examples without a label of their own (SOFT_ONLY: Agora's generated ones) learn from the teacher's probabilities alone
+    labels = batch["labels"]
+    ce = F.cross_entropy(s_logits, labels, ignore_index=SOFT_ONLY, reduction="sum") / (labels != SOFT_ONLY).sum().clamp(min=1)
+    loss = config.kd_weight * t * t * kd + (1 - config.kd_weight) * ce
     if config.hidden_weight:
         s_hidden, t_hidden = student_out.hidden_states, teacher_out.hidden_states
         assert s_hidden is not None and t_hidden is not None, "the forward passes were asked for hidden states"
@@ -248,18 +252,56 @@ def evaluate(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None 
 
 
 @torch.no_grad()
-def predict(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> list[int]:
-    """The predicted label of every example of `data`, in the split's order (`model` already on `device`; batches as in `evaluate`)."""
+def _per_example(
+    model: PreTrainedModel,
+    data: EncodedSplit,
+    read: Callable[[SequenceClassifierOutput, dict[str, torch.Tensor]], torch.Tensor],
+    batch_size: int | None,
+    device: Device,
+    hidden: bool = False,
+) -> torch.Tensor:
+    """`read(output, batch)` of every example of `data` (one row each), on the CPU in the split's order;
+    batched shortest first, as in `evaluate`."""
     model.eval()
     batch_size = batch_size or device.inference_batch_size(model, data.longest)
     order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
-    labels = []
+    rows = []
     for start in range(0, len(order), batch_size):
         batch = data.batch(order[start : start + batch_size], device.pad_multiple)
         batch.pop("labels")
+        batch = device.put(batch)
         with device.autocast():
-            labels.append(model(**device.put(batch)).logits.argmax(-1))
-    out = [0] * len(data)
-    for i, label in zip(order, torch.cat(labels).tolist() if labels else [], strict=True):
-        out[i] = label
+            rows.append(read(model(**batch, output_hidden_states=hidden), batch).float().cpu())
+    if not rows:
+        return torch.empty(0)
+    out = torch.empty_like(torch.cat(rows))
+    out[torch.tensor(order)] = torch.cat(rows)
     return out
+
+
+def _logits(out: SequenceClassifierOutput) -> torch.Tensor:
+    assert out.logits is not None, "a sequence classifier's forward pass returns logits"
+    return out.logits
+
+
+def predict(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> list[int]:
+    """The predicted label of every example of `data`, in the split's order (`model` already on `device`; batches as in `evaluate`)."""
+    labels = _per_example(model, data, lambda out, _: _logits(out).argmax(-1), batch_size, device)
+    return [int(v) for v in labels.tolist()]
+
+
+def probabilities(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> torch.Tensor:
+    """The class probabilities (softmax of the logits) of every example of `data`, one row each, in the split's order."""
+    return _per_example(model, data, lambda out, _: _logits(out).float().softmax(-1), batch_size, device)
+
+
+def embeddings(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> torch.Tensor:
+    """The mean of every example's last hidden states over its tokens (padding excluded), one row each:
+    a sentence embedding in `model`'s space (Agora's nearest neighbours from an unlabelled pool)."""
+
+    def mean_pooled(out: SequenceClassifierOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert out.hidden_states is not None, "asked for hidden states"
+        mask = batch["attention_mask"].unsqueeze(-1).to(out.hidden_states[-1].dtype)
+        return (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    return _per_example(model, data, mean_pooled, batch_size, device, hidden=True)

@@ -4,10 +4,15 @@ Torch layer. All three use the one training loop (`bortnas.train.loop.train`):
 - distil: `bortnas.trial.recipe.distil_student` (KD + hidden-state loss, BiT chain);
 - plain: cross-entropy on the task's labels, no teacher;
 - agora: `bortnas.algo.agora` with real students: each hyperparameter set fine-tunes a copy of
-  the extracted (and quantized) candidate with cross-entropy on the growing data set; new data
-  come from the best student's dev mistakes through `bortnas.data.augment.Augmenter` and are
-  labelled by the task teacher. Each fine-tune runs the export's step count, so Agora costs
-  |Theta| (|Theta| + 1) / 2 (+ replayed rounds) times as many steps as plain fine-tuning.
+  the extracted (and quantized) candidate on the growing data set; new inputs come from the best
+  student's dev mistakes through `bortnas.data.augment.Augmenter` (edits) and, given an
+  unlabelled pool, `PoolNeighbours` (the mistakes' nearest pool texts), and are labelled by the
+  task teacher. Labels are hard (the teacher's argmax; fine-tunes use cross-entropy) or, with
+  `soft_labels`, the teacher's probabilities: fine-tunes then use the distillation loss of every
+  other student, and generated examples have no label of their own (`SOFT_ONLY`). Inputs whose
+  top teacher probability is below `min_confidence` are not added. Each fine-tune runs the
+  export's step count, so Agora costs |Theta| (|Theta| + 1) / 2 (+ replayed rounds) times as many
+  steps as plain fine-tuning.
 """
 
 from __future__ import annotations
@@ -20,18 +25,19 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 import yaml
 
 from bortnas.algo.agora import PRUNE_RULES, Iteration, agora, theta_key
 from bortnas.core.errors import UserInputError
 from bortnas.core.settings import TrainConfig
 from bortnas.core.space import ArchSpec
-from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input
+from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input, PoolNeighbours, combined
 from bortnas.data.encode import encode
-from bortnas.data.tasks import Example
+from bortnas.data.tasks import SOFT_ONLY, Example
 from bortnas.families import family_of
 from bortnas.model.extract import Extraction
-from bortnas.train.loop import evaluate, predict, train
+from bortnas.train.loop import embeddings, evaluate, predict, probabilities, train
 from bortnas.trial.context import Context
 from bortnas.trial.recipe import build_student, distil_student, finetune_student, student_config
 
@@ -57,10 +63,17 @@ class AgoraSettings:
     rule: str = "ties"
     variants: int = 4  # generated inputs per dev mistake
     seed: int = 0
+    soft_labels: bool = False  # learn from the teacher's probabilities (distillation loss), not its argmax
+    min_confidence: float = 0.0  # add a generated input only if the teacher's top probability is at least this
+    pool_neighbours: int = 4  # unlabelled pool inputs drawn per dev mistake, when a pool is given
 
     def __post_init__(self) -> None:
         if self.replay < 0:
             raise UserInputError(f"--agora-replay={self.replay} must be >= 0.")
+        if not 0.0 <= self.min_confidence < 1.0:
+            raise UserInputError(f"--agora-min-confidence={self.min_confidence} must be in [0, 1): a top probability to reach.")
+        if self.pool_neighbours < 1:
+            raise UserInputError(f"--agora-pool-k={self.pool_neighbours} must be a positive integer.")
         if self.rule not in PRUNE_RULES:
             raise UserInputError(f"--agora-prune={self.rule!r} is unknown: use one of {', '.join(PRUNE_RULES)}.")
 
@@ -123,8 +136,9 @@ def run_agora(
     settings: AgoraSettings,
     show_progress_bar: bool = False,
     on_iteration: Callable[[Iteration], None] | None = None,
+    pool: Sequence[Input] = (),
 ) -> Finetuned:
-    """Agora for `spec` cut from the task teacher; see the module docstring."""
+    """Agora for `spec` cut from the task teacher, with an optional unlabelled `pool`; see the module docstring."""
     tokenizer, max_length = ctx.teacher.tokenizer, ctx.settings.max_length
     start, extraction = build_student(ctx, spec)
     base = student_config(ctx, steps, spec.quant)
@@ -132,12 +146,16 @@ def run_agora(
     def config_of(theta: Mapping[str, Any]) -> TrainConfig:
         return dataclasses.replace(base, **theta)
 
+    teacher = ctx.teacher.model
+
     def finetune(theta: Mapping[str, Any], data: Sequence[Example]) -> PreTrainedModel:
         student = copy.deepcopy(start)
         train(
             student,
             encode(data, tokenizer, max_length),
             config_of(theta),
+            teacher=teacher if settings.soft_labels else None,
+            extraction=extraction if settings.soft_labels else None,
             show_progress_bar=show_progress_bar,
             description=f"agora {spec.key}",
             device=ctx.device,
@@ -149,15 +167,28 @@ def run_agora(
 
     def label(inputs: Sequence[Input]) -> list[Example]:
         examples = _examples(inputs)
-        labels = predict(ctx.teacher.model, encode(examples, tokenizer, max_length), device=ctx.device)
-        return [dataclasses.replace(ex, label=y) for ex, y in zip(examples, labels, strict=True)]
+        probs = probabilities(teacher, encode(examples, tokenizer, max_length), device=ctx.device)
+        top, labels = probs.max(-1)
+        return [
+            dataclasses.replace(ex, label=SOFT_ONLY if settings.soft_labels else int(y))
+            for ex, p, y in zip(examples, top.tolist(), labels.tolist(), strict=True)
+            if p >= settings.min_confidence
+        ]
 
-    generate = Augmenter(
-        EmbeddingNeighbours(family_of(ctx.teacher.model.config).embeddings(ctx.teacher.model).word.table, tokenizer),
-        protected=[ex.text for ex in ctx.data.dev + ctx.data.test],
+    protected = [ex.text for ex in ctx.data.dev + ctx.data.test]
+    edits = Augmenter(
+        EmbeddingNeighbours(family_of(teacher.config).embeddings(teacher).word.table, tokenizer),
+        protected=protected,
         variants=settings.variants,
         seed=settings.seed,
     )
+    generate: Callable[[Sequence[Example], int], list[Input]] = edits
+    if pool:
+
+        def embed(inputs: Sequence[Input]) -> torch.Tensor:
+            return embeddings(teacher, encode(_examples(inputs), tokenizer, max_length), device=ctx.device)
+
+        generate = combined(edits, PoolNeighbours(pool, embed, settings.pool_neighbours, protected))
     result = agora(
         settings.thetas(),
         ctx.data.train,
@@ -184,8 +215,10 @@ def finetune_candidate(
     agora_settings: AgoraSettings | None = None,
     show_progress_bar: bool = False,
     on_iteration: Callable[[Iteration], None] | None = None,
+    pool: Sequence[Input] = (),
 ) -> Finetuned:
-    """Train `spec` for export with `method` (see the module docstring), on the context's device.
+    """Train `spec` for export with `method` (see the module docstring), on the context's device;
+    `pool` is Agora's unlabelled pool.
 
     Raises:
         UserInputError: unknown method.
@@ -195,5 +228,5 @@ def finetune_candidate(
     if method == "plain":
         return Finetuned(*finetune_student(ctx, spec, steps, show_progress_bar=show_progress_bar))
     if method == "agora":
-        return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration)
+        return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration, pool)
     raise UserInputError(f"--finetune={method!r} is unknown: use one of {', '.join(METHODS)}.")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from conftest import VOCAB, write_tokenizer
 from torch import nn
 
-from bortnas.data.augment import Augmenter, EmbeddingNeighbours
+from bortnas.data.augment import Augmenter, EmbeddingNeighbours, PoolNeighbours, combined
 from bortnas.data.tasks import Example
 
 
@@ -60,3 +61,22 @@ def test_protected_texts_and_originals_are_never_generated() -> None:
     texts = {" ".join(t.lower().split()) for t, _ in out}
     assert texts and not texts & {"b c", "a c", "a b", "a b c"}
     assert len(out) == len(set(out))
+
+
+def test_pool_neighbours_are_the_nearest_unused_pool_inputs_and_never_protected() -> None:
+    # 2-d embeddings by hand: a mistake at angle 0 is nearest to "east", then "north-east"
+    vectors = {"east": (1.0, 0.0), "north-east": (1.0, 1.0), "north": (0.0, 1.0), "west": (-1.0, 0.0), "dev text": (1.0, 0.01)}
+    vectors["a mistake"] = (2.0, 0.0)
+
+    def embed(inputs: Sequence[tuple[str, str | None]]) -> torch.Tensor:
+        return torch.tensor([vectors[text] for text, _ in inputs])
+
+    pool = [(t, None) for t in ("east", "north-east", "north", "west", "Dev  Text", "east")]
+    neighbours = PoolNeighbours(pool, embed, k=2, protected=["dev text"])
+    assert [x for x, _ in neighbours.inputs] == ["east", "north-east", "north", "west"]  # deduplicated, dev text dropped
+    mistake = [Example("a mistake", 0)]
+    assert neighbours(mistake, 0) == [("east", None), ("north-east", None)]
+    assert neighbours(mistake, 1) == [("north", None), ("west", None)]  # each round brings inputs not drawn before
+    assert neighbours(mistake, 2) == [] and neighbours([], 3) == []
+    both = combined(lambda m, r: [("edit", None), ("east", None)], lambda m, r: [("east", None), ("pool", None)])
+    assert both(mistake, 0) == [("edit", None), ("east", None), ("pool", None)]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bortnas.core.errors import DataError
-from bortnas.data.tasks import load_rotten_tomatoes, load_table
+from bortnas.data.tasks import load_rotten_tomatoes, load_table, load_unlabeled
 
 
 def test_rotten_tomatoes_is_split_by_movie() -> None:
@@ -135,3 +135,26 @@ def test_bom_file_with_a_bad_byte_reports_the_file_offset(tmp_path: Path) -> Non
     # 3 BOM bytes + "t,y\na,0\nb,1\nc," (14 bytes): offsets count from the start of the file
     with pytest.raises(DataError, match=r"byte 0xff at byte offset 17 \(line 4\)"):
         load_table(path, "t", "y")
+
+
+def test_an_unlabelled_pool_reads_texts_and_pairs_and_refuses_bad_files(tmp_path: Path) -> None:
+    good = tmp_path / "pool.csv"
+    good.write_text("sentence,other,label\nfine film,x,1\n  ,x,0\nfine film,x,1\ndull plot,y,\n")
+    assert load_unlabeled(good, "sentence") == (("fine film", None), ("dull plot", None))  # empty and repeated rows dropped
+    assert load_unlabeled(good, "sentence", "other") == (("fine film", "x"), ("dull plot", "y"))
+    jsonl = tmp_path / "pool.jsonl"
+    jsonl.write_text('{"sentence": "a"}\n{"sentence": "b"}\n')
+    assert load_unlabeled(jsonl, "sentence") == (("a", None), ("b", None))
+    (tmp_path / "empty.csv").write_text("sentence\n   \n")
+    (tmp_path / "latin.csv").write_bytes("sentence\ncaf\xe9\n".encode("latin-1"))
+    cases = [
+        (tmp_path / "missing.csv", r"^--unlabeled .*missing\.csv does not exist"),
+        (tmp_path / "empty.csv", r"^--unlabeled .*empty\.csv has no text in column 'sentence'"),
+        (tmp_path / "latin.csv", r"latin\.csv is not valid utf-8 text"),
+        (jsonl.with_suffix(".txt"), r"does not exist|unknown extension"),
+    ]
+    for path, message in cases:
+        with pytest.raises(DataError, match=message):
+            load_unlabeled(path, "sentence")
+    with pytest.raises(DataError, match=r"^--unlabeled .*pool\.csv has no column 'text' \(found: label, other, sentence\)"):
+        load_unlabeled(good, "text")

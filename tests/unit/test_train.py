@@ -12,7 +12,7 @@ from bortnas.core.errors import TrialFailed
 from bortnas.core.settings import RunSettings, TrainConfig
 from bortnas.core.space import ArchSpec, QuantMode
 from bortnas.data.encode import EncodedSplit, encode
-from bortnas.data.tasks import load_table
+from bortnas.data.tasks import SOFT_ONLY, load_table
 from bortnas.model.extract import extract
 from bortnas.model.importance import compute_importance
 from bortnas.quant import quantize_
@@ -211,3 +211,23 @@ def test_padding_batches_to_a_multiple_of_8_changes_widths_not_results(setup: Se
     with torch.no_grad():
         for a, b in zip(plain, padded, strict=True):
             assert torch.allclose(model(**a).logits, model(**b).logits, atol=1e-5)
+
+
+def test_examples_without_a_label_learn_from_the_teacher_alone() -> None:
+    """CE covers the labelled rows only; SOFT_ONLY rows enter through KD (hand computation, one hidden pair skipped)."""
+    from types import SimpleNamespace
+
+    s_logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    t_logits = torch.tensor([[1.0, 0.0], [0.0, 3.0], [2.0, 0.0]])
+    config = TrainConfig(steps=1, kd_weight=0.5, kd_temperature=1.0, hidden_weight=0.0)
+    s_out, t_out = SimpleNamespace(logits=s_logits), SimpleNamespace(logits=t_logits)
+    extraction = None
+
+    def loss(labels: list[int]) -> float:
+        batch = {"labels": torch.tensor(labels), "attention_mask": torch.ones(3, 2)}
+        return distillation_loss(s_out, t_out, batch, config, extraction).item()  # type: ignore[arg-type]
+
+    kd = torch.nn.functional.kl_div(s_logits.log_softmax(-1), t_logits.log_softmax(-1), reduction="batchmean", log_target=True).item()
+    ce_first_two = torch.nn.functional.cross_entropy(s_logits[:2], torch.tensor([0, 1])).item()
+    assert loss([0, 1, SOFT_ONLY]) == pytest.approx(0.5 * kd + 0.5 * ce_first_two)
+    assert loss([SOFT_ONLY] * 3) == pytest.approx(0.5 * kd)  # no label at all: KD only, not NaN

@@ -105,3 +105,15 @@ def test_bad_arguments() -> None:
         agora([GRID[0], GRID[0]], [], fake.finetune, fake.evaluate, fake.mistakes, fake.generate, fake.label, lambda x: x[0])
     with pytest.raises(ValueError, match="replay"):
         run(fake, replay=-1)
+
+
+def test_inputs_the_labeller_leaves_out_are_counted_as_dropped_and_not_offered_again() -> None:
+    fake = Fake()
+    unsure = {"dev one variant 0", "dev two variant 1"}
+
+    def label(inputs: list[str]) -> list[tuple[str, int]]:
+        return [(x, 7) for x in inputs if x not in unsure]  # the teacher is unsure of these
+
+    result = agora(GRID, [("train a", 0)], fake.finetune, fake.evaluate, fake.mistakes, fake.generate, label, lambda x: x[0])
+    assert [it.dropped for it in result.log] == [1, 1, 0, 0] and [it.added for it in result.log] == [1, 1, 2, 2]
+    assert not unsure & set(fake.calls[-1][2])
