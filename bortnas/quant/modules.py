@@ -36,7 +36,6 @@ from bortnas.modes import QuantConfig, QuantMode, get_config
 from bortnas.quant import functional as Q
 from bortnas.quant.attention import IMPLEMENTATION, quantize_attention_
 from bortnas.quant.elastic import ElasticActivation
-from bortnas.quant.kernels import fast_int8_linear
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -48,7 +47,7 @@ class QuantLinear(nn.Linear):
     Subclasses define `compute_codes` (the weight quantizer) and `quantize_input`. Those that set
     `int8_kernel` quantize their input to 8-bit absmax codes per token and have weight codes that
     fit int8, so outside autograd on the CPU they run the product on an int8 kernel
-    (`bortnas.quant.kernels`: `torch._int_mm`, int32 accumulation) and rescale once: the same values as the simulation up to
+    (`torch._int_mm`, int32 accumulation) and rescale once: the same values as the simulation up to
     float rounding, at integer speed. Training (autograd on) always runs the simulation, whose
     straight-through gradients the recipe needs, and so does a graph being traced (torch.compile,
     ONNX export), which then holds the quantizers as float operations.
@@ -106,7 +105,11 @@ class QuantLinear(nn.Linear):
 
     def _int8_forward(self, x: torch.Tensor) -> torch.Tensor:
         codes_t, weight_scale = self._int8_weight()
-        y = fast_int8_linear(x.reshape(-1, self.in_features).float(), codes_t, weight_scale, self.bias)
+        x_codes, x_scale = Q.absmax_codes(x.reshape(-1, self.in_features).float(), 8)
+        y = torch._int_mm(x_codes.to(torch.int8), codes_t).to(torch.float32)
+        y = y.div_(x_scale).mul_(weight_scale)
+        if self.bias is not None:
+            y = y.add_(self.bias)
         return y.to(x.dtype).view(*x.shape[:-1], self.out_features)
 
     @classmethod

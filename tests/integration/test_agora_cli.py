@@ -16,8 +16,8 @@ from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec
 from bortnas.data.augment import normalise
 from bortnas.data.encode import EncodedSplit, encode
-from bortnas.data.tasks import Example
-from bortnas.train.loop import evaluate, predict
+from bortnas.data.tasks import SOFT_ONLY, Example
+from bortnas.train.loop import evaluate, predict, probabilities
 from bortnas.trial.context import build_context
 from bortnas.trial.finetune import AgoraSettings, run_agora
 
@@ -73,6 +73,54 @@ def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
     assert evaluate(result.model, ctx.dev).accuracy == pytest.approx(best)
 
 
+def test_agora_with_soft_labels_filtering_and_a_pool(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = RunSettings(
+        teacher=str(tiny_bert),
+        data=str(tiny_task),
+        text_column="sentence",
+        label_column="sentiment",
+        teacher_steps=40,
+        teacher_lr=3e-3,
+        batch_size=16,
+        max_length=24,
+        lr=3e-3,
+    )
+    ctx = build_context(settings, cache_dir=tmp_path / "cache")
+    trained: list[tuple[list[Example], bool]] = []
+    real_train = finetune_module.train
+
+    def spy(model: object, data: EncodedSplit, config: object, **kwargs: object) -> object:
+        trained.append((list(seen[-1]), kwargs.get("teacher") is not None))
+        return real_train(model, data, config, **kwargs)  # type: ignore[arg-type]
+
+    seen: list[list[Example]] = []
+    real_encode = finetune_module.encode
+
+    def encode_spy(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedSplit:
+        seen.append(list(examples))
+        return real_encode(examples, tokenizer, max_length)
+
+    monkeypatch.setattr(finetune_module, "encode", encode_spy)
+    monkeypatch.setattr(finetune_module, "train", spy)
+    # a pool of unseen texts (train texts reversed) with the dev and test texts mixed in: those must never be trained on
+    pool = [(" ".join(reversed(ex.text.split())), None) for ex in ctx.data.train] + [(ex.text, None) for ex in ctx.data.dev + ctx.data.test]
+    agora_settings = AgoraSettings(grid={"lr": [1e-3, 3e-3]}, replay=1, soft_labels=True, min_confidence=0.55, pool_neighbours=3)
+    result = run_agora(ctx, ArchSpec(1, 16, 2, 32), steps=6, settings=agora_settings, pool=pool)
+    log = result.agora_log
+    assert log is not None and sum(it.added for it in log) > 0
+    assert all(with_teacher for _, with_teacher in trained)  # soft labels: every fine-tune distils from the teacher
+    train_texts = {ex.text for ex in ctx.data.train}
+    protected = {normalise(ex.text) for ex in ctx.data.dev + ctx.data.test}
+    generated = list({ex.text: ex for examples, _ in trained for ex in examples if ex.text not in train_texts}.values())
+    assert generated and all(ex.label == SOFT_ONLY for ex in generated)  # no hard label: the teacher's probabilities only
+    assert not {normalise(ex.text) for examples, _ in trained for ex in examples} & protected
+    assert {ex.text for ex in generated} & {text for text, _ in pool}  # the pool's neighbours joined the data
+    confidence = probabilities(ctx.teacher.model, encode(generated, ctx.teacher.tokenizer, settings.max_length)).max(-1).values
+    assert bool((confidence >= 0.55).all())
+
+
 def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "random", "--n-trials", "1"), cwd=tmp_path)
     grid = tmp_path / "grid.yaml"
@@ -90,6 +138,18 @@ def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: 
 
     bortnas("export", "--study", "tiny", "--out", "plain", "--steps", "6", "--finetune", "plain", "-q", cwd=tmp_path)
     assert json.loads((tmp_path / "plain" / "bortnas.json").read_text())["training"]["finetune"] == "plain"
+
+    for extra, message in (
+        (["--finetune", "agora", "--unlabeled", "nope.csv"], "--unlabeled nope.csv does not exist"),
+        (["--unlabeled", str(tiny_task)], "apply to --finetune agora only"),
+        (["--finetune", "agora", "--unlabeled", str(tiny_task), "--agora-min-confidence", "1.5"], "--agora-min-confidence=1.5 must"),
+    ):
+        proc = bortnas("export", "--study", "tiny", "--out", "bad", *extra, cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1 and not (tmp_path / "bad").exists()
+    pool = tmp_path / "pool.csv"
+    pool.write_text("review\nnice\n")
+    proc = bortnas("export", "--study", "tiny", "--out", "bad", "--finetune", "agora", "--unlabeled", str(pool), cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "has no column 'sentence'" in proc.stderr and not (tmp_path / "bad").exists()
 
     grid.write_text("lr: [1.0e-3]\nmomentum: [0.9]\n")
     proc = bortnas("export", "--study", "tiny", "--out", "bad", "--finetune", "agora", "--agora-grid", str(grid), cwd=tmp_path, check=False)

@@ -74,6 +74,7 @@ def test_bad_bit_chain_exits_2(tmp_path: Path, tiny_bert: Path, tiny_task: Path,
     assert not (tmp_path / "bortnas.db").exists()
 
 
+@pytest.mark.slow  # four ONNX exports and their timing: about 95 s (tests/unit/test_onnx_runtime.py checks the graphs in the default suite)
 def test_onnx_export_of_a_ternary_model_runs_in_onnxruntime(tmp_path: Path, tiny_bert: Path, tiny_task: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")

@@ -179,16 +179,3 @@ def test_dmd_loss_on_known_matrices() -> None:
     padded = [{name: torch.tensor([[[1.0, 0.0], [9.0, 9.0]]]) for name in ("query", "key", "value")}]
     reference = [{name: torch.tensor([[[2.0, 0.0], [0.0, 0.0]]]) for name in ("query", "key", "value")}]
     assert direction_matching_loss(padded, reference, [(0, 0)], mask).item() == pytest.approx(0.0, abs=1e-6)
-
-
-@pytest.mark.slow  # compiles the kernel: about 30 s on a cold inductor cache
-def test_the_compiled_int8_kernel_is_the_eager_one() -> None:
-    from bortnas.quant.kernels import COMPILE_MIN_ROWS, fast_int8_linear, int8_linear
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(COMPILE_MIN_ROWS + 3, 48, generator=g)
-    codes_t = torch.randint(-127, 128, (20, 48), generator=g, dtype=torch.int8).t()
-    scale, bias = torch.rand(1, 20, generator=g) / 100, torch.randn(20, generator=g)
-    with torch.inference_mode():
-        assert torch.equal(fast_int8_linear(x, codes_t, scale, bias), int8_linear(x, codes_t, scale, bias))
-        assert torch.equal(fast_int8_linear(x, codes_t, scale[:, :1], None), int8_linear(x, codes_t, scale[:, :1], None))
