@@ -115,6 +115,19 @@ def onnx_form(model_name: str, mode: str, path: Path, precision: str, ctx: Conte
     return Form(model_name, mode, "onnxruntime", precision, how, latency, lambda: OnnxModel(path, threads).accuracy(ctx.test.batches(64)))
 
 
+def optimized_int8(faithful: Path, heads: int, hidden: int) -> Path:
+    """onnxruntime's transformer optimizer (model type bert: fused LayerNorm, GELU, attention where it
+    finds the pattern) on a model's fp32 graph, then dynamic int8 as `export_int8_onnx` does."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fused, out = faithful.with_name("model.opt.onnx"), faithful.with_name("model.opt.int8.onnx")
+    if not out.is_file():
+        optimize_model(str(faithful), model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(str(fused))
+        quantize_dynamic(str(fused), str(out), per_channel=True, weight_type=QuantType.QInt8)
+    return out
+
+
 def graphs(model: torch.nn.Module, directory: Path, seq_len: int, fp32: bool) -> tuple[Path | None, Path]:
     """(the fp32 graph for an fp32 model, else None; the int8 graph), written once."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -135,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=30, help="timed passes per round at batch 1 (a quarter of them at 32)")
+    parser.add_argument(
+        "--ort-optimizer", action="store_true", help="also time the fp32 models through onnxruntime's transformer optimizer, then int8"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)  # training; latency pins its own threads
     layers, hidden, heads, ffn = (int(v) for v in args.shape.split(","))
@@ -153,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
             forms.append(onnx_form("student", mode, faithful, "fp32", ctx, args.threads, "model.onnx"))
         how = "model.int8.onnx, post-training dynamic int8" if fp32 else "model.int8.onnx, the model's own codes"
         forms.append(onnx_form("student", mode, integer, "int8", ctx, args.threads, how))
+        if faithful is not None and args.ort_optimizer:
+            path = optimized_int8(faithful, heads, hidden)
+            forms.append(onnx_form("student", mode, path, "int8", ctx, args.threads, "transformer optimizer, then dynamic int8"))
     teacher = ctx.teacher.model.cpu().eval()
     faithful, integer = graphs(teacher, args.out / "teacher" / "onnx", seq_len, True)
     forms.append(torch_form("teacher", "fp32", teacher, ctx, args.threads, "eager"))
@@ -161,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     assert faithful is not None
     forms.append(onnx_form("teacher", "fp32", faithful, "fp32", ctx, args.threads, "model.onnx"))
     forms.append(onnx_form("teacher", "fp32", integer, "int8", ctx, args.threads, "model.int8.onnx, post-training dynamic int8"))
+    if args.ort_optimizer:
+        config = teacher.config
+        path = optimized_int8(faithful, config.num_attention_heads, config.hidden_size)
+        forms.append(onnx_form("teacher", "fp32", path, "int8", ctx, args.threads, "transformer optimizer, then dynamic int8"))
 
     for form in forms:
         form.test_accuracy = form.accuracy()
@@ -183,7 +206,14 @@ def report(forms: list[Form], args: argparse.Namespace, *shape: int) -> None:
 
     def same(form: Form) -> Form:
         """The teacher in the same runtime and precision."""
-        return next(f for f in forms if f.model == "teacher" and (f.runtime, f.precision) == (form.runtime, form.precision))
+        optimized = form.how.startswith("transformer optimizer")
+        return next(
+            f
+            for f in forms
+            if f.model == "teacher"
+            and (f.runtime, f.precision) == (form.runtime, form.precision)
+            and f.how.startswith("transformer optimizer") == optimized
+        )
 
     cpu = platform.processor() or platform.machine()
     print(
