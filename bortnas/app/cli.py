@@ -261,11 +261,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     simulated = ": simulated, no low-bit kernel runs this mode (fp32 arithmetic)" if m.latency_simulated else ""
     print(f"latency measured on {m.latency_device}{simulated}")
     if report.onnxruntime:
-        _print_onnx(report.onnxruntime, m.test_accuracy, t.test_accuracy)
+        _print_onnx(report.onnxruntime)
     return 0
 
 
-def _print_onnx(record: dict[str, Any], test_accuracy: float | None, teacher_test_accuracy: float | None) -> None:
+def _print_onnx(record: dict[str, Any]) -> None:
     print(f"onnxruntime, {record['threads']} thread(s), {record['seq_len']} tokens:")
     print(f"{'':<22}{'exported':>12}{'teacher':>12}{'ratio':>10}")
     for graph in ("model.onnx", "model.int8.onnx"):

@@ -105,3 +105,22 @@ def test_without_matplotlib_the_error_names_the_extra(tmp_path: Path, study: opt
     with pytest.raises(MissingDependencyError, match=r"needs matplotlib.*pip install 'bortnas\[dashboard\]'"):
         write_plots(study, tmp_path / "plots")
     assert not (tmp_path / "plots").exists()
+
+
+def test_simulated_latencies_are_marked_and_refused_as_cost(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'binary.db'}"
+    make_scored_study(url, "binary", quantized="bit_w1a1")
+    study = optuna.load_study(study_name="binary", storage=url)
+    report = write_plots(study, tmp_path / "plots")
+    assert report.simulated == (6,)  # the bit_w1a1 trial
+    pareto = (tmp_path / "plots" / "pareto.html").read_text()
+    assert "latency simulated: no low-bit kernel" in pareto
+    with pytest.raises(UserInputError, match="^--cost latency compare measured latencies, but study 'binary' holds bit_w1a1"):
+        write_plots(study, tmp_path / "other", cost="latency")
+    assert write_plots(optuna.load_study(study_name="fake", storage=_fake(tmp_path)), tmp_path / "fp").simulated == ()
+
+
+def _fake(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'fake.db'}"
+    make_scored_study(url)
+    return url
