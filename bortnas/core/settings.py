@@ -38,7 +38,7 @@ DEFAULT_BIT_CHAIN = "bit_w1a4,bit_w1a2,bit_w1a1"  # BiT's multi-step distillatio
 DEFAULT_ENCODING = "utf-8"
 STRATEGIES = ("fptas", "grid", "random", "tpe", "nsga2")
 COSTS = ("flops", "latency")
-LATENCY_BACKENDS = ("torch", "onnxruntime")  # `bortnas.runtime.latency.measure_backend_latency`
+LATENCY_BACKENDS = ("torch", "onnxruntime")  # `bortnas.trial.deployed.measure_backend_latency`
 
 
 @dataclasses.dataclass(frozen=True)
