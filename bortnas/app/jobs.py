@@ -114,7 +114,7 @@ def export(
             min_confidence=agora_min_confidence,
             pool_neighbours=agora_pool_k,
         )
-    elif agora_grid or agora_soft_labels or agora_min_confidence or unlabeled is not None or agora_pool_k != 4:
+    elif agora_grid or agora_soft_labels or agora_min_confidence or unlabeled is not None or agora_pool_k != AgoraSettings.pool_neighbours:
         raise UserInputError(
             "--agora-grid, --agora-soft-labels, --agora-min-confidence, --unlabeled and --agora-pool-k apply to --finetune agora only."
         )

@@ -47,7 +47,7 @@ RELOAD_ATOL = 1e-5
 ONNX_ATOL = 1e-4  # the faithful graph of an fp32 model against PyTorch: float rounding of a differently fused graph
 # ... of a quantized model, relative to max(1, |logits|): the 8-bit activation quantizer is a step
 # function, so onnxruntime's fused float ops upstream of it (LayerNorm, GELU) move a few values
-# across a rounding boundary, each by one code; a trained one-layer ternary model measured 6e-3
+# across a rounding boundary, each by one code
 ONNX_QUANT_RTOL = 2e-2
 
 

@@ -97,7 +97,9 @@ class QuantLinear(nn.Linear):
 
     def _int8_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(int8 codes transposed to (in, out), scale as a row of out) for the kernel, cached until the weight changes."""
-        key = (self.weight._version, self.weight.data_ptr(), self.weight.device)
+        # a weight made under torch.inference_mode has no version counter: its storage identifies it
+        version = -1 if self.weight.is_inference() else self.weight._version
+        key = (version, self.weight.data_ptr(), self.weight.device)
         if self._kernel_weight is None or self._kernel_weight[0] != key:
             codes, scale = self.weight_codes()
             self._kernel_weight = (key, codes.to(torch.int8).t(), scale.detach().to(torch.float32).reshape(1, -1))

@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -34,6 +34,23 @@ class Latency:
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def of(cls, times: list[float], batch_size: int, seq_len: int, threads: int, device: str) -> Latency:
+        """The median and deciles of `times` (ms per pass)."""
+        deciles = statistics.quantiles(times, n=10)
+        return cls(statistics.median(times), deciles[0], deciles[-1], len(times), batch_size, seq_len, threads, device)
+
+
+def wall_clock_ms(run: Callable[[], object], warmup: int, repeats: int) -> list[float]:
+    """Milliseconds of each of `repeats` calls of `run`, after `warmup` untimed ones."""
+    times = []
+    for k in range(warmup + repeats):
+        began = time.perf_counter()
+        run()
+        if k >= warmup:
+            times.append((time.perf_counter() - began) * 1000.0)
+    return times
 
 
 @contextlib.contextmanager
@@ -86,19 +103,5 @@ def measure_latency(
             device.synchronize()
             times = [start.elapsed_time(end) for start, end in events]
         else:
-            for k in range(warmup + repeats):
-                began = time.perf_counter()
-                model(**inputs)
-                if k >= warmup:
-                    times.append((time.perf_counter() - began) * 1000.0)
-    deciles = statistics.quantiles(times, n=10)
-    return Latency(
-        median_ms=statistics.median(times),
-        p10_ms=deciles[0],
-        p90_ms=deciles[-1],
-        repeats=repeats,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        threads=threads,
-        device=device.describe(),
-    )
+            times = wall_clock_ms(lambda: model(**inputs), warmup, repeats)
+    return Latency.of(times, batch_size, seq_len, threads, device.describe())

@@ -22,8 +22,6 @@ at batch 1 (README "Low-bit kernels and ONNX Runtime").
 from __future__ import annotations
 
 import logging
-import statistics
-import time
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -33,7 +31,7 @@ import numpy as np
 import torch
 
 from bortnas.core.errors import MissingDependencyError
-from bortnas.runtime.latency import Latency
+from bortnas.runtime.latency import Latency, wall_clock_ms
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -185,20 +183,5 @@ def measure_onnx_latency(
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, vocab_size, (batch_size, seq_len), generator=generator)
     feeds = _feeds({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, model.inputs)
-    times = []
-    for k in range(warmup + repeats):
-        began = time.perf_counter()
-        model.session.run(["logits"], feeds)
-        if k >= warmup:
-            times.append((time.perf_counter() - began) * 1000.0)
-    deciles = statistics.quantiles(times, n=10)
-    return Latency(
-        median_ms=statistics.median(times),
-        p10_ms=deciles[0],
-        p90_ms=deciles[-1],
-        repeats=repeats,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        threads=threads,
-        device="cpu (onnxruntime)",
-    )
+    times = wall_clock_ms(lambda: model.session.run(["logits"], feeds), warmup, repeats)
+    return Latency.of(times, batch_size, seq_len, threads, "cpu (onnxruntime)")

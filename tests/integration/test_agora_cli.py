@@ -18,7 +18,7 @@ from bortnas.data.augment import normalise
 from bortnas.data.encode import EncodedSplit, encode
 from bortnas.data.tasks import SOFT_ONLY, Example
 from bortnas.train.loop import evaluate, predict, probabilities
-from bortnas.trial.context import build_context
+from bortnas.trial.context import Context, build_context
 from bortnas.trial.finetune import AgoraSettings, run_agora
 
 if TYPE_CHECKING:
@@ -27,12 +27,11 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
-    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def tiny_context(tmp_path: Path, teacher: Path, task: Path) -> Context:
+    """The tiny task with a quickly fine-tuned tiny teacher, as Agora's tests run it."""
     settings = RunSettings(
-        teacher=str(tiny_bert),
-        data=str(tiny_task),
+        teacher=str(teacher),
+        data=str(task),
         text_column="sentence",
         label_column="sentiment",
         teacher_steps=40,
@@ -41,7 +40,13 @@ def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
         max_length=24,
         lr=3e-3,
     )
-    ctx = build_context(settings, cache_dir=tmp_path / "cache")
+    return build_context(settings, cache_dir=tmp_path / "cache")
+
+
+def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
     seen: list[list] = []
     real_encode = finetune_module.encode
 
@@ -67,7 +72,7 @@ def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
     grown = training_sets[-1]
     generated = [ex for ex in grown if ex.text not in train_texts]
     assert len(generated) == sum(it.added for it in log[:-1])
-    teacher_labels = predict(ctx.teacher.model, encode(generated, ctx.teacher.tokenizer, settings.max_length))
+    teacher_labels = predict(ctx.teacher.model, encode(generated, ctx.teacher.tokenizer, ctx.settings.max_length))
     assert [ex.label for ex in generated] == teacher_labels  # generated data carry the teacher's labels
     best = max(max(it.accuracies.values()) for it in log)
     assert evaluate(result.model, ctx.dev).accuracy == pytest.approx(best)
@@ -76,18 +81,7 @@ def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
 def test_agora_with_soft_labels_filtering_and_a_pool(
     tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = RunSettings(
-        teacher=str(tiny_bert),
-        data=str(tiny_task),
-        text_column="sentence",
-        label_column="sentiment",
-        teacher_steps=40,
-        teacher_lr=3e-3,
-        batch_size=16,
-        max_length=24,
-        lr=3e-3,
-    )
-    ctx = build_context(settings, cache_dir=tmp_path / "cache")
+    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
     trained: list[tuple[list[Example], bool]] = []
     real_train = finetune_module.train
 
@@ -117,7 +111,7 @@ def test_agora_with_soft_labels_filtering_and_a_pool(
     assert generated and all(ex.label == SOFT_ONLY for ex in generated)  # no hard label: the teacher's probabilities only
     assert not {normalise(ex.text) for examples, _ in trained for ex in examples} & protected
     assert {ex.text for ex in generated} & {text for text, _ in pool}  # the pool's neighbours joined the data
-    confidence = probabilities(ctx.teacher.model, encode(generated, ctx.teacher.tokenizer, settings.max_length)).max(-1).values
+    confidence = probabilities(ctx.teacher.model, encode(generated, ctx.teacher.tokenizer, ctx.settings.max_length)).max(-1).values
     assert bool((confidence >= 0.55).all())
 
 

@@ -96,6 +96,11 @@ def test_int8_forward_by_hand_on_the_kernel_and_in_the_simulation() -> None:
     torch.testing.assert_close(layer(x), expected)  # autograd on: the simulation
     with torch.inference_mode():
         torch.testing.assert_close(layer(x), expected)  # the int8 kernel
+        made_here = Int8Linear.from_linear(nn.Linear(2, 2))  # inference tensors: no version counter to key the cache on
+        with torch.no_grad():
+            made_here.weight.copy_(layer.weight)
+            made_here.bias.copy_(layer.bias)
+        torch.testing.assert_close(made_here(x), expected)
 
 
 KERNEL_TOLERANCE = 1e-4  # float rounding between one int32 product rescaled once and fp32 products of the rescaled codes
