@@ -15,11 +15,16 @@ teacher and trained these ways (--methods picks some):
 - agora: Agora as it was first built: hard teacher labels, no filtering, no pool, one replay round;
 - agora full: soft labels, confidence filtering (--min-confidence), the pool, one replay round;
 - agora full -soft / -filter / -pool: the full one without that part; -replay: the full run's
-  best student when the pruning loop ended (no extra compute).
-Every Agora fine-tune runs `--steps` steps; plain and distil runs get as many steps in all as the
-first Agora run used (spread evenly over the grid), so the compute budget is the same. Prints a
-Markdown table of test accuracy (mean and range over seeds) and writes JSON (resumable: rows
-already in --json are kept).
+  best student when the pruning loop ended (no extra compute);
+- agora warm: soft labels and the pool's neighbours, no filter, and warm starts (each theta's
+  fine-tune continues its student of the previous round, so compute freed by pruning goes to the
+  survivors);
+- agora warm pool-in-D: the same with the whole pool in D from the start (distil+pool's data,
+  plus Agora's edits of the mistakes), warm starts.
+Every Agora fine-tune runs `--steps` steps; plain and distil runs get as many steps in all as
+Agora's loop runs when it drops one set per round (spread evenly over the grid), so the compute
+budget is the same. Prints a Markdown table of test accuracy (mean and range over seeds) and
+writes JSON (resumable: rows already in --json are kept).
 
     python benchmarks/agora_scarce.py --sizes 200 500 1000 --seeds 0 1 2 --json benchmarks/results/agora.json
 """
@@ -45,15 +50,29 @@ from bortnas.train.loop import evaluate, train
 from bortnas.trial.context import build_context, load_task
 from bortnas.trial.finetune import AgoraSettings, run_agora
 
-# Agora variants: (soft labels, confidence filtering, pool)
+# Agora variants: (soft labels, confidence filtering, pool: "" none, "near" the mistakes' neighbours,
+# "all" the whole pool in D from the start, warm starts)
 AGORA_VARIANTS = {
-    "agora": (False, False, False),
-    "agora full": (True, True, True),
-    "agora full -soft": (False, True, True),
-    "agora full -filter": (True, False, True),
-    "agora full -pool": (True, True, False),
+    "agora": (False, False, "", False),
+    "agora full": (True, True, "near", False),
+    "agora full -soft": (False, True, "near", False),
+    "agora full -filter": (True, False, "near", False),
+    "agora full -pool": (True, True, "", False),
+    "agora warm": (True, False, "near", True),
+    "agora warm pool-in-D": (True, False, "all", True),
 }
 METHODS = ("plain", "distil", "distil+pool", *AGORA_VARIANTS, "agora full -replay")
+
+
+REPLAY = 1
+
+
+def agora_budget(thetas: int, replay: int) -> int:
+    """Agora's fine-tunes when the `ties` rule drops one set per round (no ties, the usual case):
+    |Theta| + ... + 1 in the pruning loop, then 1 + ... + replay in the replayed last rounds. Fixed
+    in advance, so baselines measured before any Agora run get the same budget."""
+    replay = min(replay, thetas)
+    return thetas * (thetas + 1) // 2 + replay * (replay + 1) // 2
 
 
 def scarce_task(n: int, dev_size: int) -> tuple[Any, tuple[tuple[str, str | None], ...]]:
@@ -99,11 +118,19 @@ def run_one(n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any
     row.setdefault("teacher_dev", ctx.teacher.dev_accuracy)
     started = time.perf_counter()
     grid = {"lr": args.lrs, "seed": [seed, seed + 100]}
-    for name, (soft, confident, with_pool) in AGORA_VARIANTS.items():
+    for name, (soft, confident, with_pool, warm) in AGORA_VARIANTS.items():
         wanted = name in args.methods or (name == "agora full" and "agora full -replay" in args.methods)
         if not wanted or name in row:
             continue
-        settings = AgoraSettings(grid=grid, replay=1, seed=seed, soft_labels=soft, min_confidence=args.min_confidence if confident else 0.0)
+        settings = AgoraSettings(
+            grid=grid,
+            replay=REPLAY,
+            seed=seed,
+            soft_labels=soft,
+            min_confidence=args.min_confidence if confident else 0.0,
+            warm_start=warm,
+            pool_in_data=with_pool == "all",
+        )
 
         def report(it: Any, name: str = name) -> None:
             print(f"n={n} seed={seed} {name} round {it.to_dict()} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
@@ -112,11 +139,11 @@ def run_one(n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any
         assert result.agora_log is not None and result.agora_before_replay is not None
         row[name] = evaluate(result.model, ctx.test).accuracy
         row[f"{name} log"] = [it.to_dict() for it in result.agora_log]
-        row.setdefault("budget_steps", sum(len(it.accuracies) for it in result.agora_log) * args.steps)
         if name == "agora full":
             row["agora full -replay"] = evaluate(result.agora_before_replay, ctx.test).accuracy
     thetas = AgoraSettings(grid=grid).thetas()
-    per_run = max(1, round(row.get("budget_steps", 10 * args.steps) / len(thetas)))
+    row.setdefault("budget_steps", agora_budget(len(thetas), REPLAY) * args.steps)
+    per_run = max(1, round(row["budget_steps"] / len(thetas)))
     for name, distil, with_pool in (("plain", False, False), ("distil", True, False), ("distil+pool", True, True)):
         if name in args.methods and name not in row:
             row[name] = grid_search(ctx, spec, thetas, per_run, distil, pool if with_pool else ())[1]

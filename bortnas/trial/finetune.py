@@ -32,7 +32,7 @@ from bortnas.algo.agora import PRUNE_RULES, Iteration, agora, theta_key
 from bortnas.core.errors import UserInputError
 from bortnas.core.settings import TrainConfig
 from bortnas.core.space import ArchSpec
-from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input, PoolNeighbours, combined
+from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input, PoolNeighbours, combined, normalise
 from bortnas.data.encode import encode
 from bortnas.data.tasks import SOFT_ONLY, Example
 from bortnas.families import family_of
@@ -66,6 +66,8 @@ class AgoraSettings:
     soft_labels: bool = False  # learn from the teacher's probabilities (distillation loss), not its argmax
     min_confidence: float = 0.0  # add a generated input only if the teacher's top probability is at least this
     pool_neighbours: int = 4  # unlabelled pool inputs drawn per dev mistake, when a pool is given
+    warm_start: bool = False  # each theta's fine-tune continues its previous round's student instead of restarting
+    pool_in_data: bool = False  # the whole pool joins D from the start (teacher's probabilities only; needs soft_labels)
 
     def __post_init__(self) -> None:
         if self.replay < 0:
@@ -76,6 +78,8 @@ class AgoraSettings:
             raise UserInputError(f"--agora-pool-k={self.pool_neighbours} must be a positive integer.")
         if self.rule not in PRUNE_RULES:
             raise UserInputError(f"--agora-prune={self.rule!r} is unknown: use one of {', '.join(PRUNE_RULES)}.")
+        if self.pool_in_data and not self.soft_labels:
+            raise UserInputError("--agora-pool-train needs --agora-soft-labels: pool texts have no label of their own.")
 
     def thetas(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -148,8 +152,11 @@ def run_agora(
 
     teacher = ctx.teacher.model
 
+    latest: dict[str, PreTrainedModel] = {}  # each theta's last student, for warm starts
+
     def finetune(theta: Mapping[str, Any], data: Sequence[Example]) -> PreTrainedModel:
-        student = copy.deepcopy(start)
+        key = theta_key(theta)
+        student = copy.deepcopy(latest.get(key, start))
         train(
             student,
             encode(data, tokenizer, max_length),
@@ -160,6 +167,8 @@ def run_agora(
             description=f"agora {spec.key}",
             device=ctx.device,
         )
+        if settings.warm_start:
+            latest[key] = copy.deepcopy(student)
         return student
 
     def mistakes(model: PreTrainedModel) -> list[Example]:
@@ -183,7 +192,15 @@ def run_agora(
         seed=settings.seed,
     )
     generate: Callable[[Sequence[Example], int], list[Input]] = edits
-    if pool:
+    initial = list(ctx.data.train)
+    if pool and settings.pool_in_data:
+        known = {normalise(t) for t in protected} | {normalise(ex.text) for ex in initial}
+        for text, pair in pool:
+            key = normalise(text)
+            if key and key not in known:
+                known.add(key)
+                initial.append(Example(text, SOFT_ONLY, pair))
+    elif pool:
 
         def embed(inputs: Sequence[Input]) -> torch.Tensor:
             return embeddings(teacher, encode(_examples(inputs), tokenizer, max_length), device=ctx.device)
@@ -191,7 +208,7 @@ def run_agora(
         generate = combined(edits, PoolNeighbours(pool, embed, settings.pool_neighbours, protected))
     result = agora(
         settings.thetas(),
-        ctx.data.train,
+        initial,
         finetune,
         lambda m: evaluate(m, ctx.dev, device=ctx.device).accuracy,
         mistakes,

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 
 import optuna
 import pytest
+import torch
 from test_cli import bortnas, search_args
 
 import bortnas.trial.finetune as finetune_module
+from bortnas.core.errors import UserInputError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec
 from bortnas.data.augment import normalise
@@ -113,6 +115,40 @@ def test_agora_with_soft_labels_filtering_and_a_pool(
     assert {ex.text for ex in generated} & {text for text, _ in pool}  # the pool's neighbours joined the data
     confidence = probabilities(ctx.teacher.model, encode(generated, ctx.teacher.tokenizer, ctx.settings.max_length)).max(-1).values
     assert bool((confidence >= 0.55).all())
+
+
+def test_agora_warm_starts_and_the_whole_pool_in_the_data(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
+    starts: list[tuple[float, int]] = []  # (weight sum the fine-tune starts from, |D|)
+    ends: list[float] = []
+    real_train = finetune_module.train
+
+    def weight_sum(model: torch.nn.Module) -> float:
+        return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+    def spy(model: torch.nn.Module, data: EncodedSplit, config: object, **kwargs: object) -> object:
+        starts.append((weight_sum(model), len(data.labels)))
+        out = real_train(model, data, config, **kwargs)  # type: ignore[arg-type]
+        ends.append(weight_sum(model))
+        return out
+
+    monkeypatch.setattr(finetune_module, "train", spy)
+    pool = [(" ".join(reversed(ex.text.split())), None) for ex in ctx.data.train] + [(ex.text, None) for ex in ctx.data.dev]
+    settings = AgoraSettings(grid={"lr": [1e-3, 3e-3]}, replay=0, rule="prefix", soft_labels=True, warm_start=True, pool_in_data=True)
+    result = run_agora(ctx, ArchSpec(1, 16, 2, 32), steps=4, settings=settings, pool=pool)
+    log = result.agora_log
+    assert log is not None and [len(it.accuracies) for it in log] == [2, 1]
+    # the pool joined D before the first round, without the dev texts mixed into it
+    fresh = {normalise(text) for text, _ in pool} - {normalise(ex.text) for ex in ctx.data.dev + ctx.data.test + ctx.data.train}
+    assert log[0].train_size == len(ctx.data.train) + len(fresh) == starts[0][1]
+    # round 1 fine-tunes both sets from the extracted student; round 2's survivor continues its round-1 student
+    survivor = list(log[0].accuracies).index(next(k for k in log[0].accuracies if k not in log[0].pruned))  # "prefix" drops one set
+    assert starts[0][0] == pytest.approx(starts[1][0])
+    assert starts[2][0] == pytest.approx(ends[survivor]) and starts[2][0] != pytest.approx(starts[0][0])
+    with pytest.raises(UserInputError, match="needs --agora-soft-labels"):
+        AgoraSettings(pool_in_data=True)
 
 
 def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
