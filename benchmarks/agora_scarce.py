@@ -20,7 +20,9 @@ teacher and trained these ways (--methods picks some):
   fine-tune continues its student of the previous round, so compute freed by pruning goes to the
   survivors);
 - agora warm pool-in-D: the same with the whole pool in D from the start (distil+pool's data,
-  plus Agora's edits of the mistakes), warm starts.
+  plus Agora's edits of the mistakes), warm starts;
+- agora split-dev: agora warm pool-in-D generating from the mistakes on one half of dev and
+  choosing students on the other half, so choosing does not reward chasing its own mistakes.
 Every Agora fine-tune runs `--steps` steps; plain and distil runs get as many steps in all as
 Agora's loop runs when it drops one set per round (spread evenly over the grid), so the compute
 budget is the same. Prints a Markdown table of test accuracy (mean and range over seeds) and
@@ -50,16 +52,18 @@ from bortnas.train.loop import evaluate, train
 from bortnas.trial.context import build_context, load_task
 from bortnas.trial.finetune import AgoraSettings, run_agora
 
-# Agora variants: (soft labels, confidence filtering, pool: "" none, "near" the mistakes' neighbours,
-# "all" the whole pool in D from the start, warm starts)
-AGORA_VARIANTS = {
-    "agora": (False, False, "", False),
-    "agora full": (True, True, "near", False),
-    "agora full -soft": (False, True, "near", False),
-    "agora full -filter": (True, False, "near", False),
-    "agora full -pool": (True, True, "", False),
-    "agora warm": (True, False, "near", True),
-    "agora warm pool-in-D": (True, False, "all", True),
+# Agora variants: which parts each uses. pool: "near" adds the mistakes' nearest pool texts,
+# "all" puts the whole pool in D from the start; warm: warm starts; split: split dev.
+SOFT, FILTER, WARM, SPLIT = "soft", "filter", "warm", "split"
+AGORA_VARIANTS: dict[str, tuple[set[str], str]] = {
+    "agora": (set(), ""),
+    "agora full": ({SOFT, FILTER}, "near"),
+    "agora full -soft": ({FILTER}, "near"),
+    "agora full -filter": ({SOFT}, "near"),
+    "agora full -pool": ({SOFT, FILTER}, ""),
+    "agora warm": ({SOFT, WARM}, "near"),
+    "agora warm pool-in-D": ({SOFT, WARM}, "all"),
+    "agora split-dev": ({SOFT, WARM, SPLIT}, "all"),
 }
 METHODS = ("plain", "distil", "distil+pool", *AGORA_VARIANTS, "agora full -replay")
 
@@ -118,7 +122,7 @@ def run_one(n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any
     row.setdefault("teacher_dev", ctx.teacher.dev_accuracy)
     started = time.perf_counter()
     grid = {"lr": args.lrs, "seed": [seed, seed + 100]}
-    for name, (soft, confident, with_pool, warm) in AGORA_VARIANTS.items():
+    for name, (parts, with_pool) in AGORA_VARIANTS.items():
         wanted = name in args.methods or (name == "agora full" and "agora full -replay" in args.methods)
         if not wanted or name in row:
             continue
@@ -126,10 +130,11 @@ def run_one(n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any
             grid=grid,
             replay=REPLAY,
             seed=seed,
-            soft_labels=soft,
-            min_confidence=args.min_confidence if confident else 0.0,
-            warm_start=warm,
+            soft_labels=SOFT in parts,
+            min_confidence=args.min_confidence if FILTER in parts else 0.0,
+            warm_start=WARM in parts,
             pool_in_data=with_pool == "all",
+            split_dev=SPLIT in parts,
         )
 
         def report(it: Any, name: str = name) -> None:

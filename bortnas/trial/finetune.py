@@ -68,6 +68,7 @@ class AgoraSettings:
     pool_neighbours: int = 4  # unlabelled pool inputs drawn per dev mistake, when a pool is given
     warm_start: bool = False  # each theta's fine-tune continues its previous round's student instead of restarting
     pool_in_data: bool = False  # the whole pool joins D from the start (teacher's probabilities only; needs soft_labels)
+    split_dev: bool = False  # generate from the mistakes on one half of dev, choose students on the other half
 
     def __post_init__(self) -> None:
         if self.replay < 0:
@@ -171,8 +172,17 @@ def run_agora(
             latest[key] = copy.deepcopy(student)
         return student
 
+    chooser, source, source_examples = ctx.dev, ctx.dev, list(ctx.data.dev)
+    if settings.split_dev:
+        if len(ctx.data.dev) < 2:
+            raise UserInputError("Agora's split dev needs at least 2 dev examples.")
+        half = len(ctx.data.dev) // 2
+        source_examples = list(ctx.data.dev[half:])
+        chooser, source = encode(ctx.data.dev[:half], tokenizer, max_length), encode(source_examples, tokenizer, max_length)
+
     def mistakes(model: PreTrainedModel) -> list[Example]:
-        return [ex for ex, label in zip(ctx.data.dev, predict(model, ctx.dev, device=ctx.device), strict=True) if label != ex.label]
+        predicted = predict(model, source, device=ctx.device)
+        return [ex for ex, label in zip(source_examples, predicted, strict=True) if label != ex.label]
 
     def label(inputs: Sequence[Input]) -> list[Example]:
         examples = _examples(inputs)
@@ -210,7 +220,7 @@ def run_agora(
         settings.thetas(),
         initial,
         finetune,
-        lambda m: evaluate(m, ctx.dev, device=ctx.device).accuracy,
+        lambda m: evaluate(m, chooser, device=ctx.device).accuracy,
         mistakes,
         generate,
         label,

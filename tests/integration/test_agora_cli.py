@@ -117,7 +117,7 @@ def test_agora_with_soft_labels_filtering_and_a_pool(
     assert bool((confidence >= 0.55).all())
 
 
-def test_agora_warm_starts_and_the_whole_pool_in_the_data(
+def test_agora_warm_starts_the_whole_pool_in_the_data_and_a_split_dev(
     tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
@@ -135,8 +135,15 @@ def test_agora_warm_starts_and_the_whole_pool_in_the_data(
         return out
 
     monkeypatch.setattr(finetune_module, "train", spy)
+    scored: list[int] = []  # sizes of the splits students are chosen on
+    predicted: list[int] = []  # sizes of the splits mistakes are taken from
+    real_evaluate, real_predict = finetune_module.evaluate, finetune_module.predict
+    monkeypatch.setattr(finetune_module, "evaluate", lambda m, split, **kw: scored.append(len(split)) or real_evaluate(m, split, **kw))
+    monkeypatch.setattr(finetune_module, "predict", lambda m, split, **kw: predicted.append(len(split)) or real_predict(m, split, **kw))
     pool = [(" ".join(reversed(ex.text.split())), None) for ex in ctx.data.train] + [(ex.text, None) for ex in ctx.data.dev]
-    settings = AgoraSettings(grid={"lr": [1e-3, 3e-3]}, replay=0, rule="prefix", soft_labels=True, warm_start=True, pool_in_data=True)
+    settings = AgoraSettings(
+        grid={"lr": [1e-3, 3e-3]}, replay=0, rule="prefix", soft_labels=True, warm_start=True, pool_in_data=True, split_dev=True
+    )
     result = run_agora(ctx, ArchSpec(1, 16, 2, 32), steps=4, settings=settings, pool=pool)
     log = result.agora_log
     assert log is not None and [len(it.accuracies) for it in log] == [2, 1]
@@ -147,6 +154,9 @@ def test_agora_warm_starts_and_the_whole_pool_in_the_data(
     survivor = list(log[0].accuracies).index(next(k for k in log[0].accuracies if k not in log[0].pruned))  # "prefix" drops one set
     assert starts[0][0] == pytest.approx(starts[1][0])
     assert starts[2][0] == pytest.approx(ends[survivor]) and starts[2][0] != pytest.approx(starts[0][0])
+    # split dev: students are chosen on the first half, mistakes come from the second
+    half = len(ctx.data.dev) // 2
+    assert set(scored) == {half} and set(predicted) == {len(ctx.data.dev) - half} and len(scored) == 3
     with pytest.raises(UserInputError, match="needs --agora-soft-labels"):
         AgoraSettings(pool_in_data=True)
 
