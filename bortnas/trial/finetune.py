@@ -12,7 +12,8 @@ Torch layer. All three use the one training loop (`bortnas.train.loop.train`):
   other student, and generated examples have no label of their own (`SOFT_ONLY`). Inputs whose
   top teacher probability is below `min_confidence` are not added. Each fine-tune runs the
   export's step count, so Agora costs |Theta| (|Theta| + 1) / 2 (+ replayed rounds) times as many
-  steps as plain fine-tuning.
+  steps as plain fine-tuning. Three settings that depart from the loop as published, for the
+  scarce-data benchmark (docs/algorithms.md §3.4): warm starts, the whole pool in D, a split dev.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class AgoraSettings:
         if self.rule not in PRUNE_RULES:
             raise UserInputError(f"--agora-prune={self.rule!r} is unknown: use one of {', '.join(PRUNE_RULES)}.")
         if self.pool_in_data and not self.soft_labels:
-            raise UserInputError("--agora-pool-train needs --agora-soft-labels: pool texts have no label of their own.")
+            raise UserInputError("Agora's pool_in_data needs soft_labels: pool texts have no label of their own.")
 
     def thetas(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -204,10 +205,11 @@ def run_agora(
     generate: Callable[[Sequence[Example], int], list[Input]] = edits
     initial = list(ctx.data.train)
     if pool and settings.pool_in_data:
-        known = {normalise(t) for t in protected} | {normalise(ex.text) for ex in initial}
+        hidden = {normalise(t) for t in protected}
+        known = {(normalise(ex.text), normalise(ex.pair or "")) for ex in initial}
         for text, pair in pool:
-            key = normalise(text)
-            if key and key not in known:
+            key = (normalise(text), normalise(pair or ""))
+            if key[0] and key[0] not in hidden and key not in known:
                 known.add(key)
                 initial.append(Example(text, SOFT_ONLY, pair))
     elif pool:

@@ -157,7 +157,7 @@ def test_agora_warm_starts_the_whole_pool_in_the_data_and_a_split_dev(
     # split dev: students are chosen on the first half, mistakes come from the second
     half = len(ctx.data.dev) // 2
     assert set(scored) == {half} and set(predicted) == {len(ctx.data.dev) - half} and len(scored) == 3
-    with pytest.raises(UserInputError, match="needs --agora-soft-labels"):
+    with pytest.raises(UserInputError, match="pool_in_data needs soft_labels"):
         AgoraSettings(pool_in_data=True)
 
 
