@@ -570,8 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--unlabeled",
-        help="unlabelled examples of the task (CSV/TSV/JSONL with the study's text and pair columns): Agora also adds each "
-        "dev mistake's nearest ones in the teacher's embedding space",
+        help="unlabelled examples of the task (CSV/TSV/JSONL with the study's text and pair columns): distillation also "
+        "learns the teacher's probabilities on them; Agora adds each dev mistake's nearest ones in the teacher's embedding space",
     )
     e.add_argument("--agora-pool-k", type=int, default=4, help="unlabelled examples drawn per dev mistake (default 4)")
     e.add_argument("--overwrite", action="store_true")

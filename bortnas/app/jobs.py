@@ -76,8 +76,9 @@ def export(
 ) -> Any:
     """Train a study's trial (default: argmax W; with a `selection`, the best one within its budgets,
     `bortnas.search.selection`) for `steps` more steps and write it to `out`; returns the `ExportReport`.
-    With `onnx`, the ONNX graphs too (`bortnas.export.writer.write_onnx`). `unlabeled` is Agora's
-    pool, read with the study's text and pair columns (`bortnas.trial.finetune`).
+    With `onnx`, the ONNX graphs too (`bortnas.export.writer.write_onnx`). `unlabeled` is unlabelled
+    text of the task, read with the study's text and pair columns, which distillation learns from and
+    Agora draws from (`bortnas.trial.finetune`).
 
     Raises:
         UserInputError: bad steps or Agora options, an unreadable or empty `unlabeled` file or one
@@ -114,10 +115,10 @@ def export(
             min_confidence=agora_min_confidence,
             pool_neighbours=agora_pool_k,
         )
-    elif agora_grid or agora_soft_labels or agora_min_confidence or unlabeled is not None or agora_pool_k != AgoraSettings.pool_neighbours:
-        raise UserInputError(
-            "--agora-grid, --agora-soft-labels, --agora-min-confidence, --unlabeled and --agora-pool-k apply to --finetune agora only."
-        )
+    elif agora_grid or agora_soft_labels or agora_min_confidence or agora_pool_k != AgoraSettings.pool_neighbours:
+        raise UserInputError("--agora-grid, --agora-soft-labels, --agora-min-confidence and --agora-pool-k apply to --finetune agora only.")
+    if method == "plain" and unlabeled is not None:
+        raise UserInputError("--unlabeled needs a teacher to learn from: use it with --finetune distil or agora, not plain.")
     out = out.resolve()
     prepare_out_dir(out, overwrite)
     device = Device.from_name(device_name, compile=compile)

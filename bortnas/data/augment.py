@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from bortnas.data.tasks import Example
+from bortnas.data.tasks import SOFT_ONLY, Example
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -157,6 +157,21 @@ class PoolNeighbours:
             chosen.update(dict.fromkeys(row.topk(min(self.k, available)).indices.tolist()))
         self._drawn[list(chosen)] = True
         return [self.inputs[i] for i in chosen]
+
+
+def unlabelled_examples(pool: Iterable[Input], labelled: Iterable[Example], protected: Iterable[str]) -> list[Example]:
+    """The pool as training examples with no label of their own (`SOFT_ONLY`: they learn from the
+    teacher's probabilities), without duplicates, inputs already in `labelled`, or texts of the
+    protected splits (compared as `normalise` does)."""
+    hidden = {normalise(t) for t in protected}
+    known = {(normalise(ex.text), normalise(ex.pair or "")) for ex in labelled}
+    examples = []
+    for text, pair in pool:
+        key = (normalise(text), normalise(pair or ""))
+        if key[0] and key[0] not in hidden and key not in known:
+            known.add(key)
+            examples.append(Example(text, SOFT_ONLY, pair))
+    return examples
 
 
 def combined(*sources: Callable[[Sequence[Example], int], list[Input]]) -> Callable[[Sequence[Example], int], list[Input]]:

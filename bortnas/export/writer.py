@@ -232,6 +232,7 @@ def export_trial(
             "training": {
                 **config.to_dict(),
                 "finetune": method,
+                "unlabeled_pool": len(pool),
                 "teacher_layers": list(extraction.layers),
                 "bit_chain": ctx.settings.bit_chain,
             },

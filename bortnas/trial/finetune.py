@@ -33,7 +33,7 @@ from bortnas.algo.agora import PRUNE_RULES, Iteration, agora, theta_key
 from bortnas.core.errors import UserInputError
 from bortnas.core.settings import TrainConfig
 from bortnas.core.space import ArchSpec
-from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input, PoolNeighbours, combined, normalise
+from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input, PoolNeighbours, combined, unlabelled_examples
 from bortnas.data.encode import encode
 from bortnas.data.tasks import SOFT_ONLY, Example
 from bortnas.families import family_of
@@ -205,13 +205,7 @@ def run_agora(
     generate: Callable[[Sequence[Example], int], list[Input]] = edits
     initial = list(ctx.data.train)
     if pool and settings.pool_in_data:
-        hidden = {normalise(t) for t in protected}
-        known = {(normalise(ex.text), normalise(ex.pair or "")) for ex in initial}
-        for text, pair in pool:
-            key = (normalise(text), normalise(pair or ""))
-            if key[0] and key[0] not in hidden and key not in known:
-                known.add(key)
-                initial.append(Example(text, SOFT_ONLY, pair))
+        initial += unlabelled_examples(pool, initial, protected)
     elif pool:
 
         def embed(inputs: Sequence[Input]) -> torch.Tensor:
@@ -247,13 +241,14 @@ def finetune_candidate(
     pool: Sequence[Input] = (),
 ) -> Finetuned:
     """Train `spec` for export with `method` (see the module docstring), on the context's device;
-    `pool` is Agora's unlabelled pool.
+    `pool` is unlabelled text of the task, which distillation learns from alongside the labelled
+    data and Agora draws from.
 
     Raises:
         UserInputError: unknown method.
     """
     if method == "distil":
-        return Finetuned(*distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar))
+        return Finetuned(*distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar, pool=pool))
     if method == "plain":
         return Finetuned(*finetune_student(ctx, spec, steps, show_progress_bar=show_progress_bar))
     if method == "agora":

@@ -15,6 +15,8 @@ import torch
 
 from bortnas.core.settings import TrainConfig
 from bortnas.core.space import ArchSpec
+from bortnas.data.augment import Input, unlabelled_examples
+from bortnas.data.encode import encode
 from bortnas.model.extract import Extraction, extract
 from bortnas.modes import QuantMode
 from bortnas.quant import quantize_
@@ -60,9 +62,14 @@ def distil_student(
     show_progress_bar: bool = False,
     on_step: Callable[[PreTrainedModel, int, int], None] | None = None,
     layers: Sequence[int] | None = None,
+    pool: Sequence[Input] = (),
 ) -> tuple[PreTrainedModel, Extraction, TrainConfig]:
     """Build `spec` and distil it through its chain; returns the student, its extraction and the
     configuration of the candidate's own mode with the total step count.
+
+    A `pool` of unlabelled inputs joins the training data: those examples learn from the teacher's
+    probabilities only (`unlabelled_examples`; dev and test texts are left out). In the scarce-data
+    benchmark this is the strongest use of an unlabelled pool (README "Agora fine-tuning").
 
     `layers` (teacher layer indices, passed to `extract`) replaces the most important layers, so
     truncation baselines are distilled with exactly this recipe.
@@ -73,6 +80,11 @@ def distil_student(
     candidate's own mode). The student is trained on, and returned on, the context's device.
     """
     stages = chain_stages(spec.quant, ctx.settings.chain(), steps)
+    data = ctx.train
+    if pool:
+        protected = [ex.text for ex in ctx.data.dev + ctx.data.test]
+        examples = list(ctx.data.train) + unlabelled_examples(pool, ctx.data.train, protected)
+        data = encode(examples, ctx.teacher.tokenizer, ctx.settings.max_length)
     student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init, layers=layers)
     teacher, mapping = ctx.teacher.model, extraction
     config = student_config(ctx, steps, spec.quant, seed)
@@ -86,7 +98,7 @@ def distil_student(
         hook = (lambda step, total=n: on_step(student, step, total)) if on_step is not None and last else None
         train(
             student,
-            ctx.train,
+            data,
             config,
             teacher=teacher,
             extraction=mapping,

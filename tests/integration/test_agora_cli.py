@@ -161,6 +161,25 @@ def test_agora_warm_starts_the_whole_pool_in_the_data_and_a_split_dev(
         AgoraSettings(pool_in_data=True)
 
 
+def test_distillation_learns_from_an_unlabelled_pool(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bortnas.trial.recipe as recipe
+
+    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
+    sizes: list[tuple[int, int]] = []  # (examples, of which without a label) per training stage
+    real_train = recipe.train
+
+    def spy(model: torch.nn.Module, data: EncodedSplit, config: object, **kwargs: object) -> object:
+        sizes.append((len(data.labels), int((data.labels == SOFT_ONLY).sum())))
+        return real_train(model, data, config, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(recipe, "train", spy)
+    pool = [("the plot never moves", None), ("The plot  never moves", None), (ctx.data.dev[0].text, None), (ctx.data.train[0].text, None)]
+    recipe.distil_student(ctx, ArchSpec(1, 16, 2, 32), steps=2, seed=0, pool=pool)
+    assert sizes == [(len(ctx.data.train) + 1, 1)]  # one new text; its duplicate, a dev text and a train text are left out
+
+
 def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "random", "--n-trials", "1"), cwd=tmp_path)
     grid = tmp_path / "grid.yaml"
@@ -178,10 +197,17 @@ def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: 
 
     bortnas("export", "--study", "tiny", "--out", "plain", "--steps", "6", "--finetune", "plain", "-q", cwd=tmp_path)
     assert json.loads((tmp_path / "plain" / "bortnas.json").read_text())["training"]["finetune"] == "plain"
+    # distillation with an unlabelled pool
+    unlabelled = tmp_path / "unlabelled.csv"
+    unlabelled.write_text("sentence\nthe plot never moves\nan odd, warm little film\n")
+    bortnas("export", "--study", "tiny", "--out", "pooled", "--steps", "6", "--unlabeled", str(unlabelled), "-q", cwd=tmp_path)
+    training = json.loads((tmp_path / "pooled" / "bortnas.json").read_text())["training"]
+    assert training["finetune"] == "distil" and training["unlabeled_pool"] == 2
 
     for extra, message in (
         (["--finetune", "agora", "--unlabeled", "nope.csv"], "--unlabeled nope.csv does not exist"),
-        (["--unlabeled", str(tiny_task)], "apply to --finetune agora only"),
+        (["--finetune", "plain", "--unlabeled", str(tiny_task)], "not plain"),
+        (["--agora-pool-k", "3"], "apply to --finetune agora only"),
         (["--finetune", "agora", "--unlabeled", str(tiny_task), "--agora-min-confidence", "1.5"], "--agora-min-confidence=1.5 must"),
     ):
         proc = bortnas("export", "--study", "tiny", "--out", "bad", *extra, cwd=tmp_path, check=False)

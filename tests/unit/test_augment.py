@@ -10,8 +10,8 @@ import torch
 from conftest import VOCAB, write_tokenizer
 from torch import nn
 
-from bortnas.data.augment import Augmenter, EmbeddingNeighbours, PoolNeighbours, combined
-from bortnas.data.tasks import Example
+from bortnas.data.augment import Augmenter, EmbeddingNeighbours, PoolNeighbours, combined, unlabelled_examples
+from bortnas.data.tasks import SOFT_ONLY, Example
 
 
 def tokenizer(tmp_path: Path) -> object:
@@ -80,3 +80,10 @@ def test_pool_neighbours_are_the_nearest_unused_pool_inputs_and_never_protected(
     assert neighbours(mistake, 2) == [] and neighbours([], 3) == []
     both = combined(lambda m, r: [("edit", None), ("east", None)], lambda m, r: [("east", None), ("pool", None)])
     assert both(mistake, 0) == [("edit", None), ("east", None), ("pool", None)]
+
+
+def test_unlabelled_examples_drop_duplicates_labelled_inputs_and_protected_texts() -> None:
+    labelled = [Example("Good film", 1), Example("a", 0, "b")]
+    pool = [("good  FILM", None), ("new text", None), ("New text", None), ("a", "c"), ("a", "B"), ("secret", None), ("  ", None)]
+    examples = unlabelled_examples(pool, labelled, protected=["SECRET"])
+    assert examples == [Example("new text", SOFT_ONLY, None), Example("a", SOFT_ONLY, "c")]
