@@ -29,6 +29,7 @@ budget is the same. Prints a Markdown table of test accuracy (mean and range ove
 writes JSON (resumable: rows already in --json are kept).
 
     python benchmarks/agora_scarce.py --sizes 200 500 1000 --seeds 0 1 2 --json benchmarks/results/agora.json
+    python benchmarks/agora_scarce.py --json benchmarks/results/agora.json --table-only
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec
+from bortnas.data.augment import unlabelled_examples
 from bortnas.data.encode import encode
-from bortnas.data.tasks import SOFT_ONLY, Example
 from bortnas.model.extract import extract
 from bortnas.train.loop import evaluate, train
 from bortnas.trial.context import build_context, load_task
@@ -94,10 +96,12 @@ def grid_search(
     ctx: Any, spec: ArchSpec, thetas: list[dict[str, Any]], steps: int, distil: bool, pool: tuple[tuple[str, str | None], ...] = ()
 ) -> tuple[float, float]:
     """(dev, test) accuracy of the best-on-dev student over `thetas`; with a `pool`, its examples
-    join the training data without labels (distillation only: the teacher's probabilities)."""
+    join the training data without labels (distillation only: the teacher's probabilities), as
+    `bortnas export --unlabeled` adds them: duplicates, labelled inputs and dev/test texts dropped."""
     data = ctx.train
     if pool:
-        examples = list(ctx.data.train) + [Example(text, SOFT_ONLY, pair) for text, pair in pool]
+        protected = [ex.text for ex in ctx.data.dev + ctx.data.test]
+        examples = list(ctx.data.train) + unlabelled_examples(pool, ctx.data.train, protected)
         data = encode(examples, ctx.teacher.tokenizer, ctx.settings.max_length)
     best: tuple[float, float] | None = None
     for theta in thetas:
@@ -111,8 +115,11 @@ def grid_search(
     return best
 
 
-def run_one(n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any] | None) -> dict[str, Any]:
-    """Every method of --methods not yet in `previous` (the row already measured for n and seed)."""
+def run_one(
+    n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any] | None, save: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Every method of --methods not yet in `previous` (the row already measured for n and seed);
+    `save` gets the row after each method, so a killed run loses one method at most."""
     task, pool = scarce_task(n, args.dev_size)
     ctx = build_context(RunSettings(batch_size=args.batch_size), data=task)
     ctx.settings = dataclasses.replace(ctx.settings, seed=seed)
@@ -146,12 +153,14 @@ def run_one(n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any
         row[f"{name} log"] = [it.to_dict() for it in result.agora_log]
         if name == "agora full":
             row["agora full -replay"] = evaluate(result.agora_before_replay, ctx.test).accuracy
+        save(row)
     thetas = AgoraSettings(grid=grid).thetas()
     row.setdefault("budget_steps", agora_budget(len(thetas), REPLAY) * args.steps)
     per_run = max(1, round(row["budget_steps"] / len(thetas)))
     for name, distil, with_pool in (("plain", False, False), ("distil", True, False), ("distil+pool", True, True)):
         if name in args.methods and name not in row:
             row[name] = grid_search(ctx, spec, thetas, per_run, distil, pool if with_pool else ())[1]
+            save(row)
     row["seconds"] = row.get("seconds", 0.0) + time.perf_counter() - started
     print(json.dumps({k: v for k, v in row.items() if not k.endswith(" log")}), file=sys.stderr)
     return row
@@ -169,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dev-size", type=int, default=500)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--table-only", action="store_true", help="print the table of the rows in --json, measure nothing")
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     if args.json and args.json.is_file():
@@ -176,13 +186,17 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:  # every size gets a seed before any size gets the next one
         for n in args.sizes:
             previous = next((r for r in rows if (r["n"], r["seed"]) == (n, seed)), None)
-            if previous is not None and all(m in previous for m in args.methods):
+            if args.table_only or (previous is not None and all(m in previous for m in args.methods)):
                 continue
-            row = run_one(n, seed, args, previous)
-            rows = [r for r in rows if (r["n"], r["seed"]) != (n, seed)] + [row]
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(rows, indent=1))
+
+            def save(row: dict[str, Any], n: int = n, seed: int = seed) -> None:
+                nonlocal rows
+                rows = [r for r in rows if (r["n"], r["seed"]) != (n, seed)] + [row]
+                if args.json:
+                    args.json.parent.mkdir(parents=True, exist_ok=True)
+                    args.json.write_text(json.dumps(rows, indent=1))
+
+            save(run_one(n, seed, args, previous, save))
     methods = [m for m in METHODS if any(m in r for r in rows)]
     print(f"student {args.student} (layers,hidden,heads,ffn); test accuracy, mean [min-max] over the seeds measured")
     print("| n | seeds | teacher | " + " | ".join(methods) + " | steps per method |")
