@@ -116,17 +116,26 @@ def grid_search(
 
 
 def run_one(
-    n: int, seed: int, args: argparse.Namespace, previous: dict[str, Any] | None, save: Callable[[dict[str, Any]], None]
+    n: int,
+    seed: int,
+    args: argparse.Namespace,
+    previous: dict[str, Any] | None,
+    reference: dict[str, Any] | None,
+    save: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
     """Every method of --methods not yet in `previous` (the row already measured for n and seed);
-    `save` gets the row after each method, so a killed run loses one method at most."""
+    `reference` is a row measured for n (any seed), whose teacher this run's must be; `save` gets
+    the row after each method, so a killed run loses one method at most."""
     task, pool = scarce_task(n, args.dev_size)
     ctx = build_context(RunSettings(batch_size=args.batch_size), data=task)
     ctx.settings = dataclasses.replace(ctx.settings, seed=seed)
     spec = ArchSpec.from_dict(dict(zip(("layers", "hidden", "heads", "ffn"), map(int, args.student.split(",")), strict=False)))
     row: dict[str, Any] = dict(previous or {"n": n, "seed": seed, "pool_size": len(pool)})
-    row.setdefault("teacher_test", evaluate(ctx.teacher.model, ctx.test).accuracy)
-    row.setdefault("teacher_dev", ctx.teacher.dev_accuracy)
+    teacher = {"teacher_test": evaluate(ctx.teacher.model, ctx.test).accuracy, "teacher_dev": ctx.teacher.dev_accuracy}
+    if any((reference or {}).get(key, value) != value for key, value in teacher.items()):
+        # the teacher is fine-tuned again when its cache is gone, and its training differs across machines
+        sys.exit(f"the rows for n={n} in --json were measured with another task teacher: use a new --json")
+    row.update(teacher)
     started = time.perf_counter()
     grid = {"lr": args.lrs, "seed": [seed, seed + 100]}
     for name, (parts, with_pool) in AGORA_VARIANTS.items():
@@ -186,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:  # every size gets a seed before any size gets the next one
         for n in args.sizes:
             previous = next((r for r in rows if (r["n"], r["seed"]) == (n, seed)), None)
+            reference = next((r for r in rows if r["n"] == n), None)
             if args.table_only or (previous is not None and all(m in previous for m in args.methods)):
                 continue
 
@@ -196,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                     args.json.parent.mkdir(parents=True, exist_ok=True)
                     args.json.write_text(json.dumps(rows, indent=1))
 
-            save(run_one(n, seed, args, previous, save))
+            save(run_one(n, seed, args, previous, reference, save))
     methods = [m for m in METHODS if any(m in r for r in rows)]
     print(f"student {args.student} (layers,hidden,heads,ffn); test accuracy, mean [min-max] over the seeds measured")
     print("| n | seeds | teacher | " + " | ".join(methods) + " | steps per method |")
