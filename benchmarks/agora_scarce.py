@@ -22,7 +22,9 @@ teacher and trained these ways (--methods picks some):
 - agora warm pool-in-D: the same with the whole pool in D from the start (distil+pool's data,
   plus Agora's edits of the mistakes), warm starts;
 - agora split-dev: agora warm pool-in-D generating from the mistakes on one half of dev and
-  choosing students on the other half, so choosing does not reward chasing its own mistakes.
+  choosing students on the other half, so choosing does not reward chasing its own mistakes;
+- agora pool-weighted: agora warm pool-in-D without the edits: each round, the nearest pool texts
+  of each dev mistake join D once more (so the mistakes steer the weight of the pool, not new text).
 Every Agora fine-tune runs `--steps` steps; plain and distil runs get as many steps in all as
 Agora's loop runs when it drops one set per round (spread evenly over the grid), so the compute
 budget is the same. Prints a Markdown table of test accuracy (mean and range over seeds) and
@@ -56,7 +58,7 @@ from bortnas.trial.finetune import AgoraSettings, run_agora
 
 # Agora variants: which parts each uses. pool: "near" adds the mistakes' nearest pool texts,
 # "all" puts the whole pool in D from the start; warm: warm starts; split: split dev.
-SOFT, FILTER, WARM, SPLIT = "soft", "filter", "warm", "split"
+SOFT, FILTER, WARM, SPLIT, WEIGHT = "soft", "filter", "warm", "split", "weight"
 AGORA_VARIANTS: dict[str, tuple[set[str], str]] = {
     "agora": (set(), ""),
     "agora full": ({SOFT, FILTER}, "near"),
@@ -66,6 +68,7 @@ AGORA_VARIANTS: dict[str, tuple[set[str], str]] = {
     "agora warm": ({SOFT, WARM}, "near"),
     "agora warm pool-in-D": ({SOFT, WARM}, "all"),
     "agora split-dev": ({SOFT, WARM, SPLIT}, "all"),
+    "agora pool-weighted": ({SOFT, WARM, WEIGHT}, "all"),
 }
 METHODS = ("plain", "distil", "distil+pool", *AGORA_VARIANTS, "agora full -replay")
 
@@ -151,6 +154,7 @@ def run_one(
             warm_start=WARM in parts,
             pool_in_data=with_pool == "all",
             split_dev=SPLIT in parts,
+            pool_weighting=WEIGHT in parts,
         )
 
         def report(it: Any, name: str = name) -> None:

@@ -70,6 +70,7 @@ class AgoraSettings:
     warm_start: bool = False  # each theta's fine-tune continues its previous round's student instead of restarting
     pool_in_data: bool = False  # the whole pool joins D from the start (teacher's probabilities only; needs soft_labels)
     split_dev: bool = False  # generate from the mistakes on one half of dev, choose students on the other half
+    pool_weighting: bool = False  # with pool_in_data: no edits; each mistake's nearest pool texts join D once more
 
     def __post_init__(self) -> None:
         if self.replay < 0:
@@ -82,6 +83,8 @@ class AgoraSettings:
             raise UserInputError(f"--agora-prune={self.rule!r} is unknown: use one of {', '.join(PRUNE_RULES)}.")
         if self.pool_in_data and not self.soft_labels:
             raise UserInputError("Agora's pool_in_data needs soft_labels: pool texts have no label of their own.")
+        if self.pool_weighting and not self.pool_in_data:
+            raise UserInputError("Agora's pool_weighting needs pool_in_data: it weights up pool texts already in D.")
 
     def thetas(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -204,13 +207,25 @@ def run_agora(
     )
     generate: Callable[[Sequence[Example], int], list[Input]] = edits
     initial = list(ctx.data.train)
+
+    def input_of(ex: Example) -> Input:
+        return (ex.text, ex.pair)
+
+    def embed(inputs: Sequence[Input]) -> torch.Tensor:
+        return embeddings(teacher, encode(_examples(inputs), tokenizer, max_length), device=ctx.device)
+
     if pool and settings.pool_in_data:
-        initial += unlabelled_examples(pool, initial, protected)
+        in_data = unlabelled_examples(pool, initial, protected)
+        initial += in_data
+        if settings.pool_weighting:
+            generate = PoolNeighbours([(ex.text, ex.pair) for ex in in_data], embed, settings.pool_neighbours, protected)
+
+            def input_of(ex: Example) -> Input:
+                # D already holds every pool text, so D's examples are keyed as the empty input,
+                # which no draw is: each draw adds one more copy (PoolNeighbours draws a text once)
+                return ("", None)
+
     elif pool:
-
-        def embed(inputs: Sequence[Input]) -> torch.Tensor:
-            return embeddings(teacher, encode(_examples(inputs), tokenizer, max_length), device=ctx.device)
-
         generate = combined(edits, PoolNeighbours(pool, embed, settings.pool_neighbours, protected))
     result = agora(
         settings.thetas(),
@@ -220,7 +235,7 @@ def run_agora(
         mistakes,
         generate,
         label,
-        lambda ex: (ex.text, ex.pair),
+        input_of,
         rule=settings.rule,
         replay=settings.replay,
         on_iteration=on_iteration,

@@ -161,6 +161,37 @@ def test_agora_warm_starts_the_whole_pool_in_the_data_and_a_split_dev(
         AgoraSettings(pool_in_data=True)
 
 
+def test_agora_pool_weighting_adds_copies_of_the_mistakes_neighbours_and_no_edits(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
+    seen: list[list[tuple[str, int]]] = []  # (text, label) of D at every fine-tune
+    real_train = finetune_module.train
+
+    def spy(model: torch.nn.Module, data: EncodedSplit, config: object, **kwargs: object) -> object:
+        texts = ctx.teacher.tokenizer.batch_decode(data.input_ids, skip_special_tokens=True)
+        seen.append(list(zip(texts, data.labels.tolist(), strict=True)))
+        return real_train(model, data, config, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(finetune_module, "train", spy)
+    pool = [(" ".join(reversed(ex.text.split())), None) for ex in ctx.data.train]
+    settings = AgoraSettings(
+        grid={"lr": [1e-3, 3e-3]}, replay=0, rule="prefix", soft_labels=True, pool_in_data=True, pool_weighting=True, pool_neighbours=2
+    )
+    result = run_agora(ctx, ArchSpec(1, 16, 2, 32), steps=4, settings=settings, pool=pool)
+    log = result.agora_log
+    assert log is not None and log[0].mistakes > 0
+    first, last = seen[0], seen[-1]
+    assert len(first) == log[0].train_size and len(last) == log[1].train_size == len(first) + log[0].added
+    # every addition is one more copy of a pool text already in D, learning from the teacher alone
+    added = last[len(first) :]
+    pool_texts = {text for text, label in first if label == SOFT_ONLY}
+    assert added and {label for _, label in added} == {SOFT_ONLY} and {text for text, _ in added} <= pool_texts
+    assert len({text for text, _ in added}) == len(added) <= 2 * log[0].mistakes
+    with pytest.raises(UserInputError, match="pool_weighting needs pool_in_data"):
+        AgoraSettings(soft_labels=True, pool_weighting=True)
+
+
 def test_distillation_learns_from_an_unlabelled_pool(
     tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
