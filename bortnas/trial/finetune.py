@@ -12,8 +12,9 @@ Torch layer. All three use the one training loop (`bortnas.train.loop.train`):
   other student, and generated examples have no label of their own (`SOFT_ONLY`). Inputs whose
   top teacher probability is below `min_confidence` are not added. Each fine-tune runs the
   export's step count, so Agora costs |Theta| (|Theta| + 1) / 2 (+ replayed rounds) times as many
-  steps as plain fine-tuning. Three settings that depart from the loop as published, for the
-  scarce-data benchmark (docs/algorithms.md §3.4): warm starts, the whole pool in D, a split dev.
+  steps as plain fine-tuning. Four settings that depart from the loop as published, for the
+  scarce-data benchmark (docs/algorithms.md §3.4): warm starts, the whole pool in D, a split dev,
+  and pool weighting (the mistakes' nearest pool texts added again instead of edits).
 """
 
 from __future__ import annotations
