@@ -136,7 +136,7 @@ def run_one(
     row: dict[str, Any] = dict(previous or {"n": n, "seed": seed, "pool_size": len(pool)})
     teacher = {"teacher_test": evaluate(ctx.teacher.model, ctx.test).accuracy, "teacher_dev": ctx.teacher.dev_accuracy}
     if any((reference or {}).get(key, value) != value for key, value in teacher.items()):
-        # the teacher is fine-tuned again when its cache is gone, and its training differs across machines
+        # the teacher is fine-tuned again when its cache is gone, and can come out different (another machine or version)
         sys.exit(f"the rows for n={n} in --json were measured with another task teacher: use a new --json")
     row.update(teacher)
     started = time.perf_counter()
