@@ -49,12 +49,11 @@ from typing import Any
 
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec
-from bortnas.data.augment import unlabelled_examples
-from bortnas.data.encode import encode
 from bortnas.model.extract import extract
 from bortnas.train.loop import evaluate, train
 from bortnas.trial.context import build_context, load_task
 from bortnas.trial.finetune import AgoraSettings, run_agora
+from bortnas.trial.recipe import training_split
 
 # Agora variants: which parts each uses. pool: "near" adds the mistakes' nearest pool texts,
 # "all" puts the whole pool in D from the start; warm: warm starts; split: split dev.
@@ -101,11 +100,7 @@ def grid_search(
     """(dev, test) accuracy of the best-on-dev student over `thetas`; with a `pool`, its examples
     join the training data without labels (distillation only: the teacher's probabilities), as
     `bortnas export --unlabeled` adds them: duplicates, labelled inputs and dev/test texts dropped."""
-    data = ctx.train
-    if pool:
-        protected = [ex.text for ex in ctx.data.dev + ctx.data.test]
-        examples = list(ctx.data.train) + unlabelled_examples(pool, ctx.data.train, protected)
-        data = encode(examples, ctx.teacher.tokenizer, ctx.settings.max_length)
+    data = training_split(ctx, pool)
     best: tuple[float, float] | None = None
     for theta in thetas:
         student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec)

@@ -16,7 +16,7 @@ import torch
 from bortnas.core.settings import TrainConfig
 from bortnas.core.space import ArchSpec
 from bortnas.data.augment import Input, unlabelled_examples
-from bortnas.data.encode import encode
+from bortnas.data.encode import EncodedSplit, encode
 from bortnas.model.extract import Extraction, extract
 from bortnas.modes import QuantMode
 from bortnas.quant import quantize_
@@ -54,6 +54,17 @@ def chain_stages(mode: QuantMode, chain: Sequence[QuantMode], steps: int) -> lis
     return [(m, share + (steps - share * len(modes) if k == len(modes) - 1 else 0)) for k, m in enumerate(modes)]
 
 
+def training_split(ctx: Context, pool: Sequence[Input] = ()) -> EncodedSplit:
+    """The context's training split; with a `pool` of unlabelled inputs, those join it as examples
+    that learn from the teacher's probabilities only (`unlabelled_examples`: duplicates, labelled
+    inputs and dev/test texts are left out)."""
+    if not pool:
+        return ctx.train
+    protected = [ex.text for ex in ctx.data.dev + ctx.data.test]
+    examples = list(ctx.data.train) + unlabelled_examples(pool, ctx.data.train, protected)
+    return encode(examples, ctx.teacher.tokenizer, ctx.settings.max_length)
+
+
 def distil_student(
     ctx: Context,
     spec: ArchSpec,
@@ -68,7 +79,7 @@ def distil_student(
     configuration of the candidate's own mode with the total step count.
 
     A `pool` of unlabelled inputs joins the training data: those examples learn from the teacher's
-    probabilities only (`unlabelled_examples`; dev and test texts are left out). In the scarce-data
+    probabilities only (`training_split`; dev and test texts are left out). In the scarce-data
     benchmark this is the strongest use of an unlabelled pool (README "Agora fine-tuning").
 
     `layers` (teacher layer indices, passed to `extract`) replaces the most important layers, so
@@ -80,11 +91,7 @@ def distil_student(
     candidate's own mode). The student is trained on, and returned on, the context's device.
     """
     stages = chain_stages(spec.quant, ctx.settings.chain(), steps)
-    data = ctx.train
-    if pool:
-        protected = [ex.text for ex in ctx.data.dev + ctx.data.test]
-        examples = list(ctx.data.train) + unlabelled_examples(pool, ctx.data.train, protected)
-        data = encode(examples, ctx.teacher.tokenizer, ctx.settings.max_length)
+    data = training_split(ctx, pool)
     student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init, layers=layers)
     teacher, mapping = ctx.teacher.model, extraction
     config = student_config(ctx, steps, spec.quant, seed)
