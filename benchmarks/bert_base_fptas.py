@@ -42,9 +42,9 @@ import optuna
 
 from bortnas.algo import fptas
 from bortnas.core.space import REFERENCE_SHAPES, load_search_space
-from bortnas.core.teachers import default_teacher_dir
+from bortnas.core.default_teacher import default_teacher_dir
 from bortnas.data.tasks import load_rotten_tomatoes
-from bortnas.families.teachers import teacher_shape
+from bortnas.families.teacher_dirs import teacher_shape
 from bortnas.search.strategies import fptas_plan
 from bortnas.trial.teacher import load_teacher_config
 

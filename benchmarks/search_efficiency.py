@@ -42,7 +42,7 @@ import optuna
 from bortnas.algo import fptas, hypervolume, pareto_front
 from bortnas.core.errors import BortnasError
 from bortnas.core.space import ArchSpec, SearchSpace, TeacherShape
-from bortnas.families.teachers import teacher_shape
+from bortnas.families.teacher_dirs import teacher_shape
 from bortnas.search import load_study, make_sampler, run_search
 from bortnas.search.records import load_records, p_bits
 from bortnas.search.storage import open_storage

@@ -280,8 +280,8 @@ def _print_onnx(record: dict[str, Any]) -> None:
 
 def cmd_space(args: argparse.Namespace) -> int:
     from bortnas.core.space import REFERENCE_SHAPES, load_search_space
-    from bortnas.core.teachers import default_teacher_dir
-    from bortnas.families.teachers import read_teacher_config, teacher_shape
+    from bortnas.core.default_teacher import default_teacher_dir
+    from bortnas.families.teacher_dirs import read_teacher_config, teacher_shape
     from bortnas.search.pricing import price_space
 
     space = load_search_space(args.file)

@@ -191,7 +191,7 @@ def search(
     from bortnas.core.space import load_search_space
     from bortnas.runtime.device import Device
     from bortnas.search import create_or_resume, make_sampler, run_search
-    from bortnas.search.budget import BudgetScreen, refuse_simulated_latency
+    from bortnas.search.budget_screen import BudgetScreen, refuse_simulated_latency
     from bortnas.search.claims import Coordination
     from bortnas.search.records import front_and_best, load_records
     from bortnas.search.storage import claim_lock, open_storage

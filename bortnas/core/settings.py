@@ -17,7 +17,7 @@ from typing import Any, Literal
 from bortnas.algo import fptas
 from bortnas.core.budget import BUDGET_FLAGS, Budget
 from bortnas.core.errors import UserInputError
-from bortnas.core.teachers import default_teacher_dir
+from bortnas.core.default_teacher import default_teacher_dir
 from bortnas.modes import QuantMode
 
 __all__ = [

@@ -43,7 +43,7 @@ from bortnas.core.settings import RaySettings, RunSettings  # noqa: E402
 from bortnas.core.space import ArchSpec, SearchSpace  # noqa: E402
 from bortnas.runtime.device import Device, limit_memory_fraction  # noqa: E402
 from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, search_target  # noqa: E402
-from bortnas.search.budget import BudgetScreen  # noqa: E402
+from bortnas.search.budget_screen import BudgetScreen  # noqa: E402
 from bortnas.search.claims import Coordination, Heartbeat, claim_asked, next_action, read_state  # noqa: E402
 from bortnas.search.strategies import distributions  # noqa: E402
 from bortnas.trial.context import Context, build_context  # noqa: E402

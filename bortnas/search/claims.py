@@ -24,7 +24,7 @@ from typing import Literal
 import optuna
 
 from bortnas.core.space import ArchSpec
-from bortnas.search.budget import BudgetScreen
+from bortnas.search.budget_screen import BudgetScreen
 
 _RUNNING, _COMPLETE, _PRUNED = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 

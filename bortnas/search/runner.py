@@ -22,7 +22,7 @@ import optuna
 
 from bortnas.core.space import ArchSpec, SearchSpace
 from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, is_expected_failure, search_target
-from bortnas.search.budget import BudgetScreen
+from bortnas.search.budget_screen import BudgetScreen
 from bortnas.search.claims import Coordination, claim_asked, heartbeat, next_action, read_state
 from bortnas.search.strategies import distributions
 

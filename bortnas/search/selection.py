@@ -26,7 +26,7 @@ import optuna
 from bortnas.core.budget import Budget, CandidateCost, LatencyTable
 from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
 from bortnas.core.space import ArchSpec
-from bortnas.search.budget import refuse_simulated_latency
+from bortnas.search.budget_screen import refuse_simulated_latency
 from bortnas.search.records import TrialRecord, front_and_best, load_records
 
 __all__ = [
@@ -107,7 +107,7 @@ def resolve(selection: Selection, study: optuna.Study, table: LatencyTable | Non
 
 def check_latencies(records: list[TrialRecord], selection: Selection, cost: str | None, study_name: str) -> None:
     """Refuse a latency budget or W's latency cost on a study with trials of simulated modes
-    (`bortnas.search.budget.refuse_simulated_latency`)."""
+    (`bortnas.search.budget_screen.refuse_simulated_latency`)."""
     modes = {r.spec.quant for r in records if r.scored and r.spec is not None and r.latency_simulated}
     refuse_simulated_latency(modes, selection.budget, cost, f"study {study_name!r}")
 

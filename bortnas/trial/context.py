@@ -18,7 +18,7 @@ from bortnas.core.space import TeacherShape
 from bortnas.data.encode import EncodedSplit, encode
 from bortnas.data.tasks import TaskData, load_rotten_tomatoes, load_table
 from bortnas.families import family_of
-from bortnas.families.teachers import teacher_shape
+from bortnas.families.teacher_dirs import teacher_shape
 from bortnas.runtime.device import CPU, Device
 from bortnas.train.teacher_cache import TeacherCache
 from bortnas.trial.teacher import TaskTeacher, check_teacher_weights, load_teacher_config, prepare_teacher

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
 from bortnas.data.encode import EncodedSplit
 from bortnas.families import SUPPORTED_MODEL_TYPES, family_of
-from bortnas.families.teachers import check_supported
+from bortnas.families.teacher_dirs import check_supported
 from bortnas.model.importance import Importance, compute_importance
 from bortnas.runtime.device import CPU, Device
 from bortnas.train.loop import TrainConfig, evaluate, train

@@ -7,7 +7,7 @@ import torch
 
 from bortnas.core.space import ArchSpec
 from bortnas.cost import param_count
-from bortnas.families.teachers import teacher_shape
+from bortnas.families.teacher_dirs import teacher_shape
 from bortnas.model.extract import extract
 from bortnas.model.importance import Importance, compute_importance, gated
 
@@ -180,7 +180,7 @@ def test_zero_layer_gate_skips_the_layer(tiny_bert: Path) -> None:
 
 @pytest.mark.integration
 def test_real_minilm_full_extraction_is_exact() -> None:
-    from bortnas.core.teachers import default_teacher_dir
+    from bortnas.core.default_teacher import default_teacher_dir
 
     teacher = classifier(default_teacher_dir())
     c = teacher.config

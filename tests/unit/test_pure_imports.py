@@ -6,7 +6,7 @@ PURE_MODULES = [
     "bortnas.core.errors",
     "bortnas.core.space",
     "bortnas.core.settings",
-    "bortnas.families.teachers",
+    "bortnas.families.teacher_dirs",
     "bortnas.core.progress",
     "bortnas.modes",
     "bortnas.cost",

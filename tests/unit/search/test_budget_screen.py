@@ -8,7 +8,7 @@ from bortnas.core.budget import Budget, LatencyTable
 from bortnas.core.errors import InfeasibleBudgetError, UserInputError
 from bortnas.core.space import ArchSpec, QuantMode, TeacherShape, parse_search_space
 from bortnas.cost import param_count
-from bortnas.search.budget import BudgetScreen, refuse_simulated_latency
+from bortnas.search.budget_screen import BudgetScreen, refuse_simulated_latency
 from bortnas.search.strategies import fptas_plan
 
 SHAPE = TeacherShape(2, 32, 4, 64, vocab_size=40, max_positions=64, type_vocab_size=2)

@@ -10,7 +10,7 @@ from bortnas.core.errors import TrialFailed
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec, TeacherShape, load_search_space
 from bortnas.search import create_or_resume, make_sampler, run_search
-from bortnas.search.budget import BudgetScreen
+from bortnas.search.budget_screen import BudgetScreen
 from bortnas.search.storage import open_storage
 from bortnas.trial.context import build_context
 from bortnas.trial.scoring import context_evaluator
