@@ -2,6 +2,7 @@
 #   make demo   search the bundled MiniLM teacher on Rotten Tomatoes reviews and export the best model
 #   make test   run the test suite (what CI runs, after make lint)
 #   make lint   ruff (lint and format check) on the code and tests, mypy on the package
+#   make docs   build the documentation site into site/ (mkdocs, strict: any warning fails)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -11,7 +12,7 @@ TORCH := torch==2.13.0
 OUT ?= out
 STORAGE ?= sqlite:///$(OUT)/bortnas.db
 
-.PHONY: demo lint test test-all bench clean
+.PHONY: demo lint docs test test-all bench clean
 
 $(STAMP): setup.cfg setup.py
 	python3 -m venv $(VENV)
@@ -33,6 +34,9 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check bortnas tests benchmarks
 	$(PY) -m mypy bortnas
 
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not gpu" -q
 
@@ -43,4 +47,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --model $(OUT)/minilm_quick --json $(OUT)/run_all.json
 
 clean:
-	rm -rf $(VENV) $(OUT)
+	rm -rf $(VENV) $(OUT) site
