@@ -14,6 +14,28 @@ class UserInputError(BortnasError):
     """Bad input the user can fix (a file, a flag, a directory); the CLI exits with 2."""
 
 
+class ParameterError(UserInputError, ValueError):
+    """A bad value of one named parameter of the Python API (a settings field, a function argument).
+
+    The message names the parameter as a Python caller wrote it (``epsilon=0 must be in (0, 1)``);
+    the CLI, which knows which flag set it, shows the same message with the flag's name instead
+    (``--epsilon=0 must be in (0, 1)``) through `named`.
+
+    Args:
+        parameter: the parameter's name, e.g. "epsilon" or "max_latency_ms".
+        detail: the rest of the message, starting right after the name: "=0 must be in (0, 1)."
+    """
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(f"{parameter}{detail}")
+        self.parameter = parameter
+        self.detail = detail
+
+    def named(self, name: str) -> str:
+        """The message with `name` (a flag) in place of the parameter."""
+        return f"{name}{self.detail}"
+
+
 class SearchSpaceError(UserInputError, ValueError):
     """A search-space file or value is invalid."""
 
