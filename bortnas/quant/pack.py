@@ -1,22 +1,25 @@
-"""Packed low-bit weights in safetensors, and `load(DIR)` that rebuilds a quantized model.
+"""Saving and loading a model of any mode: `save(model, DIR)` and `load(DIR)`, with packed low-bit weights.
 
-Torch layer. A quantized layer `<name>` is stored as `<name>.weight.packed` (uint8: 1 bit per
+Torch layer. A directory holds config.json, model.safetensors and bortnas.json (`manifest`). In a
+quantized model's weights file, layer `<name>` is stored as `<name>.weight.packed` (uint8: 1 bit per
 binary weight, 2 bits per ternary weight, little-end first within a byte, 8 bits per int8 weight) and
 `<name>.weight.scale` (float32: one per tensor, or one per row); every other tensor is stored
-as is. The header metadata names the format and the mode, so a file read with another mode or
-with shapes that do not match its config is refused with one clear line.
+as is. The mode is recorded in config.json, which `load` trusts, and repeated in the weights'
+metadata and bortnas.json, which must agree with it: a directory whose records differ, or whose
+shapes do not match its config, is refused with one clear line.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from bortnas import __version__
 from bortnas.core.errors import ExportError
 from bortnas.modes import QuantConfig, QuantMode, get_config
 from bortnas.quant.modules import QuantEmbedding, QuantLinear, quantize_, quantized_modules
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 
 FORMAT = "bortnas-packed-1"
 WEIGHTS_NAME = "model.safetensors"
+MANIFEST_NAME = "bortnas.json"
+AUTO_CLASS = "AutoModelForSequenceClassification"  # the transformers class `load` rebuilds every mode with
 _BINARY_PLACES = 2 ** torch.arange(8, dtype=torch.uint8)
 
 
@@ -100,12 +105,128 @@ def quantized_state_dict(model: nn.Module, mode: QuantMode) -> dict[str, torch.T
     return state
 
 
-def save_quantized(model: PreTrainedModel, mode: QuantMode, directory: Path) -> None:
-    """Write config.json and the packed model.safetensors of a quantized model into `directory`."""
+def model_mode(model: PreTrainedModel) -> QuantMode:
+    """The mode `model` runs: its config's `bortnas_quant` (set by `quantize_`), fp32 where there is none.
+
+    Raises:
+        ExportError: the config names no registered mode.
+    """
+    name = getattr(model.config, "bortnas_quant", QuantMode.FP32.value)
+    try:
+        return QuantMode(name)
+    except ValueError as e:
+        raise ExportError(f"the model's config has bortnas_quant={name!r}: {e}.") from e
+
+
+def _stock_class_builds(model: PreTrainedModel) -> bool:
+    """Whether `AutoModelForSequenceClassification` builds exactly `model`'s class from its config.
+
+    `load` rebuilds every mode through that class (fp32 by `from_pretrained`, a quantized mode by
+    `from_config` and `quantize_`), so a model of any other class could not be read back.
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    try:
+        return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(model.config)] is type(model)
+    except KeyError:
+        return False
+
+
+def manifest(mode: QuantMode) -> dict[str, Any]:
+    """What `save` writes to bortnas.json for a model of `mode` (the keys of `MANIFEST_KEYS`).
+
+    `transformers_loadable` says whether stock transformers alone reads the directory back:
+    true for full precision, whose directory `save_pretrained` writes and `load` itself reads with
+    `AutoModelForSequenceClassification.from_pretrained` (so whatever `load` reproduces, stock
+    transformers reproduces; `bortnas export` checks the logits along that very route before it
+    keeps an export); false for a quantized mode, whose packed weights only `load` unpacks.
+    """
+    stock = not mode.config.quantized
+    return {
+        "bortnas_version": __version__,
+        "quant": mode.value,
+        "transformers_loadable": stock,
+        "auto_class": AUTO_CLASS if stock else None,
+        "load_with": f"transformers.{AUTO_CLASS}.from_pretrained" if stock else "bortnas.load",
+    }
+
+
+MANIFEST_KEYS = frozenset(manifest(QuantMode.FP32))
+
+
+def save(model: PreTrainedModel, directory: str | Path) -> None:
+    """Write `model` (any mode) into `directory` so that `load(directory)` rebuilds it: the one writer of bortnas models.
+
+    The directory gets config.json, model.safetensors and bortnas.json (`manifest`). A
+    full-precision model is written by `save_pretrained` as it is, a stock transformers directory;
+    a quantized one gets its config and its packed weights (module docstring), which only `load`
+    reads. The mode is the one `model_mode` reads, so it lands in config.json, where `load` takes
+    it from. No tokenizer is written: a caller that has one saves it beside the model.
+    `directory` is created if missing and same-named files in it are replaced; `model` is not changed.
+
+    Raises:
+        ExportError: `model` is not the class `AutoModelForSequenceClassification` builds for its
+            config (`load` could not rebuild it), or its layers are not those of the mode its config names.
+
+    Example:
+        >>> from transformers import BertConfig, BertForSequenceClassification
+        >>> shape = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+        >>> save(quantize_(BertForSequenceClassification(shape), "bitnet158"), "tiny-ternary")
+        >>> load("tiny-ternary").config.bortnas_quant
+        'bitnet158'
+    """
     from safetensors.torch import save_file
 
-    model.config.save_pretrained(directory)
-    save_file(quantized_state_dict(model, mode), str(directory / WEIGHTS_NAME), metadata={"format": FORMAT, "bortnas_quant": mode.value})
+    mode = model_mode(model)
+    if not _stock_class_builds(model):
+        raise ExportError(
+            f"{type(model).__name__} is not the class {AUTO_CLASS} builds for a {type(model.config).__name__}, "
+            "so `load` could not rebuild it: save a sequence classifier of a supported family."
+        )
+    layers = quantized_modules(model)
+    if bool(layers) != mode.config.quantized:
+        found = f"{len(layers)} quantized layers" if layers else "no quantized layer"
+        raise ExportError(
+            f"the model's config says bortnas_quant={mode.value!r} but it has {found}: quantize it with "
+            "`quantize_(model, mode)`, which sets both."
+        )
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if mode.config.quantized:
+        model.config.save_pretrained(directory)
+        save_file(
+            quantized_state_dict(model, mode), str(directory / WEIGHTS_NAME), metadata={"format": FORMAT, "bortnas_quant": mode.value}
+        )
+    else:
+        model.save_pretrained(directory)
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest(mode), indent=2))
+
+
+def save_quantized(model: PreTrainedModel, mode: QuantMode, directory: Path) -> None:
+    """`save` for a caller that names the mode it expects `model` to run (benchmarks/deploy.py).
+
+    Raises:
+        ExportError: `model` runs another mode, or `save` refuses it.
+    """
+    if model_mode(model) is not QuantMode(mode):
+        raise ExportError(f"asked to save a {QuantMode(mode).value} model, but the model runs {model_mode(model).value}.")
+    save(model, directory)
+
+
+def add_metadata(directory: str | Path, extra: Mapping[str, Any]) -> None:
+    """Add `extra` to the bortnas.json that `save` wrote in `directory` (an export's metrics and provenance), in place.
+
+    Raises:
+        ExportError: `directory` has no bortnas.json.
+        ValueError: `extra` names a key of `MANIFEST_KEYS`: those are `save`'s to write, from the model itself.
+    """
+    path = Path(directory) / MANIFEST_NAME
+    if not path.is_file():
+        raise ExportError(f"{directory} has no {MANIFEST_NAME}: write the model with `save` first.")
+    clash = sorted(MANIFEST_KEYS & set(extra))
+    if clash:
+        raise ValueError(f"{', '.join(clash)} in bortnas.json are written by `save` from the model, not added by its caller.")
+    path.write_text(json.dumps({**json.loads(path.read_text()), **extra}, indent=2))
 
 
 def _restore(
@@ -128,36 +249,74 @@ def _restore(
     module.freeze_(codes, scale.view(-1, 1) if per_row else scale.reshape(()))
 
 
-def load(directory: str | Path) -> PreTrainedModel:
-    """Rebuild an exported bortnas model (any mode) in eval mode, offline.
+def _stored_mode(weights: Path) -> str | None:
+    """The mode a safetensors file's metadata records: `bortnas_quant` if it holds packed weights, else fp32."""
+    from safetensors import safe_open
 
-    Full-precision exports are stock transformers directories; quantized ones are rebuilt from
-    config.json, the mode in bortnas.json and the packed weights, and run exactly the arithmetic
-    of the model that was exported.
+    with safe_open(str(weights), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") == FORMAT:
+        return meta.get("bortnas_quant")
+    return QuantMode.FP32.value
+
+
+def load(directory: str | Path) -> PreTrainedModel:
+    """Rebuild a model that `save` (or `bortnas export`, which writes through it) wrote, in eval mode, offline.
+
+    The mode is read from config.json (`bortnas_quant`, absent for fp32), the one record `load`
+    trusts: the model is rebuilt from its config and the mode is part of it (which layers are
+    swapped, the activation, the attention), and `quantize_` sets it on the model itself, so every
+    writer carries it. The other records must agree with it, or the directory is refused as files
+    that do not belong together: bortnas.json's `quant` (and an export's `candidate.quant`), for
+    people and tools that read the mode without transformers, and the weights file's metadata,
+    which says how its bytes are to be read. A full-precision directory is read by
+    `AutoModelForSequenceClassification.from_pretrained`, as stock transformers reads it; a quantized
+    one is rebuilt from its config and its packed weights, and runs exactly the arithmetic of the
+    model that was saved.
 
     Raises:
-        ExportError: the directory is not a bortnas export, or its weights do not match its config or mode.
+        ExportError: the directory has no bortnas.json, its records of the mode disagree, or its
+            weights do not match its config or mode.
+
+    Example:
+        >>> model = load("tiny-ternary")  # a directory written by `save`
+        >>> model.config.bortnas_quant
+        'bitnet158'
     """
     from safetensors import safe_open
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     directory = Path(directory)
-    meta_path = directory / "bortnas.json"
+    meta_path = directory / MANIFEST_NAME
     if not meta_path.is_file():
-        raise ExportError(f"{directory} has no bortnas.json: pass a directory written by `bortnas export`.")
-    mode = QuantMode(json.loads(meta_path.read_text())["candidate"].get("quant", "fp32"))
-    if mode is QuantMode.FP32:
-        return AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True).eval()
-    weights = directory / WEIGHTS_NAME
-    with safe_open(str(weights), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != FORMAT or meta.get("bortnas_quant") != mode.value:
-            raise ExportError(
-                f"{weights} holds format={meta.get('format')!r} mode={meta.get('bortnas_quant')!r}, "
-                f"but bortnas.json says {mode.value}: the files do not belong together."
-            )
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        raise ExportError(f"{directory} has no {MANIFEST_NAME}: pass a directory written by `bortnas.quant.pack.save` or `bortnas export`.")
     config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    name = getattr(config, "bortnas_quant", QuantMode.FP32.value)
+    try:
+        mode = QuantMode(name)
+    except ValueError as e:
+        raise ExportError(f"{directory}/config.json has bortnas_quant={name!r}: {e}.") from e
+    meta = json.loads(meta_path.read_text())
+    candidate = meta.get("candidate")
+    weights = directory / WEIGHTS_NAME
+    if mode.config.quantized and not weights.is_file():
+        raise ExportError(f"{directory} has no {WEIGHTS_NAME}: a {mode.value} model's packed weights are stored there.")
+    records = {
+        f"{MANIFEST_NAME} quant": meta.get("quant"),
+        f"{MANIFEST_NAME} candidate.quant": candidate.get("quant") if isinstance(candidate, dict) else None,
+        # fp32 weights may be sharded by save_pretrained, with no single file to read
+        f"{WEIGHTS_NAME} metadata": _stored_mode(weights) if weights.is_file() else None,
+    }
+    for where, recorded in records.items():
+        if recorded is not None and recorded != mode.value:
+            raise ExportError(
+                f"{directory}: config.json says bortnas_quant={mode.value!r} but {where} says {recorded!r}: "
+                "the files do not belong together; write the directory again with `save`."
+            )
+    if not mode.config.quantized:
+        return AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True).eval()
+    with safe_open(str(weights), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
     model = quantize_(AutoModelForSequenceClassification.from_config(config), mode)
     for name, module in quantized_modules(model).items():
         try:
