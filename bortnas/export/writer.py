@@ -1,10 +1,12 @@
-"""Export a chosen trial: train it longer, write a stock transformers directory, verify the reload.
+"""Export a chosen trial: train it longer, write it with `bortnas.quant.pack.save`, verify the reload.
 
 Transformers layer. Every full-precision candidate is its teacher family's stock sequence
 classifier (head size = hidden // heads), so the directory loads with
 `AutoModelForSequenceClassification.from_pretrained(DIR)` without bortnas installed. A quantized
-candidate is written with packed low-bit weights (`bortnas.quant.pack`) and loads with
-`bortnas.load(DIR)`. With `onnx`, the directory also holds `model.onnx` (the faithful graph,
+candidate is written with packed low-bit weights and loads with `bortnas.load(DIR)`. Which of the
+two holds is in `bortnas.json` (`transformers_loadable`, `auto_class`, `load_with`), checked here
+by reloading along that route and comparing the logits; the export adds its metrics and provenance
+to the same file. With `onnx`, the directory also holds `model.onnx` (the faithful graph,
 checked against the PyTorch logits) and, for fp32 and the int8-kernel modes, `model.int8.onnx`
 (`bortnas.runtime.onnx`), and `bortnas.json` records their onnxruntime latency and test accuracy
 beside the teacher's in the same runtime.
@@ -28,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 import torch
 
-from bortnas import __version__
 from bortnas.core.errors import ExportError, UserInputError
-from bortnas.core.space import ArchSpec, QuantMode
-from bortnas.quant.pack import load, save_quantized
+from bortnas.core.space import ArchSpec
+from bortnas.quant.pack import AUTO_CLASS, MANIFEST_NAME, add_metadata, load, save
 from bortnas.search.selection import choose_trial
 from bortnas.trial.context import Context
 from bortnas.trial.finetune import AgoraSettings, finetune_candidate
@@ -85,14 +86,32 @@ def _test(metrics: ModelMetrics) -> float:
 
 
 def _check_reload(directory: Path, model: PreTrainedModel, ctx: Context) -> PreTrainedModel:
-    """The model as `bortnas.load` reads it back from `directory`, checked against `model`."""
-    reloaded = load(directory)
+    """The model as `bortnas.load` reads it back from `directory`, checked against `model`.
+
+    Where bortnas.json says stock transformers loads the directory, it is also read the way a
+    user without bortnas reads it (`AutoModelForSequenceClassification.from_pretrained`) and held
+    to the same logits, so the export never claims what it does not do.
+
+    Raises:
+        ExportError: a reloaded model's logits differ from `model`'s by more than `RELOAD_ATOL`.
+    """
+    from transformers import AutoModelForSequenceClassification
+
     batch = ctx.dev.batch(list(range(min(16, len(ctx.dev)))))
     batch.pop("labels")
     with torch.no_grad():
-        diff = (reloaded(**batch).logits - model(**batch).logits).abs().max().item()
-    if diff > RELOAD_ATOL:
-        raise ExportError(f"the exported model in {directory} does not reproduce its logits (max diff {diff:.2e}).")
+        expected = model(**batch).logits
+    reloaded = load(directory)
+    readers = {"bortnas.load": reloaded}
+    if json.loads((directory / MANIFEST_NAME).read_text())["transformers_loadable"]:
+        readers[f"{AUTO_CLASS}.from_pretrained"] = AutoModelForSequenceClassification.from_pretrained(
+            directory, local_files_only=True
+        ).eval()
+    for route, reread in readers.items():
+        with torch.no_grad():
+            diff = (reread(**batch).logits - expected).abs().max().item()
+        if diff > RELOAD_ATOL:
+            raise ExportError(f"the exported model in {directory}, read by {route}, does not reproduce its logits (max diff {diff:.2e}).")
     return reloaded
 
 
@@ -216,16 +235,12 @@ def export_trial(
     student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        if spec.quant is QuantMode.FP32:
-            student.save_pretrained(staging)
-        else:
-            save_quantized(student, spec.quant, staging)
+        save(student, staging)
         ctx.teacher.tokenizer.save_pretrained(staging)
         report = ExportReport(
             out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary, seq_len=ctx.settings.max_length
         )
         metadata = {
-            "bortnas_version": __version__,
             "study": study.study_name,
             "trial": trial.number,
             "candidate": spec.to_dict(),
@@ -252,13 +267,12 @@ def export_trial(
                 "settings": ctx.settings.to_dict(),
             },
         }
-        (staging / "bortnas.json").write_text(json.dumps(metadata, indent=2))
+        add_metadata(staging, metadata)
         reloaded = _check_reload(staging, student, ctx)
         if onnx:
             _logger.info("writing and timing the ONNX graphs of the model and the teacher")
             onnx_record = write_onnx(staging, reloaded, spec, ctx)
-            metadata["onnxruntime"] = onnx_record
-            (staging / "bortnas.json").write_text(json.dumps(metadata, indent=2))
+            add_metadata(staging, {"onnxruntime": onnx_record})
             report = dataclasses.replace(report, onnxruntime=onnx_record)
         if out.exists():
             shutil.rmtree(out)

@@ -1,21 +1,28 @@
-"""The pure parts of export: which trial is exported, the --out check, and the ratios of the report."""
+"""Export: which trial is exported, the --out check, the ratios of the report, and what bortnas.json says of reloading."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from conftest import FAKE_BEST, make_scored_study
+from transformers import AutoModelForSequenceClassification
 
+import bortnas
 from bortnas.core.errors import ExportError, UserInputError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec, parse_search_space
+from bortnas.export import writer
 from bortnas.export.writer import ExportReport, prepare_out_dir
+from bortnas.quant import pack
 from bortnas.search import create_or_resume
 from bortnas.search.selection import choose_trial
 from bortnas.search.storage import open_storage
+from bortnas.trial.context import build_context
 from bortnas.trial.metrics import ModelMetrics
 
 FINISHED = "[0, 1, 3, 5, 6, 7]"  # FAKE_SCORES' trials; 2 failed and 4 was pruned
@@ -130,3 +137,47 @@ def test_report_ratios_are_teacher_over_model(tmp_path: Path) -> None:
     assert ratios["flops"] == pytest.approx(8.0)
     assert ratios["latency"] == pytest.approx(8.0)
     assert ratios["test_accuracy_points"] == pytest.approx(-2.75)  # test accuracy, not dev: 100 * (0.8725 - 0.90)
+
+
+RELOAD_ATOL = 1e-5  # the writer's own bound: the same weights and arithmetic, read back
+
+
+@pytest.mark.parametrize(("number", "loadable"), [(0, True), (6, False)], ids=["fp32", "bitnet158"])
+def test_bortnas_json_says_whether_stock_transformers_loads_the_export(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, study: optuna.Study, monkeypatch: pytest.MonkeyPatch, number: int, loadable: bool
+) -> None:
+    settings = RunSettings(
+        teacher=str(tiny_bert),
+        data=str(tiny_task),
+        text_column="sentence",
+        label_column="sentiment",
+        teacher_steps=5,
+        max_length=16,
+        batch_size=16,
+    )
+    ctx = build_context(settings, cache_dir=tmp_path / "cache")
+    batch = ctx.dev.batch(list(range(8)))
+    batch.pop("labels")
+    trained: dict[str, torch.Tensor] = {}
+
+    def save_and_remember(model: torch.nn.Module, directory: Path) -> None:
+        with torch.no_grad():
+            trained["logits"] = model(**batch).logits
+        pack.save(model, directory)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "save", save_and_remember)
+    out = tmp_path / "out"
+    writer.export_trial(ctx, study, study.trials[number], out, steps=2)
+    meta = json.loads((out / "bortnas.json").read_text())
+    quant = study.trials[number].user_attrs["candidate"]["quant"]
+    assert meta["quant"] == meta["candidate"]["quant"] == quant and meta["trial"] == number and "metrics" in meta
+    assert meta["transformers_loadable"] is loadable
+    stock = AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True).eval()
+    with torch.no_grad():
+        stock_diff = (stock(**batch).logits - trained["logits"]).abs().max().item()
+        assert (bortnas.load(str(out))(**batch).logits - trained["logits"]).abs().max().item() <= RELOAD_ATOL
+    if loadable:
+        assert meta["auto_class"] == "AutoModelForSequenceClassification" and stock_diff <= RELOAD_ATOL
+    else:
+        # the packed weights are not read by stock transformers: its layers stay random
+        assert meta["auto_class"] is None and meta["load_with"] == "bortnas.load" and stock_diff > 1e-2
