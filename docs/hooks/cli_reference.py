@@ -124,6 +124,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         raise PluginError(f"{PAGE} has lost its marker {MARKER!r}")
     try:
         from bortnas.app.cli import build_parser
+
+        parser = build_parser()
     except Exception as e:  # the build must say why the reference cannot be made
-        raise PluginError(f"cannot import bortnas.app.cli.build_parser for the CLI reference: {e!r}") from e
-    return markdown.replace(MARKER, render(build_parser()))
+        raise PluginError(f"cannot build the CLI reference from bortnas.app.cli.build_parser(): {e!r}") from e
+    return markdown.replace(MARKER, render(parser))
