@@ -1,8 +1,10 @@
 """Quantizers with their straight-through gradients, as the sources define them.
 
-Torch layer, no modules. Each function documents its source (see docs/algorithms.md
-§4): int8 (symmetric absmax, as LLM.int8 and torchao's dynamic int8 define it), BitNet b1.58
-(BitBLAS `utils_quant.py`), BiT (`facebookresearch/bit` `utils_quant.py`) and BiBERT (`htqin/BiBERT` `utils_quant.py`).
+Torch layer, no modules; `bortnas.quant.modules` and `bortnas.quant.attention` call them (an
+identity-STE weight quantizer is its `*_codes` here, passed through by `QuantLinear.quantized_weight`).
+Each documents its source (docs/algorithms.md §4): int8 (symmetric absmax, as LLM.int8 and torchao's
+dynamic int8 define it), BitNet b1.58 (BitBLAS `utils_quant.py`), BiT (`facebookresearch/bit`
+`utils_quant.py`) and BiBERT (`htqin/BiBERT` `utils_quant.py`).
 """
 
 from __future__ import annotations
@@ -58,12 +60,6 @@ def ternary_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (weight / scale).round().clamp(-1, 1), scale
 
 
-def ternary_weight(weight: torch.Tensor) -> torch.Tensor:
-    """W_q = clamp(round(W / mean|W|), -1, 1) * mean|W|; gradient passes straight through."""
-    codes, scale = ternary_codes(weight.detach())
-    return straight_through(weight, codes * scale)
-
-
 def absmax_codes(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """(codes, scale) of per-token (last dim) absmax quantization: x ~= codes / scale, |codes| <= 2^(b-1) - 1.
 
@@ -105,12 +101,6 @@ def sign_binary(x: torch.Tensor) -> torch.Tensor:
 def bwn_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(codes in {-1, 1}, scale) of BiT's BWN: sign(W - mean W) and mean|W| (per tensor)."""
     return sign_binary(weight - weight.mean()), weight.abs().mean()
-
-
-def bwn_weight(weight: torch.Tensor) -> torch.Tensor:
-    """W_B = mean|W| * sign(W - mean W) (per tensor); identity STE, no clipping."""
-    codes, scale = bwn_codes(weight.detach())
-    return straight_through(weight, codes * scale)
 
 
 class ElasticQuant(torch.autograd.Function):
@@ -206,14 +196,3 @@ class BoolAttention(torch.autograd.Function):
     def backward(ctx: _Ctx, grad: torch.Tensor) -> torch.Tensor:
         (scores,) = ctx.saved_tensors
         return grad * (scores.abs() < 1).to(grad.dtype)
-
-
-def bi_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, additive_mask: torch.Tensor | None) -> torch.Tensor:
-    """BiBERT Bi-Attention on (batch, heads, tokens, head_dim) tensors; no softmax.
-
-    S = sign(Q) sign(K)^T / sqrt(d) + mask;  A = bool(S);  context = A sign(V).
-    """
-    scores = bibert_activation(query) @ bibert_activation(key).transpose(-1, -2) / math.sqrt(query.shape[-1])
-    if additive_mask is not None:
-        scores = scores + additive_mask
-    return BoolAttention.apply(scores) @ bibert_activation(value)

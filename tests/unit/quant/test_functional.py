@@ -1,4 +1,4 @@
-"""Each quantizer's forward values and gradients on small tensors, computed by hand."""
+"""Each quantizer's forward values and gradients on small tensors, computed by hand, through the layers that run them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from bortnas.quant import functional as Q
+from bortnas.quant.attention import quantized_attention
+from bortnas.quant.modules import BiTLinear, BitLinear158, QuantLinear
 
 
 def _grad(fn, x: torch.Tensor, upstream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,11 +20,21 @@ def _grad(fn, x: torch.Tensor, upstream: torch.Tensor) -> tuple[torch.Tensor, to
     return y.detach(), x.grad
 
 
+def _layer_weight_grad(layer: QuantLinear, weight: torch.Tensor, upstream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight `layer`'s forward multiplies by (`quantized_weight`), and the gradient its latent weight gets."""
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+    y = layer.quantized_weight()
+    (y * upstream).sum().backward()
+    assert layer.weight.grad is not None
+    return y.detach(), layer.weight.grad
+
+
 def test_ternary_absmean_weight() -> None:
     # mean|W| = (0.5 + 1 + 0.1 + 2) / 4 = 0.9; W / 0.9 rounds to 1, -1, 0, 2 -> clipped to 1
     w = torch.tensor([[0.5, -1.0], [0.1, 2.0]])
     g = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    y, grad = _grad(Q.ternary_weight, w, g)
+    y, grad = _layer_weight_grad(BitLinear158(2, 2, bias=False), w, g)
     torch.testing.assert_close(y, torch.tensor([[0.9, -0.9], [0.0, 0.9]]))
     torch.testing.assert_close(grad, g)  # straight through, no clipping mask
     codes, scale = Q.ternary_codes(w)
@@ -39,10 +52,10 @@ def test_absmax_8bit_per_token() -> None:
 
 def test_bwn_weight() -> None:
     # mean W = 1, mean|W| = 2.5; sign(W - 1) with sign(0) = +1
-    w = torch.tensor([1.0, -3.0, 2.0, 4.0])
-    y, grad = _grad(Q.bwn_weight, w, torch.tensor([1.0, 2.0, 3.0, 4.0]))
-    torch.testing.assert_close(y, torch.tensor([2.5, -2.5, 2.5, 2.5]))
-    torch.testing.assert_close(grad, torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    w = torch.tensor([[1.0, -3.0, 2.0, 4.0]])
+    y, grad = _layer_weight_grad(BiTLinear(4, 1, bias=False), w, torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
+    torch.testing.assert_close(y, torch.tensor([[2.5, -2.5, 2.5, 2.5]]))
+    torch.testing.assert_close(grad, torch.tensor([[1.0, 2.0, 3.0, 4.0]]))  # straight through, no clipping mask
 
 
 def _elastic(x: list[float], alpha: float, bounds: tuple[int, int], g: list[float]) -> tuple[list[float], list[float], float]:
@@ -109,9 +122,13 @@ def test_bi_attention_two_by_two() -> None:
     k = torch.tensor([[-1.0, -1.0], [2.0, -3.0]]).view(1, 1, 2, 2)
     v = torch.tensor([[3.0, -1.0], [-0.5, 2.0]]).view(1, 1, 2, 2)
     # A = 1[S > 0] = [[0, 1], [0, 0]]; context = A sign(V) = [[-1, 1], [0, 0]]
-    assert Q.bi_attention(q, k, v, None).view(2, 2).tolist() == [[-1.0, 1.0], [0.0, 0.0]]
+    attention = nn.Module().eval()  # what `quantize_attention_` marks on a layer's attention module for BiBERT
+    attention.bortnas_attention = "bi"
+    context, weights = quantized_attention(attention, q, k, v, None)
+    assert context.shape == (1, 2, 1, 2) and weights is None  # (batch, tokens, heads, head_dim), as transformers expects
+    assert context.view(2, 2).tolist() == [[-1.0, 1.0], [0.0, 0.0]]
     masked = torch.tensor([0.0, -10000.0]).view(1, 1, 1, 2)
-    assert Q.bi_attention(q, k, v, masked).view(2, 2).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    assert quantized_attention(attention, q, k, v, masked)[0].view(2, 2).tolist() == [[0.0, 0.0], [0.0, 0.0]]
 
 
 def test_bool_attention_gradient() -> None:
