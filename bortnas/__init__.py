@@ -1,17 +1,103 @@
-"""bortnas: extract small, fast sub-architectures of a transformer encoder teacher (Bort-style NAS)."""
+"""bortnas: extract small, fast sub-architectures of a transformer encoder teacher (Bort-style NAS).
+
+The public API is what `__all__` lists: search a space into an Optuna study (`search`), read its
+trials (`trials`), export the chosen candidate (`export`), read it back (`load`), and the FPTAS
+as an Optuna sampler for any finite candidate set (`FPTASSampler`). Importing the package loads
+neither torch nor transformers; the calls that train or load models do.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from bortnas.api.export import export
+from bortnas.api.finetune import Agora, Distil, Finetune, Plain
+from bortnas.api.results import SearchResult, TrialSummary
+from bortnas.api.search import search, trials
+from bortnas.core.budget import Budget
+from bortnas.core.errors import (
+    BortnasError,
+    ExportError,
+    InfeasibleBudgetError,
+    MissingDependencyError,
+    ParameterError,
+    StudyMismatchError,
+    UserInputError,
+)
+from bortnas.core.settings import Execution, RaySettings, RunSettings
+from bortnas.search.fptas_sampler import FPTASResult, FPTASSampler
+from bortnas.search.strategies import FPTAS, NSGA2, TPE, Grid, RandomSearch, Strategy
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-__version__ = "0.1.0"
+    from bortnas.export.writer import ExportReport
+    from bortnas.trial.finetune import AgoraSettings
+
+__all__ = [
+    "FPTAS",
+    "NSGA2",
+    "TPE",
+    "Agora",
+    "AgoraSettings",
+    "BortnasError",
+    "Budget",
+    "Distil",
+    "Execution",
+    "ExportError",
+    "ExportReport",
+    "FPTASResult",
+    "FPTASSampler",
+    "Finetune",
+    "Grid",
+    "InfeasibleBudgetError",
+    "MissingDependencyError",
+    "ParameterError",
+    "Plain",
+    "RandomSearch",
+    "RaySettings",
+    "RunSettings",
+    "SearchResult",
+    "Strategy",
+    "StudyMismatchError",
+    "TrialSummary",
+    "UserInputError",
+    "__version__",
+    "export",
+    "load",
+    "save",
+    "search",
+    "trials",
+]
+
+# names whose modules import torch: resolved on first use, so `import bortnas` stays light
+_LAZY = {"ExportReport": "bortnas.export.writer", "AgoraSettings": "bortnas.trial.finetune"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bortnas' has no attribute {name!r}")
 
 
 def load(directory: str) -> PreTrainedModel:
-    """Rebuild an exported model (full precision or quantized) from its directory; see `bortnas.quant.pack.load`."""
-    from bortnas.quant.pack import load as load_export
+    """Rebuild a model that bortnas wrote (`export` or `save`; full precision or quantized) from its directory.
 
-    return load_export(directory)
+    Raises:
+        IncompatibleCheckpointError: the directory was not written by bortnas, or its records disagree.
+    """
+    from bortnas.quant.pack import load as load_model
+
+    return load_model(directory)
+
+
+def save(model: PreTrainedModel, directory: str) -> None:
+    """Write a model (full precision or quantized by bortnas) so that `load` reads it back; low-bit
+    weights are packed. See `bortnas.quant.pack.save`."""
+    from bortnas.quant.pack import save as save_model
+
+    save_model(model, directory)

@@ -150,8 +150,10 @@ def plan(
     if p_top <= 0 or i_top <= 0:
         raise ValueError(f"p(T)={p_top} and i(T)={i_top} must be positive.")
     scored = {c: numerator(pc, ic, p_top, i_top) for c, (pc, ic) in costs.items()}
-    excluded = tuple(c for c in candidates if scored[c] <= 0.0)
-    positive = [c for c in candidates if scored[c] > 0.0]
+    # N <= 0 when a candidate is at least as large as T in p or i (both larger makes the product positive, but no better)
+    positive = [c for c in candidates if scored[c] > 0.0 and costs[c][0] < p_top and costs[c][1] < i_top]
+    kept = set(positive)
+    excluded = tuple(c for c in candidates if c not in kept)
     if not positive:
         return FptasPlan(epsilon, p_top, i_top, (), (), excluded, 0)
     n_max = max(scored[c] for c in positive)

@@ -16,39 +16,95 @@ from pathlib import Path
 from typing import Any
 
 from bortnas import __version__
-from bortnas.core.errors import BortnasError, UserInputError
+from bortnas.api.finetune import Finetune
+from bortnas.core.budget import Budget
+from bortnas.core.errors import BortnasError, ParameterError, UserInputError
+from bortnas.core.settings import COSTS, LATENCY_BACKENDS, Execution, RaySettings, RunSettings
+from bortnas.search.strategies import FPTAS, STRATEGIES, TPE, Strategy
 
 _logger = logging.getLogger("bortnas")
 
+FPTAS_FLAGS = {"--epsilon": "epsilon", "--fptas-n0": "fptas_n0", "--fptas-s": "fptas_s", "--fptas-refine": "fptas_refine"}
+# the flag of each API parameter whose flag is not "--" + its name with dashes (`flag_for`)
+FLAGS = {
+    "pair_column": "--text-pair-column",
+    "n0": "--fptas-n0",
+    "s": "--fptas-s",
+    "refine": "--fptas-refine",
+    "num_cpus": "--ray-cpus",
+    "grid": "--agora-grid",
+    "replay": "--agora-replay",
+    "rule": "--agora-prune",
+    "soft_labels": "--agora-soft-labels",
+    "min_confidence": "--agora-min-confidence",
+    "pool_neighbours": "--agora-pool-k",
+    "space": "--space",
+}
 
-def _settings(args: argparse.Namespace, trial_steps: int) -> Any:
-    from bortnas.core.settings import RunSettings
 
+def flag_for(parameter: str) -> str:
+    """The command-line flag that sets an API parameter (how the CLI names a `ParameterError`)."""
+    return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
+    """The flags the user gave, as keyword arguments: field name -> the flag's dest. A flag left out
+    is left out, so the dataclass's own default applies (no second copy of a default here)."""
+    return {field: getattr(args, dest) for field, dest in fields.items() if getattr(args, dest) is not None}
+
+
+def _settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(
         teacher=str(Path(args.teacher).resolve()) if args.teacher else None,
         data=str(Path(args.data).resolve()) if args.data else None,
-        text_column=args.text_column,
-        pair_column=args.pair_column,
-        label_column=args.label_column,
-        data_seed=args.data_seed,
-        max_length=args.max_length,
-        teacher_steps=args.teacher_steps,
-        teacher_lr=args.teacher_lr,
-        trial_steps=trial_steps,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        init=args.init,
-        latency_threads=args.latency_threads,
-        latency_backend=args.latency_backend,
-        bit_chain=args.bit_chain,
-        encoding=args.encoding,
-        cost=args.cost,
-        max_latency_ms=args.max_latency_ms,
-        max_size_mib=args.max_size_mib,
-        max_params=args.max_params,
-        max_flops=args.max_flops,
-        min_speedup=args.min_speedup,
+        budget=Budget.parse(
+            max_latency_ms=args.max_latency_ms,
+            max_size_mib=args.max_size_mib,
+            max_params=args.max_params,
+            max_flops=args.max_flops,
+            min_speedup=args.min_speedup,
+        ),
+        **_given(
+            args,
+            text_column="text_column",
+            pair_column="pair_column",
+            label_column="label_column",
+            data_seed="data_seed",
+            max_length="max_length",
+            teacher_steps="teacher_steps",
+            teacher_lr="teacher_lr",
+            trial_steps="trial_steps",
+            lr="lr",
+            batch_size="batch_size",
+            seed="seed",
+            init="init",
+            latency_threads="latency_threads",
+            latency_backend="latency_backend",
+            bit_chain="bit_chain",
+            encoding="encoding",
+            cost="cost",
+        ),
+    )
+
+
+def _strategy(args: argparse.Namespace) -> Strategy:
+    if args.strategy == "fptas":
+        if args.n_trials is not None:
+            raise UserInputError("--n-trials does not apply to --strategy fptas: the plan sets how many candidates it evaluates.")
+        return FPTAS(**_given(args, epsilon="epsilon", n0="fptas_n0", s="fptas_s", refine="fptas_refine"))
+    fptas_only = [flag for flag, dest in FPTAS_FLAGS.items() if getattr(args, dest) is not None]
+    if fptas_only:
+        raise UserInputError(f"{', '.join(fptas_only)} appl{'ies' if len(fptas_only) == 1 else 'y'} to --strategy fptas only.")
+    return STRATEGIES[args.strategy](**_given(args, n_trials="n_trials"))
+
+
+def _execution(args: argparse.Namespace, ray: RaySettings | None = None) -> Execution:
+    return Execution(
+        device=args.device,
+        compile=args.compile,
+        cache_dir=args.cache_dir,
+        ray=ray,
+        **_given(args, heartbeat_interval="heartbeat_interval", grace_period="grace_period"),
     )
 
 
@@ -58,55 +114,33 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from bortnas.app.jobs import search
-    from bortnas.core.settings import RaySettings, SearchOptions
+    from bortnas.api.search import search
 
-    if args.backend != "ray" and (args.address or args.ray_cpus or args.no_asha or args.cpus_per_trial != 1.0 or args.gpus_per_trial):
+    ray_flags = _given(args, address="address", num_cpus="ray_cpus", cpus_per_trial="cpus_per_trial", gpus_per_trial="gpus_per_trial")
+    if args.backend != "ray" and (ray_flags or args.no_asha):
         raise UserInputError("--address, --ray-cpus, --cpus-per-trial, --gpus-per-trial and --no-asha apply to --backend ray only.")
-    options = SearchOptions(
-        strategy=args.strategy,
-        n_trials=args.n_trials,
-        epsilon=args.epsilon,
-        fptas_n0=args.fptas_n0,
-        fptas_s=args.fptas_s,
-        fptas_refine=args.fptas_refine,
-        trial_steps_given=args.trial_steps,
-        heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period,
-    )
-    ray = None
-    if args.backend == "ray":
-        ray = RaySettings(
-            address=args.address,
-            num_cpus=args.ray_cpus,
-            cpus_per_trial=args.cpus_per_trial,
-            gpus_per_trial=args.gpus_per_trial,
-            asha=not args.no_asha,
-        )
-    outcome = search(
+    ray = RaySettings(asha=not args.no_asha, **ray_flags) if args.backend == "ray" else None
+    result = search(
         args.space,
-        _settings(args, options.trial_steps()),
-        options,
-        args.storage,
-        args.study,
-        ray,
-        args.device,
-        args.compile,
-        args.cache_dir,
+        storage=args.storage,
+        study=args.study,
+        settings=_settings(args),
+        strategy=_strategy(args),
+        execution=_execution(args, ray),
         show_progress_bar=_progress(args),
-        verbose=0 if args.quiet else 1 + args.verbose,
     )
     if args.format == "json":
-        print(json.dumps(outcome.to_dict()))
+        print(json.dumps(result.to_dict()))
         return 0
+    best = result.best
     print(
-        f"best trial {outcome.best_trial}: {outcome.candidate}  W={outcome.w:.3f}  dev accuracy {outcome.dev_accuracy:.4f} "
-        f"(teacher {outcome.teacher_dev_accuracy:.4f})"
+        f"best trial {best.number}: {best.candidate}  W={best.w:.3f}  dev accuracy {best.dev_accuracy:.4f} "
+        f"(teacher {result.teacher_dev_accuracy:.4f})"
     )
-    info = outcome.fptas
+    info = result.fptas
     if info is not None:
         print(
-            f"FPTAS epsilon={args.epsilon}: {len(info['representatives'])} of {outcome.space_size} candidates"
+            f"FPTAS epsilon={info['epsilon']}: {len(info['representatives'])} of {result.space_size} candidates"
             + (f" and {len(info['refined'])} more (--fptas-refine)" if info.get("refined") else "")
             + f" evaluated at n={info['steps']} steps; "
             f"W is at least {info['guarantee']:.2f} of the space's optimum if the AB^nC ordering holds"
@@ -114,51 +148,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_existing(args: argparse.Namespace) -> Any:
-    from bortnas.search.study import open_study
-
-    return open_study(args.storage, args.study)
-
-
 def cmd_trials(args: argparse.Namespace) -> int:
-    from bortnas.search.records import front_and_best, load_records, w_of
-    from bortnas.search.selection import check_latencies, qualifying, resolve
+    from bortnas.api.search import trials
 
-    study, _, settings = _open_existing(args)
-    cost = args.cost or settings.cost
-    records = load_records(study)
-    selection = _selection(args)
-    check_latencies(records, selection, args.cost, study.study_name)
-    front, best = front_and_best(records, cost)
-    selection = resolve(selection, study)
-    inside = {r.number for r in qualifying(records, selection)} if selection else set()
-    rows = []
-    for r in records:
-        if "skip_reason" in r.attrs and not args.all:
-            continue
-        a = r.attrs
-        rows.append(
-            {
-                "trial": r.number,
-                "state": r.state,
-                "candidate": r.spec.key if r.spec else "-",
-                "params": a.get("params_non_embedding"),
-                "mib": a.get("size_mib"),
-                "mflops": a["flops"] / 1e6 if "flops" in a else None,
-                "latency_ms": a.get("latency_ms"),
-                "latency_table_ms": a.get("latency_table_ms"),
-                "latency_simulated": r.latency_simulated,
-                "error": a.get("error"),
-                "W": w_of(a, cost),
-                "cost": cost,
-                "pareto": r.number in front,
-                "best": r.number == best,
-                "in_budget": r.number in inside if selection else None,
-                "note": a.get("fail_reason") or a.get("skip_reason") or "",
-            }
-        )
+    rows = trials(
+        args.study,
+        storage=args.storage,
+        cost=args.cost,
+        budget=_budget(args),
+        max_accuracy_drop=_accuracy_drop(args),
+        include_skipped=args.all,
+    )
     if args.format == "json":
-        print(json.dumps(rows, indent=1))
+        print(json.dumps([row.to_dict() for row in rows], indent=1))
         return 0
     header = (
         f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>11} {'table':>11} "
@@ -173,32 +175,35 @@ def cmd_trials(args: argparse.Namespace) -> int:
         return fmt(value, ".2f") + (" sim" if simulated and value is not None else "")
 
     for row in rows:
-        mark = ("*" if row["best"] else " ") + ("P" if row["pareto"] else " ") + ("B" if row["in_budget"] else " ")
+        mark = ("*" if row.best else " ") + ("P" if row.pareto else " ") + ("B" if row.in_budget else " ")
+        mflops = row.flops / 1e6 if row.flops is not None else None
         print(
-            f"{row['trial']:>5} {row['state']:<8} {row['candidate']:<30} {fmt(row['params'], ','):>10} "
-            f"{fmt(row['mib'], '.2f'):>7} {fmt(row['mflops'], '.1f'):>9} {latency(row['latency_ms'], row['latency_simulated']):>11} "
-            f"{latency(row['latency_table_ms'], row['latency_simulated']):>11} {fmt(row['error'], '.4f'):>6} "
-            f"{fmt(row['W'], '.3f'):>8}  {mark} {row['note']}"
+            f"{row.number:>5} {row.state:<8} {row.candidate or '-':<30} {fmt(row.params_non_embedding, ','):>10} "
+            f"{fmt(row.size_mib, '.2f'):>7} {fmt(mflops, '.1f'):>9} {latency(row.latency_ms, row.latency_simulated):>11} "
+            f"{latency(row.latency_table_ms, row.latency_simulated):>11} {fmt(row.error, '.4f'):>6} "
+            f"{fmt(row.w, '.3f'):>8}  {mark} {row.note}"
         )
+    cost = rows[0].cost if rows else (args.cost or "flops")
+    marked = any(row.in_budget is not None for row in rows)
     print(
         "params: non-embedding parameters; MiB: stored size; MFLOPs: FLOP-equivalents at the study's sequence length "
         "(binary operations at 1/64); lat ms: the trained model's latency, table: the study's latency table (random weights, "
         "measured before training); sim: simulated, the mode has no low-bit kernel and its latency times fp32 arithmetic; "
         f"W with i = {'FLOPs' if cost == 'flops' else 'table latency'}; * = argmax W; "
-        "P = Pareto front of (bits, FLOPs, error)" + (f"; B = within {selection.describe()}" if selection else "")
+        "P = Pareto front of (bits, FLOPs, error)" + ("; B = within the budgets given" if marked else "")
     )
     return 0
 
 
-def _selection(args: argparse.Namespace) -> Any:
-    """The budgets of `export` and `trials` (raw flag text, checked by the library)."""
-    from bortnas.core.budget import Budget
-    from bortnas.search.selection import Selection, parse_accuracy_drop
+def _budget(args: argparse.Namespace) -> Budget:
+    """The budgets of `export` and `trials` (flag text, parsed by the library)."""
+    return Budget.parse(max_latency_ms=args.max_latency_ms, max_size_mib=args.max_size_mib, min_speedup=args.min_speedup)
 
-    return Selection(
-        Budget.parse(max_latency_ms=args.max_latency_ms, max_size_mib=args.max_size_mib, min_speedup=args.min_speedup),
-        parse_accuracy_drop(args.max_accuracy_drop),
-    )
+
+def _accuracy_drop(args: argparse.Namespace) -> float | None:
+    from bortnas.search.selection import parse_accuracy_drop
+
+    return parse_accuracy_drop(args.max_accuracy_drop)
 
 
 def _add_selection(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -209,30 +214,22 @@ def _add_selection(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bortnas.app.jobs import export
+    from bortnas.api.export import export
 
     out = Path(args.out).resolve()
     report = export(
-        args.storage,
         args.study,
         out,
-        args.trial,
-        args.steps,
-        _selection(args),
-        args.finetune,
-        args.agora_grid,
-        args.agora_replay,
-        args.agora_prune,
-        args.overwrite,
-        args.device,
-        args.compile,
-        args.cache_dir,
-        show_progress_bar=_progress(args),
+        storage=args.storage,
+        trial=args.trial,
+        budget=_budget(args),
+        max_accuracy_drop=_accuracy_drop(args),
+        finetune=_finetune(args),
+        unlabeled=args.unlabeled,
         onnx=args.onnx,
-        agora_soft_labels=args.agora_soft_labels,
-        agora_min_confidence=args.agora_min_confidence,
-        unlabeled=Path(args.unlabeled) if args.unlabeled else None,
-        agora_pool_k=args.agora_pool_k,
+        overwrite=args.overwrite,
+        execution=_execution(args),
+        show_progress_bar=_progress(args),
     )
     if args.format == "json":
         print(
@@ -265,6 +262,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+AGORA_FLAGS = {
+    "--agora-grid": "agora_grid",
+    "--agora-replay": "agora_replay",
+    "--agora-prune": "agora_prune",
+    "--agora-soft-labels": "agora_soft_labels",
+    "--agora-min-confidence": "agora_min_confidence",
+    "--agora-pool-k": "agora_pool_k",
+}
+
+
+def _finetune(args: argparse.Namespace) -> Finetune:
+    from bortnas.api.finetune import Agora, Distil, Plain
+
+    steps = _given(args, steps="steps")
+    if args.finetune != "agora":
+        given = [flag for flag, dest in AGORA_FLAGS.items() if getattr(args, dest) is not None]
+        if given:
+            raise UserInputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --finetune agora only.")
+        return (Distil if args.finetune == "distil" else Plain)(**steps)
+    from bortnas.trial.finetune import AgoraSettings, load_grid
+
+    grid: dict[str, Any] = {"grid": load_grid(args.agora_grid)} if args.agora_grid else {}
+    settings = AgoraSettings(
+        **grid,
+        **_given(
+            args,
+            replay="agora_replay",
+            rule="agora_prune",
+            soft_labels="agora_soft_labels",
+            min_confidence="agora_min_confidence",
+            pool_neighbours="agora_pool_k",
+        ),
+    )
+    return Agora(settings=settings, **steps)
+
+
 def _print_onnx(record: dict[str, Any]) -> None:
     print(f"onnxruntime, {record['threads']} thread(s), {record['seq_len']} tokens:")
     print(f"{'':<22}{'exported':>12}{'teacher':>12}{'ratio':>10}")
@@ -278,9 +311,15 @@ def _print_onnx(record: dict[str, Any]) -> None:
         print(f"{graph + ' test acc':<22}{mine['test_accuracy']:>12.4f}")
 
 
+def _open_existing(args: argparse.Namespace) -> Any:
+    from bortnas.search.study import open_study
+
+    return open_study(args.storage, args.study)
+
+
 def cmd_space(args: argparse.Namespace) -> int:
-    from bortnas.core.space import REFERENCE_SHAPES, load_search_space
     from bortnas.core.default_teacher import default_teacher_dir
+    from bortnas.core.space import REFERENCE_SHAPES, load_search_space
     from bortnas.families.teacher_dirs import read_teacher_config, teacher_shape
     from bortnas.search.pricing import price_space
 
@@ -417,11 +456,10 @@ def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bortnas.core.settings import RunSettings
+    from bortnas.algo.agora import PRUNE_RULES
     from bortnas.ray.cluster import DASHBOARD_PORT
-    from bortnas.search.strategies import STRATEGIES
 
-    d = RunSettings()
+    d, fptas = RunSettings(), FPTAS()
     parser = argparse.ArgumentParser(prog="bortnas", description="Search, inspect and export sub-architectures of an encoder teacher.")
     parser.add_argument("--version", action="version", version=f"bortnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -443,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-length", type=int, default=d.max_length, help="tokens per example; also the FLOPs/latency sequence length")
     s.add_argument("--teacher-steps", type=int, default=d.teacher_steps, help="fine-tuning steps of the task teacher")
     s.add_argument("--teacher-lr", type=float, default=d.teacher_lr)
-    s.add_argument("--trial-steps", type=int, default=None, help="distillation steps n per candidate (default 60; fptas: from --epsilon)")
+    s.add_argument(
+        "--trial-steps", type=int, default=None, help=f"distillation steps n per candidate (default {d.trial_steps}; fptas: from --epsilon)"
+    )
     s.add_argument("--lr", type=float, default=None, help="student learning rate of AdamW (default 2e-4; 1e-3 for --init scratch)")
     s.add_argument("--batch-size", type=int, default=d.batch_size)
     s.add_argument("--seed", type=int, default=d.seed)
@@ -451,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--latency-threads", type=int, default=d.latency_threads, help="CPU threads for latency measurement")
     s.add_argument(
         "--latency-backend",
-        choices=("torch", "onnxruntime"),
+        choices=LATENCY_BACKENDS,
         default=d.latency_backend,
         help="where trials and the latency table time models: PyTorch eager (default) or onnxruntime on the CPU, "
         "each model in the graph its mode deploys (int8 graph for int8 and bitnet158; needs bortnas[onnx])",
@@ -462,10 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"BiT multi-step distillation chain; a candidate of a mode in it is trained through the modes before it "
         f"(default {d.bit_chain}; '' trains each mode directly)",
     )
-    s.add_argument("--strategy", choices=STRATEGIES, default="fptas", help="fptas (default), grid, random, tpe or nsga2")
+    s.add_argument("--strategy", choices=tuple(STRATEGIES), default=FPTAS.name, help="fptas (default), grid, random, tpe or nsga2")
     s.add_argument(
         "--cost",
-        choices=("flops", "latency"),
+        choices=COSTS,
         default=d.cost,
         help="W's inference term: analytic FLOPs (Bort's choice, default) or the measured latency table",
     )
@@ -476,16 +516,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--min-speedup", help="train only candidates at least this many times faster than the teacher at batch 1 (same latency table)"
     )
-    s.add_argument("--n-trials", type=int, default=8, help="distinct finished candidates the study should hold (not for fptas)")
-    s.add_argument("--epsilon", type=float, default=0.1, help="fptas: approximation parameter; W >= (1 - epsilon) * optimum")
-    s.add_argument("--fptas-n0", type=float, default=6.0, help="fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5))")
-    s.add_argument("--fptas-s", type=float, default=1.0, help="fptas: the smoothness parameter s of the step count")
+    s.add_argument(
+        "--n-trials",
+        type=int,
+        default=None,
+        help=f"distinct finished candidates the study should hold (default {TPE.n_trials}; not for fptas)",
+    )
+    s.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        help=f"fptas: approximation parameter; W >= (1 - epsilon) * optimum (default {fptas.epsilon})",
+    )
+    s.add_argument(
+        "--fptas-n0", type=float, default=None, help=f"fptas: steps constant, n = ceil(n0 / (epsilon * s^1.5)) (default {fptas.n0})"
+    )
+    s.add_argument("--fptas-s", type=float, default=None, help=f"fptas: the smoothness parameter s of the step count (default {fptas.s})")
     s.add_argument(
         "--fptas-refine",
         type=int,
-        default=0,
+        default=None,
         metavar="B",
-        help="fptas: after the representatives, evaluate up to B more bucket members, best bound first (never a worse W)",
+        help="fptas: after the representatives, evaluate up to B more bucket members, best bound first "
+        f"(never a worse W; default {fptas.refine})",
     )
     s.add_argument("--cache-dir", type=Path, default=None, help="fine-tuned teacher cache (default $BORTNAS_CACHE or ~/.cache/bortnas)")
     _add_device(s)
@@ -497,14 +550,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--address", default=None, help="ray: the cluster to join (auto or HOST:PORT; default: start a local Ray)")
     s.add_argument("--ray-cpus", type=int, default=None, help="ray: CPUs of the local Ray started without --address (default: all)")
-    s.add_argument("--cpus-per-trial", type=float, default=1.0, help="ray: CPUs per trial (fractions allowed; default 1)")
-    s.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: GPUs per trial (fractions allowed; default 0)")
+    ray = RaySettings()
+    s.add_argument(
+        "--cpus-per-trial", type=float, default=None, help=f"ray: CPUs per trial (fractions allowed; default {ray.cpus_per_trial:g})"
+    )
+    s.add_argument(
+        "--gpus-per-trial", type=float, default=None, help=f"ray: GPUs per trial (fractions allowed; default {ray.gpus_per_trial:g})"
+    )
     s.add_argument("--no-asha", action="store_true", help="ray: no early stopping of poor trials (always off for fptas and grid)")
     s.add_argument(
         "--heartbeat-interval",
         type=int,
-        default=20,
-        help="seconds between a running trial's heartbeats (default 20); a trial silent for --grace-period is failed and retried",
+        default=None,
+        help=f"seconds between a running trial's heartbeats (default {Execution().heartbeat_interval}); a trial silent for "
+        "--grace-period is failed and retried",
     )
     s.add_argument(
         "--grace-period",
@@ -523,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_study(t, required=True)
     t.add_argument("--all", action="store_true", help="also list skipped proposals (invalid or duplicate candidates)")
-    t.add_argument("--cost", choices=("flops", "latency"), default=None, help="which W to show and star (default: the study's own cost)")
+    t.add_argument("--cost", choices=COSTS, default=None, help="which W to show and star (default: the study's own cost)")
     _add_selection(t, "mark with B the")
     _add_common(t)
     t.set_defaults(func=cmd_trials)
@@ -548,24 +607,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--finetune",
         choices=("distil", "plain", "agora"),
-        default="distil",
+        default="distil",  # bortnas.Distil
         help="distil from the task teacher (default), plain fine-tuning on the labels, or Agora",
     )
     e.add_argument(
         "--agora-grid",
         help="YAML grid of lr / weight_decay / warmup_fraction / batch_size / seed lists (default lr [1e-4, 5e-4] x seed [0, 1])",
     )
-    e.add_argument("--agora-replay", type=int, default=1, help="Agora rounds re-run on the grown data at the end (default 1)")
-    e.add_argument("--agora-prune", choices=("ties", "prefix"), default="ties", help="reading of Agora's pruning rule (README)")
+    e.add_argument("--agora-replay", type=int, default=None, help="Agora rounds re-run on the grown data at the end (default 1)")
+    e.add_argument("--agora-prune", choices=PRUNE_RULES, default=None, help="reading of Agora's pruning rule (default ties; docs: Agora)")
     e.add_argument(
         "--agora-soft-labels",
         action="store_true",
+        default=None,
         help="generated examples carry the teacher's probabilities and Agora's fine-tunes use the distillation loss",
     )
     e.add_argument(
         "--agora-min-confidence",
         type=float,
-        default=0.0,
+        default=None,
         help="add a generated example only if the teacher's top probability is at least this (default 0: all)",
     )
     e.add_argument(
@@ -573,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="unlabelled examples of the task (CSV/TSV/JSONL with the study's text and pair columns): distillation also "
         "learns the teacher's probabilities on them; Agora adds each dev mistake's nearest ones in the teacher's embedding space",
     )
-    e.add_argument("--agora-pool-k", type=int, default=4, help="unlabelled examples drawn per dev mistake (default 4)")
+    e.add_argument("--agora-pool-k", type=int, default=None, help="unlabelled examples drawn per dev mistake (default 4)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument(
         "--onnx",
@@ -595,8 +655,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--teacher", help="teacher directory whose vocabulary and limits apply (default: the space's reference, else all-MiniLM-L6-v2)"
     )
-    p.add_argument("--max-length", type=int, default=128, help="sequence length of the FLOPs (default 128)")
-    p.add_argument("--epsilon", type=float, default=0.1, help="FPTAS epsilon of the bucket column")
+    p.add_argument(
+        "--max-length", type=int, default=d.max_length, help=f"sequence length of the FLOPs, as in a search (default {d.max_length})"
+    )
+    p.add_argument("--epsilon", type=float, default=fptas.epsilon, help=f"FPTAS epsilon of the bucket column (default {fptas.epsilon})")
     p.add_argument("--format", choices=("table", "json"), default="table")
     _add_common(p)
     p.set_defaults(func=cmd_space)
@@ -654,9 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study(plots, required=True)
     plots.add_argument("--out", type=Path, default=None, help="output directory (default plots/STUDY)")
     plots.add_argument("--overwrite", action="store_true", help="replace plot files that exist")
-    plots.add_argument(
-        "--cost", choices=("flops", "latency"), default=None, help="which W to draw and star (default: the study's own cost)"
-    )
+    plots.add_argument("--cost", choices=COSTS, default=None, help="which W to draw and star (default: the study's own cost)")
     _add_common(plots)
     plots.set_defaults(func=cmd_plot)
     return parser
@@ -687,6 +747,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except ParameterError as e:
+        if args.debug:
+            raise
+        print(f"bortnas {args.command}: error: {e.named(flag_for(e.parameter))}", file=sys.stderr)
+        return 2
     except UserInputError as e:
         if args.debug:
             raise

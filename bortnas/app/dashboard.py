@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from bortnas.core.errors import MissingDependencyError, UserInputError
+from bortnas.core.errors import MissingDependencyError, ParameterError, UserInputError
 from bortnas.search.storage import open_storage, storage_exists
 
 DEFAULT_HOST = "127.0.0.1"
@@ -43,8 +43,8 @@ def serve(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
         port: TCP port to listen on.
 
     Raises:
-        UserInputError: `port` is not a TCP port, the SQLite file does not exist, or the address
-            cannot be bound (port in use, unknown host).
+        ParameterError: `port` is not a TCP port, or the SQLite file of `storage_url` does not exist.
+        UserInputError: the address cannot be bound (port in use, unknown host).
         StorageError: the storage URL is invalid or the database cannot be opened.
         MissingDependencyError: optuna-dashboard is not installed.
 
@@ -52,9 +52,11 @@ def serve(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
         >>> serve("sqlite:///bortnas.db", port=8080)  # doctest: +SKIP
     """
     if not 1 <= port <= 65535:
-        raise UserInputError(f"--port {port} is not a TCP port: use 1..65535 (default {DEFAULT_PORT}).")
+        raise ParameterError("port", f" {port} is not a TCP port: use 1..65535 (default {DEFAULT_PORT}).")
     if not storage_exists(storage_url):
-        raise UserInputError(f"--storage {storage_url} does not exist: run `bortnas search` first or pass the storage of a search.")
+        raise ParameterError(
+            "storage_url", f" {storage_url} does not exist: run a search first (`bortnas search`) or pass the storage of one."
+        )
     try:
         import optuna_dashboard
     except ImportError as e:
@@ -64,7 +66,7 @@ def serve(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
     storage = open_storage(storage_url)
     if not is_loopback(host):
         _logger.warning(
-            "--host %s makes the dashboard reachable from other machines, and it has no authentication: anyone who can "
+            "host %s makes the dashboard reachable from other machines, and it has no authentication: anyone who can "
             "connect can read, edit and delete the studies in %s. Unless the network is trusted, keep the default %s and "
             "use an SSH tunnel (ssh -L %d:127.0.0.1:%d THIS_HOST).",
             host,
@@ -78,4 +80,4 @@ def serve(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
     try:
         optuna_dashboard.run_server(storage, host=host, port=port)
     except OSError as e:
-        raise UserInputError(f"cannot listen on {address}:{port} ({e.strerror or e}): pass a free --port or another --host.") from e
+        raise UserInputError(f"cannot listen on {address}:{port} ({e.strerror or e}): pass a free port or another host.") from e

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from bortnas.core.errors import BortnasError, MissingDependencyError, UserInputError
+from bortnas.core.errors import BortnasError, MissingDependencyError, ParameterError, UserInputError
 from bortnas.search.records import TrialRecord, front_and_best, load_records, p_bits, w_of
 from bortnas.search.selection import Selection, check_latencies
 
@@ -93,6 +93,7 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
 
     Raises:
         MissingDependencyError: matplotlib is not installed.
+        ParameterError: `out_dir` is a file.
         UserInputError: a file to write exists and `overwrite` is False.
         BortnasError: the study has no scored trial.
 
@@ -107,12 +108,14 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
     if not html:
         _logger.warning("plotly is not installed: writing PNG files only; %s adds the HTML versions.", _INSTALL)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserInputError(f"--out {out_dir} is a file: pass a directory.")
+        raise ParameterError("out_dir", f" {out_dir} is a file: pass a directory (it is created if missing).")
     names = ("pareto.png", "history.png") + (("pareto.html", "history.html") if html else ())
     files = tuple(out_dir / name for name in names)
     existing = [f for f in files if f.exists()]
     if existing and not overwrite:
-        raise UserInputError(f"{existing[0]} exists: pass --overwrite to replace the plots in {out_dir}, or another --out.")
+        raise UserInputError(
+            f"{existing[0]} exists and overwrite is off: pass overwrite=True to replace the plots in {out_dir}, or another out_dir."
+        )
     records = load_records(study)
     check_latencies(records, Selection(), cost, study.study_name)
     front, best = front_and_best(records, cost)

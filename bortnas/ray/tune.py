@@ -28,7 +28,7 @@ from bortnas.ray.cluster import configure_ray_env, require_ray
 
 # A clear MissingDependencyError (with the pip command) instead of a bare ImportError, before any
 # Ray import. Usage reporting is off before Ray is loaded; the client's auth mode is set per run.
-require_ray("--backend ray")
+require_ray("the Ray backend")
 configure_ray_env(client=False)
 
 import ray  # noqa: E402
@@ -214,7 +214,6 @@ class StudySearch(Searcher):
 
 def run_search_ray(
     study: optuna.Study,
-    storage: optuna.storages.RDBStorage,
     space: SearchSpace,
     ctx: Context,
     n_trials: int,
@@ -224,7 +223,6 @@ def run_search_ray(
     ray_settings: RaySettings,
     cache_dir: Path,
     proposals: Sequence[ArchSpec] | None = None,
-    verbose: int = 1,
     show_progress_bar: bool = False,
     table: LatencyTable | None = None,
     screen: BudgetScreen | None = None,
@@ -233,14 +231,16 @@ def run_search_ray(
 
     The driver has already built `ctx` (so the task teacher is fine-tuned and cached once, in
     `cache_dir`, which every worker must see: a shared path on a multi-machine cluster).
-    `storage` is the study's own (`StudySearch` asks and tells through `study`); it is taken for
-    the callers' sake and not used separately. `show_progress_bar`: the bookkeeper's trials bar
+    Ray's own output follows the "bortnas" logger: its status table at INFO, its workers' logs at DEBUG.
+    `show_progress_bar`: the bookkeeper's trials bar
     in the driver, as in a local search (off by default: Tune prints its own status table).
     `table` is the study's latency table (W under both costs per trial); `screen` skips
     proposals outside the budget before they reach a worker, as a local search does.
     Returns the number of candidates scored by this call.
     """
     configure_ray_env(client=ray_settings.address is not None)
+    level = logging.getLogger("bortnas").getEffectiveLevel()
+    verbose = 2 if level <= logging.DEBUG else (1 if level <= logging.INFO else 0)
     target = search_target(n_trials, space, proposals)
     reference = Reference.of(space.maximum_point, ctx.shape, ctx.settings.max_length, table, ctx.settings.cost)
     checkpoints = ray_settings.checkpoints if ray_settings.asha and proposals is None else 1

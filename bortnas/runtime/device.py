@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from bortnas.core.errors import UserInputError
+from bortnas.core.errors import ParameterError
 from bortnas.families import family_of
 
 if TYPE_CHECKING:
@@ -62,29 +62,33 @@ def inference_batch_size(
     return size
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device for a `--device` value: auto is CUDA when a GPU is visible, else the CPU.
+def resolve_device(device_name: str) -> torch.device:
+    """The torch device named `device_name` (the CLI's `--device`): auto is CUDA when a GPU is
+    visible, else the CPU.
 
     Raises:
-        UserInputError: an unknown name, or CUDA asked for where no (such) GPU is visible.
+        ParameterError: an unknown name, or CUDA asked for where no (such) GPU is visible
+            (parameter "device_name").
     """
-    name = name.strip().lower()
+    name = device_name.strip().lower()
     if name == "auto":
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     if name == "cpu":
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", name)
     if match is None:
-        raise UserInputError(f"--device={name} is unknown: use {DEVICE_CHOICES}.")
+        raise ParameterError("device_name", f"={name} is unknown: use {DEVICE_CHOICES}.")
     if not torch.cuda.is_available():
-        raise UserInputError(
-            f"--device={name} asks for a GPU but torch {torch.__version__} sees no CUDA device: "
-            "use --device cpu (or auto), or install a CUDA build of torch."
+        raise ParameterError(
+            "device_name",
+            f"={name} asks for a GPU but torch {torch.__version__} sees no CUDA device: "
+            "use cpu (or auto), or install a CUDA build of torch.",
         )
     index = int(match.group(1) or 0)
-    if index >= torch.cuda.device_count():
-        raise UserInputError(
-            f"--device={name}: only {torch.cuda.device_count()} CUDA device(s) are visible (cuda:0..cuda:{torch.cuda.device_count() - 1})."
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ParameterError(
+            "device_name", f"={name}: only {count} CUDA device(s) are visible (cuda:0..cuda:{count - 1}): use one of those."
         )
     return torch.device("cuda", index)
 
@@ -112,13 +116,13 @@ class Device:
             raise ValueError(f"memory_share={self.memory_share} must be in (0, 1].")
 
     @classmethod
-    def from_name(cls, name: str = "auto", compile: bool = False) -> Device:
-        """The device for a `--device` value, with the settings its kind runs best with.
+    def from_name(cls, device_name: str = "auto", compile: bool = False) -> Device:
+        """The device named `device_name` (the CLI's `--device`), with the settings its kind runs best with.
 
         Raises:
-            UserInputError: see `resolve_device`.
+            ParameterError: see `resolve_device`.
         """
-        device = resolve_device(name)
+        device = resolve_device(device_name)
         if device.type == "cuda":
             return cls(device, autocast_dtype=torch.bfloat16, compile=compile, sync_every=CUDA_SYNC_EVERY)
         return cls(device, compile=compile)

@@ -29,17 +29,20 @@ def refuse_simulated_latency(modes: Iterable[QuantMode], budget: Budget, cost: s
     bound or putting it into W would rank candidates by an artefact.
 
     Raises:
-        UserInputError: `--max-latency-ms`, `--min-speedup` or `--cost latency` with such a mode in `source`.
+        UserInputError: `budget.max_latency_ms`, `budget.min_speedup` or `cost="latency"` with such a
+            mode in `source`.
     """
-    flags = [flag for flag, used in (("--max-latency-ms", budget.max_latency_ms), ("--min-speedup", budget.min_speedup)) if used]
+    used = [
+        f"{name}={value:g}" for name, value in (("max_latency_ms", budget.max_latency_ms), ("min_speedup", budget.min_speedup)) if value
+    ]
     if cost == "latency":
-        flags.append("--cost latency")
+        used.append("cost='latency'")
     simulated = sorted({m.value for m in modes if m.config.simulated})
-    if flags and simulated:
+    if used and simulated:
         raise UserInputError(
-            f"{' and '.join(flags)} compare measured latencies, but {source} holds {', '.join(simulated)}, which "
+            f"{' and '.join(used)} compare measured latencies, but {source} holds {', '.join(simulated)}, which "
             "no low-bit kernel runs: their latency times an fp32 simulation; leave those modes out, or bound "
-            "--max-size-mib / --max-flops instead."
+            "max_size_mib / max_flops instead."
         )
 
 
@@ -65,7 +68,7 @@ class BudgetScreen:
     seq_len: int
     table: LatencyTable | None
 
-    stated: Budget | None = None  # the budget as given, when `--min-speedup` was resolved into a latency bound
+    stated: Budget | None = None  # the budget as given, when `min_speedup` was resolved into a latency bound
 
     def __post_init__(self) -> None:
         if self.budget.min_speedup is not None and self.table is not None:

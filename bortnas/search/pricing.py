@@ -13,7 +13,7 @@ from bortnas.core.errors import UserInputError
 from bortnas.core.space import SearchSpace, TeacherShape
 from bortnas.cost import flops, param_count
 from bortnas.cost.bits import price, size_bits
-from bortnas.search.strategies import fptas_plan
+from bortnas.search.strategies import FPTAS, SearchProblem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,10 +30,11 @@ def price_space(space: SearchSpace, shape: TeacherShape, seq_len: int, epsilon: 
 
     Raises:
         SearchSpaceError: a value of the space exceeds the teacher's.
-        UserInputError: epsilon outside (0, 1), or a highlight that is not a candidate.
+        ParameterError: epsilon outside (0, 1).
+        UserInputError: a highlight that is not a candidate.
     """
     space.check_fits(shape)
-    plan = fptas_plan(space, shape, seq_len, epsilon)
+    plan = FPTAS(epsilon=epsilon).sampler(SearchProblem(space, shape, seq_len, tuple(space.candidates())))
     bucket_of = {c: k for k, bucket in enumerate(plan.buckets) for c in bucket}
     representatives = set(plan.representatives)
     top = space.maximum_point

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import optuna
 
 from bortnas.core.budget import Budget, CandidateCost, LatencyTable
-from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
+from bortnas.core.errors import ExportError, InfeasibleBudgetError, ParameterError, UserInputError
 from bortnas.core.space import ArchSpec
 from bortnas.search.budget_screen import refuse_simulated_latency
 from bortnas.search.records import TrialRecord, front_and_best, load_records
@@ -50,21 +50,20 @@ Retimer = Callable[[Sequence[ArchSpec]], LatencyTable]
 
 
 def parse_accuracy_drop(value: str | float | None) -> float | None:
-    """`--max-accuracy-drop` as a finite number of points >= 0 (None stays None).
+    """`value` of `Selection.max_accuracy_drop` (text, as the command line gives it, or a number)
+    as a finite number of points >= 0 (None stays None).
 
     Raises:
-        UserInputError: not a number, negative or not finite.
+        ParameterError: not a number, negative or not finite (parameter "max_accuracy_drop").
     """
     if value is None:
         return None
     try:
         points = float(value)
     except (TypeError, ValueError):
-        raise UserInputError(
-            f"--max-accuracy-drop={value!r} is not a number: give points of accuracy, e.g. --max-accuracy-drop 2."
-        ) from None
+        raise ParameterError("max_accuracy_drop", f"={value!r} is not a number: give points of accuracy, e.g. 2.") from None
     if not (math.isfinite(points) and points >= 0):
-        raise UserInputError(f"--max-accuracy-drop={value!r} must be a finite number of points >= 0, e.g. --max-accuracy-drop 2.")
+        raise ParameterError("max_accuracy_drop", f"={value!r} must be a finite number of points >= 0, e.g. 2.")
     return points
 
 
@@ -86,11 +85,11 @@ class Selection:
 
 
 def resolve(selection: Selection, study: optuna.Study, table: LatencyTable | None = None) -> Selection:
-    """`selection` with `--min-speedup` turned into the latency bound it means in `table` (default:
+    """`selection` with its `min_speedup` turned into the latency bound it means in `table` (default:
     `study`'s latency table).
 
     Raises:
-        UserInputError: a speed-up for a study without a latency table.
+        ParameterError: a speed-up (parameter "min_speedup") for a study without a latency table.
     """
     if selection.budget.min_speedup is None:
         return selection
@@ -98,9 +97,10 @@ def resolve(selection: Selection, study: optuna.Study, table: LatencyTable | Non
         return dataclasses.replace(selection, budget=selection.budget.against(table.teacher_ms))
     stored = study.user_attrs.get("latency_table")
     if not stored:
-        raise UserInputError(
-            f"--min-speedup needs the latency table of study {study.study_name!r}, which has none (made before tables existed): "
-            "use --max-latency-ms."
+        raise ParameterError(
+            "min_speedup",
+            f"={selection.budget.min_speedup:g} needs the latency table of study {study.study_name!r}, which has none "
+            "(made before tables existed): bound max_latency_ms instead.",
         )
     return dataclasses.replace(selection, budget=selection.budget.against(LatencyTable.from_dict(stored).teacher_ms))
 
@@ -203,13 +203,13 @@ def choose_trial(
     argmax-W finished trial. With `retime`, a latency budget is applied to latencies timed again now.
 
     Raises:
-        UserInputError: both `number` and a budget.
+        UserInputError: both `number` and a budget in `selection`.
         InfeasibleBudgetError: no finished trial meets the budget (names the closest one).
         ExportError: the study has no finished trial, or `number` is not a finished trial.
     """
     selection = selection or Selection()
     if number is not None and selection:
-        raise UserInputError(f"--trial {number} and a budget ({selection.describe()}) both choose the trial: give one of them.")
+        raise UserInputError(f"number={number} and selection ({selection.describe()}) both choose the trial: give one of them.")
     records = load_records(study)
     if number is None and selection:
         check_latencies(records, selection, None, study.study_name)

@@ -1,47 +1,47 @@
-"""Strategies: Optuna samplers over the candidate dimensions, and the FPTAS plan.
+"""Search strategies: how a search proposes candidates, each an Optuna sampler behind one interface.
 
-The samplers propose adaptively; FPTAS decides every candidate it will evaluate from p and i
-alone (`fptas_plan`), and the runner evaluates those as trials of the same study.
+Search layer, torch-free. A strategy is a frozen dataclass of its own knobs (`FPTAS(epsilon=0.1)`,
+`TPE(n_trials=16)`), validated on construction. `sampler(problem)` builds the Optuna sampler of
+one search; `target` says how many distinct candidates the search ends with, and `trial_steps`
+how long each trains. FPTAS and Grid decide whole candidates in an order
+(`bortnas.search.ordered.OrderedSampler`); the others are Optuna's samplers over the dimensions.
 """
 
 from __future__ import annotations
 
-import math
+import abc
+import dataclasses
 import random
-import statistics
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-import numpy
 import optuna
 
 from bortnas.algo import fptas
-from bortnas.algo.objective import MIN_ERROR
 from bortnas.core.budget import LatencyTable
-from bortnas.core.errors import UserInputError
-from bortnas.core.settings import STRATEGIES, check_epsilon
+from bortnas.core.errors import ParameterError
+from bortnas.core.settings import DEFAULT_TRIAL_STEPS
 from bortnas.core.space import DIMENSIONS, ArchSpec, SearchSpace, TeacherShape
-from bortnas.cost.bits import price
-from bortnas.search.records import TrialRecord, p_bits
+from bortnas.search.fptas_sampler import FPTASSampler, arch_params, arch_sampler
+from bortnas.search.ordered import OrderedSampler
 
 __all__ = [
+    "FPTAS",
+    "NSGA2",
     "STRATEGIES",
-    "describe_plan",
+    "TPE",
+    "Grid",
+    "GridOrderSampler",
+    "RandomSearch",
+    "SearchProblem",
+    "Strategy",
     "distributions",
-    "error_model",
-    "features",
-    "fptas_plan",
-    "fptas_refinement",
-    "fptas_result",
     "grid_order",
-    "head_mismatch",
-    "make_sampler",
-    "ordering",
 ]
 
 
 def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
-    """One categorical distribution per dimension (and quant), shared by every strategy."""
+    """One categorical distribution per dimension (and quant), shared by every strategy: the study's schema."""
     dists: dict[str, optuna.distributions.BaseDistribution] = {
         key: optuna.distributions.CategoricalDistribution(list(getattr(space, key))) for key in DIMENSIONS
     }
@@ -49,24 +49,126 @@ def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDist
     return dists
 
 
-def make_sampler(strategy: str, space: SearchSpace, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of `strategy`. Under a budget, TPE and NSGA-II learn the feasible region from
-    the constraint values each proposal carries (`bortnas.search.claims.claim_asked`).
+@dataclasses.dataclass(frozen=True)
+class SearchProblem:
+    """What a strategy plans over: the space, the teacher's shape, the sequence length of FLOPs, the
+    candidates inside the budget, W's inference term ("flops" or "latency", with the study's table)."""
+
+    space: SearchSpace
+    shape: TeacherShape
+    seq_len: int
+    feasible: tuple[ArchSpec, ...]
+    cost: str = "flops"
+    table: LatencyTable | None = None
+    seed: int = 0
+
+
+class Strategy(abc.ABC):
+    """How a search proposes candidates. Subclasses are frozen dataclasses of their settings."""
+
+    name: ClassVar[str]
+    early_stopping: ClassVar[bool] = True  # may Ray's ASHA stop its trials early (not when each candidate is chosen on purpose)
+
+    @abc.abstractmethod
+    def sampler(self, problem: SearchProblem) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler of one search over `problem`."""
+
+    @abc.abstractmethod
+    def target(self, sampler: optuna.samplers.BaseSampler, problem: SearchProblem) -> int:
+        """How many distinct finished candidates the search ends with."""
+
+    def trial_steps(self, given: int) -> int:
+        """Distillation steps of every trial, from the settings' `trial_steps`."""
+        return given
+
+    def describe(self, sampler: optuna.samplers.BaseSampler) -> dict[str, Any] | None:
+        """What the study stores about the plan (None: nothing)."""
+        return None
+
+
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ParameterError(name, f"={value!r} must be a positive integer.")
+
+
+@dataclasses.dataclass(frozen=True)
+class FPTAS(Strategy):
+    """The FPTAS of de Wynter (2020): evaluate one representative per (1 - epsilon)-wide bucket of
+    N = (1 - p/p_T)(1 - i/i_T), each for n = ceil(n0 / (epsilon * s^1.5)) steps, and return the
+    argmax of W; W >= (1 - epsilon) times the space's optimum when larger networks have smaller errors.
+
+    Args:
+        epsilon: bucket width in (0, 1); smaller evaluates more candidates for longer.
+        n0: the step constant of n.
+        s: the smoothness parameter s of n.
+        refine: bucket members evaluated after the representatives, best bound first (never a worse W).
 
     Raises:
-        UserInputError: unknown strategy name.
+        ParameterError: epsilon outside (0, 1), a non-positive n0 or s, or a negative refine.
     """
-    if strategy in ("fptas", "grid"):
-        # These enqueue their candidates (`proposals`); the sampler never chooses one.
-        return optuna.samplers.RandomSampler(seed=seed)
-    if strategy == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if strategy == "tpe":
-        # constant liar: with many workers, TPE treats running trials as poor, so it does not propose the same region twice
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n_trials // 3)), constant_liar=True)
-    if strategy == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, n_trials // 2)))
-    raise UserInputError(f"--strategy {strategy!r} is unknown: use one of {', '.join(STRATEGIES)}.")
+
+    epsilon: float = 0.1
+    n0: float = 6.0
+    s: float = 1.0
+    refine: int = 0
+
+    name: ClassVar[str] = "fptas"
+    early_stopping: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.epsilon < 1.0:
+            raise ParameterError("epsilon", f"={self.epsilon} must be in (0, 1), e.g. 0.1 for a 90 % guarantee.")
+        for name in ("n0", "s"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(name, f"={getattr(self, name)} must be positive.")
+        if isinstance(self.refine, bool) or not isinstance(self.refine, int) or self.refine < 0:
+            raise ParameterError("refine", f"={self.refine!r} must be an integer >= 0.")
+
+    @property
+    def steps(self) -> int:
+        """n = ceil(n0 / (epsilon * s^1.5)), the training steps of every evaluation."""
+        return fptas.steps_for(self.epsilon, self.n0, self.s)
+
+    def trial_steps(self, given: int) -> int:
+        if given != DEFAULT_TRIAL_STEPS:
+            raise ParameterError(
+                "trial_steps",
+                f"={given} does not apply to the FPTAS: its steps are n = ceil(n0 / (epsilon * s^1.5)) = {self.steps}; "
+                "set epsilon or n0 instead.",
+            )
+        return self.steps
+
+    def sampler(self, problem: SearchProblem) -> FPTASSampler[ArchSpec]:
+        return arch_sampler(
+            problem.space,
+            problem.shape,
+            problem.seq_len,
+            self.epsilon,
+            problem.feasible,
+            problem.cost,
+            problem.table,
+            refine=self.refine,
+            seed=problem.seed,
+        )
+
+    def target(self, sampler: optuna.samplers.BaseSampler, problem: SearchProblem) -> int:
+        assert isinstance(sampler, FPTASSampler)
+        return sampler.n_evaluations
+
+    def describe(self, sampler: optuna.samplers.BaseSampler) -> dict[str, Any]:
+        """The settings and guarantee stored with the study (attribute "fptas")."""
+        assert isinstance(sampler, FPTASSampler)
+        return {
+            "epsilon": self.epsilon,
+            "n0": self.n0,
+            "s": self.s,
+            "steps": self.steps,
+            "guarantee": sampler.guarantee,
+            "buckets": len(sampler.buckets),
+            "evaluation_bound": sampler.evaluation_bound,
+            "representatives": [c.key for c in sampler.representatives],
+            "excluded": len(sampler.excluded),
+        }
 
 
 def grid_order(space: SearchSpace, seed: int) -> list[ArchSpec]:
@@ -80,153 +182,87 @@ def grid_order(space: SearchSpace, seed: int) -> list[ArchSpec]:
     return order
 
 
-def inference_term(
-    space: SearchSpace, shape: TeacherShape, seq_len: int, cost: str = "flops", table: LatencyTable | None = None
-) -> tuple[Callable[[ArchSpec], float], float]:
-    """W's i as a function of the candidate, and its value at the maximum point T: FLOP-equivalents
-    at `seq_len` ("flops"), or the latency table's milliseconds ("latency").
+class GridOrderSampler(OrderedSampler[ArchSpec]):
+    """Walks `candidates` in `grid_order`, `n_trials` of them."""
+
+    def __init__(self, space: SearchSpace, candidates: Sequence[ArchSpec], n_trials: int, seed: int) -> None:
+        inside = set(candidates)
+        ordered = [c for c in grid_order(space, seed) if c in inside]
+        super().__init__(ordered, arch_params, seed)
+        self._n_trials = min(n_trials, len(ordered))
+
+    def order_indices(self, study: optuna.Study) -> list[int]:
+        return list(range(len(self._candidates)))
+
+    def target(self) -> int:
+        return self._n_trials
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid(Strategy):
+    """Every candidate inside the budget once, in a seeded random order, `n_trials` of them.
 
     Raises:
-        UserInputError: cost "latency" without a latency table.
-    """
-    if cost == "flops":
-        return (lambda c: price(c, shape, seq_len).i), price(space.maximum_point, shape, seq_len).i
-    if table is None:
-        raise UserInputError("--cost latency needs the study's latency table, and this study has none: start a new --study.")
-    return (lambda c: table.ms[c.key]), table.maximum_point_ms
-
-
-def head_mismatch(spec: ArchSpec, shape: TeacherShape) -> float:
-    """How far the candidate's head size is from the teacher's, in octaves: 0 when every kept head
-    is one of the teacher's heads whole, 1 when heads are halved (or doubled with zero padding)."""
-    return abs(math.log2(spec.head_size / (shape.hidden // shape.heads)))
-
-
-def ordering(shape: TeacherShape, seq_len: int) -> Callable[[ArchSpec], tuple[float, float, float]]:
-    """The FPTAS's "larger network" (its bucket representative): larger p first; among equal p
-    (the head count changes neither p nor FLOPs), the head size closer to the teacher's, then larger i.
-
-    Why heads before i: a cut keeps the teacher's heads whole only at the teacher's head size.
-    On the committed 72-candidate table (`benchmarks/results/bench.db`), of the 21 pairs that
-    differ only in heads (6 or 12) and whose errors differ, the variant at the teacher's head
-    size had the smaller error in 18, at hidden 192 (6 heads) as at 384 (12 heads).
+        ParameterError: a non-positive n_trials.
     """
 
-    def key(c: ArchSpec) -> tuple[float, float, float]:
-        cost = price(c, shape, seq_len)
-        return (cost.p, -head_mismatch(c, shape), cost.i)
+    n_trials: int = 8
 
-    return key
+    name: ClassVar[str] = "grid"
+    early_stopping: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_count("n_trials", self.n_trials)
+
+    def sampler(self, problem: SearchProblem) -> GridOrderSampler:
+        return GridOrderSampler(problem.space, problem.feasible, self.n_trials, problem.seed)
+
+    def target(self, sampler: optuna.samplers.BaseSampler, problem: SearchProblem) -> int:
+        assert isinstance(sampler, GridOrderSampler)
+        return sampler.target()
 
 
-def fptas_plan(
-    space: SearchSpace,
-    shape: TeacherShape,
-    seq_len: int,
-    epsilon: float,
-    candidates: Sequence[ArchSpec] | None = None,
-    cost: str = "flops",
-    table: LatencyTable | None = None,
-) -> fptas.FptasPlan[ArchSpec]:
-    """The FPTAS partition of `candidates` (default: the whole space; a budget passes its feasible
-    set) with W's p (non-embedding bits) and i (`inference_term`), normalised by the space's T;
-    each bucket is represented by its largest member in `ordering`.
+@dataclasses.dataclass(frozen=True)
+class RandomSearch(Strategy):
+    """Optuna's RandomSampler over the dimensions until `n_trials` distinct candidates finished.
 
     Raises:
-        UserInputError: epsilon outside (0, 1), or cost "latency" without a table.
+        ParameterError: a non-positive n_trials.
     """
-    check_epsilon(epsilon)
-    top = space.maximum_point
-    i, i_max = inference_term(space, shape, seq_len, cost, table)
-    return fptas.plan(
-        list(space.candidates()) if candidates is None else list(candidates),
-        lambda c: price(c, shape, seq_len).p,
-        i,
-        epsilon,
-        p_max=price(top, shape, seq_len).p,
-        i_max=i_max,
-        size=ordering(shape, seq_len),
-    )
+
+    n_trials: int = 8
+
+    name: ClassVar[str] = "random"
+
+    def __post_init__(self) -> None:
+        _check_count("n_trials", self.n_trials)
+
+    def sampler(self, problem: SearchProblem) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=problem.seed)
+
+    def target(self, sampler: optuna.samplers.BaseSampler, problem: SearchProblem) -> int:
+        return min(self.n_trials, len(problem.feasible))
 
 
-def features(spec: ArchSpec, shape: TeacherShape) -> list[float]:
-    """What the refinement's error model regresses log error on: log2 of each width and the depth,
-    the head-size mismatch and log2 of the weight bits."""
-    bits = spec.quant.config.weight_bits
-    return [1.0, math.log2(spec.hidden), math.log2(spec.layers), math.log2(spec.ffn), head_mismatch(spec, shape), math.log2(bits)]
+@dataclasses.dataclass(frozen=True)
+class TPE(RandomSearch):
+    """Optuna's TPESampler (constant liar, so parallel workers do not propose one region twice); under
+    a budget it learns the feasible region from each proposal's constraint values."""
+
+    name: ClassVar[str] = "tpe"
+
+    def sampler(self, problem: SearchProblem) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=problem.seed, n_startup_trials=min(10, max(2, self.n_trials // 3)), constant_liar=True)
 
 
-ERROR_MODEL_RIDGE = 1e-2  # shrinks the fit while few errors are known (the first refinement sees only the representatives)
+@dataclasses.dataclass(frozen=True)
+class NSGA2(RandomSearch):
+    """Optuna's NSGAIISampler, with a population of n_trials / 2 (between 4 and 50)."""
+
+    name: ClassVar[str] = "nsga2"
+
+    def sampler(self, problem: SearchProblem) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.NSGAIISampler(seed=problem.seed, population_size=max(4, min(50, self.n_trials // 2)))
 
 
-def error_model(shape: TeacherShape) -> fptas.ErrorModel[ArchSpec]:
-    """A log-linear error estimate across buckets, refitted to every error measured so far:
-    log e = features(c) . beta, beta by ridge least squares, capped at the largest error measured.
-
-    Why across buckets: on the reviews table the ordering's worst misjudgements are between shapes
-    (a deep, narrow representative that stays at the majority class beside a shallow, full-width
-    member 25 % better), which a fit over every measured error sees and a representative's own
-    error does not. Why the cap: a trained classifier ends no worse than predicting the majority
-    class, and the worst errors measured are already there, but the fit extrapolates the smallest
-    candidates above it, which buries exactly the candidates whose W is largest when errors tie
-    (on the BoolQ table the optimum is the smallest candidate; at epsilon 0.2, uncapped, 16
-    evaluations reach it, capped 10, README "Search efficiency")."""
-
-    def fit(errors: Mapping[ArchSpec, float]) -> Callable[[ArchSpec], float]:
-        if len(errors) < 2:
-            mean = statistics.fmean(errors.values()) if errors else 1.0
-            return lambda c: mean
-        x = numpy.array([features(c, shape) for c in errors])
-        y = numpy.log(numpy.maximum(numpy.array(list(errors.values())), MIN_ERROR))
-        beta = numpy.linalg.solve(x.T @ x + ERROR_MODEL_RIDGE * numpy.eye(x.shape[1]), x.T @ y)
-        worst = max(errors.values())
-        return lambda c: min(math.exp(float(numpy.dot(features(c, shape), beta))), worst)
-
-    return fit
-
-
-def fptas_refinement(
-    plan: fptas.FptasPlan[ArchSpec],
-    space: SearchSpace,
-    shape: TeacherShape,
-    seq_len: int,
-    errors: Mapping[ArchSpec, float],
-    count: int,
-    cost: str = "flops",
-    table: LatencyTable | None = None,
-) -> list[ArchSpec]:
-    """The next `count` bucket members to evaluate (`bortnas.algo.fptas.refinement` with `error_model`),
-    with the plan's N under the study's cost."""
-    i, _ = inference_term(space, shape, seq_len, cost, table)
-    n = lambda c: fptas.numerator(price(c, shape, seq_len).p, i(c), plan.p_max, plan.i_max)
-    return fptas.refinement(plan, n, errors, count, error_model(shape))
-
-
-def fptas_result(
-    plan: fptas.FptasPlan[ArchSpec], records: Sequence[TrialRecord], steps: int, cost: str = "flops"
-) -> fptas.FptasResult[ArchSpec]:
-    """The FPTAS's answer (`bortnas.algo.fptas.select`) from the finished trials of its study.
-
-    Each finished trial is one (candidate, theta) evaluation; the search trains one theta (the
-    study's settings), so a trial's stored p, i (FLOPs, or its table latency under cost
-    "latency") and error are all the scheme needs.
-    """
-    i_key = "latency_table_ms" if cost == "latency" else "flops"
-    costs = {r.spec: (p_bits(r.attrs), r.attrs[i_key]) for r in records if r.scored and r.spec is not None}
-    errors = {(r.spec, None): r.attrs["error"] for r in records if r.scored and r.spec is not None}
-    return fptas.select(plan, lambda c: costs[c][0], lambda c: costs[c][1], errors, steps)
-
-
-def describe_plan(plan: fptas.FptasPlan[ArchSpec], epsilon: float, n0: float, s: float) -> dict[str, Any]:
-    """The FPTAS settings and guarantee, as stored with the study."""
-    return {
-        "epsilon": epsilon,
-        "n0": n0,
-        "s": s,
-        "steps": fptas.steps_for(epsilon, n0, s),
-        "guarantee": plan.guarantee,
-        "buckets": len(plan.buckets),
-        "evaluation_bound": plan.evaluation_bound,
-        "representatives": [c.key for c in plan.representatives],
-        "excluded": len(plan.excluded),
-    }
+STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FPTAS, Grid, RandomSearch, TPE, NSGA2)}

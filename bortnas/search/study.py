@@ -10,7 +10,7 @@ import optuna
 
 from bortnas import __version__
 from bortnas.core.budget import LatencyTable
-from bortnas.core.errors import StudyMismatchError, StudyNotFoundError, UserInputError
+from bortnas.core.errors import ParameterError, StudyMismatchError, StudyNotFoundError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import SearchSpace, parse_search_space
 from bortnas.search.storage import open_storage, storage_exists
@@ -45,7 +45,7 @@ def create_or_resume(
         if previous is not None and (previous["epsilon"], previous["n0"], previous["s"]) != (fptas["epsilon"], fptas["n0"], fptas["s"]):
             raise StudyMismatchError(
                 f"study {name!r} ran FPTAS with epsilon={previous['epsilon']}, n0={previous['n0']}, s={previous['s']}: "
-                "resume with those or pass a new --study name."
+                "resume with those or choose a new study name."
             )
     if "space_fingerprint" not in existing:
         # the fingerprint is written last: it marks a complete record, so a worker started in the same second
@@ -69,7 +69,7 @@ def create_or_resume(
                 changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
                 diff = f" ({', '.join(f'{k}: {before.get(k)!r} -> {now.get(k)!r}' for k in changed)})"
             raise StudyMismatchError(
-                f"study {name!r} was created with {what}{diff}: resume it with the original flags or pass a new --study name."
+                f"study {name!r} was created with {what}{diff}: resume it with the original settings or choose a new study name."
             )
     if fptas is not None and "fptas" not in existing:
         study.set_user_attr("fptas", fptas)
@@ -113,7 +113,7 @@ def load_study(storage: optuna.storages.BaseStorage, name: str) -> tuple[optuna.
     if name not in names:
         known = ", ".join(names) if names else "none"
         raise StudyNotFoundError(
-            f"study {name!r} does not exist in this storage (studies: {known}): pass --study and --storage of a search."
+            f"study {name!r} does not exist in this storage (studies: {known}): pass the study name and storage URL of a search."
         )
     study = optuna.load_study(study_name=name, storage=storage)
     attrs = study.user_attrs
@@ -127,10 +127,12 @@ def open_study(storage_url: str, name: str) -> tuple[optuna.Study, SearchSpace, 
     """`load_study` on the storage at `storage_url`, which must exist already (reading must not create it).
 
     Raises:
-        UserInputError: a SQLite file that does not exist.
+        ParameterError: `storage_url` is a SQLite file that does not exist.
         StorageError: the URL is invalid or the database cannot be opened.
         StudyNotFoundError: see `load_study`.
     """
     if not storage_exists(storage_url):
-        raise UserInputError(f"--storage {storage_url} does not exist: run `bortnas search` first or pass the storage of a search.")
+        raise ParameterError(
+            "storage_url", f" {storage_url} does not exist: run a search first (`bortnas search`) or pass the storage of one."
+        )
     return load_study(open_storage(storage_url), name)

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bortnas.core.errors import UserInputError
 from bortnas.core.settings import RunSettings
@@ -22,6 +23,9 @@ from bortnas.families.teacher_dirs import teacher_shape
 from bortnas.runtime.device import CPU, Device
 from bortnas.train.teacher_cache import TeacherCache
 from bortnas.trial.teacher import TaskTeacher, check_teacher_weights, load_teacher_config, prepare_teacher
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig
 
 _logger = logging.getLogger(__name__)
 
@@ -43,12 +47,35 @@ def load_task(settings: RunSettings) -> TaskData:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """The teacher and the task of one command, read and checked once, before anything is written
+    (no weights are loaded), then passed to everything that needs them."""
+
+    settings: RunSettings
+    teacher_dir: Path
+    config: PreTrainedConfig  # the teacher's config.json
+    shape: TeacherShape
+    data: TaskData
+
+
+def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Inputs:
+    """Read the settings' task (or take `data`) and the teacher's config, and check the teacher's weights.
+
+    Raises:
+        UserInputError: an unreadable or malformed data file, a teacher directory bortnas cannot use.
+    """
+    data = load_task(settings) if data is None else data
+    directory = settings.teacher_dir()
+    config = load_teacher_config(directory)
+    check_teacher_weights(directory, config)
+    return Inputs(settings, directory, config, teacher_shape(config, data.num_labels), data)
+
+
 def check_inputs(settings: RunSettings) -> tuple[TeacherShape, TaskData]:
-    """Validate teacher and data cheaply (no weights loaded): the CLI calls this before writing."""
-    data = load_task(settings)
-    config = load_teacher_config(settings.teacher_dir())
-    check_teacher_weights(settings.teacher_dir(), config)
-    return teacher_shape(config, data.num_labels), data
+    """The teacher's shape and the task, validated cheaply (`resolve_inputs`)."""
+    inputs = resolve_inputs(settings)
+    return inputs.shape, inputs.data
 
 
 @dataclasses.dataclass
@@ -73,25 +100,26 @@ def build_context(
     show_progress_bar: bool = False,
     data: TaskData | None = None,
     device: Device = CPU,
+    inputs: Inputs | None = None,
 ) -> Context:
     """Load data and tokenizer, then fine-tune (or reuse from the cache) the task teacher on `device`.
 
     `data` replaces the settings' task (benchmarks that cut the training split down); the
     teacher cache is keyed by the data's fingerprint, so each data set gets its own teacher.
+    `inputs` are the command's already resolved teacher and task (`resolve_inputs`), read again otherwise.
     Every trial scored with the context trains, evaluates and measures latency on `device`.
     """
     from transformers import AutoTokenizer
 
-    shape, loaded = (
-        check_inputs(settings) if data is None else (teacher_shape(load_teacher_config(settings.teacher_dir()), data.num_labels), data)
-    )
-    data = loaded
-    directory = settings.teacher_dir()
+    if inputs is None:
+        inputs = resolve_inputs(settings, data)
+    shape, data = inputs.shape, inputs.data
+    directory = inputs.teacher_dir
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except (OSError, ValueError) as e:
         raise UserInputError(f"teacher directory {directory} has no usable tokenizer ({e}): save one next to the model.") from e
-    if not family_of(load_teacher_config(directory)).token_types:
+    if not family_of(inputs.config).token_types:
         # a family without token types refuses `token_type_ids`, which a BERT tokenizer produces by default
         tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name != "token_type_ids"]
     train, dev, test = (encode(split, tokenizer, settings.max_length) for split in (data.train, data.dev, data.test))

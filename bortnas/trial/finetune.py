@@ -31,7 +31,7 @@ import torch
 import yaml
 
 from bortnas.algo.agora import PRUNE_RULES, Iteration, agora, theta_key
-from bortnas.core.errors import UserInputError
+from bortnas.core.errors import ParameterError, UserInputError
 from bortnas.core.settings import TrainConfig
 from bortnas.core.space import ArchSpec
 from bortnas.data.augment import Augmenter, EmbeddingNeighbours, Input, PoolNeighbours, combined, unlabelled_examples
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 METHODS = ("distil", "plain", "agora")
-# Steps of an export's training when --steps is not given. Distillation: 1500 (about 5.6 epochs
+# Steps of an export's training when no number of steps is given. Distillation: 1500 (about 5.6 epochs
 # of the reviews at batch 32) brought the default run's L2-H288 candidate to 1.8 points of the
 # teacher's test accuracy, where 400 left it 3.1 points below (README "Results of the default
 # run"). Plain and Agora: 400 per fine-tune, as Agora runs |Theta| (|Theta| + 1) / 2 of them.
@@ -60,6 +60,13 @@ DEFAULT_GRID: dict[str, list[Any]] = {"lr": [1e-4, 5e-4], "seed": [0, 1]}
 
 @dataclasses.dataclass(frozen=True)
 class AgoraSettings:
+    """Agora's settings (`run_agora`).
+
+    Raises:
+        ParameterError: a bad `replay`, `min_confidence`, `pool_neighbours` or `rule`.
+        UserInputError: `pool_in_data` without `soft_labels`, or `pool_weighting` without `pool_in_data`.
+    """
+
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_GRID))
     replay: int = 1  # rounds re-run on the grown data at the end
     rule: str = "ties"
@@ -75,17 +82,27 @@ class AgoraSettings:
 
     def __post_init__(self) -> None:
         if self.replay < 0:
-            raise UserInputError(f"--agora-replay={self.replay} must be >= 0.")
+            raise ParameterError("replay", f"={self.replay} must be >= 0: the rounds re-run on the grown data at the end, e.g. 1.")
         if not 0.0 <= self.min_confidence < 1.0:
-            raise UserInputError(f"--agora-min-confidence={self.min_confidence} must be in [0, 1): a top probability to reach.")
+            raise ParameterError(
+                "min_confidence", f"={self.min_confidence} must be in [0, 1): a top probability to reach, e.g. 0.9 (0 keeps every input)."
+            )
         if self.pool_neighbours < 1:
-            raise UserInputError(f"--agora-pool-k={self.pool_neighbours} must be a positive integer.")
+            raise ParameterError(
+                "pool_neighbours", f"={self.pool_neighbours} must be a positive integer: the pool inputs drawn per dev mistake, e.g. 4."
+            )
         if self.rule not in PRUNE_RULES:
-            raise UserInputError(f"--agora-prune={self.rule!r} is unknown: use one of {', '.join(PRUNE_RULES)}.")
+            raise ParameterError("rule", f"={self.rule!r} is unknown: use one of {', '.join(PRUNE_RULES)}.")
         if self.pool_in_data and not self.soft_labels:
-            raise UserInputError("Agora's pool_in_data needs soft_labels: pool texts have no label of their own.")
+            raise UserInputError(
+                "Agora's pool_in_data=True needs soft_labels=True: pool texts have no label of their own; "
+                "turn soft_labels on or pool_in_data off."
+            )
         if self.pool_weighting and not self.pool_in_data:
-            raise UserInputError("Agora's pool_weighting needs pool_in_data: it weights up pool texts already in D.")
+            raise UserInputError(
+                "Agora's pool_weighting=True needs pool_in_data=True: it weights up pool texts already in D; "
+                "turn pool_in_data on or pool_weighting off."
+            )
 
     def thetas(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -105,21 +122,21 @@ def load_grid(path: str | Path) -> dict[str, list[Any]]:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as e:
-        raise UserInputError(f"cannot read --agora-grid {path}: {e.strerror}.") from e
+        raise UserInputError(f"cannot read the Agora grid {path}: {e.strerror}; pass a readable YAML file.") from e
     except yaml.YAMLError:
-        raise UserInputError(f"--agora-grid {path} is not valid YAML: write e.g. `lr: [1.0e-4, 5.0e-4]`.") from None
+        raise UserInputError(f"the Agora grid {path} is not valid YAML: write e.g. `lr: [1.0e-4, 5.0e-4]`.") from None
     if not isinstance(data, dict) or not data:
-        raise UserInputError(f"--agora-grid {path} must map hyperparameters to lists, e.g. `lr: [1.0e-4, 5.0e-4]`.")
+        raise UserInputError(f"the Agora grid {path} must map hyperparameters to lists, e.g. `lr: [1.0e-4, 5.0e-4]`.")
     grid = {}
     for key, values in data.items():
         if key not in GRID_KEYS:
-            raise UserInputError(f"unknown key {key!r} in --agora-grid {path}: allowed keys are {', '.join(GRID_KEYS)}.")
+            raise UserInputError(f"unknown key {key!r} in the Agora grid {path}: allowed keys are {', '.join(GRID_KEYS)}.")
         values = values if isinstance(values, list) else [values]
         integer = key in ("batch_size", "seed")
         ok = values and all(isinstance(v, (int, float)) and not isinstance(v, bool) and (not integer or isinstance(v, int)) for v in values)
         if not ok or (key in ("lr", "batch_size") and min(values) <= 0) or min(values) < 0:
             kind = "non-negative integers" if integer else "non-negative numbers"
-            raise UserInputError(f"{key} in --agora-grid {path} must be a non-empty list of {kind} (lr and batch_size positive).")
+            raise UserInputError(f"{key} in the Agora grid {path} must be a non-empty list of {kind} (lr and batch_size positive).")
         grid[key] = list(dict.fromkeys(values))
     return grid
 
@@ -261,7 +278,7 @@ def finetune_candidate(
     data and Agora draws from.
 
     Raises:
-        UserInputError: unknown method.
+        ParameterError: unknown `method`.
     """
     if method == "distil":
         return Finetuned(*distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar, pool=pool))
@@ -269,4 +286,4 @@ def finetune_candidate(
         return Finetuned(*finetune_student(ctx, spec, steps, show_progress_bar=show_progress_bar))
     if method == "agora":
         return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration, pool)
-    raise UserInputError(f"--finetune={method!r} is unknown: use one of {', '.join(METHODS)}.")
+    raise ParameterError("method", f"={method!r} is unknown: use one of {', '.join(METHODS)}.")

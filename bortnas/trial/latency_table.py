@@ -27,6 +27,9 @@ from bortnas.trial.deployed import measure_backend_latency
 if TYPE_CHECKING:
     from transformers import PreTrainedConfig, PreTrainedModel
 
+    from bortnas.core.space import SearchSpace
+    from bortnas.trial.context import Inputs
+
 _logger = logging.getLogger(__name__)
 
 TABLE_REPEATS = 10  # per candidate, after TABLE_WARMUP passes: the median of 10 is stable to a few percent on a quiet CPU
@@ -66,7 +69,7 @@ def measure_table(
     keeps 1 - latency / latency(T) >= 0. With `rounds` > 1 every model is built once and timed
     round after round in turn, the teacher among them, and each keeps the median of its rounds:
     load that comes and goes then weighs on all of them alike, so ratios to the teacher hold
-    (the export's re-timing, `bortnas.app.jobs.retime_candidates`). `on_candidate(done, total)` reports
+    (the export's re-timing, `retime`). `on_candidate(done, total)` reports
     progress over the candidates' measurements. `backend`: where to time
     (`bortnas.runtime.latency.measure_backend_latency`); onnxruntime exports every model first,
     seconds per candidate.
@@ -106,4 +109,61 @@ def measure_table(
         repeats=repeats,
         seconds=seconds,
         backend=backend,
+    )
+
+
+def measure_space(
+    space: SearchSpace,
+    inputs: Inputs,
+    device: Device,
+    show_progress_bar: bool = False,
+    on_candidate: Callable[[int, int], None] | None = None,
+) -> LatencyTable:
+    """The latency table of every candidate of `space` cut from the command's teacher (random weights,
+    batch 1, the settings' sequence length and threads, on `device`), with progress."""
+    from bortnas.core.progress import progress_bar
+
+    settings = inputs.settings
+    candidates = list(space.candidates())
+    bar = progress_bar(len(candidates), "latency table", show_progress_bar, leave=False, unit="candidates")
+
+    def step(done: int, total: int) -> None:
+        bar.update(1)
+        if on_candidate is not None:
+            on_candidate(done, total)
+
+    try:
+        return measure_table(
+            inputs.config,
+            candidates,
+            space.maximum_point,
+            inputs.shape.as_spec(),
+            inputs.shape.num_labels,
+            settings.max_length,
+            threads=settings.latency_threads,
+            device=device,
+            on_candidate=step,
+            backend=settings.latency_backend,
+        )
+    finally:
+        bar.close()
+
+
+def retime(specs: Sequence[ArchSpec], inputs: Inputs, device: Device) -> LatencyTable:
+    """`specs` and the teacher's shape timed again side by side (random weights, batch 1, the
+    settings' sequence length and threads, interleaved rounds): what an export's latency budget is
+    applied to (`bortnas.search.selection.retimed`)."""
+    settings = inputs.settings
+    _logger.info("timing %d candidate(s) and the teacher again, side by side, for the latency budget", len(specs))
+    return measure_table(
+        inputs.config,
+        specs,
+        None,
+        inputs.shape.as_spec(),
+        inputs.shape.num_labels,
+        settings.max_length,
+        settings.latency_threads,
+        device,
+        rounds=RETIME_ROUNDS,
+        backend=settings.latency_backend,
     )

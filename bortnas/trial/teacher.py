@@ -44,7 +44,9 @@ def load_teacher_config(directory: Path) -> PreTrainedConfig:
     from transformers import AutoConfig
 
     if not (directory / "config.json").is_file():
-        raise UserInputError(f"teacher directory {directory} has no config.json: pass a transformers model directory to --teacher.")
+        raise UserInputError(
+            f"teacher directory {directory} has no config.json: pass the directory of a transformers model (save_pretrained writes one)."
+        )
     try:
         config = AutoConfig.from_pretrained(directory, local_files_only=True)
     except (ValueError, OSError, KeyError) as e:

@@ -34,7 +34,24 @@ ALLOWED: dict[str, set[str]] = {
     "search": {"core", "modes", "cost", "algo"},
     "ray": {"core", "families", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search"},
     "export": {"core", "families", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search"},
-    "app": {"core", "families", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search", "ray", "export"},
+    "api": {"core", "families", "modes", "cost", "algo", "data", "runtime", "model", "quant", "train", "trial", "search", "ray", "export"},
+    "app": {
+        "core",
+        "families",
+        "modes",
+        "cost",
+        "algo",
+        "data",
+        "runtime",
+        "model",
+        "quant",
+        "train",
+        "trial",
+        "search",
+        "ray",
+        "export",
+        "api",
+    },
 }
 HEAVY = {
     "torch",
@@ -63,6 +80,7 @@ HEAVY_ALLOWED: dict[str, set[str]] = {
     "search": {"optuna", "sqlalchemy"},
     "ray": {"ray", "torch", "optuna"},
     "export": {"torch", "optuna", "transformers", "safetensors"},
+    "api": {"optuna"},
     "app": HEAVY,
 }
 
