@@ -3,7 +3,7 @@
 Pure layer: no torch, no I/O, no clock. The error of a candidate is the only expensive quantity;
 it comes from an injected evaluator, called only for the candidates the scheme needs.
 
-What the sources say, and the reading implemented here (README "FPTAS"; docs/algorithms.md §2):
+What the sources say, and the reading implemented here (docs/algorithms.md §2):
 
 - [A] "partitioning the space every epsilon architectures, and picking the best of these
   partitioned architectures, returns an epsilon-optimal solution"; [P abstract] the result is
@@ -35,8 +35,11 @@ What the sources say, and the reading implemented here (README "FPTAS"; docs/alg
 If the ordering does not hold (a larger network has a larger error), the bound can fail:
 `tests/unit/algo/test_fptas.py` builds such an instance and shows by how much.
 
+The scheme runs as an Optuna sampler, `bortnas.search.fptas_sampler.FPTASSampler`: each
+evaluation is a trial, so it resumes and spreads over workers.
+
 Beyond the paper, `refinement` spends B more evaluations on bucket members after the
-representatives (`bortnas search --fptas-refine B`), taking first the members with the highest
+representatives (`FPTAS(refine=B)`, `bortnas search --fptas-refine B`), taking first the members with the highest
 N(c) / e~(c), e~ an estimate of the error fitted to the errors measured so far (injected; the
 default is the ordering's own bound, e~(c) = e(r) for the representative r of c's bucket: the
 most a member can reach if the ordering holds). Where the ordering misjudged a member (a
@@ -52,22 +55,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 from bortnas.algo.objective import MIN_ERROR
 
 Candidate = TypeVar("Candidate", bound=Hashable)
-Theta = TypeVar("Theta")
+Theta = TypeVar("Theta")  # hyperparameters a candidate was trained with; `select` keeps each candidate's best
 
 __all__ = [
     "ErrorModel",
     "FptasPlan",
     "FptasResult",
     "bound_estimate",
-    "evaluations",
     "plan",
     "refinement",
-    "run",
     "select",
     "steps_for",
 ]
@@ -178,12 +179,6 @@ def plan(
     )
 
 
-def evaluations(the_plan: FptasPlan[Candidate], thetas: Sequence[Theta]) -> list[tuple[Candidate, Theta]]:
-    """The (candidate, theta) pairs whose errors the scheme needs: every representative under every
-    theta, representatives in bucket order (best N first). A search runs these as its trials."""
-    return [(c, theta) for c in the_plan.representatives for theta in thetas]
-
-
 # Fits an error estimate to the errors measured so far: candidate -> estimated error.
 ErrorModel = Callable[[Mapping[Candidate, float]], Callable[[Candidate], float]]
 
@@ -240,75 +235,3 @@ def select(
     w = {c: numerator(p(c), i(c), the_plan.p_max, the_plan.i_max) / max(e, MIN_ERROR) for c, e in best_error.items()}
     best = max(w, key=lambda c: w[c]) if w else None
     return FptasResult(best=best, best_w=w[best] if best is not None else 0.0, w=w, errors=best_error, plan=the_plan, steps=steps)
-
-
-@overload
-def run(
-    candidates: Sequence[Candidate],
-    p: Callable[[Candidate], float],
-    i: Callable[[Candidate], float],
-    error: Callable[[Candidate, None, int], float],
-    epsilon: float,
-    *,
-    n0: float = ...,
-    s: float = ...,
-    p_max: float | None = ...,
-    i_max: float | None = ...,
-    refine: int = ...,
-    model: ErrorModel[Candidate] | None = ...,
-) -> FptasResult[Candidate]: ...
-
-
-@overload
-def run(
-    candidates: Sequence[Candidate],
-    p: Callable[[Candidate], float],
-    i: Callable[[Candidate], float],
-    error: Callable[[Candidate, Theta, int], float],
-    epsilon: float,
-    thetas: Sequence[Theta],
-    n0: float = ...,
-    s: float = ...,
-    p_max: float | None = ...,
-    i_max: float | None = ...,
-    refine: int = ...,
-    model: ErrorModel[Candidate] | None = ...,
-) -> FptasResult[Candidate]: ...
-
-
-def run(
-    candidates: Sequence[Candidate],
-    p: Callable[[Candidate], float],
-    i: Callable[[Candidate], float],
-    error: Callable[[Candidate, Any, int], float],
-    epsilon: float,
-    thetas: Sequence[Any] = (None,),  # without hyperparameters, one theta: None
-    n0: float = 6.0,
-    s: float = 1.0,
-    p_max: float | None = None,
-    i_max: float | None = None,
-    refine: int = 0,
-    model: ErrorModel[Candidate] | None = None,
-) -> FptasResult[Candidate]:
-    """Run the scheme in one process: `plan`, the error of every pair of `evaluations`, then
-    `refine` more members one at a time (`refinement` with `model`), and `select`.
-
-    `bortnas search --strategy fptas` runs the same three steps, with the evaluations as trials
-    of a study (so they resume and spread over workers).
-
-    Args:
-        error: the surrogate error in [0, 1] of a candidate trained with hyperparameters theta
-            for n steps; called once per (representative, theta).
-
-    Returns:
-        The best candidate (None when every candidate has N = 0), its W, and what was evaluated.
-    """
-    the_plan = plan(candidates, p, i, epsilon, p_max, i_max)
-    steps = steps_for(epsilon, n0, s)
-    errors = {(c, theta): error(c, theta, steps) for c, theta in evaluations(the_plan, thetas)}
-    n = lambda c: numerator(p(c), i(c), the_plan.p_max, the_plan.i_max)
-    for _ in range(refine):
-        seen = select(the_plan, p, i, errors, steps).errors
-        for c in refinement(the_plan, n, seen, 1, model):
-            errors.update({(c, theta): error(c, theta, steps) for theta in thetas})
-    return select(the_plan, p, i, errors, steps)

@@ -1,16 +1,24 @@
-"""The FPTAS guarantee on synthetic instances: (1 - eps) of the exhaustive optimum, few evaluations."""
+"""The FPTAS guarantee on synthetic instances: (1 - eps) of the exhaustive optimum, few evaluations.
+
+The scheme runs as the product runs it: `FPTASSampler` in a plain Optuna study whose objective
+returns each candidate's error (`bortnas.algo.fptas` holds the pure plan, refinement and selection).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
 
+import optuna
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bortnas.algo import fptas
 from bortnas.algo.objective import w_coefficient
+from bortnas.search.fptas_sampler import FPTASResult, FPTASSampler
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 Instance = tuple[list[int], dict[int, tuple[float, float]], dict[int, float]]
 
@@ -30,11 +38,43 @@ def ordered_instances(draw: st.DrawFn) -> Instance:
     return list(range(n)), {k: (float(sizes[k][0]), float(sizes[k][1])) for k in range(n)}, errors
 
 
+def run(
+    candidates: list[int],
+    p: Callable[[int], float],
+    i: Callable[[int], float],
+    error: Callable[[int], float],
+    epsilon: float,
+    p_max: float,
+    i_max: float,
+    refine: int = 0,
+    model: fptas.ErrorModel[int] | None = None,
+) -> tuple[FPTASResult[dict[str, int]], FPTASSampler[dict[str, int]]]:
+    """The scheme in a plain in-memory Optuna study: candidate k is the parameter {"c": k}."""
+    by_index = None if model is None else (lambda pairs: _on_dicts(model({c["c"]: e for c, e in pairs})))
+    sampler = FPTASSampler(
+        [{"c": k} for k in candidates],
+        p=lambda c: p(c["c"]),
+        i=lambda c: i(c["c"]),
+        epsilon=epsilon,
+        p_max=p_max,
+        i_max=i_max,
+        refine=refine,
+        error_model=by_index,
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda trial: error(trial.suggest_categorical("c", candidates)), n_trials=sampler.n_evaluations)
+    return sampler.result(study), sampler
+
+
+def _on_dicts(estimate: Callable[[int], float]) -> Callable[[dict[str, int]], float]:
+    return lambda c: estimate(c["c"])
+
+
 def exhaustive(candidates: list[int], costs: dict[int, tuple[float, float]], errors: dict[int, float], p_max: float, i_max: float) -> float:
     return max(w_coefficient(*costs[c], errors[c], p_max, i_max) for c in candidates)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(instance=ordered_instances(), epsilon=st.sampled_from([0.01, 0.05, 0.1, 0.2, 0.3, 0.5]))
 def test_guarantee_and_evaluation_bound_on_ordered_instances(instance: Instance, epsilon: float) -> None:
     candidates, costs, errors = instance
@@ -42,17 +82,18 @@ def test_guarantee_and_evaluation_bound_on_ordered_instances(instance: Instance,
     i_max = max(c[1] for c in costs.values()) * 1.1
     calls = []
 
-    def error(c: int, theta: object, steps: int) -> float:
+    def error(c: int) -> float:
         calls.append(c)
         return errors[c]
 
-    result = fptas.run(candidates, lambda c: costs[c][0], lambda c: costs[c][1], error, epsilon, p_max=p_max, i_max=i_max)
+    result, sampler = run(candidates, lambda c: costs[c][0], lambda c: costs[c][1], error, epsilon, p_max, i_max)
     optimum = exhaustive(candidates, costs, errors, p_max, i_max)
     assert result.best_w >= (1 - epsilon) * optimum - 1e-12
     assert result.best_w <= optimum + 1e-12
-    assert result.evaluations == len(calls) == len(set(calls)) <= result.plan.evaluation_bound <= len(candidates)
+    assert result.guarantee == 1 - epsilon
+    assert len(result.evaluated) == len(calls) == len(set(calls)) <= sampler.evaluation_bound <= len(candidates)
     numerators = [fptas.numerator(*costs[c], p_max, i_max) for c in candidates]
-    assert result.plan.evaluation_bound <= 1 + math.log(max(numerators) / min(numerators)) / -math.log1p(-epsilon) + 1e-9
+    assert sampler.evaluation_bound <= 1 + math.log(max(numerators) / min(numerators)) / -math.log1p(-epsilon) + 1e-9
 
 
 def test_buckets_by_hand() -> None:
@@ -90,17 +131,14 @@ def test_steps_grow_as_one_over_epsilon() -> None:
         fptas.steps_for(1.5, n0=6)
 
 
-def test_best_theta_per_candidate() -> None:
+def test_select_keeps_each_candidates_smallest_error_over_thetas() -> None:
+    # Algorithm 1 maximises W over theta per candidate: x trained with two thetas keeps its better error
     costs = {"x": 1.0, "y": 4.0}
-    seen = []
-
-    def error(c: str, theta: float, steps: int) -> float:
-        seen.append((c, theta, steps))
-        return theta
-
-    result = fptas.run(list(costs), costs.get, costs.get, error, 0.5, thetas=[0.4, 0.2], n0=1, p_max=8, i_max=8)
-    assert result.errors == {"x": 0.2, "y": 0.2}
-    assert sorted(seen) == [("x", 0.2, 2), ("x", 0.4, 2), ("y", 0.2, 2), ("y", 0.4, 2)]
+    the_plan = fptas.plan(list(costs), costs.__getitem__, costs.__getitem__, 0.5, p_max=8, i_max=8)
+    errors = {("x", 0.4): 0.4, ("x", 0.2): 0.2, ("y", 0.4): 0.3}
+    result = fptas.select(the_plan, costs.__getitem__, costs.__getitem__, errors, steps=2)
+    assert result.errors == {"x": 0.2, "y": 0.3}
+    assert result.best == "x" and result.best_w == pytest.approx((1 - 1 / 8) ** 2 / 0.2)
 
 
 def test_violating_the_ordering_can_break_the_bound() -> None:
@@ -112,9 +150,10 @@ def test_violating_the_ordering_can_break_the_bound() -> None:
     """
     costs = {"a": 1.0, "b": 2.0}
     errors = {"a": 0.05, "b": 0.5}
-    result = fptas.run(list(costs), costs.get, lambda c: 0.0, lambda c, t, n: errors[c], 0.2, p_max=10, i_max=1e12)
+    names = list(costs)
+    result, _ = run([0, 1], lambda k: costs[names[k]], lambda k: 0.0, lambda k: errors[names[k]], 0.2, 10, 1e12)
     optimum = max(fptas.numerator(costs[c], 0.0, 10, 1e12) / errors[c] for c in costs)
-    assert result.best == "b" and result.evaluations == 1
+    assert result.best == {"c": 1} and len(result.evaluated) == 1
     assert result.best_w < (1 - 0.2) * optimum
     assert result.best_w == pytest.approx(0.8 / 0.5) and optimum == pytest.approx(0.9 / 0.05)
 
@@ -137,22 +176,24 @@ def nearest(errors: Mapping[int, float]) -> Callable[[int], float]:
 
 def refined(
     instance: Instance, epsilon: float, budget: int, model: fptas.ErrorModel[int] | None = None
-) -> tuple[fptas.FptasResult[int], list[int], float]:
+) -> tuple[FPTASResult[dict[str, int]], list[int], float, int]:
+    """The scheme with `budget` refinements: its result, the candidates evaluated in order, the
+    exhaustive optimum, and how many bucket members there are."""
     candidates, costs, errors = instance
     p_max = max(c[0] for c in costs.values()) * 1.1
     i_max = max(c[1] for c in costs.values()) * 1.1
     calls: list[int] = []
 
-    def error(c: int, theta: object, steps: int) -> float:
+    def error(c: int) -> float:
         calls.append(c)
         return errors[c]
 
     p, i = (lambda c: costs[c][0]), (lambda c: costs[c][1])
-    result = fptas.run(candidates, p, i, error, epsilon, p_max=p_max, i_max=i_max, refine=budget, model=model)
-    return result, calls, exhaustive(candidates, costs, errors, p_max, i_max)
+    result, sampler = run(candidates, p, i, error, epsilon, p_max, i_max, refine=budget, model=model)
+    return result, calls, exhaustive(candidates, costs, errors, p_max, i_max), sum(len(b) for b in sampler.buckets)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     instance=any_instances(),
     epsilon=st.sampled_from([0.05, 0.1, 0.2, 0.5]),
@@ -162,15 +203,14 @@ def refined(
 def test_refinement_never_loses_and_reaches_the_optimum(
     instance: Instance, epsilon: float, budget: int, model: fptas.ErrorModel[int] | None
 ) -> None:
-    plain, plain_calls, optimum = refined(instance, epsilon, 0)
-    result, calls, _ = refined(instance, epsilon, budget, model)
-    members = sum(len(b) for b in result.plan.buckets)
+    plain, plain_calls, optimum, members = refined(instance, epsilon, 0)
+    result, calls, _, _ = refined(instance, epsilon, budget, model)
     assert result.best_w >= plain.best_w  # never worse than the plain scheme
     assert calls[: len(plain_calls)] == plain_calls and len(calls) == len(set(calls))  # the representatives, then new members
     assert len(calls) == min(members, len(plain_calls) + budget)
     if budget >= members - len(plain_calls):  # B covers the space: the exhaustive optimum
         assert result.best_w == pytest.approx(optimum)
-    bigger, bigger_calls, _ = refined(instance, epsilon, budget + 1, model)
+    bigger, bigger_calls, _, _ = refined(instance, epsilon, budget + 1, model)
     assert bigger_calls[: len(calls)] == calls  # a budget's evaluations are a prefix of a larger budget's
     assert bigger.best_w >= result.best_w  # so regret never grows with the budget
 

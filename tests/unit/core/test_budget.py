@@ -1,4 +1,4 @@
-"""Budgets: parsing flag text, what breaks a bound, Optuna's constraint values, and how settings pin them."""
+"""Budgets: parsing text, what breaks a bound, Optuna's constraint values, and how settings pin them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bortnas.core.budget import Budget, CandidateCost, LatencyTable
-from bortnas.core.errors import UserInputError
+from bortnas.core.errors import ParameterError
 from bortnas.core.settings import RunSettings
 
 COST = CandidateCost(params=4_000_000, size_mib=15.0, flops=2.0e8, latency_ms=3.0)
@@ -16,15 +16,15 @@ COST = CandidateCost(params=4_000_000, size_mib=15.0, flops=2.0e8, latency_ms=3.
 @pytest.mark.parametrize(
     ("field", "text", "fragment"),
     [
-        ("max_latency_ms", "-1", "--max-latency-ms='-1' must be a positive finite number"),
-        ("max_latency_ms", "0", "--max-latency-ms='0' must be a positive"),
-        ("max_size_mib", "ten", "--max-size-mib='ten' is not a number"),
-        ("max_params", "nan", "--max-params='nan' must be a positive finite"),
-        ("max_flops", "inf", "--max-flops='inf' must be a positive finite"),
+        ("max_latency_ms", "-1", "max_latency_ms='-1' must be a positive finite number"),
+        ("max_latency_ms", "0", "max_latency_ms='0' must be a positive"),
+        ("max_size_mib", "ten", "max_size_mib='ten' is not a number"),
+        ("max_params", "nan", "max_params='nan' must be a positive finite"),
+        ("max_flops", "inf", "max_flops='inf' must be a positive finite"),
     ],
 )
-def test_bad_bounds_are_refused_with_the_flag(field: str, text: str, fragment: str) -> None:
-    with pytest.raises(UserInputError, match=fragment):
+def test_bad_bounds_are_refused_naming_the_field(field: str, text: str, fragment: str) -> None:
+    with pytest.raises(ParameterError, match=fragment):
         Budget.parse(**{field: text})
 
 
@@ -42,7 +42,7 @@ def test_violations_and_constraints_are_hand_computed() -> None:
     assert budget.excess(COST) == pytest.approx({"max_latency_ms": 0.5, "max_flops": 1.0})
     assert budget.worst_excess(COST) == pytest.approx(1.0)
     reason = budget.violation(COST)
-    assert reason == "outside the budget: latency 3.00 ms > 2.00 ms (--max-latency-ms), FLOPs 2e+08 FLOPs > 1e+08 FLOPs (--max-flops)"
+    assert reason == "outside the budget: latency 3.00 ms > 2.00 ms (max_latency_ms), FLOPs 2e+08 FLOPs > 1e+08 FLOPs (max_flops)"
     assert Budget(max_latency_ms=3.0).violation(COST) is None  # the bound itself is inside
     unmeasured = CandidateCost(1, 1.0, 1.0, None)
     assert Budget(max_latency_ms=3.0).constraints(unmeasured) == [math.inf]
@@ -50,13 +50,13 @@ def test_violations_and_constraints_are_hand_computed() -> None:
 
 def test_settings_pin_budget_and_cost_only_when_set() -> None:
     assert "max_latency_ms" not in RunSettings().to_dict() and "cost" not in RunSettings().to_dict()
-    pinned = RunSettings(max_latency_ms="4", cost="latency").to_dict()  # type: ignore[arg-type]  # flag text, as the CLI passes it
+    pinned = RunSettings(budget=Budget.parse(max_latency_ms="4"), cost="latency").to_dict()  # text, as the CLI passes it
     assert pinned["max_latency_ms"] == 4.0 and pinned["cost"] == "latency"
-    assert RunSettings.from_dict(pinned).budget() == Budget(max_latency_ms=4.0)
-    with pytest.raises(UserInputError, match="--cost='speed' is unknown"):
+    assert RunSettings.from_dict(pinned).budget == Budget(max_latency_ms=4.0)
+    with pytest.raises(ParameterError, match="cost='speed' is unknown"):
         RunSettings(cost="speed")
-    with pytest.raises(UserInputError, match="--max-size-mib='-3'"):
-        RunSettings(max_size_mib="-3")  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="max_size_mib='-3'"):
+        Budget.parse(max_size_mib="-3")
 
 
 def test_latency_table_round_trips() -> None:
@@ -69,5 +69,5 @@ def test_a_speedup_is_a_latency_bound_against_the_teacher() -> None:
     assert Budget.parse(min_speedup="8").against(24.0) == Budget(max_latency_ms=3.0)
     assert Budget(max_latency_ms=2.0, min_speedup=8).against(24.0).max_latency_ms == 2.0  # the tighter bound wins
     assert Budget(min_speedup=4).describe() == "at least 4x faster than the teacher" and Budget(min_speedup=4)
-    with pytest.raises(UserInputError, match="--min-speedup='0'"):
+    with pytest.raises(ParameterError, match="min_speedup='0'"):
         Budget.parse(min_speedup="0")

@@ -1,12 +1,15 @@
-"""Run settings resolve every implied default in one pure place, and refuse bad values with the flag's name."""
+"""Run settings and strategies resolve every implied default in one pure place, and refuse bad values
+naming the parameter (`ParameterError`; the CLI shows the flag instead)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bortnas.core.errors import UserInputError
-from bortnas.core.settings import DEFAULT_LR, RaySettings, RunSettings, SearchOptions
+from bortnas.core.budget import Budget
+from bortnas.core.errors import ParameterError
+from bortnas.core.settings import DEFAULT_LR, Execution, RaySettings, RunSettings
 from bortnas.modes import QuantMode
+from bortnas.search.strategies import FPTAS, TPE, Grid
 
 
 def test_the_learning_rate_follows_init_unless_given() -> None:
@@ -32,17 +35,17 @@ def test_settings_round_trip_and_an_old_study_without_encoding_resumes() -> None
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"trial_steps": 0}, "--trial-steps=0 must be a positive integer"),
-        ({"lr": -1.0}, "--lr=-1.0 must be positive"),
-        ({"init": "zeros"}, "--init='zeros' is unknown"),
-        ({"encoding": "klingon"}, "--encoding='klingon' is not a known text encoding"),
-        ({"latency_backend": "tensorrt"}, "--latency-backend='tensorrt' is unknown: use torch or onnxruntime"),
+        ({"trial_steps": 0}, "trial_steps=0 must be a positive integer"),
+        ({"lr": -1.0}, "lr=-1.0 must be positive"),
+        ({"init": "zeros"}, "init='zeros' is unknown"),
+        ({"encoding": "klingon"}, "encoding='klingon' is not a known text encoding"),
+        ({"latency_backend": "tensorrt"}, "latency_backend='tensorrt' is unknown: use torch or onnxruntime"),
         ({"bit_chain": "bit_w1a4,int3"}, "unknown mode 'int3'"),
         ({"bit_chain": "fp32,bit_w1a1"}, "fp32 is the task teacher"),
     ],
 )
-def test_bad_run_settings_name_their_flag(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(UserInputError, match=message):
+def test_bad_run_settings_name_their_parameter(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ParameterError, match=message):
         RunSettings(**kwargs)  # type: ignore[arg-type]
 
 
@@ -51,35 +54,45 @@ def test_the_bit_chain_is_parsed_into_modes() -> None:
     assert RunSettings(bit_chain="").chain() == ()
 
 
-def test_search_options_resolve_the_trial_steps() -> None:
-    assert SearchOptions(strategy="tpe").trial_steps() == 60
-    assert SearchOptions(strategy="grid", trial_steps_given=12).trial_steps() == 12
-    assert SearchOptions(strategy="fptas", epsilon=0.1).trial_steps() == 60  # ceil(6 / (0.1 * 1^1.5))
-    assert SearchOptions(strategy="fptas", epsilon=0.25, fptas_n0=3.0, fptas_s=4.0).trial_steps() == 2  # ceil(3 / (0.25 * 8))
+def test_the_budget_is_pinned_flat_so_older_studies_resume() -> None:
+    settings = RunSettings(budget=Budget(max_latency_ms="4", max_params=5e6))
+    pinned = settings.to_dict()
+    assert pinned["max_latency_ms"] == 4.0 and pinned["max_params"] == 5e6 and "budget" not in pinned and "max_flops" not in pinned
+    assert RunSettings.from_dict(pinned) == settings
+
+
+def test_strategies_resolve_the_trial_steps() -> None:
+    assert TPE().trial_steps(60) == 60
+    assert Grid().trial_steps(12) == 12
+    assert FPTAS(epsilon=0.1).trial_steps(60) == 60  # ceil(6 / (0.1 * 1^1.5))
+    assert FPTAS(epsilon=0.25, n0=3.0, s=4.0).steps == 2  # ceil(3 / (0.25 * 8))
+    with pytest.raises(ParameterError, match="trial_steps=30 does not apply to the FPTAS"):
+        FPTAS().trial_steps(30)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("make", "message"),
     [
-        ({"strategy": "annealing"}, "--strategy 'annealing' is unknown"),
-        ({"n_trials": 0}, "--n-trials=0 must be a positive integer"),
-        ({"strategy": "fptas", "trial_steps_given": 30}, "--trial-steps does not apply to --strategy fptas"),
-        ({"strategy": "fptas", "epsilon": 1.0}, r"--epsilon=1.0 must be in \(0, 1\)"),
-        ({"strategy": "fptas", "fptas_n0": 0.0}, "--fptas-n0=0.0 and --fptas-s=1.0 must be positive"),
-        ({"heartbeat_interval": 10, "grace_period": 10}, "--grace-period=10 longer than it"),
+        (lambda: TPE(n_trials=0), "n_trials=0 must be a positive integer"),
+        (lambda: FPTAS(epsilon=1.0), r"epsilon=1.0 must be in \(0, 1\)"),
+        (lambda: FPTAS(n0=0.0), "n0=0.0 must be positive"),
+        (lambda: FPTAS(refine=-1), "refine=-1 must be an integer >= 0"),
+        (lambda: Execution(heartbeat_interval=10, grace_period=10), "grace_period=10 must be longer than heartbeat_interval=10"),
     ],
 )
-def test_bad_search_options_name_their_flag(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(UserInputError, match=message):
-        SearchOptions(**kwargs)  # type: ignore[arg-type]
+def test_bad_strategies_and_execution_name_their_parameter(make: object, message: str) -> None:
+    with pytest.raises(ParameterError, match=message):
+        make()  # type: ignore[operator]
 
 
 def test_ray_settings_refuse_bad_shares_and_devices_the_trials_cannot_honour() -> None:
-    with pytest.raises(UserInputError, match="--cpus-per-trial=0 must be positive"):
+    with pytest.raises(ParameterError, match="cpus_per_trial=0 must be positive"):
         RaySettings(cpus_per_trial=0)
-    with pytest.raises(UserInputError, match="--device cuda with --gpus-per-trial 0"):
+    with pytest.raises(ParameterError, match="device='cuda' with gpus_per_trial=0"):
         RaySettings().check_device("cuda")
-    with pytest.raises(UserInputError, match="--device cpu with --gpus-per-trial 0.5"):
+    with pytest.raises(ParameterError, match="device='cpu' with gpus_per_trial=0.5"):
         RaySettings(gpus_per_trial=0.5).check_device("cpu")
+    with pytest.raises(ParameterError, match="device='cuda' with gpus_per_trial=0"):
+        Execution(device="cuda", ray=RaySettings())
     RaySettings(gpus_per_trial=0.25).check_device("cuda:0")
     RaySettings().check_device("auto")
