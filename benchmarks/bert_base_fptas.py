@@ -6,7 +6,7 @@ built from a config, so nothing is downloaded; it is fine-tuned on the Rotten To
 any task teacher is. The space is Bort's grid scaled to BERT-base (search_spaces/bort_bert_base.yaml,
 300 candidates). The run:
 
-1. prices the whole space, p and i of every candidate, and partitions it (`fptas_plan`, pure
+1. prices the whole space, p and i of every candidate, and partitions it (`arch_sampler`, pure
    Python), timed in this process;
 2. runs `bortnas search --strategy fptas` in a subprocess (the real CLI, a fresh SQLite study in
    the work directory), which fine-tunes the task teacher and evaluates every candidate of the
@@ -41,11 +41,11 @@ from typing import Any
 import optuna
 
 from bortnas.algo import fptas
-from bortnas.core.space import REFERENCE_SHAPES, load_search_space
 from bortnas.core.default_teacher import default_teacher_dir
+from bortnas.core.space import REFERENCE_SHAPES, load_search_space
 from bortnas.data.tasks import load_rotten_tomatoes
 from bortnas.families.teacher_dirs import teacher_shape
-from bortnas.search.strategies import fptas_plan
+from bortnas.search.fptas_sampler import arch_sampler
 from bortnas.trial.teacher import load_teacher_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def main() -> None:
         space = load_search_space(SPACE)
         shape = teacher_shape(load_teacher_config(teacher), load_rotten_tomatoes().num_labels)
         started = time.perf_counter()
-        plan = fptas_plan(space, shape, max_length, epsilon)
+        plan = arch_sampler(space, shape, max_length, epsilon)
         price_s = time.perf_counter() - started
         storage = f"sqlite:///{work / 'study.db'}"
         command = [

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 import transformers
 
-from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, load_search_space
 from bortnas.core.default_teacher import default_teacher_dir
+from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, load_search_space
 from bortnas.runtime.device import Device
 from bortnas.trial.latency_table import measure_table
 from bortnas.trial.teacher import load_teacher_config

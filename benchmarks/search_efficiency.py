@@ -41,12 +41,13 @@ import optuna
 
 from bortnas.algo import fptas, hypervolume, pareto_front
 from bortnas.core.errors import BortnasError
-from bortnas.core.space import ArchSpec, SearchSpace, TeacherShape
+from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, SearchSpace, TeacherShape
 from bortnas.families.teacher_dirs import teacher_shape
-from bortnas.search import load_study, make_sampler, run_search
+from bortnas.search import STRATEGIES, load_study, run_search
+from bortnas.search.fptas_sampler import error_model, head_mismatch
 from bortnas.search.records import load_records, p_bits
 from bortnas.search.storage import open_storage
-from bortnas.search.strategies import distributions, error_model, grid_order, head_mismatch
+from bortnas.search.strategies import SearchProblem, distributions, grid_order
 from bortnas.trial.teacher import load_teacher_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,10 +156,16 @@ def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpe
     return space, table, top, shape
 
 
+def sampler_of(strategy: str, space: SearchSpace, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler the product builds for a sampler strategy (random, tpe, nsga2)."""
+    problem = SearchProblem(space, REFERENCE_SHAPES["minilm-l6"], 64, tuple(space.candidates()), seed=seed)  # samplers ignore the shape
+    return STRATEGIES[strategy](n_trials=n_trials).sampler(problem)  # type: ignore[call-arg]
+
+
 def replay_sampler(strategy: str, seed: int, space: SearchSpace, table: dict[ArchSpec, Row], budget: int) -> list[ArchSpec]:
     """The candidates a sampler evaluates, in order, with the table as the evaluator."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    sampler = make_sampler(strategy, space, seed, budget)
+    sampler = sampler_of(strategy, space, seed, budget)
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), sampler=sampler, direction="maximize")
     order: list[ArchSpec] = []
 
@@ -198,14 +205,14 @@ def simulate_sampler(strategy: str, seed: int, space: SearchSpace, table: dict[A
 
     Each worker asks the study for a trial when it is free and is busy for the candidate's recorded
     seconds; the sampler sees the trials still running as a cluster's would (TPE as a constant
-    liar, `bortnas.search.strategies.make_sampler`). Proposals the product would skip before any
+    liar, `bortnas.search.strategies.TPE`). Proposals the product would skip before any
     training (an invalid shape, a duplicate of a finished or running candidate) cost no time; a
     duplicate of a finished candidate reports its W, as `bortnas.search.claims` does.
     """
     import heapq
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    sampler = make_sampler(strategy, space, seed, len(table))
+    sampler = sampler_of(strategy, space, seed, len(table))
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), sampler=sampler, direction="maximize")
     dists = distributions(space)
     running: list[tuple[float, int, optuna.Trial, ArchSpec]] = []
@@ -239,7 +246,7 @@ def simulate_sampler(strategy: str, seed: int, space: SearchSpace, table: dict[A
 def simulate_fptas(
     table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherShape, epsilon: float, workers: int, refine: int
 ) -> Events:
-    """The product's FPTAS on `workers` workers, event by event (`bortnas.search.refinement`): a free
+    """The product's FPTAS on `workers` workers, event by event (`bortnas.search.fptas_sampler`): a free
     worker takes the next representative not yet taken (bucket order; all are known before any
     training), then, up to `refine` of them, the member the error model ranks best given the errors
     finished at that moment. No barrier: small candidates' errors steer the refinement while large
@@ -248,7 +255,8 @@ def simulate_fptas(
 
     plan = table_plan(table, top, shape, epsilon)
     n = lambda c: fptas.numerator(table[c].params, table[c].flops, plan.p_max, plan.i_max)
-    model = error_model(shape)
+    fit = error_model(shape)
+    model = lambda errors: fit(list(errors.items()))
     size = sum(len(b) for b in plan.buckets)
     target = min(size, len(plan.representatives) + refine)
     errors: dict[ArchSpec, float] = {}

@@ -99,13 +99,8 @@ def _strategy(args: argparse.Namespace) -> Strategy:
 
 
 def _execution(args: argparse.Namespace, ray: RaySettings | None = None) -> Execution:
-    return Execution(
-        device=args.device,
-        compile=args.compile,
-        cache_dir=args.cache_dir,
-        ray=ray,
-        **_given(args, heartbeat_interval="heartbeat_interval", grace_period="grace_period"),
-    )
+    heartbeats = _given(args, heartbeat_interval="heartbeat_interval", grace_period="grace_period") if args.command == "search" else {}
+    return Execution(device=args.device, compile=args.compile, cache_dir=args.cache_dir, ray=ray, **heartbeats)
 
 
 def _progress(args: argparse.Namespace) -> bool:

@@ -156,6 +156,16 @@ class FPTASSampler(OrderedSampler[C]):
         return self._plan.epsilon
 
     @property
+    def p_max(self) -> float:
+        """p of the maximum point T, W's normaliser of size."""
+        return self._plan.p_max
+
+    @property
+    def i_max(self) -> float:
+        """i of the maximum point T, W's normaliser of inference cost."""
+        return self._plan.i_max
+
+    @property
     def guarantee(self) -> float:
         """1 - epsilon: the returned W is at least this fraction of the optimum (under the ordering)."""
         return self._plan.guarantee
@@ -203,10 +213,18 @@ class FPTASSampler(OrderedSampler[C]):
         reps = list(self._plan.representatives)
         if not self._refine:
             return reps
-        errors = self._errors(study)
-        n = lambda k: fptas.numerator(self._p[k], self._i[k], self._plan.p_max, self._plan.i_max)
         members = sum(len(b) - 1 for b in self._plan.buckets)
-        return reps + fptas.refinement(self._plan, n, errors, members, self._index_model())
+        return reps + self._refinement(self._errors(study), members)
+
+    def next_members(self, errors: Sequence[tuple[C, float]], count: int) -> list[C]:
+        """The `count` bucket members the refinement evaluates next, given the errors measured so far:
+        the unevaluated ones by N(c) / e~(c), highest first (`bortnas.algo.fptas.refinement`)."""
+        by_index = {self._position(c): e for c, e in errors}
+        return [self._candidates[k] for k in self._refinement(by_index, count)]
+
+    def _refinement(self, errors: Mapping[int, float], count: int) -> list[int]:
+        n = lambda k: fptas.numerator(self._p[k], self._i[k], self._plan.p_max, self._plan.i_max)
+        return fptas.refinement(self._plan, n, errors, count, self._index_model())
 
     def result(self, study: optuna.Study) -> FPTASResult[C]:
         """The argmax-W candidate over the study's finished evaluations (representatives and members)."""

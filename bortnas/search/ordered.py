@@ -30,7 +30,6 @@ _logger = logging.getLogger(__name__)
 C = TypeVar("C")
 
 INDEX_ATTR = "bortnas:candidate_index"
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _RACE_RETRIES = 8  # re-reads after losing a race for a candidate: one per other worker that can race at once
 
 
@@ -121,7 +120,10 @@ class OrderedSampler(optuna.samplers.BaseSampler, Generic[C], abc.ABC):
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
-        if self._finished_count(study, trial) >= self.target():
+        # Stop once every candidate of the target is finished or held by a running trial: a worker
+        # that went on would find none free and evaluate a duplicate.
+        held = self._holders(study)
+        if sum(1 for k in self.order_indices(study)[: self.target()] if k in held) >= self.target():
             try:
                 study.stop()
             except RuntimeError:
@@ -158,12 +160,6 @@ class OrderedSampler(optuna.samplers.BaseSampler, Generic[C], abc.ABC):
                 return k
         _logger.warning("every candidate has been proposed; trial %d evaluates the first one again", number)
         return order[0] if order else 0
-
-    def _finished_count(self, study: optuna.Study, current: FrozenTrial) -> int:
-        done = {self._index_of(t) for t in study.get_trials(deepcopy=False, states=_FINISHED)}
-        done.add(self._index_of(current))
-        done.discard(None)
-        return len(done)
 
 
 class _LiveOrder(Sequence[C]):

@@ -127,12 +127,11 @@ def open_study(storage_url: str, name: str) -> tuple[optuna.Study, SearchSpace, 
     """`load_study` on the storage at `storage_url`, which must exist already (reading must not create it).
 
     Raises:
-        ParameterError: `storage_url` is a SQLite file that does not exist.
+        ParameterError: `storage_url` is a SQLite file that does not exist (parameter "storage", as the
+            API's `search`, `trials` and `export` name it).
         StorageError: the URL is invalid or the database cannot be opened.
         StudyNotFoundError: see `load_study`.
     """
     if not storage_exists(storage_url):
-        raise ParameterError(
-            "storage_url", f" {storage_url} does not exist: run a search first (`bortnas search`) or pass the storage of one."
-        )
+        raise ParameterError("storage", f" {storage_url} does not exist: run a search first (`bortnas search`) or pass the storage of one.")
     return load_study(open_storage(storage_url), name)

@@ -13,7 +13,7 @@ import pytest
 from test_cli import REPO, bortnas, completed, search_args
 
 from bortnas.core.space import ArchSpec, TeacherShape, load_search_space
-from bortnas.search.strategies import fptas_plan, fptas_refinement
+from bortnas.search.fptas_sampler import arch_sampler
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +59,11 @@ def test_fptas_refinement_evaluates_the_members_by_their_bound(tmp_path: Path, t
     # one member at a time, each the best N(c) / e~(c) under the error model refitted to every error so far
     shape = TeacherShape(2, 32, 4, 64, vocab_size=40, max_positions=64, type_vocab_size=2)
     space = load_search_space(tiny_space)
-    plan = fptas_plan(space, shape, 24, 0.3)
+    plan = arch_sampler(space, shape, 24, 0.3)
     errors = {ArchSpec.from_dict(t.user_attrs["candidate"]): t.user_attrs["error"] for t in trials}
     known = {c: e for c, e in errors.items() if c.key in info["representatives"]}
     for key in info["refined"]:
-        assert [c.key for c in fptas_refinement(plan, space, shape, 24, known, 1)] == [key]
+        assert [c.key for c in plan.next_members(list(known.items()), 1)] == [key]
         known.update({c: e for c, e in errors.items() if c.key == key})
     assert out["W"] == pytest.approx(max(t.value for t in trials))  # the argmax over representatives and refined members
     # resuming with a larger B extends the same order; a sampler cannot refine

@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from bortnas.app.dashboard import DEFAULT_HOST, DEFAULT_PORT, is_loopback, serve
-from bortnas.core.errors import MissingDependencyError, UserInputError
+from bortnas.core.errors import MissingDependencyError, ParameterError, UserInputError
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
@@ -55,18 +55,18 @@ def test_binding_beyond_loopback_warns(tmp_path: Path, calls: list[dict[str, Any
     serve(url, host="0.0.0.0", port=8123)
     assert (calls[0]["host"], calls[0]["port"]) == ("0.0.0.0", 8123)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "--host 0.0.0.0" in warnings[0] and "no authentication" in warnings[0]
+    assert len(warnings) == 1 and "host 0.0.0.0 makes" in warnings[0] and "no authentication" in warnings[0]
 
 
 def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
-    with pytest.raises(UserInputError, match="does not exist: run `bortnas search` first"):
+    with pytest.raises(UserInputError, match=r"^storage sqlite:///.*none\.db does not exist: run a search first"):
         serve(f"sqlite:///{tmp_path / 'none.db'}")
     assert not (tmp_path / "none.db").exists() and not calls
 
 
 @pytest.mark.parametrize("port", [0, 65536, -1])
 def test_a_port_outside_1_65535_is_refused(tmp_path: Path, calls: list[dict[str, Any]], port: int) -> None:
-    with pytest.raises(UserInputError, match=f"--port {port} is not a TCP port"):
+    with pytest.raises(ParameterError, match=f"^port {port} is not a TCP port"):
         serve(f"sqlite:///{tmp_path / 'bortnas.db'}", port=port)
     assert not calls
 
@@ -78,7 +78,7 @@ def test_a_port_in_use_is_a_user_error(tmp_path: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()  # Linux refuses a second bind to a listening port even with SO_REUSEADDR, so serve cannot start
         port = holder.getsockname()[1]
-        with pytest.raises(UserInputError, match=f"cannot listen on 127.0.0.1:{port}.*pass a free --port"):
+        with pytest.raises(UserInputError, match=f"cannot listen on 127.0.0.1:{port}.*pass a free port or another host"):
             serve(url, port=port)
 
 

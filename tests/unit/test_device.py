@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bortnas.app.cli import main
-from bortnas.core.errors import UserInputError
+from bortnas.core.errors import ParameterError, UserInputError
 from bortnas.runtime.device import CUDA_SYNC_EVERY, Device, limit_memory_fraction, resolve_device
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a CUDA device")
@@ -24,13 +24,13 @@ def test_auto_is_the_gpu_when_there_is_one_else_the_cpu() -> None:
 @no_gpu
 @pytest.mark.parametrize("name", ["cuda", "cuda:1"])
 def test_cuda_without_a_gpu_is_a_user_error(name: str) -> None:
-    with pytest.raises(UserInputError, match=f"--device={name} asks for a GPU but torch .* sees no CUDA device: use --device cpu"):
+    with pytest.raises(ParameterError, match=f"^device={name} asks for a GPU but torch .* sees no CUDA device: use cpu"):
         resolve_device(name)
 
 
 @pytest.mark.parametrize("name", ["tpu", "cuda:x", "gpu"])
 def test_unknown_device_names_are_refused(name: str) -> None:
-    with pytest.raises(UserInputError, match=f"--device={name} is unknown: use auto, cpu, cuda or cuda:N"):
+    with pytest.raises(ParameterError, match=f"^device={name} is unknown: use auto, cpu, cuda or cuda:N"):
         resolve_device(name)
 
 
@@ -126,7 +126,7 @@ def test_a_ray_trial_without_a_gpu_share_runs_on_the_cpu() -> None:
 def test_a_ray_trial_with_a_gpu_share_but_no_visible_gpu_fails_clearly() -> None:
     from bortnas.ray.tune import worker_device
 
-    with pytest.raises(UserInputError, match="--device=cuda asks for a GPU"):
+    with pytest.raises(UserInputError, match="device=cuda asks for a GPU"):
         worker_device(0.5)
 
 

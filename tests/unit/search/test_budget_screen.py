@@ -9,7 +9,7 @@ from bortnas.core.errors import InfeasibleBudgetError, UserInputError
 from bortnas.core.space import ArchSpec, QuantMode, TeacherShape, parse_search_space
 from bortnas.cost import param_count
 from bortnas.search.budget_screen import BudgetScreen, refuse_simulated_latency
-from bortnas.search.strategies import fptas_plan
+from bortnas.search.fptas_sampler import arch_sampler
 
 SHAPE = TeacherShape(2, 32, 4, 64, vocab_size=40, max_positions=64, type_vocab_size=2)
 SPACE = parse_search_space({"name": "tiny", "layers": [1, 2], "hidden": [16, 32], "heads": [2, 4], "ffn": [32, 64]}, "test")
@@ -56,9 +56,9 @@ def test_constraint_values_per_bound() -> None:
 def test_fptas_plans_over_the_feasible_set_only() -> None:
     screen = BudgetScreen(Budget(max_latency_ms=1.2), SHAPE, 24, TABLE)
     feasible = screen.feasible(SPACE.candidates())
-    plan = fptas_plan(SPACE, SHAPE, 24, 0.1, feasible)
+    plan = arch_sampler(SPACE, SHAPE, 24, 0.1, feasible)
     assert plan.representatives and set(plan.representatives) <= set(feasible)
-    by_latency = fptas_plan(SPACE, SHAPE, 24, 0.1, feasible, cost="latency", table=TABLE)
+    by_latency = arch_sampler(SPACE, SHAPE, 24, 0.1, feasible, cost="latency", table=TABLE)
     assert by_latency.i_max == 2.5 and set(by_latency.representatives) <= set(feasible)
 
 
@@ -72,9 +72,12 @@ def test_min_speedup_reads_the_teacher_from_the_same_table() -> None:
 
 def test_simulated_latencies_are_refused_for_latency_budgets_and_cost() -> None:
     modes = {QuantMode.FP32, QuantMode.BIBERT, QuantMode.BIT_W1A2}
-    with pytest.raises(UserInputError, match=r"^--max-latency-ms and --cost latency compare .* holds bibert, bit_w1a2, which"):
+    with pytest.raises(
+        UserInputError,
+        match=r"^max_latency_ms=3 and cost='latency' compare .* holds bibert, bit_w1a2, which .* bound max_size_mib / max_flops",
+    ):
         refuse_simulated_latency(modes, Budget(max_latency_ms=3), "latency", "space.yaml")
-    with pytest.raises(UserInputError, match=r"^--min-speedup compare"):
+    with pytest.raises(UserInputError, match=r"^min_speedup=4 compare"):
         refuse_simulated_latency(modes, Budget(min_speedup=4), "flops", "space.yaml")
     # modes whose latency is real, or bounds that read no latency, pass
     refuse_simulated_latency({QuantMode.FP32, QuantMode.INT8, QuantMode.BITNET158}, Budget(max_latency_ms=3), "latency", "space.yaml")

@@ -9,9 +9,10 @@ from bortnas.core.budget import Budget, LatencyTable
 from bortnas.core.errors import TrialFailed
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec, TeacherShape, load_search_space
-from bortnas.search import create_or_resume, make_sampler, run_search
+from bortnas.search import STRATEGIES, create_or_resume, run_search
 from bortnas.search.budget_screen import BudgetScreen
 from bortnas.search.storage import open_storage
+from bortnas.search.strategies import SearchProblem
 from bortnas.trial.context import build_context
 from bortnas.trial.scoring import context_evaluator
 
@@ -39,7 +40,7 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, tiny_
         return real(spec)
 
     storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
-    study = create_or_resume(storage, "s", space, settings, make_sampler("random", space, 0, 3))
+    study = create_or_resume(storage, "s", space, settings, optuna.samplers.RandomSampler(seed=0))
     scored = run_search(study, space, flaky, n_trials=3, strategy="random", provenance=provenance)
     assert scored == 3
     states = [t.state for t in study.get_trials() if "skip_reason" not in t.user_attrs]
@@ -81,8 +82,8 @@ def test_no_candidate_outside_the_budget_is_ever_trained(tmp_path: Path, tiny_sp
         open_storage(f"sqlite:///{tmp_path / 'b.db'}"),
         "b",
         space,
-        RunSettings(max_latency_ms=1.2),
-        make_sampler(strategy, space, 0, 3),
+        RunSettings(budget=Budget(max_latency_ms=1.2)),
+        STRATEGIES[strategy](n_trials=3).sampler(SearchProblem(space, shape, 16, tuple(space.candidates()))),  # type: ignore[call-arg]
     )
     feasible = screen.feasible(space.candidates())
     run_search(study, space, evaluate, n_trials=len(feasible), strategy=strategy, screen=screen)

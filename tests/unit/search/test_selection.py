@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from bortnas.core.budget import Budget, LatencyTable
-from bortnas.core.errors import ExportError, InfeasibleBudgetError, UserInputError
+from bortnas.core.errors import ExportError, InfeasibleBudgetError, ParameterError, UserInputError
 from bortnas.core.space import ArchSpec
 from bortnas.search.records import load_records
 from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop, qualifying
@@ -65,7 +65,7 @@ def test_nothing_qualifying_names_the_closest_trial(study: optuna.Study) -> None
 
 
 def test_a_trial_number_and_a_budget_are_exclusive(study: optuna.Study) -> None:
-    with pytest.raises(UserInputError, match="--trial 1 and a budget"):
+    with pytest.raises(UserInputError, match=r"^number=1 and selection \(dev accuracy at most 2 points below the teacher's\) both choose"):
         choose_trial(study, 1, Selection(max_accuracy_drop=2))
     with pytest.raises(ExportError, match="not a finished candidate"):
         choose_trial(study, 2)
@@ -73,13 +73,13 @@ def test_a_trial_number_and_a_budget_are_exclusive(study: optuna.Study) -> None:
 
 @pytest.mark.parametrize("text", ["-1", "abc", "nan", "inf"])
 def test_bad_accuracy_drops_are_one_line(text: str) -> None:
-    with pytest.raises(UserInputError, match="--max-accuracy-drop"):
+    with pytest.raises(ParameterError, match=f"^max_accuracy_drop='{text}' "):
         parse_accuracy_drop(text)
     assert parse_accuracy_drop("2.5") == 2.5 and parse_accuracy_drop("0") == 0.0
 
 
 def test_min_speedup_uses_the_study_latency_table(study: optuna.Study) -> None:
-    with pytest.raises(UserInputError, match="--min-speedup needs the latency table"):
+    with pytest.raises(ParameterError, match="^min_speedup=2 needs the latency table .*: bound max_latency_ms instead"):
         choose_trial(study, selection=Selection(Budget(min_speedup=2)))
     # a teacher of 2.4 ms: 2x faster is 1.2 ms, the budget of test_cost_budget_exports_the_most_accurate_trial_within_it
     study.set_user_attr("latency_table", LatencyTable({}, 2.5, 2.4, "cpu", 1, 24, 10, 0.0).to_dict())
@@ -113,8 +113,8 @@ def test_latency_budgets_refuse_a_study_with_simulated_latencies(tmp_path: Path)
     url = f"sqlite:///{tmp_path / 'binary.db'}"
     make_scored_study(url, "binary", quantized="bit_w1a1")
     study = optuna.load_study(study_name="binary", storage=url)
-    for budget, flag in ((Budget(max_latency_ms=1.2), "--max-latency-ms"), (Budget(min_speedup=2), "--min-speedup")):
-        with pytest.raises(UserInputError, match=rf"^{flag} compare measured latencies, but study 'binary' holds bit_w1a1, which"):
+    for budget, used in ((Budget(max_latency_ms=1.2), "max_latency_ms=1.2"), (Budget(min_speedup=2), "min_speedup=2")):
+        with pytest.raises(UserInputError, match=rf"^{used} compare measured latencies, but study 'binary' holds bit_w1a1, which"):
             choose_trial(study, selection=Selection(budget))
     # budgets that do not read latency, and a trial named outright, still export
     assert choose_trial(study, selection=Selection(Budget(max_size_mib=0.2))).number == 3

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, SearchSpace
-from bortnas.search.strategies import error_model, features, fptas_plan, head_mismatch, ordering
+from bortnas.search.fptas_sampler import arch_sampler, error_model, features, head_mismatch, ordering
 
 MINILM = REFERENCE_SHAPES["minilm-l6"]  # hidden 384, 12 heads: head size 32
 
@@ -31,7 +31,7 @@ def test_the_teachers_head_size_ranks_larger_than_more_heads() -> None:
 
 def test_every_representative_keeps_whole_heads_where_its_bucket_can() -> None:
     space = SearchSpace(name="s", layers=(2, 4), hidden=(192, 288, 384), heads=(6, 12), ffn=(384, 768, 1536))
-    plan = fptas_plan(space, MINILM, 64, 0.1)
+    plan = arch_sampler(space, MINILM, 64, 0.1)
     for bucket in plan.buckets:
         top = bucket[0]
         twins = [c for c in bucket if (c.layers, c.hidden, c.ffn) == (top.layers, top.hidden, top.ffn)]
@@ -46,9 +46,9 @@ def test_error_model_recovers_a_log_linear_error() -> None:
     beta = [-0.5, -0.3, -0.1, -0.05, 0.2, 0.0]
     truth = {c: math.exp(sum(b * x for b, x in zip(beta, features(c, MINILM), strict=True))) for c in space.candidates()}
     held_out = ArchSpec(2, 192, 6, 768)
-    estimate = error_model(MINILM)({c: e for c, e in truth.items() if c != held_out})
+    estimate = error_model(MINILM)([(c, e) for c, e in truth.items() if c != held_out])
     assert estimate(held_out) == pytest.approx(truth[held_out], rel=0.02)
-    assert error_model(MINILM)({held_out: 0.3})(ArchSpec(1, 96, 6, 384)) == 0.3  # one error: a constant
+    assert error_model(MINILM)([(held_out, 0.3)])(ArchSpec(1, 96, 6, 384)) == 0.3  # one error: a constant
 
 
 def test_error_model_never_predicts_above_the_worst_error_measured() -> None:
@@ -57,5 +57,5 @@ def test_error_model_never_predicts_above_the_worst_error_measured() -> None:
     # (Heads of the teacher's size throughout, so width is the only thing that varies.)
     measured = {ArchSpec(layers, hidden, hidden // 32, 768): 0.4 * 192 / hidden for layers in (1, 2, 4) for hidden in (192, 384)}
     fit = error_model(MINILM)
-    assert fit(measured)(ArchSpec(2, 96, 3, 768)) == pytest.approx(0.4)  # uncapped: about 0.8
-    assert fit(measured)(ArchSpec(2, 384, 12, 768)) == pytest.approx(0.2, rel=0.05)
+    assert fit(list(measured.items()))(ArchSpec(2, 96, 3, 768)) == pytest.approx(0.4)  # uncapped: about 0.8
+    assert fit(list(measured.items()))(ArchSpec(2, 384, 12, 768)) == pytest.approx(0.2, rel=0.05)

@@ -50,7 +50,10 @@ def test_resuming_with_the_same_space_and_settings_keeps_the_trials(storage: opt
 
 def test_resuming_with_another_space_is_refused(storage: optuna.storages.RDBStorage) -> None:
     create_or_resume(storage, "s", SPACE, RunSettings(), sampler())
-    with pytest.raises(StudyMismatchError, match=r"study 's' was created with another search space: resume it with the original flags"):
+    with pytest.raises(
+        StudyMismatchError,
+        match=r"study 's' was created with another search space: resume it with the original settings or choose a new study name",
+    ):
         create_or_resume(storage, "s", OTHER_SPACE, RunSettings(), sampler())
     assert optuna.load_study(study_name="s", storage=storage).user_attrs["space_fingerprint"] == SPACE.fingerprint()
 
@@ -107,7 +110,7 @@ def test_load_study_of_an_unknown_name_lists_the_known_ones(storage: optuna.stor
         load_study(storage, "nope")
     create_or_resume(storage, "alpha", SPACE, RunSettings(), sampler())
     create_or_resume(storage, "beta", SPACE, RunSettings(), sampler())
-    with pytest.raises(StudyNotFoundError, match=r"\(studies: alpha, beta\): pass --study and --storage"):
+    with pytest.raises(StudyNotFoundError, match=r"\(studies: alpha, beta\): pass the study name and storage URL of a search"):
         load_study(storage, "nope")
 
 
