@@ -745,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ParameterError as e:
         if args.debug:
             raise
-        print(f"bortnas {args.command}: error: {e.named(flag_for(e.parameter))}", file=sys.stderr)
+        print(f"bortnas {args.command}: error: {e.named(flag_for)}", file=sys.stderr)
         return 2
     except UserInputError as e:
         if args.debug:

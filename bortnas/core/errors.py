@@ -5,6 +5,8 @@ The CLI maps `UserInputError` subclasses to exit code 2 and any other `BortnasEr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class BortnasError(Exception):
     """Base class of every error raised on purpose by bortnas."""
@@ -24,16 +26,21 @@ class ParameterError(UserInputError, ValueError):
     Args:
         parameter: the parameter's name, e.g. "epsilon" or "max_latency_ms".
         detail: the rest of the message, starting right after the name: "=0 must be in (0, 1)."
+        mentions: other parameters the detail names as ``name=value``, renamed along with it.
     """
 
-    def __init__(self, parameter: str, detail: str) -> None:
+    def __init__(self, parameter: str, detail: str, mentions: tuple[str, ...] = ()) -> None:
         super().__init__(f"{parameter}{detail}")
         self.parameter = parameter
         self.detail = detail
+        self.mentions = mentions
 
-    def named(self, name: str) -> str:
-        """The message with `name` (a flag) in place of the parameter."""
-        return f"{name}{self.detail}"
+    def named(self, rename: Callable[[str], str]) -> str:
+        """The message with each parameter's name replaced by `rename(name)` (its flag, say)."""
+        detail = self.detail
+        for other in self.mentions:
+            detail = detail.replace(f"{other}=", f"{rename(other)}=")
+        return f"{rename(self.parameter)}{detail}"
 
 
 class SearchSpaceError(UserInputError, ValueError):

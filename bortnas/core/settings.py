@@ -237,6 +237,7 @@ class RaySettings:
                 f"={device!r} with gpus_per_trial={self.gpus_per_trial:g}: on Ray a trial runs on the GPU share Ray gives it "
                 "(gpus_per_trial=1, or 0.25 for four trials per GPU) and on CPUs without one; the device places only the "
                 "driver's teacher fine-tuning.",
+                mentions=("gpus_per_trial",),
             )
 
 
@@ -271,6 +272,7 @@ class Execution:
             raise ParameterError(
                 "grace_period",
                 f"={self.grace_period} must be longer than heartbeat_interval={self.heartbeat_interval} (default: three intervals).",
+                mentions=("heartbeat_interval",),
             )
         if self.ray is not None:
             self.ray.check_device(self.device)

@@ -175,7 +175,7 @@ def test_ray_search_refuses_a_device_its_trials_cannot_use(
         ]
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and f"--device {device} with --gpus-per-trial {float(gpus):g}" in err[0]
+    assert code == 2 and len(err) == 1 and f"--device='{device}' with --gpus-per-trial={float(gpus):g}" in err[0]
     assert not storage.exists()
 
 

@@ -22,7 +22,7 @@ def test_feasible_set_is_exactly_the_candidates_inside() -> None:
     inside = screen.feasible(SPACE.candidates())
     assert inside and all(c.layers == 1 and c.ffn == 32 for c in inside)
     assert len(inside) == len([c for c in SPACE.candidates() if c.layers == 1 and c.ffn == 32])
-    assert screen.reason(ArchSpec(2, 16, 2, 32)) == "outside the budget: latency 2.00 ms > 1.20 ms (--max-latency-ms)"
+    assert screen.reason(ArchSpec(2, 16, 2, 32)) == "outside the budget: latency 2.00 ms > 1.20 ms (max_latency_ms)"
 
 
 def test_params_bound_uses_the_exact_count() -> None:
