@@ -4,7 +4,7 @@ For each (rows, in, out) shape, one thread, median of --repeats calls: the fp32 
 activation quantization (`absmax_codes` and the cast to int8), `torch._int_mm` alone, and the
 whole `Int8Linear` forward on the kernel path. Shows why the eager kernel gains little: on one
 memory-bound core the elementwise passes around the integer product cost about as much as the
-product saves (README "Low-bit kernels and ONNX Runtime", attempt 1).
+product saves (docs/benchmarks/quantization.md, "Attempts", attempt 1).
 
     python benchmarks/int8_linear.py
 """

@@ -1,6 +1,6 @@
 """How long the latency table of a space takes: every candidate built with random weights and timed at batch 1.
 
-`bortnas search` measures this table before any training (README "Budgets"). This script times it
+`bortnas search` measures this table before any training (docs/guides/budgets.md). This script times it
 for a space and a teacher shape without a search, so the figure can be checked on any machine:
 
     python benchmarks/latency_table.py --space search_spaces/bort_bert_base.yaml --shape bert-base --json out/table.json

@@ -1,4 +1,4 @@
-"""Every performance figure of the README from one command, each printed with the device that measured it.
+"""Every performance figure of the docs (docs/benchmarks/run-all.md) from one command, each printed with the device that measured it.
 
 Not a test: it measures and prints; nothing passes or fails. Seeds are fixed, each figure has a
 warm-up and repeats, and the median is reported with its range (min..max). In one run:

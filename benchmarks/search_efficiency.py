@@ -194,7 +194,7 @@ def table_plan(table: dict[ArchSpec, Row], top: dict[str, Any], shape: TeacherSh
 Events = list[tuple[float, ArchSpec]]
 WORKERS = (1, 4, 8, 16)
 # The refined FPTAS's epsilon in the tables' headline rows: the one of REFINE_EPSILONS that meets the
-# goal on both tables (README "Search efficiency", where the whole sweep is shown: chosen on them).
+# goal on both tables (docs/benchmarks/search-efficiency.md, where the whole sweep is shown: chosen on them).
 REFINE_EPSILON = 0.6
 REFINE_EPSILONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 

@@ -1,7 +1,7 @@
 """Size in bits and operations of a candidate under its quantization mode.
 
 Pure layer. Every width comes from the mode's `QuantConfig` (`bortnas.modes`). The rules
-(README "Quantization modes"; docs/algorithms.md §5):
+(docs/guides/quantization.md; docs/algorithms.md §5):
 - size: every stored value at its bit width: 1.58 (log2 3) per ternary weight, 1 per binary
   weight, 32 for everything that stays full precision (biases, LayerNorms, scales, learned
   activation steps and thresholds, and whatever the mode leaves unquantized);

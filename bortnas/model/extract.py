@@ -1,7 +1,7 @@
 """Cut a candidate out of a (task-fine-tuned) teacher of any supported family: keep its most important units.
 
 Torch layer; the family adapter (`bortnas.families`) shows the teacher's modules as one view. The
-selection rule (README "Extraction"):
+selection rule (docs/guides/search.md, "Extraction"):
 - layers: the `layers` layers of highest importance, in their original order (or the teacher
   layers the caller names: truncation baselines such as DistilBERT's every-other-layer start);
 - hidden dimensions: the `hidden` residual-stream dimensions of highest importance, sliced

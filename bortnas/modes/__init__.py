@@ -1,7 +1,7 @@
 """Quantization modes: one pure `QuantConfig` per mode, one file per mode (or family of modes).
 
 Pure layer. Every module of this package is imported here and registers its configs, so adding a
-mode is adding a file (README "Adding a quantization mode"). `QuantMode` is a mode's name: a
+mode is adding a file (docs/architecture.md, "Adding a quantization mode"). `QuantMode` is a mode's name: a
 string that exists only for registered modes, one instance per name, so `mode is QuantMode.FP32`
 and `QuantMode("fp32") == "fp32"` both hold.
 """

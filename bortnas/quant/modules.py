@@ -6,7 +6,7 @@ chain of modes (BiT's multi-step distillation) can re-quantize a trained student
 `bortnas.quant.pack` stores the codes and scales and marks loaded layers `frozen` (their
 `weight` already holds codes * scale).
 
-What each mode quantizes (README "Quantization modes"; docs/algorithms.md §4):
+What each mode quantizes (docs/guides/quantization.md; docs/algorithms.md §4):
 - int8: every projection of every encoder layer: int8 weights per output channel, 8-bit
   activations per token, run on the int8 kernel outside training.
 - bitnet158: every projection of every encoder layer (Q, K, V, attention output, FFN in, FFN out;

@@ -16,7 +16,7 @@ and their absence is one line (`require_onnxruntime`). Two graphs per model:
 Why onnxruntime's quantizer: it is maintained (torch.ao's `quantize_dynamic` is deprecated in
 torch 2.13), it runs on integer kernels (MLAS) in the runtime CPU users ship with, and on the
 MiniLM teacher it was the fastest path measured: 1.8x its fp32 graph and 2.2x fp32 PyTorch eager
-at batch 1 (README "Low-bit kernels and ONNX Runtime").
+at batch 1 (docs/guides/export.md, "ONNX Runtime").
 """
 
 from __future__ import annotations

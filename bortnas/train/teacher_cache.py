@@ -1,7 +1,7 @@
 """The task teacher's outputs per training example, computed once and reused by every student.
 
 Torch layer. In distillation the teacher's forward pass (logits and every hidden state) costs
-about twice a small student's whole training step (README "Default run": 0.23 s against 0.12 s
+about twice a small student's whole training step (docs/benchmarks/default-run.md: 0.23 s against 0.12 s
 per batch of 32 for L2-H192 from MiniLM on one CPU thread). Its outputs depend only on the
 example, not on the student: the teacher is frozen and in eval mode, and padding never changes
 what a real token sees (attention masks it out). So they are kept per example, unpadded, and a

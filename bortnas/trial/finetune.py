@@ -51,8 +51,8 @@ _logger = logging.getLogger(__name__)
 METHODS = ("distil", "plain", "agora")
 # Steps of an export's training when no number of steps is given. Distillation: 1500 (about 5.6 epochs
 # of the reviews at batch 32) brought the default run's L2-H288 candidate to 1.8 points of the
-# teacher's test accuracy, where 400 left it 3.1 points below (README "Results of the default
-# run"). Plain and Agora: 400 per fine-tune, as Agora runs |Theta| (|Theta| + 1) / 2 of them.
+# teacher's test accuracy, where 400 left it 3.1 points below (docs/benchmarks/default-run.md).
+# Plain and Agora: 400 per fine-tune, as Agora runs |Theta| (|Theta| + 1) / 2 of them.
 DEFAULT_STEPS = {"distil": 1500, "plain": 400, "agora": 400}
 GRID_KEYS = ("lr", "weight_decay", "warmup_fraction", "batch_size", "seed")
 DEFAULT_GRID: dict[str, list[Any]] = {"lr": [1e-4, 5e-4], "seed": [0, 1]}

@@ -3,7 +3,7 @@
 Torch layer. Latency depends on the shape and the quantization mode, not on the weights' values,
 so a candidate is built from the teacher's config alone (no fine-tuned teacher needed) and timed
 on the device and with the threads its trials would use. A forward pass costs milliseconds, so a
-whole space is priced in seconds to minutes (README "Budgets"). The table is stored with the
+whole space is priced in seconds to minutes (docs/guides/budgets.md). The table is stored with the
 study (`bortnas.search.study`) and never measured twice for it.
 """
 

@@ -32,7 +32,7 @@ class ModelMetrics:
     params_total: int
     params_non_embedding: int
     size_bits_non_embedding: float  # W's p: stored bits without the embedding tables
-    size_mib: float  # everything, as stored (README "Quantization modes")
+    size_mib: float  # everything, as stored (docs/guides/quantization.md)
     flops: float  # W's i: FLOP-equivalents (binary operations at 1/64); FLOPs for fp32
     latency_ms: float
     latency_device: str  # the hardware that measured latency_ms (`Device.describe()`): only same-device latencies compare

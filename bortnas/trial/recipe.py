@@ -80,7 +80,7 @@ def distil_student(
 
     A `pool` of unlabelled inputs joins the training data: those examples learn from the teacher's
     probabilities only (`training_split`; dev and test texts are left out). In the scarce-data
-    benchmark this is the strongest use of an unlabelled pool (README "Agora fine-tuning").
+    benchmark this is the strongest use of an unlabelled pool (docs/guides/agora.md).
 
     `layers` (teacher layer indices, passed to `extract`) replaces the most important layers, so
     truncation baselines are distilled with exactly this recipe.
