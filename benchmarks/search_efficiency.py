@@ -2,8 +2,8 @@
 
 1. `build` evaluates every candidate of a space once (the real evaluator: extraction from the
    task teacher, distillation, dev error, latency) into an Optuna study in SQL. That study is the
-   table. It is the plain product command, `bortnas search --strategy grid`, so it resumes if
-   interrupted.
+   table. It is the product's own search, `bortnas.search` with `Grid` (what `bortnas search
+   --strategy grid` runs), in this process, so it resumes if interrupted.
 2. `replay` runs each strategy again against the table instead of training: Optuna's random,
    TPE, NSGA-II and grid samplers through bortnas's own trial loop (over several seeds),
    FPTAS at the finest epsilon that fits each budget, and the refined FPTAS (`--fptas-refine`):
@@ -39,6 +39,7 @@ from typing import Any
 
 import optuna
 
+import bortnas
 from bortnas.algo import fptas, hypervolume, pareto_front
 from bortnas.core.errors import BortnasError
 from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, SearchSpace, TeacherShape
@@ -58,14 +59,14 @@ BOOLQ_DATA = REPO / "out" / "boolq.jsonl"
 
 @dataclasses.dataclass(frozen=True)
 class TableSpec:
-    """One tabular benchmark: where it is stored and the `bortnas search` flags that build it."""
+    """One tabular benchmark: where it is stored and the run settings of the search that builds it."""
 
     name: str
     storage: str
     study: str
     space: Path
     trial_steps: int
-    extra: tuple[str, ...] = ()
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # more `RunSettings` fields
     data: Path | None = None  # a task file made by `benchmarks/boolq_data.py` before building
 
 
@@ -77,20 +78,14 @@ TABLES = (
         "boolq_bench",
         REPO / "search_spaces" / "minilm_bench.yaml",
         90,  # at 30 steps every student narrower than the teacher still predicts the majority answer
-        (
-            "--data",
-            str(BOOLQ_DATA),
-            "--text-column",
-            "question",
-            "--text-pair-column",
-            "passage",
-            "--label-column",
-            "label",
-            "--max-length",
-            "128",
-            "--teacher-steps",
-            "500",
-        ),
+        {
+            "data": str(BOOLQ_DATA),
+            "text_column": "question",
+            "pair_column": "passage",
+            "label_column": "label",
+            "max_length": 128,
+            "teacher_steps": 500,
+        },
         BOOLQ_DATA,
     ),
 )
@@ -111,28 +106,30 @@ class Row:
         return {"w": self.w, "error": self.error}
 
 
-def build(args: argparse.Namespace) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "bortnas",
-        "search",
-        "--space",
-        str(args.space),
-        "--strategy",
-        "grid",
-        "--n-trials",
-        "100000",
-        "--trial-steps",
-        str(args.trial_steps),
-        "--storage",
-        args.storage,
-        "--study",
-        args.study,
-        *args.extra,
-    ]
-    print("+", " ".join(command), file=sys.stderr)
-    subprocess.run(command, check=True)
+def build(space: Path, storage: str, study: str, trial_steps: int, extra: Sequence[str] = (), **settings: Any) -> None:
+    """Evaluate every candidate of `space` once into `study` (the table): `bortnas.search` with `Grid`,
+    as `bortnas search --strategy grid`, so it resumes if interrupted. `settings` are `RunSettings`
+    fields; `extra`, `bortnas search` flags of run settings, budget or execution, overrides them."""
+    from search_options import log_like_cli, search_options  # type: ignore[import-not-found]
+
+    options = search_options(extra, trial_steps=trial_steps, **settings)
+    log_like_cli(quiet=not options.show_progress_bar)
+    strategy = bortnas.Grid(n_trials=100000)
+    print(
+        f"+ bortnas.search({str(space)!r}, storage={storage!r}, study={study!r}, strategy={strategy}, settings={options.settings})",
+        file=sys.stderr,
+    )
+    result = bortnas.search(
+        space,
+        storage=storage,
+        study=study,
+        settings=options.settings,
+        strategy=strategy,
+        execution=options.execution,
+        show_progress_bar=options.show_progress_bar,
+    )
+    best = result.best
+    print(f"best trial {best.number}: {best.candidate}  W={best.w:.3f}  dev accuracy {best.dev_accuracy:.4f}")
 
 
 def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpec, Row], dict[str, Any], TeacherShape]:
@@ -639,9 +636,7 @@ def run_all(args: argparse.Namespace) -> None:
         if spec.data is not None and not spec.data.exists():
             subprocess.run([sys.executable, str(REPO / "benchmarks" / "boolq_data.py"), str(spec.data)], check=True)
         if not complete(spec):  # a committed, complete table is replayed as it is (its settings name the builder's paths)
-            build(
-                argparse.Namespace(space=spec.space, storage=spec.storage, study=spec.study, trial_steps=spec.trial_steps, extra=spec.extra)
-            )
+            build(spec.space, spec.storage, spec.study, spec.trial_steps, **spec.settings)
         replay_args = argparse.Namespace(
             storage=spec.storage,
             study=spec.study,
@@ -668,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--storage", default="sqlite:///benchmarks/results/bench.db")
     b.add_argument("--study", default="minilm_bench")
     b.add_argument("--trial-steps", type=int, default=30)
-    b.add_argument("extra", nargs="*", help="more `bortnas search` flags, after --")
+    b.add_argument("extra", nargs="*", help="more `bortnas search` flags of run settings, budget or execution, after --")
     r = sub.add_parser("replay", help="replay the strategies against the table")
     r.add_argument("--storage", default="sqlite:///benchmarks/results/bench.db")
     r.add_argument("--study", default="minilm_bench")
@@ -690,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--workers", type=int, nargs="+", default=list(WORKERS), help="simulated worker counts")
     args = parser.parse_args(argv)
     if args.command == "build":
-        build(args)
+        build(args.space, args.storage, args.study, args.trial_steps, args.extra)
         return
     if args.command == "all":
         run_all(args)
