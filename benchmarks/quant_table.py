@@ -1,9 +1,9 @@
 """The quantization figure: the best candidate of each mode of one search, exported and tested.
 
-1. `bortnas search --strategy grid` evaluates every candidate of a space with quantization
-   modes (resumable: the same command continues a killed run);
-2. for each mode, the argmax-W trial of that mode is exported with `bortnas export --trial N`
-   (an export already on disk for the same trial is reused);
+1. `bortnas.search` with `Grid` (what `bortnas search --strategy grid` runs) evaluates every
+   candidate of a space with quantization modes (resumable: the same command continues a killed run);
+2. for each mode, the argmax-W trial of that mode is exported with `bortnas.export(trial=N)`
+   (`bortnas export --trial N`; an export already on disk for the same trial is reused);
 3. prints a Markdown table (test accuracy, gap to the task teacher, stored MiB, GFLOP-equivalents
    at the study's sequence length) and writes it as JSON.
 
@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from search_options import log_like_cli, search_options  # type: ignore[import-not-found]
+
+import bortnas
+from bortnas.api.export import export as export_study  # bortnas.export, which its subpackage's import shadows
 from bortnas.search import load_study
 from bortnas.search.records import load_records
 from bortnas.search.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def bortnas(*args: str) -> str:
-    command = [sys.executable, "-m", "bortnas", *args]
-    print("+", " ".join(command), file=sys.stderr)
-    return subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
 
 
 def best_per_mode(storage: str, study_name: str) -> dict[str, dict[str, Any]]:
@@ -43,31 +40,19 @@ def best_per_mode(storage: str, study_name: str) -> dict[str, dict[str, Any]]:
     return best
 
 
-def export(storage: str, study: str, trial: int, out: Path, steps: int) -> dict[str, Any]:
+def export(storage: str, study: str, trial: int, out: Path, steps: int, execution: bortnas.Execution) -> dict[str, Any]:
     meta_path = out / "bortnas.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta["trial"] == trial and meta["training"]["steps"] == steps:
             return {"model": meta["metrics"], "teacher": meta["teacher_metrics"]}
-    return json.loads(
-        bortnas(
-            "export",
-            "--study",
-            study,
-            "--storage",
-            storage,
-            "--trial",
-            str(trial),
-            "--out",
-            str(out),
-            "--steps",
-            str(steps),
-            "--overwrite",
-            "--format",
-            "json",
-            "-q",
-        )
+    # the search's device and teacher cache, as its flags after -- gave them
+    execution = bortnas.Execution(device=execution.device, compile=execution.compile, cache_dir=execution.cache_dir)
+    print(f"+ bortnas.export({study!r}, {str(out)!r}, trial={trial}, steps={steps})", file=sys.stderr)
+    report = export_study(
+        study, out, storage=storage, trial=trial, finetune=bortnas.Distil(steps=steps), overwrite=True, execution=execution
     )
+    return {"model": report.model.to_dict(), "teacher": report.teacher.to_dict()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,30 +64,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trial-steps", type=int, default=120)
     parser.add_argument("--export-steps", type=int, default=300)
     parser.add_argument("--json", type=Path, default=None, help="write the rows here (default OUT/table.json)")
-    parser.add_argument("extra", nargs="*", help="more `bortnas search` arguments, after --")
+    parser.add_argument("extra", nargs="*", help="more `bortnas search` flags of run settings, budget or execution, after --")
     args = parser.parse_args(argv)
 
-    bortnas(
-        "search",
-        "--space",
-        str(args.space),
-        "--strategy",
-        "grid",
-        "--n-trials",
-        "100000",
-        "--trial-steps",
-        str(args.trial_steps),
-        "--storage",
-        args.storage,
-        "--study",
-        args.study,
-        "-q",
-        *args.extra,
+    options = search_options(args.extra, trial_steps=args.trial_steps)
+    log_like_cli(quiet=True)
+    print(f"+ bortnas.search({str(args.space)!r}, study={args.study!r}, strategy=Grid, settings={options.settings})", file=sys.stderr)
+    bortnas.search(
+        args.space,
+        storage=args.storage,
+        study=args.study,
+        settings=options.settings,
+        strategy=bortnas.Grid(n_trials=100000),
+        execution=options.execution,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for mode, attrs in best_per_mode(args.storage, args.study).items():
-        report = export(args.storage, args.study, attrs["trial"], args.out / mode, args.export_steps)
+        report = export(args.storage, args.study, attrs["trial"], args.out / mode, args.export_steps, options.execution)
         model, teacher = report["model"], report["teacher"]
         rows.append(
             {
