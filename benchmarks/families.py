@@ -105,6 +105,7 @@ def measure(family: str, directory: Path) -> dict[str, object]:
     student.save_pretrained(directory)
     batch = batch_for(student)
     torch.save(batch, directory / "batch.pt")
+    # a separate process on purpose: it must load the export with stock transformers, bortnas unimportable there
     script = [sys.executable, "-c", RELOAD, str(directory), str(directory / "batch.pt"), str(directory / "logits.pt")]
     reloaded = json.loads(subprocess.run(script, capture_output=True, text=True, check=True).stdout)
     with torch.no_grad():
