@@ -6,8 +6,9 @@ Not a test: it measures and prints. On one task (the Rotten Tomatoes reviews by 
 `--steps`:
 
 - bortnas: for each speed-up k of `--speedups`, the budget is the task teacher's batch-1 latency
-  / k; `bortnas search --max-latency-ms B` and `bortnas export --max-latency-ms B` run through the
-  real CLI (FPTAS over `--space`), and the exported directory is loaded back;
+  / k; `bortnas.search` (FPTAS over `--space`) and `bortnas.export`, both with the budget
+  `Budget(min_speedup=k)` (the CLI's `--min-speedup k`), run in this process, and the exported
+  directory is loaded back;
 - first-k: the teacher's first k layers at full width (hidden, heads and FFN of the teacher);
 - spread-k: k layers spread evenly over the teacher's depth, first and last included
   (DistilBERT-style initialisation); spread-1 is first-1 and is not trained twice;
@@ -40,7 +41,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -51,9 +51,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import optuna
 import torch
 import transformers
+from search_options import log_like_cli  # type: ignore[import-not-found]
 
-from bortnas import load
-from bortnas.core.errors import TrialFailed, UserInputError
+from bortnas import FPTAS, Budget, Distil, Execution, load, search
+from bortnas.api.export import export  # bortnas.export, which its subpackage's import shadows
+from bortnas.core.errors import BortnasError, TrialFailed, UserInputError
 from bortnas.core.settings import RunSettings, TrainConfig
 from bortnas.core.space import ArchSpec
 from bortnas.cost import param_count
@@ -170,65 +172,35 @@ def make_row(method: str, label: str, spec: ArchSpec, model: PreTrainedModel, ct
 
 
 # ---------------------------------------------------------------------------------------------
-# bortnas through its CLI
-
-
-def cli_flags(args: argparse.Namespace) -> list[str]:
-    """The flags that make the CLI's run settings equal to this script's."""
-    flags = ["--max-length", str(args.max_length), "--teacher-steps", str(args.teacher_steps), "--seed", str(args.seed)]
-    flags += ["--batch-size", str(args.batch_size)]
-    for flag, value in (
-        ("--teacher", args.teacher),
-        ("--data", args.data),
-        ("--text-column", args.text_column),
-        ("--label-column", args.label_column),
-        ("--teacher-lr", args.teacher_lr),
-        ("--lr", args.lr),
-    ):
-        if value is not None:
-            flags += [flag, str(value)]
-    return flags
-
-
-def run_cli(*argv: str) -> dict[str, Any]:
-    """`bortnas ARGV --format json` in a subprocess (its log on our stderr); its JSON answer.
-
-    Raises:
-        SystemExit: the command failed; its exit status and the command are named.
-    """
-    command = [sys.executable, "-m", "bortnas", *argv, "--format", "json", "-q"]
-    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"`{' '.join(command)}` exited {proc.returncode} (its message is above)")
-    answer: dict[str, Any] = json.loads(proc.stdout)
-    return answer
+# bortnas through its API
 
 
 def bortnas_row(ctx: Context, args: argparse.Namespace, speedup: float, budget_ms: float) -> tuple[Row, PreTrainedModel]:
-    """Search and export under `budget_ms` through the CLI, then load and score the exported model."""
+    """Search and export under `budget_ms` with `bortnas.search` and `bortnas.export`, then load and score the exported model."""
     study = f"frontier_x{speedup:g}"
     storage = f"sqlite:///{(args.out / 'frontier.db').resolve()}"
     out = (args.out / f"bortnas_x{speedup:g}").resolve()
     # the budget as a speed-up: the search and the export compare each candidate with the teacher timed in the
     # same latency table, so the noise between this process's timing and the search's cancels
-    common = ["--study", study, "--storage", storage, "--min-speedup", f"{speedup:g}", "--device", "cpu"]
-    common += ["--cache-dir", str(args.cache_dir)]
+    budget = Budget(min_speedup=speedup)
+    execution = Execution(device="cpu", cache_dir=args.cache_dir)
     started = time.perf_counter()
     progress(f"bortnas {speedup:g}x: search and export within {budget_ms:.2f} ms")
-    searched = run_cli(
-        "search",
-        "--space",
-        str(args.space),
-        "--strategy",
-        "fptas",
-        "--epsilon",
-        str(args.epsilon),
-        "--fptas-refine",
-        str(args.fptas_refine),
-        *common,
-        *cli_flags(args),
-    )
-    exported = run_cli("export", "--out", str(out), "--steps", str(args.steps), "--overwrite", *common)
+    # this run's settings, the teacher and data paths absolute as the CLI pins them
+    paths = {name: str(Path(value).resolve()) for name in ("teacher", "data") if (value := getattr(args, name)) is not None}
+    settings = dataclasses.replace(run_settings(args), budget=budget, **paths)
+    try:
+        searched = search(
+            args.space,
+            storage=storage,
+            study=study,
+            settings=settings,
+            strategy=FPTAS(epsilon=args.epsilon, refine=args.fptas_refine),
+            execution=execution,
+        ).to_dict()
+        report = export(study, out, storage=storage, budget=budget, finetune=Distil(steps=args.steps), overwrite=True, execution=execution)
+    except BortnasError as e:
+        raise SystemExit(f"frontier.py: bortnas {speedup:g}x: {e}") from None
     meta = json.loads((out / "bortnas.json").read_text())
     if meta["provenance"]["teacher_key"] != ctx.teacher.key:
         raise SystemExit(f"{out} was distilled from teacher {meta['provenance']['teacher_key']}, not this run's {ctx.teacher.key}")
@@ -239,17 +211,17 @@ def bortnas_row(ctx: Context, args: argparse.Namespace, speedup: float, budget_m
     recorded = {
         "search": searched,
         "study": study,
-        "trial": exported["trial"],
-        "candidate": exported["candidate"],
+        "trial": report.trial,
+        "candidate": report.spec.key,
         # the search's own view, measured before training in its process: what the budget was checked against
         "latency_table_ms": table["ms"][spec.key],
         "latency_table_teacher_ms": table["teacher_ms"],
         # the export's side-by-side re-timing (random weights, beside the teacher's shape): what the budget was applied to
         "latency_retimed_ms": (retimed := (meta.get("budget") or {}).get("retimed") or {}).get("ms", {}).get(spec.key),
         "latency_retimed_teacher_ms": retimed.get("teacher_ms"),
-        "test_accuracy": exported["model"]["test_accuracy"],
-        "latency_ms": exported["model"]["latency_ms"],
-        "teacher_test_accuracy": exported["teacher"]["test_accuracy"],
+        "test_accuracy": report.model.test_accuracy,
+        "latency_ms": report.model.latency_ms,
+        "teacher_test_accuracy": report.teacher.test_accuracy,
         "seconds": time.perf_counter() - started,
     }
     row = make_row(
@@ -586,7 +558,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
-    """The settings every student of this run shares; `cli_flags` gives the CLI the same ones."""
+    """The settings every student of this run shares, bortnas's searches included."""
     given = {"text_column": args.text_column, "label_column": args.label_column, "teacher_lr": args.teacher_lr, "lr": args.lr}
     return RunSettings(
         teacher=args.teacher,
@@ -647,8 +619,7 @@ def main(argv: list[str] | None = None) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise SystemExit("the plot needs matplotlib: pip install matplotlib (it comes with bortnas[dev])") from None
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    log_like_cli(quiet=True)  # the searches and exports log warnings only, as `bortnas ... -q` did
     args.out.mkdir(parents=True, exist_ok=True)
     # an earlier run's studies pin the budgets it measured; SQLite's -wal/-shm files and the claim lock go with the database
     for stale in sorted(args.out.glob("frontier.db*")):
