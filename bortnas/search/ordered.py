@@ -7,7 +7,8 @@ in `before_trial` and stored as a trial system attribute, and `sample_independen
 its values, so any objective that calls `trial.suggest_categorical` with the candidate's
 parameter names works unchanged.
 
-Several workers may share one storage: a worker takes the first candidate in the order that no
+Several workers may share one storage, each with a sampler over the same candidates in the same
+order (a trial records its candidate's position): a worker takes the first candidate in the order that no
 other trial holds, then reads the study again; if a trial with a smaller number took the same
 candidate meanwhile, it yields and takes the next one, so a race costs a re-read, not a duplicate.
 """
