@@ -31,19 +31,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve optuna-dashboard on every study in `storage_url` until Ctrl-C, which returns normally.
+def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve optuna-dashboard on every study in `storage` until Ctrl-C, which returns normally.
 
     The dashboard has no authentication and its API can rename and delete studies, so a `host`
     that is not loopback is logged as a warning: the caller asked for it, but should know.
 
     Args:
-        storage_url: SQLAlchemy URL of the study database; a SQLite file must exist already.
+        storage: SQLAlchemy URL of the study database; a SQLite file must exist already.
         host: address to bind.
         port: TCP port to listen on.
 
     Raises:
-        ParameterError: `port` is not a TCP port, or the SQLite file of `storage_url` does not exist.
+        ParameterError: `port` is not a TCP port, or the SQLite file of `storage` does not exist.
         UserInputError: the address cannot be bound (port in use, unknown host).
         StorageError: the storage URL is invalid or the database cannot be opened.
         MissingDependencyError: optuna-dashboard is not installed.
@@ -53,31 +53,29 @@ def serve(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
     """
     if not 1 <= port <= 65535:
         raise ParameterError("port", f" {port} is not a TCP port: use 1..65535 (default {DEFAULT_PORT}).")
-    if not storage_exists(storage_url):
-        raise ParameterError(
-            "storage_url", f" {storage_url} does not exist: run a search first (`bortnas search`) or pass the storage of one."
-        )
+    if not storage_exists(storage):
+        raise ParameterError("storage", f" {storage} does not exist: run a search first (`bortnas search`) or pass the storage of one.")
     try:
         import optuna_dashboard
     except ImportError as e:
         raise MissingDependencyError(
             f"bortnas dashboard needs optuna-dashboard, which is not installed ({e}): pip install 'bortnas[dashboard]'."
         ) from e
-    storage = open_storage(storage_url)
+    opened = open_storage(storage)
     if not is_loopback(host):
         _logger.warning(
             "host %s makes the dashboard reachable from other machines, and it has no authentication: anyone who can "
             "connect can read, edit and delete the studies in %s. Unless the network is trusted, keep the default %s and "
             "use an SSH tunnel (ssh -L %d:127.0.0.1:%d THIS_HOST).",
             host,
-            storage_url,
+            storage,
             DEFAULT_HOST,
             port,
             port,
         )
     address = f"[{host}]" if ":" in host else host
-    _logger.info("optuna-dashboard for %s on http://%s:%d/ (Ctrl-C stops it)", storage_url, address, port)
+    _logger.info("optuna-dashboard for %s on http://%s:%d/ (Ctrl-C stops it)", storage, address, port)
     try:
-        optuna_dashboard.run_server(storage, host=host, port=port)
+        optuna_dashboard.run_server(opened, host=host, port=port)
     except OSError as e:
         raise UserInputError(f"cannot listen on {address}:{port} ({e.strerror or e}): pass a free port or another host.") from e

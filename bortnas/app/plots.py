@@ -69,8 +69,8 @@ class PlotReport:
     simulated: tuple[int, ...] = ()  # trial numbers whose latency is crossed out as simulated, ascending
 
 
-def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cost: str | None = None) -> PlotReport:
-    """Write the Pareto front and the search history of `study` into `out_dir`.
+def write_plots(study: optuna.Study, out: Path, overwrite: bool = False, cost: str | None = None) -> PlotReport:
+    """Write the Pareto front and the search history of `study` into `out`.
 
     ``pareto.png``: p against measured latency and against i, coloured by error, the
     (p, i, error) Pareto front ringed and the argmax-W trial starred and labelled (the front is
@@ -79,11 +79,11 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
     simulated: their latency times an fp32 simulation of the low-bit arithmetic.
     ``history.png``: W of every scored trial by trial number, with the running best. With plotly
     installed, ``pareto.html`` and ``history.html`` are interactive versions (plotly.js embedded,
-    so they open offline); without it a warning says so. `out_dir` is created if needed.
+    so they open offline); without it a warning says so. `out` is created if needed.
 
     Args:
         study: a study written by `bortnas search`.
-        out_dir: directory of the files.
+        out: directory of the files.
         overwrite: replace plot files that exist; otherwise refuse before writing anything.
         cost: which W to draw and star: "flops", "latency" (W with i = the latency table's value), or
             None for the study's own objective.
@@ -93,7 +93,7 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
 
     Raises:
         MissingDependencyError: matplotlib is not installed.
-        ParameterError: `out_dir` is a file.
+        ParameterError: `out` is a file.
         UserInputError: a file to write exists and `overwrite` is False.
         BortnasError: the study has no scored trial.
 
@@ -107,14 +107,14 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
     html = importlib.util.find_spec("plotly") is not None
     if not html:
         _logger.warning("plotly is not installed: writing PNG files only; %s adds the HTML versions.", _INSTALL)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ParameterError("out_dir", f" {out_dir} is a file: pass a directory (it is created if missing).")
+    if out.exists() and not out.is_dir():
+        raise ParameterError("out", f" {out} is a file: pass a directory (it is created if missing).")
     names = ("pareto.png", "history.png") + (("pareto.html", "history.html") if html else ())
-    files = tuple(out_dir / name for name in names)
+    files = tuple(out / name for name in names)
     existing = [f for f in files if f.exists()]
     if existing and not overwrite:
         raise UserInputError(
-            f"{existing[0]} exists and overwrite is off: pass overwrite=True to replace the plots in {out_dir}, or another out_dir."
+            f"{existing[0]} exists and overwrite is off: pass overwrite=True to replace the plots in {out}, or another directory as out."
         )
     records = load_records(study)
     check_latencies(records, Selection(), cost, study.study_name)
@@ -130,7 +130,7 @@ def write_plots(study: optuna.Study, out_dir: Path, overwrite: bool = False, cos
     title = f"{study.study_name}: {len(points)} scored trials; argmax W{which} = {top.w:.3f}, trial {top.number} ({top.key})"
     _logger.info("%s; Pareto front of (p, i, error): trials %s", title, sorted(front))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for figure, path in ((_pareto_figure(points, top, title), files[0]), (_history_figure(points, top, title), files[1])):
         FigureCanvasAgg(figure)  # draws with Agg without switching pyplot's global backend
         figure.savefig(path, dpi=120)

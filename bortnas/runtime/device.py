@@ -68,7 +68,7 @@ def resolve_device(device_name: str) -> torch.device:
 
     Raises:
         ParameterError: an unknown name, or CUDA asked for where no (such) GPU is visible
-            (parameter "device_name").
+            (parameter "device", the field of `Execution` that names it).
     """
     name = device_name.strip().lower()
     if name == "auto":
@@ -77,19 +77,17 @@ def resolve_device(device_name: str) -> torch.device:
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", name)
     if match is None:
-        raise ParameterError("device_name", f"={name} is unknown: use {DEVICE_CHOICES}.")
+        raise ParameterError("device", f"={name} is unknown: use {DEVICE_CHOICES}.")
     if not torch.cuda.is_available():
         raise ParameterError(
-            "device_name",
+            "device",
             f"={name} asks for a GPU but torch {torch.__version__} sees no CUDA device: "
             "use cpu (or auto), or install a CUDA build of torch.",
         )
     index = int(match.group(1) or 0)
     count = torch.cuda.device_count()
     if index >= count:
-        raise ParameterError(
-            "device_name", f"={name}: only {count} CUDA device(s) are visible (cuda:0..cuda:{count - 1}): use one of those."
-        )
+        raise ParameterError("device", f"={name}: only {count} CUDA device(s) are visible (cuda:0..cuda:{count - 1}): use one of those.")
     return torch.device("cuda", index)
 
 
