@@ -50,6 +50,6 @@ def test_plot_errors(tmp_path: Path) -> None:
     make_scored_study(f"sqlite:///{tmp_path / 'bortnas.db'}")
     one_line_error(bortnas("plot", "--study", "other", cwd=tmp_path), 2, "study 'other' does not exist in this storage (studies: fake)")
     assert bortnas("plot", "--study", "fake", "--out", "p", "-q", cwd=tmp_path).returncode == 0
-    one_line_error(bortnas("plot", "--study", "fake", "--out", "p", cwd=tmp_path), 2, "pareto.png exists: pass --overwrite")
+    one_line_error(bortnas("plot", "--study", "fake", "--out", "p", cwd=tmp_path), 2, "pareto.png exists and overwrite is off")
     assert bortnas("plot", "--study", "fake", "--out", "p", "--overwrite", "-q", cwd=tmp_path).returncode == 0
     assert not (tmp_path / "plots").exists()
