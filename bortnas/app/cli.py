@@ -39,6 +39,7 @@ FLAGS = {
     "min_confidence": "--agora-min-confidence",
     "pool_neighbours": "--agora-pool-k",
     "space": "--space",
+    "method": "--finetune",
 }
 
 
