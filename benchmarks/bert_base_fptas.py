@@ -8,11 +8,12 @@ any task teacher is. The space is Bort's grid scaled to BERT-base (search_spaces
 
 1. prices the whole space, p and i of every candidate, and partitions it (`arch_sampler`, pure
    Python), timed in this process;
-2. runs `bortnas search --strategy fptas` in a subprocess (the real CLI, a fresh SQLite study in
-   the work directory), which fine-tunes the task teacher and evaluates every candidate of the
-   plan; a thread samples the GPU's utilisation and memory through NVML every `--sample-s` seconds;
-3. reads the study back: candidates evaluated, the teacher's fine-tuning time (process start to
-   the first trial), the span of the trials, the argmax-W candidate, and the device every trial
+2. runs `bortnas.search` with `FPTAS` in this process (what `bortnas search --strategy fptas`
+   runs; a fresh SQLite study and teacher cache in the work directory), which fine-tunes the task
+   teacher and evaluates every candidate of the plan; a thread samples the GPU's utilisation and
+   memory through NVML every `--sample-s` seconds;
+3. reads the study back: candidates evaluated, the teacher's fine-tuning time (the search's start
+   to the first trial), the span of the trials, the argmax-W candidate, and the device every trial
    recorded for its latency.
 
     python benchmarks/bert_base_fptas.py [--device auto|cpu|cuda[:N]] [--epsilon 0.2] [--quick] [--json FILE]
@@ -30,7 +31,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from search_options import log_like_cli  # type: ignore[import-not-found]
 
+from bortnas import FPTAS, BortnasError, Execution, RunSettings, search
 from bortnas.algo import fptas
 from bortnas.core.default_teacher import default_teacher_dir
 from bortnas.core.space import REFERENCE_SHAPES, load_search_space
@@ -170,37 +172,11 @@ def main() -> None:
         plan = arch_sampler(space, shape, max_length, epsilon)
         price_s = time.perf_counter() - started
         storage = f"sqlite:///{work / 'study.db'}"
-        command = [
-            sys.executable,
-            "-m",
-            "bortnas",
-            "search",
-            "--space",
-            str(SPACE),
-            "--strategy",
-            "fptas",
-            "--epsilon",
-            str(epsilon),
-            "--fptas-n0",
-            str(n0),
-            "--teacher",
-            str(teacher),
-            "--teacher-steps",
-            str(teacher_steps),
-            "--max-length",
-            str(max_length),
-            "--batch-size",
-            str(args.batch_size),
-            "--device",
-            args.device,
-            "--storage",
-            storage,
-            "--cache-dir",
-            str(work / "cache"),
-            "--format",
-            "json",
-            "-q",
-        ]
+        settings = RunSettings(
+            teacher=str(teacher.resolve()), teacher_steps=teacher_steps, max_length=max_length, batch_size=args.batch_size
+        )
+        strategy = FPTAS(epsilon=epsilon, n0=n0)
+        execution = Execution(device=args.device, cache_dir=work / "cache")
         index = _gpu_index(args.device)
         sampler, no_sampler = None, "no GPU"
         if index is not None:
@@ -210,16 +186,17 @@ def main() -> None:
                 no_sampler = "pynvml is missing: pip install nvidia-ml-py"
         print(
             f"searching {SPACE.name} (FPTAS epsilon {epsilon:g}: {len(plan.representatives)} of {len(space)} candidates, "
-            f"{fptas.steps_for(epsilon, n0, 1.0)} steps each) on {args.device}: {' '.join(command)}",
+            f"{fptas.steps_for(epsilon, n0, 1.0)} steps each) on {args.device}: bortnas.search({strategy}, {settings}, {execution})",
             flush=True,
         )
+        log_like_cli(quiet=True)  # warnings only, as the command's -q
         run_start = time.time()
         with sampler if sampler is not None else contextlib.nullcontext():
-            proc = subprocess.run(command, capture_output=True, text=True)
+            try:
+                result = search(SPACE, storage=storage, settings=settings, strategy=strategy, execution=execution).to_dict()
+            except BortnasError as e:
+                sys.exit(f"bert_base_fptas.py: error: the search failed: {e}")
         run_end = time.time()
-        if proc.returncode != 0:
-            sys.exit(f"bert_base_fptas.py: error: the search failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
         trials = [
             t for t in optuna.load_study(study_name=space.name, storage=storage).get_trials() if t.state == optuna.trial.TrialState.COMPLETE
         ]
