@@ -12,6 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# The layers `bortnas/search/` and `bortnas/export/` share their names with the functions `search` and
+# `export`. Python binds a subpackage to its parent's attribute when it first loads it, so both load
+# here, before the functions are bound: a later `import bortnas.export.writer` then leaves
+# `bortnas.export` the function (tests/unit/test_public_api.py).
+import bortnas.export
+import bortnas.search  # noqa: F401
 from bortnas.api.export import export
 from bortnas.api.finetune import Agora, Distil, Finetune, Plain
 from bortnas.api.results import SearchResult, TrialSummary
