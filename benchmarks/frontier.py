@@ -53,8 +53,7 @@ import torch
 import transformers
 from search_options import log_like_cli  # type: ignore[import-not-found]
 
-from bortnas import FPTAS, Budget, Distil, Execution, load, search
-from bortnas.api.export import export  # bortnas.export, which its subpackage's import shadows
+from bortnas import FPTAS, Budget, Distil, Execution, export, load, search
 from bortnas.core.errors import BortnasError, TrialFailed, UserInputError
 from bortnas.core.settings import RunSettings, TrainConfig
 from bortnas.core.space import ArchSpec

@@ -21,7 +21,7 @@ from typing import Any
 from search_options import log_like_cli, search_options  # type: ignore[import-not-found]
 
 import bortnas
-from bortnas.api.export import export as export_study  # bortnas.export, which its subpackage's import shadows
+from bortnas import export as export_study
 from bortnas.search import load_study
 from bortnas.search.records import load_records
 from bortnas.search.storage import open_storage
