@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 import optuna
 import pytest
 import torch
-from test_cli import bortnas, search_args
+from conftest import bortnas, search_args, tiny_settings
 
 import bortnas.trial.finetune as finetune_module
 from bortnas.core.errors import UserInputError
-from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec
 from bortnas.data.augment import normalise
 from bortnas.data.encode import EncodedSplit, encode
@@ -31,17 +30,7 @@ pytestmark = pytest.mark.integration
 
 def tiny_context(tmp_path: Path, teacher: Path, task: Path) -> Context:
     """The tiny task with a quickly fine-tuned tiny teacher, as Agora's tests run it."""
-    settings = RunSettings(
-        teacher=str(teacher),
-        data=str(task),
-        text_column="sentence",
-        label_column="sentiment",
-        teacher_steps=40,
-        teacher_lr=3e-3,
-        batch_size=16,
-        max_length=24,
-        lr=3e-3,
-    )
+    settings = tiny_settings(teacher, task, teacher_steps=40, teacher_lr=3e-3, batch_size=16, max_length=24, lr=3e-3)
     return build_context(settings, cache_dir=tmp_path / "cache")
 
 

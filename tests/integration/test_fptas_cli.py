@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_cli import REPO, bortnas, completed, search_args
+from conftest import REPO, bortnas, completed, search_args
 
 from bortnas.core.space import ArchSpec, TeacherShape, load_search_space
 from bortnas.search.strategies import fptas_plan, fptas_refinement
@@ -19,9 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_fptas_search_records_its_plan_and_guarantee(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
-    args = [a for a in search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "0.3", "--format", "json")]
-    steps_at = args.index("--trial-steps")
-    del args[steps_at : steps_at + 2]
+    args = search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "0.3", "--format", "json", trial_steps=None)
     out = json.loads(bortnas(*args, cwd=tmp_path).stdout)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}")
     plan = study.user_attrs["fptas"]
@@ -45,10 +43,7 @@ def test_fptas_search_records_its_plan_and_guarantee(tmp_path: Path, tiny_bert: 
 def test_fptas_refinement_evaluates_the_members_by_their_bound(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     def args(refine: str) -> list[str]:
         extra = ("--strategy", "fptas", "--epsilon", "0.3", "--fptas-refine", refine, "--format", "json")
-        out = search_args(tiny_bert, tiny_task, tiny_space, *extra)
-        steps_at = out.index("--trial-steps")
-        del out[steps_at : steps_at + 2]
-        return out
+        return search_args(tiny_bert, tiny_task, tiny_space, *extra, trial_steps=None)
 
     out = json.loads(bortnas(*args("2"), cwd=tmp_path).stdout)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}")
@@ -77,9 +72,7 @@ def test_fptas_refinement_evaluates_the_members_by_their_bound(tmp_path: Path, t
 def test_fptas_rejects_trial_steps_and_bad_epsilon(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     proc = bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas"), cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "--trial-steps does not apply" in proc.stderr
-    args = search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "1.5")
-    steps_at = args.index("--trial-steps")
-    del args[steps_at : steps_at + 2]
+    args = search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "1.5", trial_steps=None)
     proc = bortnas(*args, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "--epsilon=1.5 must be in (0, 1)" in proc.stderr
     assert not (tmp_path / "bortnas.db").exists()
