@@ -30,6 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != str(REPO):
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 
+# Under pytest-xdist the workers share the machine's cores: each worker (and what it starts, which inherits the
+# variable) gets its share of intra-op threads, unless the caller chose a number. Toy models gain nothing from more
+# threads, and threads spinning on a busy core cost minutes.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
 POSITIVE = ["good", "great", "fun", "love", "best", "moving", "superb"]
 NEGATIVE = ["bad", "awful", "boring", "hate", "worst", "dull", "mess"]
 FILLER = ["the", "a", "movie", "film", "plot", "actor", "was", "is", "and", "story", "very", "quite", "really", "scene"]

@@ -10,7 +10,9 @@ import optuna
 import pytest
 from conftest import bortnas, search_args
 
-pytestmark = pytest.mark.integration
+# one xdist worker runs every Ray test in turn (`-n 2 --dist loadgroup`): one Ray at a time on the machine's cores,
+# and the module's head is started once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ray")]
 
 COMPLETE, PRUNED = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 

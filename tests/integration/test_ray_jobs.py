@@ -24,7 +24,9 @@ from conftest import bortnas, completed, one_line_error, search_args
 
 pytest.importorskip("ray.job_submission")
 
-pytestmark = pytest.mark.integration
+# one xdist worker runs every Ray test in turn (`-n 2 --dist loadgroup`): one Ray at a time on the machine's cores,
+# and the module's head is started once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ray")]
 
 RAY = Path(sys.executable).with_name("ray")
 
