@@ -71,27 +71,18 @@ def wait_for_running_claim(storage: str, study: str, proc: subprocess.Popen, tim
     raise AssertionError("no trial started in time")
 
 
-@pytest.fixture()
-def warm_cache(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> Path:
-    """Fine-tune the task teacher once, so the timed parts below are trials only."""
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, tiny_task: Path) -> Path:
+    """A working directory whose teacher cache holds the fine-tuned task teacher, so the timed parts below are trials
+    only; the tests of this module share it (under xdist: those of one worker), each with a storage file of its own."""
+    directory = tmp_path_factory.mktemp("workers")
+    space = directory / "tiny.yaml"  # tiny_space's; the teacher's cache entry does not depend on the space
+    space.write_text("name: tiny\nlayers: [1, 2]\nhidden: [16, 32]\nheads: [2, 4]\nffn: [32, 64]\n")
+    storage = f"sqlite:///{directory / 'warm.db'}"
     finish(
-        start(
-            search_command(
-                tiny_bert,
-                tiny_task,
-                tiny_space,
-                f"sqlite:///{tmp_path / 'warm.db'}",
-                "--strategy",
-                "tpe",
-                "--n-trials",
-                "1",
-                "--trial-steps",
-                "2",
-            ),
-            tmp_path,
-        )
+        start(search_command(tiny_bert, tiny_task, space, storage, "--strategy", "tpe", "--n-trials", "1", "--trial-steps", "2"), directory)
     )
-    return tmp_path
+    return directory
 
 
 def test_two_workers_share_one_sqlite_study(warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
