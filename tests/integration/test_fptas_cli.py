@@ -85,13 +85,9 @@ def test_scratch_init_is_pinned_and_recorded(tmp_path: Path, tiny_bert: Path, ti
     assert completed(tmp_path / "bortnas.db", "tiny")[0].user_attrs["init"] == "scratch"
 
 
-def test_bort_space_prices_the_published_bort() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml"), "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def test_bort_space_prices_the_published_bort(tmp_path: Path) -> None:
+    space = str(REPO / "search_spaces" / "bort_bert_large.yaml")
+    proc = bortnas("space", space, "--format", "json", cwd=tmp_path)
     report = json.loads(proc.stdout)
     summary = report["summary"]
     assert summary["candidates"] == 300 and summary["against"] == "bert-large"
@@ -101,12 +97,7 @@ def test_bort_space_prices_the_published_bort() -> None:
     # 4 layers of H=1024, I=768: 4 * (4 * (1024^2 + 1024) + 2 * 1024 * 768 + 768 + 1024 + 4 * 1024)
     assert bort["params_encoder"] == 4 * (4 * (1024**2 + 1024) + 2 * 1024 * 768 + 768 + 1024 + 4 * 1024)
     assert 1 <= bort["rank_by_N"] <= 300
-    text = subprocess.run(
-        [sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    text = bortnas("space", space, cwd=tmp_path).stdout
     assert "highlight L4-H1024-A8-I768-fp32: rank" in text
 
 
