@@ -37,11 +37,12 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
+# two pytest-xdist workers, one a core; the Ray tests share one worker (their xdist_group)
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow and not gpu" -q
+	$(PY) -m pytest -m "not slow and not gpu" -q -n 2 --dist loadgroup
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --model $(OUT)/minilm_quick --json $(OUT)/run_all.json

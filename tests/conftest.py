@@ -1,12 +1,40 @@
-"""Shared fixtures: tiny random teachers of every supported family with tokenizers, and a small labelled task."""
+"""Shared fixtures and helpers: tiny random teachers of every supported family with tokenizers, a small labelled
+task, a scored study without training, and the CLI in a subprocess with the tiny search's arguments.
+
+Test modules import the helpers as `from conftest import ...` (pytest puts tests/ on sys.path for this conftest),
+which gives the very module pytest loaded, under xdist too.
+"""
 
 from __future__ import annotations
 
 import csv
+import os
 import random
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import optuna
+
+    from bortnas.core.settings import RunSettings
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every subprocess a test starts (the CLI, the benchmarks, Ray's workers) imports this checkout's bortnas, not
+# whichever copy is installed: the checkout goes first on PYTHONPATH, which child processes inherit.
+if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != str(REPO):
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+
+# Under pytest-xdist the workers share the machine's cores: each worker (and what it starts, which inherits the
+# variable) gets its share of intra-op threads, unless the caller chose a number. Toy models gain nothing from more
+# threads, and threads spinning on a busy core cost minutes.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 POSITIVE = ["good", "great", "fun", "love", "best", "moving", "superb"]
 NEGATIVE = ["bad", "awful", "boring", "hate", "worst", "dull", "mess"]
@@ -119,6 +147,13 @@ def make_task(path: Path, rows: int = 240, seed: int = 0) -> Path:
     return path
 
 
+def tiny_settings(teacher: Path, task: Path, **overrides: object) -> RunSettings:
+    """RunSettings of the tiny task (`make_task`'s columns) on `teacher`; `overrides` set the training knobs."""
+    from bortnas.core.settings import RunSettings
+
+    return RunSettings(teacher=str(teacher), data=str(task), text_column="sentence", label_column="sentiment", **overrides)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_teacher(tmp_path_factory.mktemp("tiny_bert"), "bert")
@@ -207,3 +242,116 @@ def make_scored_study(storage_url: str, name: str = "fake", quantized: str = "bi
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         study.tell(trial, w)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_teacher_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """$BORTNAS_CACHE in this session's (under xdist: this worker's) temp dir, so that a test that names no cache
+    of its own never writes the user's ~/.cache/bortnas; the tests that name one (most) keep theirs."""
+    saved = os.environ.get("BORTNAS_CACHE")
+    os.environ["BORTNAS_CACHE"] = str(tmp_path_factory.mktemp("bortnas_cache"))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("BORTNAS_CACHE", None)
+        else:
+            os.environ["BORTNAS_CACHE"] = saved
+
+
+# The CLI in a subprocess ------------------------------------------------------------------------------------------
+
+
+def cli_env(cwd: Path, **extra: str) -> dict[str, str]:
+    """This process's environment with the teacher cache in `cwd`/cache and `extra` on top."""
+    return {**os.environ, "BORTNAS_CACHE": str(cwd / "cache"), **extra}
+
+
+def bortnas(
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """`python -m bortnas ARGS` in `cwd` with its teacher cache in `cwd`/cache (`env` replaces the whole environment);
+    `check`: a non-zero exit fails the test with the command's stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bortnas", *args], cwd=cwd, env=env or cli_env(cwd), capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"bortnas {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def search_args(
+    teacher: Path,
+    task: Path,
+    space: Path,
+    *extra: str,
+    strategy: str | None = "tpe",
+    trial_steps: int | None = 8,
+    teacher_steps: int = 40,
+    quiet: bool = True,
+) -> list[str]:
+    """`search` on the tiny teacher and task: argv for `bortnas(...)`. `extra` comes last, so a flag in it replaces
+    the same flag here. `strategy` / `trial_steps` None leave the flag out (FPTAS refuses --trial-steps)."""
+    return [
+        "search",
+        *("--space", str(space), "--teacher", str(teacher), "--data", str(task)),
+        *("--text-column", "sentence", "--label-column", "sentiment"),
+        *("--teacher-steps", str(teacher_steps), "--teacher-lr", "3e-3", "--lr", "3e-3"),
+        *(("--strategy", strategy) if strategy is not None else ()),
+        *(("--trial-steps", str(trial_steps)) if trial_steps is not None else ()),
+        *("--batch-size", "16", "--max-length", "24"),
+        *(("-q",) if quiet else ()),
+        *extra,
+    ]
+
+
+def completed(storage: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    """The COMPLETE trials of `study` in the SQLite file `storage`."""
+    import optuna
+
+    loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{storage}")
+    return loaded.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    """The command exited `code` with one line on stderr, no traceback, holding `fragment`."""
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert fragment in lines[0], lines[0]
+
+
+# Reloading an exported directory in a fresh process ----------------------------------------------------------------
+
+RELOAD = """
+import csv, json, random, sys, torch
+if {stock}:
+    sys.modules['bortnas'] = None  # stock transformers alone must load it
+    from transformers import AutoModelForSequenceClassification
+    model = AutoModelForSequenceClassification.from_pretrained({directory!r}).eval()
+else:
+    import bortnas
+    model = bortnas.load({directory!r})
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained({directory!r})
+rows = list(csv.DictReader(open({task!r})))
+random.Random(0).shuffle(rows)
+n = len(rows); dev = rows[n - 2 * round(n * 0.1): n - round(n * 0.1)]
+labels = sorted({{r['sentiment'] for r in rows}})
+enc = tok([r['sentence'] for r in dev], padding=True, truncation=True, max_length=24, return_tensors='pt')
+with torch.no_grad():
+    pred = model(**enc).logits.argmax(-1)
+acc = sum(int(p) == labels.index(r['sentiment']) for p, r in zip(pred, dev)) / len(dev)
+print(json.dumps({{'acc': acc, 'type': type(model).__name__, 'id2label': model.config.id2label}}))
+"""
+
+
+def reload_exported(directory: Path, task: Path, stock: bool) -> dict[str, object]:
+    """Load an exported `directory` in a fresh process, by stock transformers without bortnas (`stock`) or by
+    `bortnas.load`, and score it on `task`'s dev split as the search split it: {'acc', 'type', 'id2label'}."""
+    import json
+
+    script = RELOAD.format(stock=stock, directory=str(directory), task=str(task))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]

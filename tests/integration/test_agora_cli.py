@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 import optuna
 import pytest
 import torch
-from test_cli import bortnas, search_args
+from conftest import bortnas, search_args, tiny_settings
 
 import bortnas.trial.finetune as finetune_module
 from bortnas.core.errors import UserInputError
-from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec
 from bortnas.data.augment import normalise
 from bortnas.data.encode import EncodedSplit, encode
@@ -29,26 +28,22 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def tiny_context(tmp_path: Path, teacher: Path, task: Path) -> Context:
+@pytest.fixture(scope="module")
+def teacher_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One teacher cache for the module: the tiny teacher is fine-tuned once (per xdist worker), then loaded."""
+    return tmp_path_factory.mktemp("agora_cache")
+
+
+def tiny_context(cache: Path, teacher: Path, task: Path) -> Context:
     """The tiny task with a quickly fine-tuned tiny teacher, as Agora's tests run it."""
-    settings = RunSettings(
-        teacher=str(teacher),
-        data=str(task),
-        text_column="sentence",
-        label_column="sentiment",
-        teacher_steps=40,
-        teacher_lr=3e-3,
-        batch_size=16,
-        max_length=24,
-        lr=3e-3,
-    )
-    return build_context(settings, cache_dir=tmp_path / "cache")
+    settings = tiny_settings(teacher, task, teacher_steps=40, teacher_lr=3e-3, batch_size=16, max_length=24, lr=3e-3)
+    return build_context(settings, cache_dir=cache)
 
 
 def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
-    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+    teacher_cache: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
+    ctx = tiny_context(teacher_cache, tiny_bert, tiny_task)
     seen: list[list] = []
     real_encode = finetune_module.encode
 
@@ -81,9 +76,9 @@ def test_agora_uses_teacher_labels_keeps_dev_clean_and_returns_the_best(
 
 
 def test_agora_with_soft_labels_filtering_and_a_pool(
-    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+    teacher_cache: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
+    ctx = tiny_context(teacher_cache, tiny_bert, tiny_task)
     trained: list[tuple[list[Example], bool]] = []
     real_train = finetune_module.train
 
@@ -118,9 +113,9 @@ def test_agora_with_soft_labels_filtering_and_a_pool(
 
 
 def test_agora_warm_starts_the_whole_pool_in_the_data_and_a_split_dev(
-    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+    teacher_cache: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
+    ctx = tiny_context(teacher_cache, tiny_bert, tiny_task)
     starts: list[tuple[float, int]] = []  # (weight sum the fine-tune starts from, |D|)
     ends: list[float] = []
     real_train = finetune_module.train
@@ -162,9 +157,9 @@ def test_agora_warm_starts_the_whole_pool_in_the_data_and_a_split_dev(
 
 
 def test_agora_pool_weighting_adds_copies_of_the_mistakes_neighbours_and_no_edits(
-    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+    teacher_cache: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
+    ctx = tiny_context(teacher_cache, tiny_bert, tiny_task)
     seen: list[list[tuple[str, int]]] = []  # (text, label) of D at every fine-tune
     real_train = finetune_module.train
 
@@ -193,11 +188,11 @@ def test_agora_pool_weighting_adds_copies_of_the_mistakes_neighbours_and_no_edit
 
 
 def test_distillation_learns_from_an_unlabelled_pool(
-    tmp_path: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+    teacher_cache: Path, tiny_bert: Path, tiny_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import bortnas.trial.recipe as recipe
 
-    ctx = tiny_context(tmp_path, tiny_bert, tiny_task)
+    ctx = tiny_context(teacher_cache, tiny_bert, tiny_task)
     sizes: list[tuple[int, int]] = []  # (examples, of which without a label) per training stage
     real_train = recipe.train
 

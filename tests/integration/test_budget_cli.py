@@ -8,7 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_cli import bortnas, completed, search_args
+from conftest import bortnas, completed, search_args
 
 from bortnas.core.space import TeacherShape, load_search_space
 from bortnas.cost import param_count

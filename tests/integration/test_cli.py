@@ -3,63 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
+from conftest import bortnas, completed, one_line_error, reload_exported, search_args
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def bortnas(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, BORTNAS_CACHE=str(cwd / "cache"))
-    proc = subprocess.run([sys.executable, "-m", "bortnas", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"bortnas {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
-
-
-def search_args(teacher: Path, task: Path, space: Path, *extra: str) -> list[str]:
-    return [
-        "search",
-        "--space",
-        str(space),
-        "--teacher",
-        str(teacher),
-        "--data",
-        str(task),
-        "--text-column",
-        "sentence",
-        "--label-column",
-        "sentiment",
-        "--teacher-steps",
-        "40",
-        "--teacher-lr",
-        "3e-3",
-        "--lr",
-        "3e-3",
-        "--strategy",
-        "tpe",  # a sampler, so --trial-steps applies; a later --strategy in `extra` replaces it
-        "--trial-steps",
-        "8",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "24",
-        "-q",
-        *extra,
-    ]
-
-
-def completed(storage: Path, study: str) -> list[optuna.trial.FrozenTrial]:
-    loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{storage}")
-    return loaded.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
 
 
 def test_search_trials_export_reload(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
@@ -110,25 +61,7 @@ def test_search_trials_export_reload(tmp_path: Path, tiny_bert: Path, tiny_task:
     assert meta["provenance"]["teacher_hash"] == best.user_attrs["teacher_hash"]
 
     # a fresh process without bortnas loads the directory with stock transformers and gets the recorded accuracy
-    check = f"""
-import sys, json, torch
-sys.modules['bortnas'] = None
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-sys.path.insert(0, {str(REPO / "tests")!r})
-model = AutoModelForSequenceClassification.from_pretrained({str(model_dir)!r}).eval()
-tok = AutoTokenizer.from_pretrained({str(model_dir)!r})
-import csv, random
-rows = list(csv.DictReader(open({str(tiny_task)!r})))
-random.Random(0).shuffle(rows)
-n = len(rows); dev = rows[n - 2 * round(n * 0.1): n - round(n * 0.1)]
-labels = sorted({{r['sentiment'] for r in rows}})
-enc = tok([r['sentence'] for r in dev], padding=True, truncation=True, max_length=24, return_tensors='pt')
-with torch.no_grad():
-    pred = model(**enc).logits.argmax(-1)
-acc = sum(int(p) == labels.index(r['sentiment']) for p, r in zip(pred, dev)) / len(dev)
-print(json.dumps({{'acc': acc, 'type': type(model).__name__, 'id2label': model.config.id2label}}))
-"""
-    reloaded = json.loads(subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout)
+    reloaded = reload_exported(model_dir, tiny_task, stock=True)
     assert reloaded["type"] == "BertForSequenceClassification"
     assert reloaded["acc"] == pytest.approx(meta["metrics"]["dev_accuracy"])
     assert reloaded["id2label"] == {"0": "neg", "1": "pos"}
@@ -142,13 +75,6 @@ def test_every_strategy_finishes_the_requested_count(
     trials = completed(tmp_path / "bortnas.db", strategy)
     assert len(trials) == 3 and len({t.user_attrs["arch_id"] for t in trials}) == 3
     assert {t.user_attrs["strategy"] for t in trials} == {strategy}
-
-
-def one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
-    assert proc.returncode == code, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert fragment in lines[0], lines[0]
 
 
 def test_bad_inputs_exit_2_and_write_nothing(tmp_path: Path, tiny_bert: Path, tiny_task: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_cli import REPO, bortnas, completed, search_args
+from conftest import REPO, bortnas, completed, search_args
 
 from bortnas.core.space import ArchSpec, TeacherShape, load_search_space
 from bortnas.search.fptas_sampler import arch_sampler
@@ -19,9 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_fptas_search_records_its_plan_and_guarantee(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
-    args = [a for a in search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "0.3", "--format", "json")]
-    steps_at = args.index("--trial-steps")
-    del args[steps_at : steps_at + 2]
+    args = search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "0.3", "--format", "json", trial_steps=None)
     out = json.loads(bortnas(*args, cwd=tmp_path).stdout)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}")
     plan = study.user_attrs["fptas"]
@@ -45,10 +43,7 @@ def test_fptas_search_records_its_plan_and_guarantee(tmp_path: Path, tiny_bert: 
 def test_fptas_refinement_evaluates_the_members_by_their_bound(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     def args(refine: str) -> list[str]:
         extra = ("--strategy", "fptas", "--epsilon", "0.3", "--fptas-refine", refine, "--format", "json")
-        out = search_args(tiny_bert, tiny_task, tiny_space, *extra)
-        steps_at = out.index("--trial-steps")
-        del out[steps_at : steps_at + 2]
-        return out
+        return search_args(tiny_bert, tiny_task, tiny_space, *extra, trial_steps=None)
 
     out = json.loads(bortnas(*args("2"), cwd=tmp_path).stdout)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'bortnas.db'}")
@@ -77,9 +72,7 @@ def test_fptas_refinement_evaluates_the_members_by_their_bound(tmp_path: Path, t
 def test_fptas_rejects_trial_steps_and_bad_epsilon(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     proc = bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas"), cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "--trial-steps does not apply" in proc.stderr
-    args = search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "1.5")
-    steps_at = args.index("--trial-steps")
-    del args[steps_at : steps_at + 2]
+    args = search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "1.5", trial_steps=None)
     proc = bortnas(*args, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "--epsilon=1.5 must be in (0, 1)" in proc.stderr
     assert not (tmp_path / "bortnas.db").exists()
@@ -92,13 +85,9 @@ def test_scratch_init_is_pinned_and_recorded(tmp_path: Path, tiny_bert: Path, ti
     assert completed(tmp_path / "bortnas.db", "tiny")[0].user_attrs["init"] == "scratch"
 
 
-def test_bort_space_prices_the_published_bort() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml"), "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def test_bort_space_prices_the_published_bort(tmp_path: Path) -> None:
+    space = str(REPO / "search_spaces" / "bort_bert_large.yaml")
+    proc = bortnas("space", space, "--format", "json", cwd=tmp_path)
     report = json.loads(proc.stdout)
     summary = report["summary"]
     assert summary["candidates"] == 300 and summary["against"] == "bert-large"
@@ -108,12 +97,7 @@ def test_bort_space_prices_the_published_bort() -> None:
     # 4 layers of H=1024, I=768: 4 * (4 * (1024^2 + 1024) + 2 * 1024 * 768 + 768 + 1024 + 4 * 1024)
     assert bort["params_encoder"] == 4 * (4 * (1024**2 + 1024) + 2 * 1024 * 768 + 768 + 1024 + 4 * 1024)
     assert 1 <= bort["rank_by_N"] <= 300
-    text = subprocess.run(
-        [sys.executable, "-m", "bortnas", "space", str(REPO / "search_spaces" / "bort_bert_large.yaml")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    text = bortnas("space", space, cwd=tmp_path).stdout
     assert "highlight L4-H1024-A8-I768-fp32: rank" in text
 
 

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_BEST, FAKE_FRONT, make_scored_study
+from conftest import FAKE_BEST, FAKE_FRONT, bortnas, make_scored_study, one_line_error
 
 pytestmark = pytest.mark.integration
 
 NAMES = ["pareto.png", "history.png", "pareto.html", "history.html"]
 
 
-def bortnas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bortnas", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
-    assert proc.returncode == code, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert lines[0].startswith("bortnas plot: error: ") and fragment in lines[0], lines[0]
-    assert proc.stdout == ""
+def plot_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
+    """`bortnas plot`'s one-line usage error, exit 2, nothing on stdout."""
+    one_line_error(proc, 2, fragment)
+    assert proc.stderr.lstrip().startswith("bortnas plot: error: ") and proc.stdout == "", proc.stderr
 
 
 def test_plot_writes_the_files_and_prints_their_paths(tmp_path: Path) -> None:
@@ -45,11 +38,13 @@ def test_plot_writes_the_files_and_prints_their_paths(tmp_path: Path) -> None:
 
 
 def test_plot_errors(tmp_path: Path) -> None:
-    one_line_error(bortnas("plot", "--study", "fake", cwd=tmp_path), 2, "--storage sqlite:///bortnas.db does not exist")
+    plot_error(bortnas("plot", "--study", "fake", cwd=tmp_path, check=False), "--storage sqlite:///bortnas.db does not exist")
     assert not (tmp_path / "bortnas.db").exists()
     make_scored_study(f"sqlite:///{tmp_path / 'bortnas.db'}")
-    one_line_error(bortnas("plot", "--study", "other", cwd=tmp_path), 2, "study 'other' does not exist in this storage (studies: fake)")
+    plot_error(
+        bortnas("plot", "--study", "other", cwd=tmp_path, check=False), "study 'other' does not exist in this storage (studies: fake)"
+    )
     assert bortnas("plot", "--study", "fake", "--out", "p", "-q", cwd=tmp_path).returncode == 0
-    one_line_error(bortnas("plot", "--study", "fake", "--out", "p", cwd=tmp_path), 2, "pareto.png exists and overwrite is off")
+    plot_error(bortnas("plot", "--study", "fake", "--out", "p", cwd=tmp_path, check=False), "pareto.png exists and overwrite is off")
     assert bortnas("plot", "--study", "fake", "--out", "p", "--overwrite", "-q", cwd=tmp_path).returncode == 0
     assert not (tmp_path / "plots").exists()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 import torch
-from test_cli import bortnas, search_args
+from conftest import bortnas, reload_exported, search_args
 
 from bortnas.export.writer import ONNX_QUANT_RTOL
 from bortnas.quant.pack import load
@@ -50,21 +48,7 @@ def test_mixed_precision_search_export_and_load(tmp_path: Path, tiny_bert: Path,
     assert meta["candidate"]["quant"] == "bit_w1a1" and meta["training"]["bit_chain"] == "bit_w1a4,bit_w1a2,bit_w1a1"
     assert out["model"]["size_mib"] < out["teacher"]["size_mib"] / 3
 
-    check = f"""
-import csv, json, random, torch, bortnas
-from transformers import AutoTokenizer
-model = bortnas.load({str(directory)!r})
-tok = AutoTokenizer.from_pretrained({str(directory)!r})
-rows = list(csv.DictReader(open({str(tiny_task)!r})))
-random.Random(0).shuffle(rows)
-n = len(rows); dev = rows[n - 2 * round(n * 0.1): n - round(n * 0.1)]
-labels = sorted({{r['sentiment'] for r in rows}})
-enc = tok([r['sentence'] for r in dev], padding=True, truncation=True, max_length=24, return_tensors='pt')
-with torch.no_grad():
-    pred = model(**enc).logits.argmax(-1)
-print(json.dumps({{'acc': sum(int(p) == labels.index(r['sentiment']) for p, r in zip(pred, dev)) / len(dev)}}))
-"""
-    reloaded = json.loads(subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout)
+    reloaded = reload_exported(directory, tiny_task, stock=False)  # bortnas.load in a fresh process
     assert reloaded["acc"] == pytest.approx(meta["metrics"]["dev_accuracy"])
 
 

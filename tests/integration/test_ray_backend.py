@@ -4,58 +4,22 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
+from conftest import bortnas, search_args
 
-pytestmark = pytest.mark.integration
+# one xdist worker runs every Ray test in turn (`-n 2 --dist loadgroup`): one Ray at a time on the machine's cores,
+# and the module's head is started once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ray")]
 
 COMPLETE, PRUNED = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 
 
 def ray_search(tmp_path: Path, teacher: Path, task: Path, space: Path, *extra: str) -> dict:
-    command = [
-        sys.executable,
-        "-m",
-        "bortnas",
-        "search",
-        "--space",
-        str(space),
-        "--teacher",
-        str(teacher),
-        "--data",
-        str(task),
-        "--text-column",
-        "sentence",
-        "--label-column",
-        "sentiment",
-        "--teacher-steps",
-        "40",
-        "--teacher-lr",
-        "3e-3",
-        "--lr",
-        "3e-3",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "24",
-        "--storage",
-        f"sqlite:///{tmp_path / 'ray.db'}",
-        "--backend",
-        "ray",
-        "--ray-cpus",
-        "2",
-        "--format",
-        "json",
-        "-q",
-        *extra,
-    ]
-    env = dict(os.environ, BORTNAS_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    ray = ("--storage", f"sqlite:///{tmp_path / 'ray.db'}", "--backend", "ray", "--ray-cpus", "2", "--format", "json")
+    proc = bortnas(*search_args(teacher, task, space, *ray, *extra, strategy=None, trial_steps=None), cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_cli import completed, search_args
+from conftest import bortnas, completed, one_line_error, search_args
 
 pytest.importorskip("ray.job_submission")
 
-pytestmark = pytest.mark.integration
+# one xdist worker runs every Ray test in turn (`-n 2 --dist loadgroup`): one Ray at a time on the machine's cores,
+# and the module's head is started once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ray")]
 
 RAY = Path(sys.executable).with_name("ray")
 
@@ -116,13 +118,6 @@ def submit(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bortnas", "submit", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-def one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
-    assert proc.returncode == code, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert fragment in lines[0], lines[0]
-
-
 def test_submitted_search_fills_the_study(ray_head: Head, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = tmp_path / "jobs.db"
     runtime_env = tmp_path / "runtime_env.yaml"
@@ -186,14 +181,7 @@ def test_ray_backend_joins_the_head(ray_head: Head, tmp_path: Path, tiny_bert: P
         "--strategy",
         "random",
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "bortnas", *args],
-        env={**ray_head.env, "BORTNAS_CACHE": str(tmp_path / "cache")},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = bortnas(*args, cwd=tmp_path, env={**ray_head.env, "BORTNAS_CACHE": str(tmp_path / "cache")}, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = completed(storage, "tiny")
     assert len(trials) == 3 and len({t.user_attrs["arch_id"] for t in trials}) == 3

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, bortnas
 
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import load_search_space
 from bortnas.trial.context import check_inputs
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.integration
@@ -31,12 +27,9 @@ def test_shipped_spaces_fit_the_real_teacher_and_data() -> None:
 def test_real_search_and_export(tmp_path: Path) -> None:
     space = tmp_path / "two.yaml"
     space.write_text("layers: [2]\nhidden: [192, 384]\nheads: [6]\nffn: [768]\n")
-    env = dict(os.environ, BORTNAS_CACHE=str(tmp_path / "cache"))
 
     def run(*args: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "bortnas", *args, "-q"], cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
+        return bortnas(*args, "-q", cwd=tmp_path, timeout=3600).stdout  # the real teacher: minutes on a CPU
 
     run("search", "--space", str(space), "--teacher-steps", "150", "--trial-steps", "30", "--n-trials", "2", "--strategy", "grid")
     out = json.loads(run("export", "--study", "two", "--out", "model", "--steps", "100", "--format", "json"))

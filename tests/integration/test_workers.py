@@ -17,48 +17,26 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import cli_env, search_args
 
 pytestmark = pytest.mark.integration
 
 COMPLETE, FAIL, RUNNING = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING
+HEARTBEAT = ("--heartbeat-interval", "1", "--grace-period", "3")  # a killed worker's trial is failed within seconds
 
 
 def search_command(teacher: Path, task: Path, space: Path, storage: str, *extra: str) -> list[str]:
+    """argv of the tiny search on `storage`; `extra` names the strategy and the trial steps."""
     return [
         sys.executable,
         "-m",
         "bortnas",
-        "search",
-        "--space",
-        str(space),
-        "--teacher",
-        str(teacher),
-        "--data",
-        str(task),
-        "--text-column",
-        "sentence",
-        "--label-column",
-        "sentiment",
-        "--teacher-steps",
-        "40",
-        "--teacher-lr",
-        "3e-3",
-        "--lr",
-        "3e-3",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "24",
-        "--storage",
-        storage,
-        "-q",
-        *extra,
+        *search_args(teacher, task, space, "--storage", storage, *extra, strategy=None, trial_steps=None),
     ]
 
 
 def start(command: list[str], cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, BORTNAS_CACHE=str(cwd / "cache"))
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, cwd=cwd, env=cli_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
@@ -93,27 +71,18 @@ def wait_for_running_claim(storage: str, study: str, proc: subprocess.Popen, tim
     raise AssertionError("no trial started in time")
 
 
-@pytest.fixture()
-def warm_cache(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> Path:
-    """Fine-tune the task teacher once, so the timed parts below are trials only."""
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, tiny_task: Path) -> Path:
+    """A working directory whose teacher cache holds the fine-tuned task teacher, so the timed parts below are trials
+    only; the tests of this module share it (under xdist: those of one worker), each with a storage file of its own."""
+    directory = tmp_path_factory.mktemp("workers")
+    space = directory / "tiny.yaml"  # tiny_space's; the teacher's cache entry does not depend on the space
+    space.write_text("name: tiny\nlayers: [1, 2]\nhidden: [16, 32]\nheads: [2, 4]\nffn: [32, 64]\n")
+    storage = f"sqlite:///{directory / 'warm.db'}"
     finish(
-        start(
-            search_command(
-                tiny_bert,
-                tiny_task,
-                tiny_space,
-                f"sqlite:///{tmp_path / 'warm.db'}",
-                "--strategy",
-                "tpe",
-                "--n-trials",
-                "1",
-                "--trial-steps",
-                "2",
-            ),
-            tmp_path,
-        )
+        start(search_command(tiny_bert, tiny_task, space, storage, "--strategy", "tpe", "--n-trials", "1", "--trial-steps", "2"), directory)
     )
-    return tmp_path
+    return directory
 
 
 def test_two_workers_share_one_sqlite_study(warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
@@ -131,20 +100,7 @@ def test_two_workers_share_one_sqlite_study(warm_cache: Path, tiny_bert: Path, t
 def test_a_killed_worker_trial_is_failed_and_retried(warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = f"sqlite:///{warm_cache / 'kill.db'}"
     command = search_command(
-        tiny_bert,
-        tiny_task,
-        tiny_space,
-        storage,
-        "--strategy",
-        "grid",
-        "--n-trials",
-        "3",
-        "--trial-steps",
-        "400",
-        "--heartbeat-interval",
-        "1",
-        "--grace-period",
-        "3",
+        tiny_bert, tiny_task, tiny_space, storage, "--strategy", "grid", "--n-trials", "3", "--trial-steps", "400", *HEARTBEAT
     )
     victim = start(command, warm_cache)
     running = wait_for_running_claim(storage, "tiny", victim)
@@ -162,20 +118,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(warm_cache: Path, tiny_bert
 def test_a_killed_driver_resumes_without_rerunning(warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     storage = f"sqlite:///{warm_cache / 'driver.db'}"
     command = search_command(
-        tiny_bert,
-        tiny_task,
-        tiny_space,
-        storage,
-        "--strategy",
-        "tpe",
-        "--n-trials",
-        "3",
-        "--trial-steps",
-        "300",
-        "--heartbeat-interval",
-        "1",
-        "--grace-period",
-        "3",
+        tiny_bert, tiny_task, tiny_space, storage, "--strategy", "tpe", "--n-trials", "3", "--trial-steps", "300", *HEARTBEAT
     )
     driver = start(command, warm_cache)
     deadline = time.monotonic() + 300

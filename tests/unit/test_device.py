@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import search_args
 
 from bortnas.app.cli import main
 from bortnas.core.errors import ParameterError, UserInputError
@@ -90,26 +91,7 @@ def test_search_with_an_unusable_device_exits_2_and_writes_nothing(
     device: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage = tmp_path / "s.db"
-    code = main(
-        [
-            "search",
-            "--space",
-            str(tiny_space),
-            "--teacher",
-            str(tiny_bert),
-            "--data",
-            str(tiny_task),
-            "--text-column",
-            "sentence",
-            "--label-column",
-            "sentiment",
-            "--storage",
-            f"sqlite:///{storage}",
-            "--device",
-            device,
-            "-q",
-        ]
-    )
+    code = main(search_args(tiny_bert, tiny_task, tiny_space, "--storage", f"sqlite:///{storage}", "--device", device))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"bortnas search: error: --device={device}")
     assert not storage.exists()
@@ -150,30 +132,8 @@ def test_ray_search_refuses_a_device_its_trials_cannot_use(
     device: str, gpus: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage = tmp_path / "s.db"
-    code = main(
-        [
-            "search",
-            "--space",
-            str(tiny_space),
-            "--teacher",
-            str(tiny_bert),
-            "--data",
-            str(tiny_task),
-            "--text-column",
-            "sentence",
-            "--label-column",
-            "sentiment",
-            "--storage",
-            f"sqlite:///{storage}",
-            "--backend",
-            "ray",
-            "--device",
-            device,
-            "--gpus-per-trial",
-            gpus,
-            "-q",
-        ]
-    )
+    ray = ("--backend", "ray", "--device", device, "--gpus-per-trial", gpus)
+    code = main(search_args(tiny_bert, tiny_task, tiny_space, "--storage", f"sqlite:///{storage}", *ray))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"--device='{device}' with --gpus-per-trial={float(gpus):g}" in err[0]
     assert not storage.exists()

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import tiny_settings
 
-from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec, QuantMode
 from bortnas.runtime.device import Device
 from bortnas.trial.context import build_context
@@ -16,16 +16,7 @@ from bortnas.trial.scoring import Reference, score_candidate
 
 
 def _score(tmp_path: Path, tiny_bert: Path, tiny_task: Path, device: Device, quant: str) -> dict[str, Any]:
-    settings = RunSettings(
-        teacher=str(tiny_bert),
-        data=str(tiny_task),
-        text_column="sentence",
-        label_column="sentiment",
-        teacher_steps=5,
-        trial_steps=3,
-        max_length=16,
-        batch_size=16,
-    )
+    settings = tiny_settings(tiny_bert, tiny_task, teacher_steps=5, trial_steps=3, max_length=16, batch_size=16)
     ctx = build_context(settings, cache_dir=tmp_path / "cache", device=device)
     assert {p.device for p in ctx.teacher.model.parameters()} == {device.torch_device}
     spec = ArchSpec(2, 16, 2, 32, QuantMode(quant))

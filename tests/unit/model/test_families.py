@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import FAMILIES as FAMILY_NAMES
+from conftest import tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
@@ -18,8 +20,6 @@ from bortnas.model.importance import Importance, compute_importance, gated
 from bortnas.quant import functional as Q
 from bortnas.quant.distill import ProjectionRecorder
 from bortnas.quant.modules import QuantLinear, quantize_
-from tests.conftest import FAMILIES as FAMILY_NAMES
-from tests.conftest import tiny_config
 
 # every family, plus the layouts a family switches by config
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {

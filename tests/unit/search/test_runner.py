@@ -4,6 +4,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import tiny_settings
 
 from bortnas.core.budget import Budget, LatencyTable
 from bortnas.core.errors import TrialFailed
@@ -18,16 +19,7 @@ from bortnas.trial.scoring import context_evaluator
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
-    settings = RunSettings(
-        teacher=str(tiny_bert),
-        data=str(tiny_task),
-        text_column="sentence",
-        label_column="sentiment",
-        teacher_steps=5,
-        trial_steps=2,
-        max_length=16,
-        batch_size=16,
-    )
+    settings = tiny_settings(tiny_bert, tiny_task, teacher_steps=5, trial_steps=2, max_length=16, batch_size=16)
     ctx = build_context(settings, cache_dir=tmp_path / "cache")
     space = load_search_space(tiny_space)
     real, provenance = context_evaluator(ctx, space)

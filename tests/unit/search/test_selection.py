@@ -7,13 +7,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import FAKE_BEST, make_scored_study
 
 from bortnas.core.budget import Budget, LatencyTable
 from bortnas.core.errors import ExportError, InfeasibleBudgetError, ParameterError, UserInputError
 from bortnas.core.space import ArchSpec
 from bortnas.search.records import load_records
 from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop, qualifying
-from tests.conftest import FAKE_BEST, make_scored_study
 
 # FAKE_SCORES by trial number: latency ms, dev accuracy, points below the teacher's 0.85
 #   0: 1.9 0.90 -5 | 1: 1.1 0.80 5 | 3: 0.7 0.70 15 | 5: 1.3 0.75 10 | 6: 1.6 0.55 30 | 7: 0.9 0.68 17
