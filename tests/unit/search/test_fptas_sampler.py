@@ -92,8 +92,9 @@ def test_workers_on_one_storage_share_the_plan_without_duplicates(tmp_path: Path
     evaluated = [tuple(sorted(t.params.items())) for t in done]
     assert set(evaluated) == {tuple(sorted(c.items())) for c in sampler.representatives}
     assert all(INDEX_ATTR in t.system_attrs for t in done)
-    # a worker that lost a race for a candidate takes the next one: at most one duplicate per racing pair
-    assert len(evaluated) - len(set(evaluated)) <= 2
+    # a worker that loses a race takes the next free candidate; only a worker that starts a trial when none is
+    # free (the last ones are running elsewhere) evaluates a duplicate, then stops: at most one per worker
+    assert len(evaluated) - len(set(evaluated)) <= len(threads)
     assert sampler.result(study).best == max(sampler.representatives, key=w)
 
 
