@@ -256,7 +256,7 @@ def load_unlabeled(
     in file order, duplicates and rows with an empty text dropped. Any label column is ignored.
 
     `parameter` is the name the caller took `path` as, which the errors about the file name
-    (default "unlabeled", as in `bortnas.app.jobs.export`).
+    (default "unlabeled", as in `bortnas.export`).
 
     Raises:
         ParameterError: a missing file, a missing column or no text (naming `parameter`), or an

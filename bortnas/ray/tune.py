@@ -1,7 +1,7 @@
 """Ray Tune backend: the same candidates, scores and study as a local search, on a Ray cluster.
 
 Ray layer (optional extra `bortnas[ray]`). This module imports Ray at the top and is imported
-only for `--backend ray` (`bortnas.app.jobs`); without Ray installed, importing it raises
+only for `--backend ray` (`bortnas.search` with `Execution(ray=...)`); without Ray installed, importing it raises
 `MissingDependencyError` with the pip command. `StudySearch`, an ordinary Tune `Searcher`, asks
 and tells the trials of the bortnas study itself in the driver (Optuna's ask/tell on the same
 `RDBStorage`), and does what a local search does around each trial through

@@ -72,12 +72,6 @@ def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Input
     return Inputs(settings, directory, config, teacher_shape(config, data.num_labels), data)
 
 
-def check_inputs(settings: RunSettings) -> tuple[TeacherShape, TaskData]:
-    """The teacher's shape and the task, validated cheaply (`resolve_inputs`)."""
-    inputs = resolve_inputs(settings)
-    return inputs.shape, inputs.data
-
-
 @dataclasses.dataclass
 class Context:
     """What scoring and export need, built once per process; the teacher lives on `device`."""

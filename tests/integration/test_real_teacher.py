@@ -10,12 +10,13 @@ from conftest import REPO, bortnas
 
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import load_search_space
-from bortnas.trial.context import check_inputs
+from bortnas.trial.context import resolve_inputs
 
 
 @pytest.mark.integration
 def test_shipped_spaces_fit_the_real_teacher_and_data() -> None:
-    shape, data = check_inputs(RunSettings())
+    inputs = resolve_inputs(RunSettings())
+    shape, data = inputs.shape, inputs.data
     assert (shape.layers, shape.hidden, shape.heads, shape.ffn, shape.vocab_size) == (6, 384, 12, 1536, 30522)
     assert data.num_labels == 2 and len(data.dev) > 1000
     for name in ("minilm_quick", "minilm_full"):
