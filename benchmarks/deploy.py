@@ -38,6 +38,7 @@ import torch
 import transformers
 
 from bortnas import load
+from bortnas.core.finetuning import DEFAULT_STEPS
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec, QuantMode
 from bortnas.quant.modules import dequantize_, quantize_
@@ -46,7 +47,7 @@ from bortnas.runtime.latency import measure_latency
 from bortnas.runtime.onnx import OnnxModel, export_int8_onnx, export_onnx, measure_onnx_latency
 from bortnas.train.loop import evaluate
 from bortnas.trial.context import Context, build_context
-from bortnas.trial.finetune import DEFAULT_STEPS, finetune_candidate
+from bortnas.trial.finetune import finetune_candidate
 
 _STARTED = time.perf_counter()
 BATCH_SIZES = (1, 32)

@@ -164,12 +164,12 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from bortnas.core.finetuning import DEFAULT_STEPS
     from bortnas.export.writer import export_trial
     from bortnas.search.fptas_sampler import ordering
     from bortnas.search.records import load_records
     from bortnas.search.study import latency_table, open_study
     from bortnas.trial.context import build_context
-    from bortnas.trial.finetune import DEFAULT_STEPS
     from bortnas.trial.scoring import Reference, score_candidate
 
     study, space, settings = open_study(args.storage, args.study)

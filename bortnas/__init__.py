@@ -32,6 +32,7 @@ from bortnas.core.errors import (
     StudyMismatchError,
     UserInputError,
 )
+from bortnas.core.finetuning import AgoraSettings
 from bortnas.core.settings import Execution, RaySettings, RunSettings
 from bortnas.search.fptas_sampler import FPTASResult, FPTASSampler
 from bortnas.search.strategies import FPTAS, NSGA2, TPE, Grid, RandomSearch, Strategy
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
     from bortnas.export.writer import ExportReport
-    from bortnas.trial.finetune import AgoraSettings
 
 __all__ = [
     "FPTAS",
@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 # names whose modules import torch: resolved on first use, so `import bortnas` stays light
-_LAZY = {"ExportReport": "bortnas.export.writer", "AgoraSettings": "bortnas.trial.finetune"}
+_LAZY = {"ExportReport": "bortnas.export.writer"}
 
 
 def __getattr__(name: str) -> Any:

@@ -91,7 +91,6 @@ def export(
     from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop
     from bortnas.search.study import open_study
     from bortnas.trial.context import build_context, resolve_inputs
-    from bortnas.trial.finetune import DEFAULT_STEPS, AgoraSettings
     from bortnas.trial.latency_table import retime
 
     if not isinstance(finetune, Finetune) or not finetune.method:
@@ -102,8 +101,8 @@ def export(
         from bortnas.runtime.onnx import require_onnxruntime
 
         require_onnxruntime("onnx=True")
-    steps = DEFAULT_STEPS[finetune.method] if finetune.steps is None else finetune.steps
-    agora_settings = (finetune.settings or AgoraSettings()) if isinstance(finetune, Agora) else None
+    steps = finetune.resolved_steps
+    agora_settings = finetune.settings if isinstance(finetune, Agora) else None
     selection = Selection(budget or Budget(), parse_accuracy_drop(max_accuracy_drop))
     out = Path(out).resolve()
     prepare_out_dir(out, overwrite)

@@ -19,6 +19,7 @@ from bortnas import __version__
 from bortnas.api.finetune import Finetune
 from bortnas.core.budget import Budget
 from bortnas.core.errors import BortnasError, ParameterError, UserInputError
+from bortnas.core.finetuning import DEFAULT_STEPS, AgoraSettings, load_grid
 from bortnas.core.settings import COSTS, LATENCY_BACKENDS, Execution, RaySettings, RunSettings
 from bortnas.search.strategies import FPTAS, STRATEGIES, TPE, Strategy
 
@@ -277,7 +278,6 @@ def _finetune(args: argparse.Namespace) -> Finetune:
         if given:
             raise UserInputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --finetune agora only.")
         return (Distil if args.finetune == "distil" else Plain)(**steps)
-    from bortnas.trial.finetune import AgoraSettings, load_grid
 
     grid: dict[str, Any] = {"grid": load_grid(args.agora_grid)} if args.agora_grid else {}
     settings = AgoraSettings(
@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bortnas.algo.agora import PRUNE_RULES
     from bortnas.ray.cluster import DASHBOARD_PORT
 
-    d, fptas = RunSettings(), FPTAS()
+    d, fptas, agora = RunSettings(), FPTAS(), AgoraSettings()
     parser = argparse.ArgumentParser(prog="bortnas", description="Search, inspect and export sub-architectures of an encoder teacher.")
     parser.add_argument("--version", action="version", version=f"bortnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -598,7 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=int,
         default=None,
-        help="steps of the final training, per fine-tune for agora (default 1500 for distil, 400 for plain and agora)",
+        help="steps of the final training, per fine-tune for agora (default "
+        + ", ".join(f"{steps} for {method}" for method, steps in DEFAULT_STEPS.items())
+        + ")",
     )
     e.add_argument(
         "--finetune",
@@ -610,8 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--agora-grid",
         help="YAML grid of lr / weight_decay / warmup_fraction / batch_size / seed lists (default lr [1e-4, 5e-4] x seed [0, 1])",
     )
-    e.add_argument("--agora-replay", type=int, default=None, help="Agora rounds re-run on the grown data at the end (default 1)")
-    e.add_argument("--agora-prune", choices=PRUNE_RULES, default=None, help="reading of Agora's pruning rule (default ties; docs: Agora)")
+    e.add_argument(
+        "--agora-replay", type=int, default=None, help=f"Agora rounds re-run on the grown data at the end (default {agora.replay})"
+    )
+    e.add_argument(
+        "--agora-prune", choices=PRUNE_RULES, default=None, help=f"reading of Agora's pruning rule (default {agora.rule}; docs: Agora)"
+    )
     e.add_argument(
         "--agora-soft-labels",
         action="store_true",
@@ -622,14 +628,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--agora-min-confidence",
         type=float,
         default=None,
-        help="add a generated example only if the teacher's top probability is at least this (default 0: all)",
+        help=f"add a generated example only if the teacher's top probability is at least this (default {agora.min_confidence:g}: all)",
     )
     e.add_argument(
         "--unlabeled",
         help="unlabelled examples of the task (CSV/TSV/JSONL with the study's text and pair columns): distillation also "
         "learns the teacher's probabilities on them; Agora adds each dev mistake's nearest ones in the teacher's embedding space",
     )
-    e.add_argument("--agora-pool-k", type=int, default=None, help="unlabelled examples drawn per dev mistake (default 4)")
+    e.add_argument(
+        "--agora-pool-k", type=int, default=None, help=f"unlabelled examples drawn per dev mistake (default {agora.pool_neighbours})"
+    )
     e.add_argument("--overwrite", action="store_true")
     e.add_argument(
         "--onnx",

@@ -31,11 +31,12 @@ import optuna
 import torch
 
 from bortnas.core.errors import ExportError, UserInputError
+from bortnas.core.finetuning import AgoraSettings
 from bortnas.core.space import ArchSpec
 from bortnas.quant.pack import AUTO_CLASS, MANIFEST_NAME, add_metadata, load, save
 from bortnas.search.selection import choose_trial
 from bortnas.trial.context import Context
-from bortnas.trial.finetune import AgoraSettings, finetune_candidate
+from bortnas.trial.finetune import finetune_candidate
 from bortnas.trial.metrics import EXPORT_LATENCY_REPEATS, ModelMetrics, measure
 
 if TYPE_CHECKING:

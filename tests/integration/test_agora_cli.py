@@ -14,13 +14,14 @@ from conftest import bortnas, search_args, tiny_settings
 
 import bortnas.trial.finetune as finetune_module
 from bortnas.core.errors import UserInputError
+from bortnas.core.finetuning import AgoraSettings
 from bortnas.core.space import ArchSpec
 from bortnas.data.augment import normalise
 from bortnas.data.encode import EncodedSplit, encode
 from bortnas.data.tasks import SOFT_ONLY, Example
 from bortnas.train.loop import evaluate, predict, probabilities
 from bortnas.trial.context import Context, build_context
-from bortnas.trial.finetune import AgoraSettings, run_agora
+from bortnas.trial.finetune import run_agora
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -5,6 +5,7 @@ PURE_MODULES = [
     "bortnas.core.errors",
     "bortnas.core.space",
     "bortnas.core.settings",
+    "bortnas.core.finetuning",
     "bortnas.families.teacher_dirs",
     "bortnas.core.progress",
     "bortnas.modes",
