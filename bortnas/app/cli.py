@@ -17,8 +17,9 @@ from typing import Any
 
 from bortnas import __version__
 from bortnas.api.finetune import Finetune
+from bortnas.api.results import TrialSummary
 from bortnas.core.budget import Budget
-from bortnas.core.errors import BortnasError, ParameterError, UserInputError
+from bortnas.core.errors import BortnasError, UserInputError
 from bortnas.core.finetuning import DEFAULT_STEPS, AgoraSettings, load_grid
 from bortnas.core.settings import COSTS, LATENCY_BACKENDS, Execution, RaySettings, RunSettings
 from bortnas.search.strategies import FPTAS, STRATEGIES, TPE, Strategy
@@ -157,7 +158,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         include_skipped=args.all,
     )
     if args.format == "json":
-        print(json.dumps([row.to_dict() for row in rows], indent=1))
+        print(json.dumps([_json_row(row) for row in rows], indent=1))
         return 0
     header = (
         f"{'trial':>5} {'state':<8} {'candidate':<30} {'params':>10} {'MiB':>7} {'MFLOPs':>9} {'lat ms':>11} {'table':>11} "
@@ -190,6 +191,28 @@ def cmd_trials(args: argparse.Namespace) -> int:
         "P = Pareto front of (bits, FLOPs, error)" + ("; B = within the budgets given" if marked else "")
     )
     return 0
+
+
+def _json_row(row: TrialSummary) -> dict[str, Any]:
+    """`bortnas trials --format json`'s row: its keys are the table's columns, kept stable for scripts."""
+    return {
+        "trial": row.number,
+        "state": row.state,
+        "candidate": row.candidate or "-",
+        "params": row.params_non_embedding,
+        "mib": row.size_mib,
+        "mflops": row.flops / 1e6 if row.flops is not None else None,
+        "latency_ms": row.latency_ms,
+        "latency_table_ms": row.latency_table_ms,
+        "latency_simulated": row.latency_simulated,
+        "error": row.error,
+        "W": row.w,
+        "cost": row.cost,
+        "pareto": row.pareto,
+        "best": row.best,
+        "in_budget": row.in_budget,
+        "note": row.note,
+    }
 
 
 def _budget(args: argparse.Namespace) -> Budget:
@@ -751,15 +774,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except ParameterError as e:
-        if args.debug:
-            raise
-        print(f"bortnas {args.command}: error: {e.named(flag_for)}", file=sys.stderr)
-        return 2
     except UserInputError as e:
         if args.debug:
             raise
-        print(f"bortnas {args.command}: error: {e}", file=sys.stderr)
+        print(f"bortnas {args.command}: error: {e.named(flag_for)}", file=sys.stderr)
         return 2
     except BortnasError as e:
         if args.debug:

@@ -5,6 +5,7 @@ The CLI maps `UserInputError` subclasses to exit code 2 and any other `BortnasEr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 
@@ -13,7 +14,25 @@ class BortnasError(Exception):
 
 
 class UserInputError(BortnasError):
-    """Bad input the user can fix (a file, a flag, a directory); the CLI exits with 2."""
+    """Bad input the user can fix (a file, a setting, a directory); the CLI exits with 2.
+
+    Args:
+        message: what was found, what was expected and what to do next, naming parameters as a
+            Python caller writes them (``encoding=latin-1``).
+        mentions: the parameters the message names as ``name=``; the CLI shows each as its flag
+            instead, through `named`.
+    """
+
+    def __init__(self, message: str, *, mentions: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.mentions = mentions
+
+    def named(self, rename: Callable[[str], str]) -> str:
+        """The message with each mentioned parameter ``name=`` written ``rename(name)=`` (its flag, say)."""
+        message = str(self)
+        for name in self.mentions:
+            message = re.sub(rf"(?<![\w-]){re.escape(name)}=", f"{rename(name)}=", message)
+        return message
 
 
 class ParameterError(UserInputError, ValueError):
@@ -30,17 +49,12 @@ class ParameterError(UserInputError, ValueError):
     """
 
     def __init__(self, parameter: str, detail: str, mentions: tuple[str, ...] = ()) -> None:
-        super().__init__(f"{parameter}{detail}")
+        super().__init__(f"{parameter}{detail}", mentions=mentions)
         self.parameter = parameter
         self.detail = detail
-        self.mentions = mentions
 
     def named(self, rename: Callable[[str], str]) -> str:
-        """The message with each parameter's name replaced by `rename(name)` (its flag, say)."""
-        detail = self.detail
-        for other in self.mentions:
-            detail = detail.replace(f"{other}=", f"{rename(other)}=")
-        return f"{rename(self.parameter)}{detail}"
+        return rename(self.parameter) + UserInputError(self.detail, mentions=self.mentions).named(rename)
 
 
 class SearchSpaceError(UserInputError, ValueError):

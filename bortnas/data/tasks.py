@@ -165,7 +165,8 @@ def _decode(path: Path, data: bytes, encoding: str, codec: str) -> str:
         wanted = "UTF-8" if codec == "utf-8" else encoding
         raise DataError(
             f"{path} is not valid {encoding} text: byte {shown} at byte offset {prefix + e.start} (line {line}) "
-            f"cannot be decoded ({e.reason}); re-save it as {wanted} or give its real encoding, e.g. latin-1."
+            f"cannot be decoded ({e.reason}); re-save it as {wanted} or name its real encoding, e.g. encoding=latin-1.",
+            mentions=("encoding",),
         ) from None
 
 

@@ -100,7 +100,7 @@ def resolve(selection: Selection, study: optuna.Study, table: LatencyTable | Non
         raise ParameterError(
             "min_speedup",
             f"={selection.budget.min_speedup:g} needs the latency table of study {study.study_name!r}, which has none "
-            "(made before tables existed): set max_latency_ms= instead.",
+            "(made before tables existed): bound the latency itself instead, e.g. max_latency_ms=5.",
             mentions=("max_latency_ms",),
         )
     return dataclasses.replace(selection, budget=selection.budget.against(LatencyTable.from_dict(stored).teacher_ms))

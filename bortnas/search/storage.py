@@ -68,13 +68,16 @@ def open_storage(
         parsed = make_url(url)
     except sqlalchemy.exc.ArgumentError as e:
         raise StorageError(
-            f"storage URL {url!r} is not a SQLAlchemy URL: use e.g. sqlite:///bortnas.db or postgresql+psycopg2://user@host/db."
+            f"storage={url!r} is not a SQLAlchemy URL: use e.g. sqlite:///bortnas.db or postgresql+psycopg2://user@host/db.",
+            mentions=("storage",),
         ) from e
     engine_kwargs: dict[str, object] = {}
     database = _is_sqlite_file(url)
     if parsed.get_backend_name() == "sqlite":
         if database and not Path(database).parent.exists():
-            raise StorageError(f"storage URL {url!r}: directory {Path(database).parent} does not exist; create it first.")
+            raise StorageError(
+                f"storage={url!r}: directory {Path(database).parent} does not exist; create it first.", mentions=("storage",)
+            )
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
         if database:
             _retry_locked(lambda: _enable_wal(database))
@@ -98,11 +101,13 @@ def open_storage(
             )
     except (ImportError, ModuleNotFoundError) as e:
         raise StorageError(
-            f"storage URL {url!r} needs a database driver that is not installed ({e}): install the driver the URL names."
+            f"storage={url!r} needs a database driver that is not installed ({e}): install the driver the URL names.",
+            mentions=("storage",),
         ) from e
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as e:
         raise StorageError(
-            f"cannot open storage URL {url!r} ({str(e).splitlines()[0]}): check the URL and that its database is reachable."
+            f"storage={url!r} cannot be opened ({str(e).splitlines()[0]}): check the URL and that its database is reachable.",
+            mentions=("storage",),
         ) from e
 
 

@@ -153,7 +153,7 @@ def test_agora_warm_starts_the_whole_pool_in_the_data_and_a_split_dev(
     # split dev: students are chosen on the first half, mistakes come from the second
     half = len(ctx.data.dev) // 2
     assert set(scored) == {half} and set(predicted) == {len(ctx.data.dev) - half} and len(scored) == 3
-    with pytest.raises(UserInputError, match="pool_in_data needs soft_labels"):
+    with pytest.raises(UserInputError, match="pool_in_data=True needs soft_labels=True"):
         AgoraSettings(pool_in_data=True)
 
 
@@ -184,7 +184,7 @@ def test_agora_pool_weighting_adds_copies_of_the_mistakes_neighbours_and_no_edit
     pool_texts = {text for text, label in first if label == SOFT_ONLY}
     assert added and {label for _, label in added} == {SOFT_ONLY} and {text for text, _ in added} <= pool_texts
     assert len({text for text, _ in added}) == len(added) <= 2 * log[0].mistakes
-    with pytest.raises(UserInputError, match="pool_weighting needs pool_in_data"):
+    with pytest.raises(UserInputError, match="pool_weighting=True needs pool_in_data=True"):
         AgoraSettings(soft_labels=True, pool_weighting=True)
 
 
@@ -233,7 +233,7 @@ def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: 
 
     for extra, message in (
         (["--finetune", "agora", "--unlabeled", "nope.csv"], "--unlabeled nope.csv does not exist"),
-        (["--finetune", "plain", "--unlabeled", str(tiny_task)], "not plain"),
+        (["--finetune", "plain", "--unlabeled", str(tiny_task)], "--unlabeled needs a teacher to learn from: use it with Distil or Agora"),
         (["--agora-pool-k", "3"], "apply to --finetune agora only"),
         (["--finetune", "agora", "--unlabeled", str(tiny_task), "--agora-min-confidence", "1.5"], "--agora-min-confidence=1.5 must"),
     ):

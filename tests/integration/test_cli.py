@@ -110,7 +110,7 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path: Path, tiny_bert: Path, ti
     )
     one_line_error(bortnas(*search_args(tiny_bert, tmp_path / "none.csv", good_space), cwd=tmp_path, check=False), 2, "does not exist")
     wrong_column = search_args(tiny_bert, tiny_task, good_space) + ["--label-column", "stars"]
-    one_line_error(bortnas(*wrong_column, cwd=tmp_path, check=False), 2, "column 'stars' is missing")
+    one_line_error(bortnas(*wrong_column, cwd=tmp_path, check=False), 2, "--label-column='stars' is not a column of")
     one_line_error(
         bortnas(*search_args(tiny_bert, tiny_task, good_space, "--storage", "nosuch://x"), cwd=tmp_path, check=False), 2, "--storage"
     )

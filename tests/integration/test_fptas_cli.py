@@ -71,7 +71,7 @@ def test_fptas_refinement_evaluates_the_members_by_their_bound(tmp_path: Path, t
 
 def test_fptas_rejects_trial_steps_and_bad_epsilon(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
     proc = bortnas(*search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas"), cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "--trial-steps does not apply" in proc.stderr
+    assert proc.returncode == 2 and "--trial-steps=8 does not apply to the FPTAS" in proc.stderr
     args = search_args(tiny_bert, tiny_task, tiny_space, "--strategy", "fptas", "--epsilon", "1.5", trial_steps=None)
     proc = bortnas(*args, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "--epsilon=1.5 must be in (0, 1)" in proc.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bortnas import FPTAS, Execution, RaySettings, RunSettings
+from bortnas import FPTAS, Execution, ParameterError, RaySettings, RunSettings, UserInputError
 from bortnas.app.cli import build_parser, flag_for, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,3 +36,12 @@ def test_parameters_map_to_their_flags() -> None:
     }  # type: ignore[union-attr]
     for parameter in ("n0", "s", "refine", "pair_column", "num_cpus", "epsilon", "trial_steps", "heartbeat_interval", "grace_period"):
         assert flag_for(parameter) in parser_flags
+
+
+def test_errors_show_flags_for_the_parameters_they_name() -> None:
+    error = ParameterError("device", "='cpu' with gpus_per_trial=0.5: use gpus_per_trial=0", mentions=("gpus_per_trial",))
+    assert str(error) == "device='cpu' with gpus_per_trial=0.5: use gpus_per_trial=0"
+    assert error.named(flag_for) == "--device='cpu' with --gpus-per-trial=0.5: use --gpus-per-trial=0"
+    # a name inside a longer one (n0 in fptas_n0) is left alone
+    other = UserInputError("set n0=2 or fptas_n0=2", mentions=("n0",))
+    assert other.named(flag_for) == "set --fptas-n0=2 or fptas_n0=2"

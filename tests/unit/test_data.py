@@ -97,7 +97,7 @@ def test_non_utf8_file_is_a_one_line_data_error(tmp_path: Path) -> None:
     assert "\n" not in message
     # first bad byte: "t,y\ncaf" is 7 bytes, so 0xe9 sits at offset 7 on line 2
     assert "byte 0xe9 at byte offset 7 (line 2)" in message
-    assert "give its real encoding, e.g. latin-1." in message
+    assert "name its real encoding, e.g. encoding=latin-1." in message
     assert str(path) in message
     assert not isinstance(info.value.__cause__, UnicodeDecodeError)
 

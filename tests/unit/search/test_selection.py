@@ -79,7 +79,7 @@ def test_bad_accuracy_drops_are_one_line(text: str) -> None:
 
 
 def test_min_speedup_uses_the_study_latency_table(study: optuna.Study) -> None:
-    with pytest.raises(ParameterError, match="^min_speedup=2 needs the latency table .*: bound max_latency_ms instead"):
+    with pytest.raises(ParameterError, match="^min_speedup=2 needs the latency table .*: bound the latency itself instead"):
         choose_trial(study, selection=Selection(Budget(min_speedup=2)))
     # a teacher of 2.4 ms: 2x faster is 1.2 ms, the budget of test_cost_budget_exports_the_most_accurate_trial_within_it
     study.set_user_attr("latency_table", LatencyTable({}, 2.5, 2.4, "cpu", 1, 24, 10, 0.0).to_dict())

@@ -52,7 +52,7 @@ def test_heartbeats_are_off_unless_asked(tmp_path: Path) -> None:
 
 
 def test_a_malformed_url_is_a_storage_error() -> None:
-    with pytest.raises(StorageError, match=r"^storage URL 'not a url' is not a SQLAlchemy URL: use e.g. sqlite:///bortnas.db"):
+    with pytest.raises(StorageError, match=r"^storage='not a url' is not a SQLAlchemy URL: use e.g. sqlite:///bortnas.db"):
         open_storage("not a url")
 
 
@@ -70,15 +70,15 @@ def test_a_missing_driver_is_a_storage_error() -> None:
         pass
     else:
         pytest.skip("pymysql is installed")
-    with pytest.raises(StorageError, match=r"^storage URL 'mysql\+pymysql://u@localhost/db' needs a database driver that is not installed"):
+    with pytest.raises(StorageError, match=r"^storage='mysql\+pymysql://u@localhost/db' needs a database driver that is not installed"):
         open_storage("mysql+pymysql://u@localhost/db")
 
 
 def test_an_unknown_dialect_and_an_unreachable_server_are_storage_errors() -> None:
-    with pytest.raises(StorageError, match=r"^cannot open storage URL 'nosuchdb://u@localhost/db' .*: check the URL"):
+    with pytest.raises(StorageError, match=r"^storage='nosuchdb://u@localhost/db' cannot be opened .*: check the URL"):
         open_storage("nosuchdb://u@localhost/db")
     pytest.importorskip("psycopg2")
-    with pytest.raises(StorageError, match=r"^cannot open storage URL 'postgresql\+psycopg2://u@127.0.0.1:1/db'"):
+    with pytest.raises(StorageError, match=r"^storage='postgresql\+psycopg2://u@127.0.0.1:1/db' cannot be opened"):
         open_storage("postgresql+psycopg2://u@127.0.0.1:1/db")  # port 1: nothing listens, the connection is refused
 
 
