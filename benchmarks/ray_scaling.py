@@ -1,7 +1,8 @@
 """Ray scaling: trials per hour with 1, 2, 4, 8 workers on one Ray cluster, same candidates.
 
-For each worker count W (skipped where the machine has fewer cores), `bortnas search --backend ray
---ray-cpus W --cpus-per-trial 1 --strategy grid` evaluates the same N candidates of the space into
+For each worker count W (skipped where the machine has fewer cores), `bortnas.search` with
+`Execution(ray=RaySettings(num_cpus=W, cpus_per_trial=1))` and `Grid(n_trials=N)` (as `bortnas search
+--backend ray --ray-cpus W --cpus-per-trial 1 --strategy grid`) evaluates the same N candidates of the space into
 a fresh study (the task teacher is fine-tuned once, before any timing, and cached). The rate is
 N over the span from the first trial's start to the last trial's end, read from the study
 itself, so Ray's start-up is not counted; speedup = rate(W) / rate(1), efficiency = speedup / W.
@@ -16,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,32 +25,22 @@ from typing import Any
 
 import optuna
 
+import bortnas
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def search(storage: str, space: Path, n: int, steps: int, backend_args: list[str]) -> float:
-    command = [
-        sys.executable,
-        "-m",
-        "bortnas",
-        "search",
-        "--space",
-        str(space),
-        "--strategy",
-        "grid",
-        "--n-trials",
-        str(n),
-        "--trial-steps",
-        str(steps),
-        "--storage",
-        storage,
-        "--study",
-        "scaling",
-        "-q",
-        *backend_args,
-    ]
+def search(storage: str, space: Path, n: int, steps: int, ray: bortnas.RaySettings | None) -> float:
+    """Wall seconds of one search of `n` grid candidates into study "scaling" (with Ray's start-up, where `ray`)."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    bortnas.search(
+        space,
+        storage=storage,
+        study="scaling",
+        settings=bortnas.RunSettings(trial_steps=steps),
+        strategy=bortnas.Grid(n_trials=n),
+        execution=bortnas.Execution(ray=ray),
+    )
     return time.perf_counter() - started
 
 
@@ -72,20 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         # fine-tune and cache the task teacher once, outside the timings
-        search(f"sqlite:///{tmp}/warm.db", args.space, 1, 1, [])
+        search(f"sqlite:///{tmp}/warm.db", args.space, 1, 1, None)
         rows: list[dict[str, Any]] = []
         for workers in args.workers:
             if workers > cores:
                 print(f"skipping {workers} workers: this machine has {cores} cores", file=sys.stderr)
                 continue
             storage = f"sqlite:///{tmp}/w{workers}.db"
-            wall = search(
-                storage,
-                args.space,
-                args.n_trials,
-                args.trial_steps,
-                ["--backend", "ray", "--ray-cpus", str(workers), "--cpus-per-trial", "1"],
-            )
+            wall = search(storage, args.space, args.n_trials, args.trial_steps, bortnas.RaySettings(num_cpus=workers, cpus_per_trial=1))
             finished, per_hour = rate(storage)
             rows.append({"workers": workers, "trials": finished, "trials_per_hour": per_hour, "wall_s": wall})
             print(json.dumps(rows[-1]), file=sys.stderr)

@@ -234,7 +234,7 @@ def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: 
     for extra, message in (
         (["--finetune", "agora", "--unlabeled", "nope.csv"], "--unlabeled nope.csv does not exist"),
         (["--finetune", "plain", "--unlabeled", str(tiny_task)], "--unlabeled needs a teacher to learn from: use it with Distil or Agora"),
-        (["--agora-pool-k", "3"], "apply to --finetune agora only"),
+        (["--agora-pool-k", "3"], "--agora-pool-k applies to --finetune agora only"),
         (["--finetune", "agora", "--unlabeled", str(tiny_task), "--agora-min-confidence", "1.5"], "--agora-min-confidence=1.5 must"),
     ):
         proc = bortnas("export", "--study", "tiny", "--out", "bad", *extra, cwd=tmp_path, check=False)
