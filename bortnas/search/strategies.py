@@ -30,6 +30,7 @@ __all__ = [
     "NSGA2",
     "STRATEGIES",
     "TPE",
+    "Counted",
     "Grid",
     "GridOrderSampler",
     "RandomSearch",
@@ -67,7 +68,6 @@ class Strategy(abc.ABC):
     """How a search proposes candidates. Subclasses are frozen dataclasses of their settings."""
 
     name: ClassVar[str]
-    early_stopping: ClassVar[bool] = True  # may Ray's ASHA stop its trials early (not when each candidate is chosen on purpose)
 
     @abc.abstractmethod
     def sampler(self, problem: SearchProblem) -> optuna.samplers.BaseSampler:
@@ -84,11 +84,6 @@ class Strategy(abc.ABC):
     def describe(self, sampler: optuna.samplers.BaseSampler) -> dict[str, Any] | None:
         """What the study stores about the plan (None: nothing)."""
         return None
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ParameterError(name, f"={value!r} must be a positive integer.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +108,6 @@ class FPTAS(Strategy):
     refine: int = 0
 
     name: ClassVar[str] = "fptas"
-    early_stopping: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.epsilon < 1.0:
@@ -199,8 +193,8 @@ class GridOrderSampler(OrderedSampler[ArchSpec]):
 
 
 @dataclasses.dataclass(frozen=True)
-class Grid(Strategy):
-    """Every candidate inside the budget once, in a seeded random order, `n_trials` of them.
+class Counted(Strategy):
+    """A strategy that evaluates `n_trials` distinct candidates (or every one inside the budget, if fewer).
 
     Raises:
         ParameterError: a non-positive n_trials.
@@ -208,40 +202,32 @@ class Grid(Strategy):
 
     n_trials: int = 8
 
-    name: ClassVar[str] = "grid"
-    early_stopping: ClassVar[bool] = False
-
     def __post_init__(self) -> None:
-        _check_count("n_trials", self.n_trials)
+        if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) or self.n_trials <= 0:
+            raise ParameterError("n_trials", f"={self.n_trials!r} must be a positive integer.")
+
+    def target(self, sampler: optuna.samplers.BaseSampler, problem: SearchProblem) -> int:
+        return min(self.n_trials, len(problem.feasible))
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid(Counted):
+    """Every candidate inside the budget once, in a seeded random order, `n_trials` of them."""
+
+    name: ClassVar[str] = "grid"
 
     def sampler(self, problem: SearchProblem) -> GridOrderSampler:
         return GridOrderSampler(problem.space, problem.feasible, self.n_trials, problem.seed)
 
-    def target(self, sampler: optuna.samplers.BaseSampler, problem: SearchProblem) -> int:
-        assert isinstance(sampler, GridOrderSampler)
-        return sampler.target()
-
 
 @dataclasses.dataclass(frozen=True)
-class RandomSearch(Strategy):
-    """Optuna's RandomSampler over the dimensions until `n_trials` distinct candidates finished.
-
-    Raises:
-        ParameterError: a non-positive n_trials.
-    """
-
-    n_trials: int = 8
+class RandomSearch(Counted):
+    """Optuna's RandomSampler over the dimensions until `n_trials` distinct candidates finished."""
 
     name: ClassVar[str] = "random"
 
-    def __post_init__(self) -> None:
-        _check_count("n_trials", self.n_trials)
-
     def sampler(self, problem: SearchProblem) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=problem.seed)
-
-    def target(self, sampler: optuna.samplers.BaseSampler, problem: SearchProblem) -> int:
-        return min(self.n_trials, len(problem.feasible))
 
 
 @dataclasses.dataclass(frozen=True)
