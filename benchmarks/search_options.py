@@ -1,9 +1,8 @@
 """What the benchmarks share to run a search in-process through `bortnas.search`, as `bortnas search` would.
 
 - `search_options`: `bortnas search` flags that a benchmark passes through (its arguments after
-  `--`) as the API's `RunSettings` and `Execution`. The flags are those of the fields of
-  `RunSettings`, `Budget` and `Execution`, named as the CLI names them (`bortnas.app.cli.flag_for`),
-  and -q; the strategy, storage, study and Ray are the benchmark's own, and their flags are refused.
+  `--`) as the API's `RunSettings` and `Execution`, through the CLI's own parser and translation;
+  the strategy, storage, study and Ray are the benchmark's own, and their flags are refused.
 - `log_like_cli`: the log the command would print (bortnas at INFO, or WARNING with -q; Optuna and
   transformers quiet), for a search or export that now runs in the benchmark's process.
 
@@ -12,20 +11,17 @@ Not a benchmark: imported by the benchmark scripts (their directory is on `sys.p
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-import types
-import typing
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from bortnas import Budget, Execution, RunSettings
-from bortnas.app.cli import flag_for
+from bortnas import Execution, RunSettings
+from bortnas.app.cli import build_parser, execution_from, flag_for, settings_from
 
-# set by the benchmark itself, never by a passed-through flag
-_NOT_FLAGS = {RunSettings: ("budget",), Execution: ("ray",)}
+# what the benchmark itself decides: passing one of these through is refused
+_OWN = ("strategy", "n_trials", "epsilon", "fptas_n0", "fptas_s", "fptas_refine", "storage", "study", "backend", "format")
+_OWN += ("address", "ray_cpus", "cpus_per_trial", "gpus_per_trial", "no_asha")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,54 +33,22 @@ class SearchOptions:
     show_progress_bar: bool
 
 
-def _value_type(hint: Any) -> Any:
-    """The argparse `type` of a field annotated `hint`: the non-None member of an optional, str for a Literal."""
-    if typing.get_origin(hint) is typing.Literal:
-        return str
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        (hint,) = (a for a in typing.get_args(hint) if a is not type(None))
-    return hint
-
-
-def _add_fields(parser: argparse.ArgumentParser, cls: type) -> list[str]:
-    """One flag per field of the dataclass `cls` (as the CLI names it); the field names."""
-    hints = typing.get_type_hints(cls)
-    names = []
-    for field in dataclasses.fields(cls):
-        if field.name in _NOT_FLAGS.get(cls, ()):
-            continue
-        kind = _value_type(hints[field.name])
-        if kind is bool:
-            parser.add_argument(flag_for(field.name), dest=field.name, action="store_true", default=None)
-        else:
-            # a budget bound stays text: `Budget` parses it as the command line's, with the same errors
-            parser.add_argument(flag_for(field.name), dest=field.name, type=str if cls is Budget else kind, default=None)
-        names.append(field.name)
-    return names
-
-
 def search_options(extra: Sequence[str], **fixed: Any) -> SearchOptions:
-    """`RunSettings`, `Execution` and progress from `bortnas search` flags: `fixed` (the benchmark's own
-    settings, by field name), then `extra`, which overrides them as a later flag overrides an earlier one.
-    Teacher and data paths are made absolute, as the CLI makes them (a study pins them).
+    """`RunSettings`, `Execution` and progress from `bortnas search` flags, read by the CLI's own parser
+    and translation (`bortnas.app.cli.settings_from`): `fixed` (the benchmark's own settings, by
+    field name), then `extra`, which overrides them as a later flag overrides an earlier one.
 
     Raises:
-        SystemExit: a flag that is not a run setting, budget bound or execution option (argparse's message).
+        SystemExit: a flag `bortnas search` does not have (argparse's message), or one the benchmark sets itself.
     """
-    parser = argparse.ArgumentParser(prog="bortnas search (in-process)", add_help=False)
-    fields = {cls: _add_fields(parser, cls) for cls in (RunSettings, Budget, Execution)}
-    parser.add_argument("-q", "--quiet", action="store_true")
-    args = parser.parse_args(list(extra))
-
-    def given(cls: type) -> dict[str, Any]:
-        return {name: getattr(args, name) for name in fields[cls] if getattr(args, name) is not None}
-
-    run = {**fixed, **given(RunSettings)}
-    for path in ("teacher", "data"):
-        if run.get(path) is not None:
-            run[path] = str(Path(run[path]).resolve())
-    settings = RunSettings(**run, budget=Budget(**given(Budget)))
-    return SearchOptions(settings, Execution(**given(Execution)), show_progress_bar=not args.quiet)
+    parser = build_parser()
+    given = [item for name, value in fixed.items() for item in (flag_for(name), str(value))]
+    args = parser.parse_args(["search", "--space", "-", *given, *extra])
+    defaults = parser.parse_args(["search", "--space", "-"])
+    own = [dest for dest in _OWN if getattr(args, dest) != getattr(defaults, dest)]
+    if own:
+        raise SystemExit(f"search_options: {', '.join(flag_for(d) for d in own)} is the benchmark's own, not a flag to pass through")
+    return SearchOptions(settings_from(args), execution_from(args), show_progress_bar=not args.quiet)
 
 
 def log_like_cli(quiet: bool) -> None:

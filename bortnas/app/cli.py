@@ -56,7 +56,8 @@ def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
     return {field: getattr(args, dest) for field, dest in fields.items() if getattr(args, dest) is not None}
 
 
-def _settings(args: argparse.Namespace) -> RunSettings:
+def settings_from(args: argparse.Namespace) -> RunSettings:
+    """The `RunSettings` that parsed `bortnas search` flags set (the benchmarks pass flags through it too)."""
     return RunSettings(
         teacher=str(Path(args.teacher).resolve()) if args.teacher else None,
         data=str(Path(args.data).resolve()) if args.data else None,
@@ -101,7 +102,8 @@ def _strategy(args: argparse.Namespace) -> Strategy:
     return STRATEGIES[args.strategy](**_given(args, n_trials="n_trials"))
 
 
-def _execution(args: argparse.Namespace, ray: RaySettings | None = None) -> Execution:
+def execution_from(args: argparse.Namespace, ray: RaySettings | None = None) -> Execution:
+    """The `Execution` that parsed `bortnas search` or `export` flags set."""
     heartbeats = _given(args, heartbeat_interval="heartbeat_interval", grace_period="grace_period") if args.command == "search" else {}
     return Execution(device=args.device, compile=args.compile, cache_dir=args.cache_dir, ray=ray, **heartbeats)
 
@@ -122,9 +124,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         args.space,
         storage=args.storage,
         study=args.study,
-        settings=_settings(args),
+        settings=settings_from(args),
         strategy=_strategy(args),
-        execution=_execution(args, ray),
+        execution=execution_from(args, ray),
         show_progress_bar=_progress(args),
     )
     if args.format == "json":
@@ -248,7 +250,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         unlabeled=args.unlabeled,
         onnx=args.onnx,
         overwrite=args.overwrite,
-        execution=_execution(args),
+        execution=execution_from(args),
         show_progress_bar=_progress(args),
     )
     if args.format == "json":
