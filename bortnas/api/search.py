@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bortnas.api.results import SearchResult, TrialSummary
 from bortnas.core.budget import Budget
 from bortnas.core.errors import BortnasError, ParameterError
-from bortnas.core.settings import Execution, RunSettings
+from bortnas.core.settings import COSTS, Execution, RunSettings
 from bortnas.core.space import SearchSpace
 from bortnas.search.selection import Selection
 from bortnas.search.storage import DEFAULT_STORAGE
@@ -79,7 +79,7 @@ def search(
     from bortnas.search.claims import Coordination
     from bortnas.search.fptas_sampler import FPTASSampler
     from bortnas.search.ordered import OrderedSampler
-    from bortnas.search.records import load_records
+    from bortnas.search.records import front_and_best, load_records
     from bortnas.search.runner import run_search
     from bortnas.search.storage import claim_lock, open_storage
     from bortnas.search.strategies import SearchProblem
@@ -183,7 +183,7 @@ def search(
         answer = sampler.result(the_study).best
         best = next((r.number for r in records if r.scored and r.spec == answer), None)
     else:
-        best = _best_number(records, None)
+        best = front_and_best(records)[1]
     if best is None:
         raise BortnasError(f"study {name!r} has no finished trial: see `bortnas.trials({name!r})` for the reasons.")
     summary = next(t for t in _summaries(records, settings.cost, None, include_skipped=True, best=best) if t.number == best)
@@ -217,19 +217,13 @@ def trials(
     from bortnas.search.study import open_study
 
     the_study, _, settings = open_study(storage, study)
-    if cost is not None and cost not in ("flops", "latency"):
-        raise ParameterError("cost", f"={cost!r} is unknown: use 'flops' or 'latency'.")
+    if cost is not None and cost not in COSTS:
+        raise ParameterError("cost", f"={cost!r} is unknown: use {' or '.join(COSTS)}.")
     records = load_records(the_study)
     selection = Selection(budget or Budget(), max_accuracy_drop)
     check_latencies(records, selection, cost, study)
     chosen = resolve(selection, the_study) if selection else None
     return _summaries(records, cost or settings.cost, chosen, include_skipped)
-
-
-def _best_number(records: list[TrialRecord], cost: str | None) -> int | None:
-    from bortnas.search.records import front_and_best
-
-    return front_and_best(records, cost)[1]
 
 
 def _summaries(

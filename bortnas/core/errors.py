@@ -29,10 +29,7 @@ class UserInputError(BortnasError):
 
     def named(self, rename: Callable[[str], str]) -> str:
         """The message with each mentioned parameter ``name=`` written ``rename(name)=`` (its flag, say)."""
-        message = str(self)
-        for name in self.mentions:
-            message = re.sub(rf"(?<![\w-]){re.escape(name)}=", f"{rename(name)}=", message)
-        return message
+        return _rename(str(self), self.mentions, rename)
 
 
 class ParameterError(UserInputError, ValueError):
@@ -54,7 +51,14 @@ class ParameterError(UserInputError, ValueError):
         self.detail = detail
 
     def named(self, rename: Callable[[str], str]) -> str:
-        return rename(self.parameter) + UserInputError(self.detail, mentions=self.mentions).named(rename)
+        return rename(self.parameter) + _rename(self.detail, self.mentions, rename)
+
+
+def _rename(text: str, names: tuple[str, ...], rename: Callable[[str], str]) -> str:
+    """`text` with each ``name=`` of `names` written ``rename(name)=``, a whole name only (n0 is not fptas_n0's tail)."""
+    for name in names:
+        text = re.sub(rf"(?<![\w-]){re.escape(name)}=", f"{rename(name)}=", text)
+    return text
 
 
 class SearchSpaceError(UserInputError, ValueError):
