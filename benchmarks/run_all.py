@@ -225,7 +225,7 @@ def latency_against_teacher(
         "rounds": rounds,
         "repeats": repeats,
         "rows": rows,
-        "test_accuracy_points": meta.get("ratios", {}).get("test_accuracy_points"),
+        "test_points": meta.get("ratios", {}).get("test_points"),
     }
 
 
@@ -284,7 +284,7 @@ def print_report(report: dict[str, Any]) -> None:
     if "skipped" in lat:
         print(f"\n[3] exported model vs teacher: skipped ({lat['skipped']})")
     else:
-        accuracy = lat["test_accuracy_points"]
+        accuracy = lat["test_points"]
         print(
             f"\n[3] exported {lat['model']} vs its teacher on {lat['device']} ({lat['threads']} thread(s) for CPU work), "
             f"{lat['seq_len']} tokens, {lat['rounds']} alternating rounds of {lat['repeats']} passes"

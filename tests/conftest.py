@@ -228,7 +228,7 @@ def make_scored_study(storage_url: str, name: str = "fake", quantized: str = "bi
             "size_mib": (p + 32_000) / 8 / 2**20,
             "flops": i,
             "latency_ms": latency_ms,
-            "dev_accuracy": 1.0 - error,
+            "dev_score": 1.0 - error,
             "error": error,
             "w": w,
             "steps": 8,
@@ -237,7 +237,7 @@ def make_scored_study(storage_url: str, name: str = "fake", quantized: str = "bi
             "candidate": spec.to_dict(),
             "arch_id": spec.arch_id,
             "key": spec.key,
-            "teacher_dev_accuracy": FAKE_TEACHER_DEV_ACCURACY,
+            "teacher_dev_score": FAKE_TEACHER_DEV_ACCURACY,
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)

@@ -21,7 +21,7 @@ class TrialSummary:
         candidate: the candidate's key, e.g. "L2-H288-A12-I384-fp32" (None without one).
         w: W under `cost`: (1 - p/p_T)(1 - i/i_T) / error (None until scored).
         error: dev error after the trial's distillation steps.
-        dev_accuracy: dev accuracy after the trial's distillation steps.
+        dev_score: the task's headline metric on dev after the trial's distillation steps (`metric`).
         params_non_embedding: non-embedding parameters.
         size_mib: stored size in MiB.
         flops: FLOP-equivalents per sequence at the study's sequence length.
@@ -40,7 +40,7 @@ class TrialSummary:
     candidate: str | None
     w: float | None
     error: float | None
-    dev_accuracy: float | None
+    dev_score: float | None
     params_non_embedding: int | None
     size_mib: float | None
     flops: float | None
@@ -65,7 +65,9 @@ class SearchResult:
         study: the study's name (pass it to `bortnas.export` and `bortnas.trials`).
         storage: the storage URL the study lives in.
         best: the chosen trial: the FPTAS's answer, else the argmax-W trial.
-        teacher_dev_accuracy: the task teacher's dev accuracy, the reference of every trial.
+        teacher_dev_score: the task teacher's dev score under `metric`, the reference of every trial.
+        task: the study's task (`bortnas.core.tasks.TASKS`).
+        metric: the task's headline metric (accuracy, pearson, micro_f1, entity_f1, cosine_spearman).
         space_size: candidates in the search space.
         strategy: the strategy's name.
         fptas: the FPTAS's plan and guarantee (epsilon, steps, buckets, representatives, guarantee);
@@ -75,10 +77,12 @@ class SearchResult:
     study: str
     storage: str
     best: TrialSummary
-    teacher_dev_accuracy: float
+    teacher_dev_score: float
     space_size: int
     strategy: str
     fptas: dict[str, Any] | None = None
+    task: str = "classification"
+    metric: str = "accuracy"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,8 +91,10 @@ class SearchResult:
             "best_trial": self.best.number,
             "candidate": self.best.candidate,
             "W": self.best.w,
-            "dev_accuracy": self.best.dev_accuracy,
-            "teacher_dev_accuracy": self.teacher_dev_accuracy,
+            "task": self.task,
+            "metric": self.metric,
+            "dev_score": self.best.dev_score,
+            "teacher_dev_score": self.teacher_dev_score,
             "strategy": self.strategy,
             "fptas": self.fptas,
         }

@@ -91,6 +91,7 @@ def search(
     space = space if isinstance(space, SearchSpace) else load_search_space(space)
     settings = dataclasses.replace(settings, trial_steps=strategy.trial_steps(settings.trial_steps))
     inputs = resolve_inputs(settings)
+    settings = inputs.settings  # the task and the teacher's steps settled: what the study pins
     space.check_fits(inputs.shape)
     refuse_simulated_latency({c.quant for c in space.candidates()}, settings.budget, settings.cost, space.source)
     device = Device.from_name(execution.device, compile=execution.compile)
@@ -187,7 +188,7 @@ def search(
     if best is None:
         raise BortnasError(f"study {name!r} has no finished trial: see `bortnas.trials({name!r})` for the reasons.")
     summary = next(t for t in _summaries(records, settings.cost, None, include_skipped=True, best=best) if t.number == best)
-    return SearchResult(name, storage, summary, ctx.teacher.dev_accuracy, len(space), strategy.name, plan)
+    return SearchResult(name, storage, summary, ctx.teacher.dev_score, len(space), strategy.name, plan, ctx.task.name, ctx.task.metric)
 
 
 def trials(
@@ -247,7 +248,7 @@ def _summaries(
                 candidate=r.spec.key if r.spec else None,
                 w=w_of(a, cost),
                 error=a.get("error"),
-                dev_accuracy=a.get("dev_accuracy"),
+                dev_score=a.get("dev_score", a.get("dev_accuracy")),
                 params_non_embedding=a.get("params_non_embedding"),
                 size_mib=a.get("size_mib"),
                 flops=a.get("flops"),

@@ -21,7 +21,8 @@ from bortnas.api.results import TrialSummary
 from bortnas.core.budget import Budget
 from bortnas.core.errors import BortnasError, UserInputError
 from bortnas.core.finetuning import DEFAULT_STEPS, AgoraSettings, load_grid
-from bortnas.core.settings import COSTS, LATENCY_BACKENDS, Execution, RaySettings, RunSettings
+from bortnas.core.settings import COSTS, DEFAULT_TEACHER_STEPS, LATENCY_BACKENDS, Execution, RaySettings, RunSettings
+from bortnas.core.tasks import TASKS
 from bortnas.search.strategies import FPTAS, STRATEGIES, TPE, Strategy
 
 _logger = logging.getLogger("bortnas")
@@ -73,6 +74,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
             text_column="text_column",
             pair_column="pair_column",
             label_column="label_column",
+            task="task",
             data_seed="data_seed",
             max_length="max_length",
             teacher_steps="teacher_steps",
@@ -134,8 +136,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     best = result.best
     print(
-        f"best trial {best.number}: {best.candidate}  W={best.w:.3f}  dev accuracy {best.dev_accuracy:.4f} "
-        f"(teacher {result.teacher_dev_accuracy:.4f})"
+        f"best trial {best.number}: {best.candidate}  W={best.w:.3f}  dev {result.metric} {best.dev_score:.4f} "
+        f"(teacher {result.teacher_dev_score:.4f})"
     )
     info = result.fptas
     if info is not None:
@@ -271,7 +273,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     m, t, r = report.model, report.teacher, report.ratios()
     print(f"exported trial {report.trial} ({report.spec.key}) to {out}")
     print(f"{'':<22}{'exported':>12}{'teacher':>12}{'ratio':>10}")
-    print(f"{'test accuracy':<22}{m.test_accuracy:>12.4f}{t.test_accuracy:>12.4f}{r['test_accuracy_points']:>+9.2f}pt")
+    print(f"{'test ' + m.metric:<22}{m.test_score:>12.4f}{t.test_score:>12.4f}{r['test_points']:>+9.2f}pt")
     print(f"{'parameters':<22}{m.params_total:>12,}{t.params_total:>12,}{r['params']:>9.2f}x")
     print(f"{'non-embedding params':<22}{m.params_non_embedding:>12,}{t.params_non_embedding:>12,}{r['params_non_embedding']:>9.2f}x")
     print(f"{'size MiB':<22}{m.size_mib:>12.2f}{t.size_mib:>12.2f}{r['size_mib']:>9.2f}x")
@@ -492,15 +494,41 @@ def build_parser() -> argparse.ArgumentParser:
         "Example: bortnas search --space search_spaces/minilm_quick.yaml --strategy tpe --n-trials 8",
     )
     s.add_argument("--space", required=True, help="search-space YAML file (see search_spaces/)")
-    s.add_argument("--teacher", help="local transformers BERT/RoBERTa directory (default: bundled all-MiniLM-L6-v2)")
-    s.add_argument("--data", help="labelled CSV / TSV / JSONL file (default: Rotten Tomatoes reviews)")
+    s.add_argument(
+        "--teacher",
+        help="local transformers directory of a supported family: a base encoder (fine-tuned on the task first), a model "
+        "fine-tuned for the task (*ForSequenceClassification, *ForTokenClassification: used as it is), or a "
+        "sentence-transformers model (default: bundled all-MiniLM-L6-v2)",
+    )
+    s.add_argument(
+        "--data",
+        help="labelled CSV / TSV / JSONL file, or a CoNLL file (a word and its tag per line) for token classification "
+        "(default: Rotten Tomatoes reviews)",
+    )
+    s.add_argument(
+        "--task",
+        choices=list(TASKS),
+        default=None,
+        help="what the model does (default: the teacher's head says, else the data: a CoNLL file is token_classification, "
+        "a label column of lists or several 0/1 label columns multi_label, fractional numbers regression, else classification)",
+    )
     s.add_argument("--text-column", default=d.text_column)
     s.add_argument("--text-pair-column", dest="pair_column", default=None, help="second text column for sentence pairs")
-    s.add_argument("--label-column", default=d.label_column)
+    s.add_argument(
+        "--label-column",
+        default=d.label_column,
+        help="label column; for multi_label a column of lists (JSON, or names joined by commas) or several 0/1 columns joined by commas",
+    )
     s.add_argument("--encoding", default=d.encoding, help=f"text encoding of --data (default {d.encoding}; e.g. latin-1, cp1252)")
     s.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the train/dev/test split")
     s.add_argument("--max-length", type=int, default=d.max_length, help="tokens per example; also the FLOPs/latency sequence length")
-    s.add_argument("--teacher-steps", type=int, default=d.teacher_steps, help="fine-tuning steps of the task teacher")
+    s.add_argument(
+        "--teacher-steps",
+        type=int,
+        default=d.teacher_steps,
+        help=f"fine-tuning steps of the task teacher (default: 0 for a teacher with a task head, used as it is; "
+        f"{DEFAULT_TEACHER_STEPS} for one without)",
+    )
     s.add_argument("--teacher-lr", type=float, default=d.teacher_lr)
     s.add_argument(
         "--trial-steps", type=int, default=None, help=f"distillation steps n per candidate (default {d.trial_steps}; fptas: from --epsilon)"

@@ -17,11 +17,13 @@ from typing import Any, Literal
 from bortnas.core.budget import BUDGET_FIELDS, Budget
 from bortnas.core.default_teacher import default_teacher_dir
 from bortnas.core.errors import ParameterError
+from bortnas.core.tasks import task_named
 from bortnas.modes import QuantMode
 
 __all__ = [
     "DEFAULT_BIT_CHAIN",
     "DEFAULT_LR",
+    "DEFAULT_TEACHER_STEPS",
     "DEFAULT_TRIAL_STEPS",
     "Execution",
     "RaySettings",
@@ -33,6 +35,7 @@ SCRATCH_CLIP = 1.0  # weight bound of --init scratch: the FPTAS's compact weight
 # AdamW for every student: 2e-4 refines inherited weights, random ones need a larger step (see RunSettings.student_train_config)
 DEFAULT_LR = {"inherit": 2e-4, "scratch": 1e-3}
 DEFAULT_TRIAL_STEPS = 60
+DEFAULT_TEACHER_STEPS = 250  # fine-tuning of a teacher without a task head
 DEFAULT_BIT_CHAIN = "bit_w1a4,bit_w1a2,bit_w1a1"  # BiT's multi-step distillation, wider activations first
 DEFAULT_ENCODING = "utf-8"
 COSTS = ("flops", "latency")
@@ -82,7 +85,10 @@ class RunSettings:
     label_column: str = "label"
     data_seed: int = 0
     max_length: int = 64  # tokens per example; also the sequence length of FLOPs and latency
-    teacher_steps: int = 250
+    # None: the task, or the teacher's head, or what the data implies (`bortnas.trial.context.resolve_inputs`)
+    task: str | None = None
+    # None: DEFAULT_TEACHER_STEPS for a teacher without a task head, 0 (used as it is) for one with
+    teacher_steps: int | None = None
     teacher_lr: float = 1e-4
     trial_steps: int = DEFAULT_TRIAL_STEPS
     lr: float | None = None
@@ -108,9 +114,15 @@ class RunSettings:
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.init])
         self.chain()
-        for name in ("max_length", "teacher_steps", "trial_steps", "batch_size", "latency_threads"):
+        if self.task is not None:
+            task_named(self.task)
+        for name in ("max_length", "trial_steps", "batch_size", "latency_threads"):
             if getattr(self, name) <= 0:
                 raise ParameterError(name, f"={getattr(self, name)} must be a positive integer.")
+        if self.teacher_steps is not None and self.teacher_steps < 0:
+            raise ParameterError(
+                "teacher_steps", f"={self.teacher_steps} must be 0 (a teacher with a task head, used as it is) or a positive integer."
+            )
         for name in ("teacher_lr", "lr"):
             if not getattr(self, name) > 0:
                 raise ParameterError(name, f"={getattr(self, name)} must be positive.")
@@ -132,9 +144,16 @@ class RunSettings:
         out = dataclasses.asdict(self)
         del out["budget"]
         out.update({f: getattr(self.budget, f) for f in BUDGET_FIELDS})
-        defaults = (("encoding", DEFAULT_ENCODING), ("cost", "flops"), ("latency_backend", "torch"), *((f, None) for f in BUDGET_FIELDS))
+        defaults = (
+            ("encoding", DEFAULT_ENCODING),
+            ("cost", "flops"),
+            ("latency_backend", "torch"),
+            ("task", None),
+            ("task", "classification"),
+            *((f, None) for f in BUDGET_FIELDS),
+        )
         for name, default in defaults:
-            if out[name] == default:
+            if name in out and out[name] == default:
                 del out[name]
         return out
 
@@ -169,7 +188,10 @@ class RunSettings:
         return Path(self.teacher) if self.teacher else default_teacher_dir()
 
     def teacher_train_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.teacher_steps, batch_size=self.batch_size, lr=self.teacher_lr, seed=self.seed)
+        """The task teacher's fine-tuning; `teacher_steps` None counts as DEFAULT_TEACHER_STEPS here
+        (`resolve_inputs` settles it per teacher before anything trains)."""
+        steps = DEFAULT_TEACHER_STEPS if self.teacher_steps is None else self.teacher_steps
+        return TrainConfig(steps=steps, batch_size=self.batch_size, lr=self.teacher_lr, seed=self.seed)
 
     def student_train_config(self, steps: int, seed: int | None = None, dmd_weight: float = 0.0) -> TrainConfig:
         """One recipe for every student: AdamW at the settings' rate with KD, CE and the hidden-state

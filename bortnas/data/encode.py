@@ -20,14 +20,25 @@ if TYPE_CHECKING:
 POOL_BATCHES = 50
 
 
+IGNORE = -100  # the label of a token no loss or metric reads (later sub-words, special tokens): PyTorch's ignore index
+
+
 @dataclasses.dataclass
 class EncodedSplit:
-    """Token ids of one split, unpadded, with labels."""
+    """Token ids of one split, unpadded, with labels.
+
+    `labels` has one row per example: a class index (long), a score (float), or a multi-hot row
+    (float, one column per label). Token classification keeps one label per token instead, in
+    `token_labels` (`IGNORE` on every token but a word's first sub-word), padded per batch;
+    `labels` then holds nothing useful. `truncated` counts the examples cut to `max_length`.
+    """
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     labels: torch.Tensor
     pad_id: int
+    token_labels: list[list[int]] | None = None
+    truncated: int = 0
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -50,7 +61,13 @@ class EncodedSplit:
             mask[row, : len(seq)] = 1
             if self.token_type_ids is not None:
                 types[row, : len(seq)] = torch.tensor(self.token_type_ids[i])
-        batch = {"input_ids": ids, "attention_mask": mask, "labels": self.labels[list(indices)]}
+        if self.token_labels is None:
+            labels = self.labels[list(indices)]
+        else:
+            labels = torch.full((len(indices), width), IGNORE, dtype=torch.long)
+            for row, i in enumerate(indices):
+                labels[row, : len(self.token_labels[i])] = torch.tensor(self.token_labels[i], dtype=torch.long)
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         if self.token_type_ids is not None:
             batch["token_type_ids"] = types
         return batch
@@ -89,17 +106,69 @@ class EncodedSplit:
             token_type_ids=None if self.token_type_ids is None else [self.token_type_ids[i] for i in indices],
             labels=self.labels[list(indices)],
             pad_id=self.pad_id,
+            token_labels=None if self.token_labels is None else [self.token_labels[i] for i in indices],
         )
 
 
-def encode(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedSplit:
-    """Tokenize `examples` (text, optional pair) truncated to `max_length` tokens."""
+def _label_tensor(examples: Sequence[Example], task: str, num_labels: int) -> torch.Tensor:
+    """One row per example: what the task's loss and metric read (see `EncodedSplit`)."""
+    if task == "regression":
+        return torch.tensor([float(ex.label) for ex in examples], dtype=torch.float)  # type: ignore[arg-type]
+    if task == "multi_label":
+        rows = torch.zeros((len(examples), num_labels))
+        for row, ex in enumerate(examples):
+            # SOFT_ONLY (an example that learns from the teacher alone) has no labels of its own
+            rows[row, list(ex.label) if isinstance(ex.label, tuple) else []] = 1.0
+        return rows
+    if task in ("token_classification", "embedding"):
+        return torch.zeros(len(examples), dtype=torch.long)
+    return torch.tensor([ex.label for ex in examples], dtype=torch.long)
+
+
+def encode(
+    examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int, task: str = "classification", num_labels: int = 2
+) -> EncodedSplit:
+    """Tokenize `examples` (text, optional pair; a token task's words) truncated to `max_length` tokens.
+
+    Token classification labels a word's first sub-word with the word's tag and ignores the rest
+    (and special tokens); words cut off by truncation lose their tags, and `truncated` counts the
+    examples that lost anything.
+    """
+    if task == "token_classification":
+        return _encode_words(examples, tokenizer, max_length)
     texts = [ex.text for ex in examples]
     pairs = [ex.pair or "" for ex in examples] if any(ex.pair is not None for ex in examples) else None
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    full = tokenizer(texts, pairs, truncation=False, verbose=False)["input_ids"] if examples else []
     return EncodedSplit(
         input_ids=encoded["input_ids"],
         token_type_ids=encoded.get("token_type_ids"),
-        labels=torch.tensor([ex.label for ex in examples], dtype=torch.long),
+        labels=_label_tensor(examples, task, num_labels),
         pad_id=tokenizer.pad_token_id or 0,
+        truncated=sum(len(ids) > max_length for ids in full),
+    )
+
+
+def _encode_words(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedSplit:
+    words = [list(ex.words or ()) for ex in examples]
+    encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    token_labels, truncated = [], 0
+    for row, ex in enumerate(examples):
+        word_ids = encoded.word_ids(row)
+        tags = ex.label if isinstance(ex.label, tuple) else ()
+        labels, seen = [], set()
+        for word in word_ids:
+            first = word is not None and word not in seen
+            labels.append(tags[word] if first and word < len(tags) else IGNORE)
+            if word is not None:
+                seen.add(word)
+        truncated += len(seen) < len(words[row])
+        token_labels.append(labels)
+    return EncodedSplit(
+        input_ids=encoded["input_ids"],
+        token_type_ids=encoded.get("token_type_ids"),
+        labels=torch.zeros(len(examples), dtype=torch.long),
+        pad_id=tokenizer.pad_token_id or 0,
+        token_labels=token_labels,
+        truncated=truncated,
     )

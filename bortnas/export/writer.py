@@ -33,7 +33,8 @@ import torch
 from bortnas.core.errors import ExportError, UserInputError
 from bortnas.core.finetuning import AgoraSettings
 from bortnas.core.space import ArchSpec
-from bortnas.quant.pack import AUTO_CLASS, MANIFEST_NAME, add_metadata, load, save
+from bortnas.data.sentence_dirs import write_sentence_files
+from bortnas.quant.pack import MANIFEST_NAME, add_metadata, load, save
 from bortnas.search.selection import choose_trial
 from bortnas.trial.context import Context
 from bortnas.trial.finetune import finetune_candidate
@@ -77,42 +78,44 @@ class ExportReport:
             "size_mib": self.teacher.size_mib / self.model.size_mib,
             "flops": self.teacher.flops / self.model.flops,
             "latency": self.teacher.latency_ms / self.model.latency_ms,
-            "test_accuracy_points": 100 * (_test(self.model) - _test(self.teacher)),
+            "test_points": 100 * (_test(self.model) - _test(self.teacher)),  # hundredths of the headline metric
         }
 
 
 def _test(metrics: ModelMetrics) -> float:
-    assert metrics.test_accuracy is not None, "export metrics always read the test split"
-    return metrics.test_accuracy
+    assert metrics.test_score is not None, "export metrics always read the test split"
+    return metrics.test_score
 
 
 def _check_reload(directory: Path, model: PreTrainedModel, ctx: Context) -> PreTrainedModel:
     """The model as `bortnas.load` reads it back from `directory`, checked against `model`.
 
     Where bortnas.json says stock transformers loads the directory, it is also read the way a
-    user without bortnas reads it (`AutoModelForSequenceClassification.from_pretrained`) and held
-    to the same logits, so the export never claims what it does not do.
+    user without bortnas reads it (its `auto_class`'s `from_pretrained`) and held to the same task
+    outputs (logits, or an embedding model's pooled embedding), so the export never claims what it
+    does not do.
 
     Raises:
-        ExportError: a reloaded model's logits differ from `model`'s by more than `RELOAD_ATOL`.
+        ExportError: a reloaded model's outputs differ from `model`'s by more than `RELOAD_ATOL`.
     """
-    from transformers import AutoModelForSequenceClassification
+    import transformers
 
     batch = ctx.dev.batch(list(range(min(16, len(ctx.dev)))))
     batch.pop("labels")
+    mask = batch["attention_mask"]
     with torch.no_grad():
-        expected = model(**batch).logits
+        expected = ctx.objective.output(model(**batch), mask)
     reloaded = load(directory)
     readers = {"bortnas.load": reloaded}
-    if json.loads((directory / MANIFEST_NAME).read_text())["transformers_loadable"]:
-        readers[f"{AUTO_CLASS}.from_pretrained"] = AutoModelForSequenceClassification.from_pretrained(
-            directory, local_files_only=True
-        ).eval()
+    manifest = json.loads((directory / MANIFEST_NAME).read_text())
+    if manifest["transformers_loadable"]:
+        auto = manifest["auto_class"]
+        readers[f"{auto}.from_pretrained"] = getattr(transformers, auto).from_pretrained(directory, local_files_only=True).eval()
     for route, reread in readers.items():
         with torch.no_grad():
-            diff = (reread(**batch).logits - expected).abs().max().item()
+            diff = (ctx.objective.output(reread(**batch), mask) - expected).abs().max().item()
         if diff > RELOAD_ATOL:
-            raise ExportError(f"the exported model in {directory}, read by {route}, does not reproduce its logits (max diff {diff:.2e}).")
+            raise ExportError(f"the exported model in {directory}, read by {route}, does not reproduce its outputs (max diff {diff:.2e}).")
     return reloaded
 
 
@@ -232,12 +235,17 @@ def export_trial(
     teacher_summary = measure(ctx.teacher.model, ctx.shape.as_spec(), ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
     student.cpu()  # written, reloaded and compared on the CPU, where `load` puts the reloaded copy
 
-    student.config.id2label = dict(enumerate(ctx.data.label_names))
-    student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}
+    if ctx.task.labelled:
+        student.config.id2label = dict(enumerate(ctx.data.label_names))
+        student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}
+    if ctx.task.problem_type is not None:
+        student.config.problem_type = ctx.task.problem_type  # type: ignore[assignment]  # one of transformers' three
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save(student, staging)
         ctx.teacher.tokenizer.save_pretrained(staging)
+        if ctx.objective.pooling is not None:
+            write_sentence_files(staging, ctx.objective.pooling, spec.hidden, ctx.settings.max_length)
         report = ExportReport(
             out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary, seq_len=ctx.settings.max_length
         )
@@ -255,11 +263,13 @@ def export_trial(
             "agora": agora_record,
             "budget": budget,
             "seq_len": ctx.settings.max_length,
+            "task": ctx.task.name,
+            "metric": ctx.task.metric,
             "labels": list(ctx.data.label_names),
             "metrics": model_summary.to_dict(),
             "teacher_metrics": teacher_summary.to_dict(),
             "ratios": report.ratios(),
-            "search_trial": {k: trial.user_attrs.get(k) for k in ("dev_accuracy", "w", "steps", "latency_ms", "flops")},
+            "search_trial": {k: trial.user_attrs.get(k) for k in ("dev_score", "metric", "w", "steps", "latency_ms", "flops")},
             "provenance": {
                 "teacher": str(ctx.settings.teacher_dir()),
                 "teacher_hash": ctx.teacher.source_hash,

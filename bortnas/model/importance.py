@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -97,8 +97,14 @@ def gated(model: PreTrainedModel, requires_grad: bool = False) -> Iterator[Gates
             handle.remove()
 
 
-def compute_importance(model: PreTrainedModel, batches: Iterable[dict[str, torch.Tensor]]) -> Importance:
-    """Taylor importance of every unit of a sequence classifier on labelled `batches`.
+def compute_importance(
+    model: PreTrainedModel,
+    batches: Iterable[dict[str, torch.Tensor]],
+    loss: Callable[[PreTrainedModel, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+) -> Importance:
+    """Taylor importance of every unit of a task model on `batches`, for `loss(model, batch)`
+    (the task's, `Objective.importance_loss`; default: the loss transformers computes from the
+    batch's labels).
 
     The batches must be on the model's device; the scores come back on the CPU (they are cached
     and only ranked). The model's weights are not changed and receive no gradient.
@@ -111,8 +117,8 @@ def compute_importance(model: PreTrainedModel, batches: Iterable[dict[str, torch
         with gated(model, requires_grad=True) as gates:
             totals = [torch.zeros_like(g) for g in gates.parameters()]
             for batch in batches:
-                loss = model(**batch).loss
-                grads = torch.autograd.grad(loss, gates.parameters())
+                value = model(**batch).loss if loss is None else loss(model, batch)
+                grads = torch.autograd.grad(value, gates.parameters())
                 for total, grad in zip(totals, grads, strict=True):
                     total += grad.abs()
     finally:

@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 FORMAT = "bortnas-packed-1"
 WEIGHTS_NAME = "model.safetensors"
 MANIFEST_NAME = "bortnas.json"
-AUTO_CLASS = "AutoModelForSequenceClassification"  # the transformers class `load` rebuilds every mode with
+AUTO_CLASS = "AutoModelForSequenceClassification"  # the class of studies made before tasks, and the default
+# the transformers auto classes `load` rebuilds a model with, by the model's task head, and their mappings
+AUTO_CLASSES = {
+    "AutoModelForSequenceClassification": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING",
+    "AutoModelForTokenClassification": "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING",
+    "AutoModel": "MODEL_MAPPING",
+}
 _BINARY_PLACES = 2 ** torch.arange(8, dtype=torch.uint8)
 
 
@@ -118,36 +124,40 @@ def model_mode(model: PreTrainedModel) -> QuantMode:
         raise ExportError(f"the model's config has bortnas_quant={name!r}: {e}.") from e
 
 
-def _stock_class_builds(model: PreTrainedModel) -> bool:
-    """Whether `AutoModelForSequenceClassification` builds exactly `model`'s class from its config.
+def auto_class_of(model: PreTrainedModel) -> str | None:
+    """The transformers auto class that builds exactly `model`'s class from its config, or None.
 
     `load` rebuilds every mode through that class (fp32 by `from_pretrained`, a quantized mode by
     `from_config` and `quantize_`), so a model of any other class could not be read back.
     """
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+    from transformers.models.auto import modeling_auto
 
-    try:
-        return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(model.config)] is type(model)
-    except KeyError:
-        return False
+    for name, mapping in AUTO_CLASSES.items():
+        try:
+            if getattr(modeling_auto, mapping)[type(model.config)] is type(model):
+                return name
+        except KeyError:
+            continue
+    return None
 
 
-def manifest(mode: QuantMode) -> dict[str, Any]:
-    """What `save` writes to bortnas.json for a model of `mode` (the keys of `MANIFEST_KEYS`).
+def manifest(mode: QuantMode, model_class: str = AUTO_CLASS) -> dict[str, Any]:
+    """What `save` writes to bortnas.json for a model of `mode` built by `model_class` (the keys of `MANIFEST_KEYS`).
 
     `transformers_loadable` says whether stock transformers alone reads the directory back:
     true for full precision, whose directory `save_pretrained` writes and `load` itself reads with
-    `AutoModelForSequenceClassification.from_pretrained` (so whatever `load` reproduces, stock
-    transformers reproduces; `bortnas export` checks the logits along that very route before it
-    keeps an export); false for a quantized mode, whose packed weights only `load` unpacks.
+    `<model_class>.from_pretrained` (so whatever `load` reproduces, stock transformers reproduces;
+    `bortnas export` checks the outputs along that very route before it keeps an export); false for
+    a quantized mode, whose packed weights only `load` unpacks.
     """
     stock = not mode.config.quantized
     return {
         "bortnas_version": __version__,
         "quant": mode.value,
+        "model_class": model_class,
         "transformers_loadable": stock,
-        "auto_class": AUTO_CLASS if stock else None,
-        "load_with": f"transformers.{AUTO_CLASS}.from_pretrained" if stock else "bortnas.load",
+        "auto_class": model_class if stock else None,
+        "load_with": f"transformers.{model_class}.from_pretrained" if stock else "bortnas.load",
     }
 
 
@@ -165,8 +175,8 @@ def save(model: PreTrainedModel, directory: str | Path) -> None:
     `directory` is created if missing and same-named files in it are replaced; `model` is not changed.
 
     Raises:
-        ExportError: `model` is not the class `AutoModelForSequenceClassification` builds for its
-            config (`load` could not rebuild it), or its layers are not those of the mode its config names.
+        ExportError: `model` is not a class one of `AUTO_CLASSES` builds for its config (`load`
+            could not rebuild it), or its layers are not those of the mode its config names.
 
     Example:
         >>> from transformers import BertConfig, BertForSequenceClassification
@@ -178,10 +188,11 @@ def save(model: PreTrainedModel, directory: str | Path) -> None:
     from safetensors.torch import save_file
 
     mode = model_mode(model)
-    if not _stock_class_builds(model):
+    model_class = auto_class_of(model)
+    if model_class is None:
         raise ExportError(
-            f"{type(model).__name__} is not the class {AUTO_CLASS} builds for a {type(model.config).__name__}, "
-            "so `load` could not rebuild it: save a sequence classifier of a supported family."
+            f"{type(model).__name__} is not a class that {', '.join(AUTO_CLASSES)} builds for a {type(model.config).__name__}, "
+            "so `load` could not rebuild it: save a sequence or token classifier, or a base model, of a supported family."
         )
     layers = quantized_modules(model)
     if bool(layers) != mode.config.quantized:
@@ -199,7 +210,7 @@ def save(model: PreTrainedModel, directory: str | Path) -> None:
         )
     else:
         model.save_pretrained(directory)
-    (directory / MANIFEST_NAME).write_text(json.dumps(manifest(mode), indent=2))
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest(mode, model_class), indent=2))
 
 
 def save_quantized(model: PreTrainedModel, mode: QuantMode, directory: Path) -> None:
@@ -270,9 +281,10 @@ def load(directory: str | Path) -> PreTrainedModel:
     that do not belong together: bortnas.json's `quant` (and an export's `candidate.quant`), for
     people and tools that read the mode without transformers, and the weights file's metadata,
     which says how its bytes are to be read. A full-precision directory is read by
-    `AutoModelForSequenceClassification.from_pretrained`, as stock transformers reads it; a quantized
+    its auto class's `from_pretrained`, as stock transformers reads it; a quantized
     one is rebuilt from its config and its packed weights, and runs exactly the arithmetic of the
-    model that was saved.
+    model that was saved. The class is bortnas.json's `model_class` (a sequence classifier for
+    directories written before it existed).
 
     Raises:
         ExportError: the directory has no bortnas.json, its records of the mode disagree, or its
@@ -283,8 +295,9 @@ def load(directory: str | Path) -> PreTrainedModel:
         >>> model.config.bortnas_quant
         'bitnet158'
     """
+    import transformers
     from safetensors import safe_open
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
     directory = Path(directory)
     meta_path = directory / MANIFEST_NAME
@@ -313,11 +326,15 @@ def load(directory: str | Path) -> PreTrainedModel:
                 f"{directory}: config.json says bortnas_quant={mode.value!r} but {where} says {recorded!r}: "
                 "the files do not belong together; write the directory again with `save`."
             )
+    model_class = meta.get("model_class", AUTO_CLASS)
+    if model_class not in AUTO_CLASSES:
+        raise ExportError(f"{meta_path} says model_class={model_class!r}; bortnas writes one of {', '.join(AUTO_CLASSES)}.")
+    auto = getattr(transformers, model_class)
     if not mode.config.quantized:
-        return AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True).eval()
+        return auto.from_pretrained(directory, local_files_only=True).eval()
     with safe_open(str(weights), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    model = quantize_(AutoModelForSequenceClassification.from_config(config), mode)
+    model = quantize_(auto.from_config(config), mode)
     for name, module in quantized_modules(model).items():
         try:
             packed, scale = tensors.pop(f"{name}.weight.packed"), tensors.pop(f"{name}.weight.scale")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import optuna
 
@@ -127,9 +128,19 @@ def trial_cost(attrs: dict[str, float]) -> CandidateCost:
     )
 
 
-def accuracy_drop(attrs: dict[str, float]) -> float:
-    """Points of dev accuracy the trial is below its task teacher (negative: above)."""
-    return 100.0 * (attrs["teacher_dev_accuracy"] - attrs["dev_accuracy"])
+def dev_score(attrs: dict[str, Any]) -> float:
+    """A trial's dev score under the task's headline metric (`dev_accuracy` in studies made before tasks)."""
+    return float(attrs["dev_score"] if "dev_score" in attrs else attrs["dev_accuracy"])
+
+
+def teacher_dev_score(attrs: dict[str, Any]) -> float:
+    """The task teacher's dev score that a trial recorded as its reference."""
+    return float(attrs["teacher_dev_score"] if "teacher_dev_score" in attrs else attrs["teacher_dev_accuracy"])
+
+
+def accuracy_drop(attrs: dict[str, Any]) -> float:
+    """Points (hundredths of the headline metric) the trial is below its task teacher on dev (negative: above)."""
+    return 100.0 * (teacher_dev_score(attrs) - dev_score(attrs))
 
 
 def qualifying(records: list[TrialRecord], selection: Selection) -> list[TrialRecord]:
@@ -175,8 +186,8 @@ def _by_budget(study: optuna.Study, records: list[TrialRecord], selection: Selec
         return math.inf if value is None else value
 
     if selection.max_accuracy_drop is not None:
-        return min(inside, key=lambda r: (latency(r), -r.attrs["dev_accuracy"], r.number)).number
-    return min(inside, key=lambda r: (-r.attrs["dev_accuracy"], latency(r), r.number)).number
+        return min(inside, key=lambda r: (latency(r), -dev_score(r.attrs), r.number)).number
+    return min(inside, key=lambda r: (-dev_score(r.attrs), latency(r), r.number)).number
 
 
 def retimed(

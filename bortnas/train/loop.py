@@ -1,8 +1,10 @@
 """The one training loop (teacher fine-tuning, candidate scoring, export) and evaluation.
 
-Torch layer. Without a teacher the loss is cross-entropy on the labels. With a teacher it is
-distillation: kd_weight * T^2 * KL(teacher || student at temperature T) + (1 - kd_weight) * CE
-plus hidden_weight * the mean over student layers (and the embedding output) of the masked MSE
+Torch layer. The task's `Objective` (`bortnas.train.objectives`) says what the model outputs and
+how each term is computed. Without a teacher the loss is the supervised loss on the labels
+(cross-entropy for classes). With a teacher it is distillation: kd_weight * the distillation of
+the teacher's output (for classes T^2 * KL(teacher || student at temperature T)) + (1 - kd_weight)
+* the supervised loss, plus hidden_weight * the mean over student layers (and the embedding output) of the masked MSE
 between the student's hidden states and the teacher's at the layer and dimensions the student
 was cut from (TinyBERT-style; the extraction makes the two spaces line up without a projection;
 BiT's hidden-state loss), plus dmd_weight * BiBERT's direction-matching loss on Q, K, V.
@@ -17,20 +19,20 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
 from bortnas.core.errors import TrialFailed
 from bortnas.core.progress import progress_bar
 from bortnas.core.settings import TrainConfig
-from bortnas.data.encode import EncodedSplit
-from bortnas.data.tasks import SOFT_ONLY
+from bortnas.core.tasks import TASKS, Task
+from bortnas.data.encode import IGNORE, EncodedSplit
 from bortnas.model.extract import Extraction
 from bortnas.quant.distill import ProjectionRecorder, direction_matching_loss
 from bortnas.runtime.device import CPU, Device
+from bortnas.train.objectives import Objective
 from bortnas.train.teacher_cache import TeacherCache, TeacherOutputs
 
 if TYPE_CHECKING:
@@ -40,13 +42,27 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class EvalResult:
-    accuracy: float
+    """Every metric of the task (`metrics`, the headline one first), the mean supervised loss, the example count."""
+
+    metrics: dict[str, float]
     loss: float
     examples: int
+    task: Task = TASKS["classification"]
+
+    @property
+    def score(self) -> float:
+        """The headline metric (`Task.metric`)."""
+        return self.metrics[self.task.metric]
+
+    @property
+    def accuracy(self) -> float:
+        """Classification accuracy (the headline of a single-label task; callers that only know that task read it)."""
+        return self.metrics["accuracy"]
 
     @property
     def error(self) -> float:
-        return 1.0 - self.accuracy
+        """W's error e of the headline metric (`Task.error`)."""
+        return self.task.error(self.score)
 
 
 def _masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -55,22 +71,23 @@ def _masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor
 
 
 def distillation_loss(
-    student_out: SequenceClassifierOutput,
+    student_out: Any,
     teacher_out: TeacherOutputs,
     batch: dict[str, torch.Tensor],
     config: TrainConfig,
     extraction: Extraction,
     projections: tuple[ProjectionRecorder, ProjectionRecorder] | None = None,
+    objective: Objective = Objective(),
 ) -> torch.Tensor:
-    """Logit KD + CE + hidden-state MSE (+ DMD on the recorded student / teacher projections)."""
-    t = config.kd_temperature
-    s_logits, t_logits = student_out.logits, teacher_out.logits
-    assert s_logits is not None and t_logits is not None, "a sequence classifier's forward pass returns logits"
-    kd = F.kl_div(F.log_softmax(s_logits / t, -1), F.log_softmax(t_logits / t, -1), reduction="batchmean", log_target=True)
-    # examples without a label of their own (SOFT_ONLY: Agora's generated ones) learn from the teacher's probabilities alone
-    labels = batch["labels"]
-    ce = F.cross_entropy(s_logits, labels, ignore_index=SOFT_ONLY, reduction="sum") / (labels != SOFT_ONLY).sum().clamp(min=1)
-    loss = config.kd_weight * t * t * kd + (1 - config.kd_weight) * ce
+    """Output KD + supervised loss + hidden-state MSE (+ DMD on the recorded student / teacher projections)."""
+    mask = batch["attention_mask"]
+    kd = objective.distillation_loss(objective.output(student_out, mask), teacher_out.output, mask, config.kd_temperature)
+    # examples without a label of their own (SOFT_ONLY: Agora's generated ones) learn from the teacher alone
+    if objective.task.labelled:
+        supervised = objective.supervised_loss(objective.output(student_out, mask), batch["labels"])
+        loss = config.kd_weight * kd + (1 - config.kd_weight) * supervised
+    else:
+        loss = kd
     if config.hidden_weight:
         s_hidden, t_hidden = student_out.hidden_states, teacher_out.hidden_states
         assert s_hidden is not None and t_hidden is not None, "the forward passes were asked for hidden states"
@@ -117,16 +134,16 @@ class _DivergenceWatch:
 
 
 def _teacher_outputs(
-    forward: Callable[..., SequenceClassifierOutput],
+    forward: Callable[..., Any],
     inputs: dict[str, torch.Tensor],
     hidden: bool,
     recorder: ProjectionRecorder | None,
+    objective: Objective,
 ) -> TeacherOutputs:
     """The teacher's forward pass without gradient (recording its projections for BiBERT's DMD when asked)."""
     with torch.no_grad(), recorder if recorder is not None else contextlib.nullcontext():
         out = forward(**inputs, output_hidden_states=hidden)
-    assert out.logits is not None, "a sequence classifier's forward pass returns logits"
-    return TeacherOutputs(out.logits, out.hidden_states if hidden else None)
+    return TeacherOutputs(objective.output(out, inputs["attention_mask"]), out.hidden_states if hidden else None)
 
 
 def train(
@@ -140,8 +157,9 @@ def train(
     on_step: Callable[[int], None] | None = None,
     device: Device = CPU,
     teacher_cache: TeacherCache | None = None,
+    objective: Objective = Objective(),
 ) -> None:
-    """Train `model` in place for `config.steps` steps on shuffled batches of `data`.
+    """Train `model` in place for `config.steps` steps on shuffled batches of `data`, for `objective`'s task.
 
     `model` (and `teacher`) must already be on `device`; batches are moved there. The loss is read
     on the host every `device.sync_every` steps (every step on the CPU), so on CUDA a diverged run
@@ -184,7 +202,9 @@ def train(
                 batch = device.put(data.batch(indices, device.pad_multiple))
                 with device.autocast():
                     if teacher_forward is None:
-                        loss = student_forward(**batch).loss
+                        inputs = {k: v for k, v in batch.items() if k != "labels"}
+                        output = objective.output(student_forward(**inputs), batch["attention_mask"])
+                        loss = objective.supervised_loss(output, batch["labels"])
                     else:
                         # teacher_forward is set only with a teacher, which needs an extraction (checked above)
                         assert teacher is not None and extraction is not None
@@ -192,7 +212,7 @@ def train(
                         recorders = (ProjectionRecorder(model), ProjectionRecorder(teacher)) if config.dmd_weight else None
                         hidden = bool(config.hidden_weight)
                         run_teacher = functools.partial(
-                            _teacher_outputs, teacher_forward, inputs, hidden, recorders[1] if recorders else None
+                            _teacher_outputs, teacher_forward, inputs, hidden, recorders[1] if recorders else None, objective
                         )
                         if cache is not None and recorders is None:
                             teacher_out = cache.outputs(indices, batch["attention_mask"], hidden, run_teacher)
@@ -200,7 +220,7 @@ def train(
                             teacher_out = run_teacher()
                         with recorders[0] if recorders else contextlib.nullcontext():
                             student_out = student_forward(**inputs, output_hidden_states=bool(config.hidden_weight))
-                        loss = distillation_loss(student_out, teacher_out, batch, config, extraction, recorders)
+                        loss = distillation_loss(student_out, teacher_out, batch, config, extraction, recorders, objective)
                 watch.record(step + 1, loss)
                 if (step + 1) % device.sync_every == 0 or step + 1 == config.steps:
                     loss_value = watch.check()
@@ -227,28 +247,62 @@ def train(
 
 
 @torch.no_grad()
-def evaluate(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> EvalResult:
-    """Accuracy and mean cross-entropy of `model` (already on `device`) on `data`; eval mode, no gradient.
+def evaluate(
+    model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU, objective: Objective = Objective()
+) -> EvalResult:
+    """Every metric of `objective`'s task and the mean supervised loss of `model` (already on `device`) on `data`.
 
-    Sums stay on the device and are read once at the end. `batch_size` None: sized to the model
-    and the device (`Device.inference_batch_size`).
+    Eval mode, no gradient; batched shortest first. `batch_size` None: sized to the model and the
+    device (`Device.inference_batch_size`). Embedding models are scored against their teacher
+    (`bortnas.trial.embeddings`), not here.
+
+    Raises:
+        TrialFailed: the loss or an output is not finite.
     """
+    outputs = _per_example_rows(model, data, objective, batch_size, device)
+    n = len(data)
+    labels = data.labels
+    if data.token_labels is not None:
+        width = max(map(len, data.token_labels), default=0)
+        labels = torch.full((n, width), IGNORE, dtype=torch.long)
+        for i, row in enumerate(data.token_labels):
+            labels[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    loss = 0.0
+    for start in range(0, n, 256):
+        chunk = outputs[start : start + 256]
+        stacked = torch.stack([_pad_rows(o, labels.shape[-1]) for o in chunk]) if data.token_labels is not None else torch.stack(chunk)
+        loss += float(objective.supervised_loss(stacked, labels[start : start + len(chunk)])) * len(chunk)
+    loss /= max(n, 1)
+    if not math.isfinite(loss) or not all(torch.isfinite(o).all() for o in outputs):
+        raise TrialFailed(f"evaluation produced a non-finite loss or output ({loss})")
+    return EvalResult(metrics=objective.metrics(outputs, data), loss=loss, examples=n, task=objective.task)
+
+
+def _pad_rows(output: torch.Tensor, width: int) -> torch.Tensor:
+    """A token task's per-token outputs, cut or zero-padded to `width` rows."""
+    out = torch.zeros((width, output.shape[-1]), dtype=output.dtype)
+    out[: min(width, output.shape[0])] = output[:width]
+    return out
+
+
+def _per_example_rows(
+    model: PreTrainedModel, data: EncodedSplit, objective: Objective, batch_size: int | None, device: Device
+) -> list[torch.Tensor]:
+    """`objective.output` of every example of `data`, on the host in the split's order (a token task's unpadded)."""
     model.eval()
     batch_size = batch_size or device.inference_batch_size(model, data.longest)
-    correct = torch.zeros((), dtype=torch.long, device=device.torch_device)
-    total_loss = torch.zeros((), dtype=torch.float64, device=device.torch_device)
-    for batch in data.batches(batch_size, pad_to=device.pad_multiple):
+    order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
+    rows: list[torch.Tensor | None] = [None] * len(data)
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        batch = data.batch(indices, device.pad_multiple)
+        batch.pop("labels")
         batch = device.put(batch)
         with device.autocast():
-            logits = model(**batch).logits
-        # float(): under bf16 autocast the logits are bf16; the loss is taken in fp32
-        total_loss += F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
-        correct += (logits.argmax(-1) == batch["labels"]).sum()
-    n = len(data)
-    loss = total_loss.item() / n
-    if not math.isfinite(loss):
-        raise TrialFailed(f"evaluation produced a non-finite loss ({loss})")
-    return EvalResult(accuracy=correct.item() / n, loss=loss, examples=n)
+            output = objective.output(model(**batch), batch["attention_mask"]).float().cpu()
+        for row, i in enumerate(indices):
+            rows[i] = output[row, : len(data.input_ids[i])] if output.dim() == 3 else output[row]
+    return [r for r in rows if r is not None]
 
 
 @torch.no_grad()
@@ -281,7 +335,8 @@ def _per_example(
 
 def _logits(out: SequenceClassifierOutput) -> torch.Tensor:
     assert out.logits is not None, "a sequence classifier's forward pass returns logits"
-    return out.logits
+    logits: torch.Tensor = out.logits
+    return logits
 
 
 def predict(model: PreTrainedModel, data: EncodedSplit, batch_size: int | None = None, device: Device = CPU) -> list[int]:

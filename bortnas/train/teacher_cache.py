@@ -32,10 +32,12 @@ DEFAULT_MAX_BYTES = 4 * 2**30  # fp32 hidden states of MiniLM for all 10,150 rev
 
 @dataclasses.dataclass(frozen=True)
 class TeacherOutputs:
-    """What distillation reads from the teacher: logits (batch, labels) and, when asked, the hidden
-    states (embedding output, then every layer), each (batch, width, hidden); padded positions are zero."""
+    """What distillation reads from the teacher: its task output (`Objective.output`: logits
+    (batch, labels), a token task's (batch, width, labels), or a pooled embedding (batch, hidden))
+    and, when asked, the hidden states (embedding output, then every layer), each (batch, width,
+    hidden); padded positions are zero."""
 
-    logits: torch.Tensor
+    output: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None
 
 
@@ -47,7 +49,7 @@ class TeacherCache:
 
     def __init__(self, teacher: PreTrainedModel, data: EncodedSplit, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.teacher, self.data, self.max_bytes = teacher, data, max_bytes
-        self._logits: dict[int, torch.Tensor] = {}
+        self._outputs: dict[int, torch.Tensor] = {}  # a token task's per real token
         self._hidden: dict[int, torch.Tensor] = {}  # (layers + 1, length, hidden) per example
         self.bytes = 0
         self.hits = 0  # batches assembled from the cache
@@ -65,7 +67,7 @@ class TeacherCache:
     ) -> TeacherOutputs:
         """The teacher's outputs for the batch of examples `indices` (padded as `attention_mask`):
         assembled from the cache when every example is there, else `compute()`d and cached."""
-        have = self._hidden if hidden else self._logits
+        have = self._hidden if hidden else self._outputs
         if all(i in have for i in indices):
             self.hits += 1
             return self._assemble(indices, attention_mask, hidden)
@@ -77,27 +79,36 @@ class TeacherCache:
     def _store(self, indices: Sequence[int], attention_mask: torch.Tensor, out: TeacherOutputs) -> None:
         lengths = attention_mask.sum(-1).tolist()
         stacked = torch.stack(out.hidden_states).detach().cpu() if out.hidden_states is not None else None
-        logits = out.logits.detach().cpu()
+        output = out.output.detach().cpu()
+        per_token = output.dim() == 3
         for row, (i, length) in enumerate(zip(indices, lengths, strict=True)):
-            if i in self._logits and (stacked is None or i in self._hidden):
+            if i in self._outputs and (stacked is None or i in self._hidden):
                 continue
-            size = logits[row].nbytes + (0 if stacked is None else stacked[:, row, :length].nbytes)
+            kept = output[row, :length] if per_token else output[row]
+            size = kept.nbytes + (0 if stacked is None else stacked[:, row, :length].nbytes)
             if self.bytes + size > self.max_bytes:
                 return
-            self._logits[i] = logits[row].clone()
+            self._outputs[i] = kept.clone()
             if stacked is not None:
                 self._hidden[i] = stacked[:, row, :length].clone()
             self.bytes += size
 
     def _assemble(self, indices: Sequence[int], attention_mask: torch.Tensor, hidden: bool) -> TeacherOutputs:
         device = attention_mask.device
-        logits = torch.stack([self._logits[i] for i in indices]).to(device)
+        rows = [self._outputs[i] for i in indices]
+        if rows[0].dim() == 2:  # per token: padded to the batch's width with zeros
+            output = torch.zeros((len(rows), attention_mask.shape[1], rows[0].shape[-1]), dtype=rows[0].dtype)
+            for row, cached in enumerate(rows):
+                output[row, : cached.shape[0]] = cached
+        else:
+            output = torch.stack(rows)
+        output = output.to(device)
         if not hidden:
-            return TeacherOutputs(logits, None)
+            return TeacherOutputs(output, None)
         first = self._hidden[indices[0]]
         states = torch.zeros((first.shape[0], len(indices), attention_mask.shape[1], first.shape[-1]), dtype=first.dtype)
         for row, i in enumerate(indices):
             cached = self._hidden[i]
             states[:, row, : cached.shape[1]] = cached
         states = states.to(device)
-        return TeacherOutputs(logits, tuple(states.unbind(0)))
+        return TeacherOutputs(output, tuple(states.unbind(0)))

@@ -11,16 +11,19 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from bortnas.core.errors import UserInputError
-from bortnas.core.settings import RunSettings
+from bortnas.core.errors import ParameterError, UserInputError
+from bortnas.core.settings import DEFAULT_TEACHER_STEPS, RunSettings
 from bortnas.core.space import TeacherShape
+from bortnas.core.tasks import TASKS, Task, teacher_task
 from bortnas.data.encode import EncodedSplit, encode
-from bortnas.data.tasks import TaskData, load_rotten_tomatoes, load_table
+from bortnas.data.sentence_dirs import Pooling, is_sentence_transformers_dir, read_pooling
+from bortnas.data.tasks import TaskData, align_labels, infer_table_task, load_rotten_tomatoes, load_table, load_tagged, read_table
 from bortnas.families import family_of
-from bortnas.families.teacher_dirs import teacher_shape
+from bortnas.families.teacher_dirs import read_teacher_config, teacher_shape
 from bortnas.runtime.device import CPU, Device
+from bortnas.train.objectives import Objective
 from bortnas.train.teacher_cache import TeacherCache
 from bortnas.trial.teacher import TaskTeacher, check_teacher_weights, load_teacher_config, prepare_teacher
 
@@ -34,9 +37,33 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BORTNAS_CACHE", Path.home() / ".cache" / "bortnas"))
 
 
-def load_task(settings: RunSettings) -> TaskData:
+TOKEN_SUFFIXES = (".conll", ".iob", ".bio")  # a file that can only hold tagged words
+
+
+def infer_task(settings: RunSettings, teacher_config: dict[str, Any]) -> str:
+    """The task of a search whose settings leave it open: the teacher's head says it where it has
+    one; else a CoNLL file is token classification and a table what its labels imply
+    (`infer_table_task`); the default reviews are classification."""
+    head_task = teacher_task(teacher_config)
+    if head_task is not None:
+        return head_task.name
     if settings.data is None:
+        return "classification"
+    path = Path(settings.data)
+    if path.suffix.lower() in TOKEN_SUFFIXES:
+        return "token_classification"
+    return infer_table_task(read_table(path, encoding=settings.encoding), settings.label_column)
+
+
+def load_task(settings: RunSettings, task: str | None = None) -> TaskData:
+    """The settings' data read as `task` (default: the settings' task, else classification)."""
+    task = task or settings.task or "classification"
+    if settings.data is None:
+        if task != "classification":
+            raise ParameterError("data", f" is needed for task {task!r}: the bundled reviews are a classification task; pass a file.")
         return load_rotten_tomatoes(seed=settings.data_seed)
+    if task == "token_classification":
+        return load_tagged(settings.data, seed=settings.data_seed, encoding=settings.encoding)
     return load_table(
         settings.data,
         settings.text_column,
@@ -44,32 +71,88 @@ def load_task(settings: RunSettings) -> TaskData:
         settings.pair_column,
         seed=settings.data_seed,
         encoding=settings.encoding,
+        task=task,
     )
+
+
+def _check_task(task: str, head: Task | None, directory: Path) -> None:
+    """Refuse a task the teacher's own head cannot do."""
+    if head is not None and head.name != task:
+        raise ParameterError(
+            "task",
+            f"={task!r} but the teacher in {directory} has a {head.name} head: leave the task out to compress it for "
+            f"{head.name}, or pass a teacher without a task head.",
+        )
+
+
+def _teacher_steps(settings: RunSettings, head: Task | None, directory: Path) -> int:
+    """The teacher's fine-tuning steps: the settings', else 0 for a teacher with a head and
+    DEFAULT_TEACHER_STEPS for one without; 0 without a head is refused."""
+    if settings.teacher_steps is None:
+        return 0 if head is not None else DEFAULT_TEACHER_STEPS
+    if settings.teacher_steps == 0 and head is None:
+        raise ParameterError(
+            "teacher_steps",
+            f"=0 needs a teacher fine-tuned for the task, but {directory}/config.json declares no task head "
+            "(architectures has no *ForSequenceClassification or *ForTokenClassification): give it fine-tuning steps.",
+        )
+    return settings.teacher_steps
 
 
 @dataclasses.dataclass(frozen=True)
 class Inputs:
     """The teacher and the task of one command, read and checked once, before anything is written
-    (no weights are loaded), then passed to everything that needs them."""
+    (no weights are loaded), then passed to everything that needs them.
+
+    `settings` are the command's with the task and the teacher's steps settled (what a study pins);
+    `keep_head`: the teacher's own task head is used.
+    """
 
     settings: RunSettings
     teacher_dir: Path
     config: PreTrainedConfig  # the teacher's config.json
     shape: TeacherShape
     data: TaskData
+    keep_head: bool = False
+    pooling: Pooling | None = None  # an embedding teacher's sentence-transformers pooling
+
+    @property
+    def task(self) -> Task:
+        return TASKS[self.data.task]
 
 
 def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Inputs:
-    """Read the settings' task (or take `data`) and the teacher's config, and check the teacher's weights.
+    """Read the teacher's config and the settings' task (or take `data`), settle the task and the
+    teacher's steps, match the data's labels to a fine-tuned teacher's, check the teacher's weights.
 
     Raises:
-        UserInputError: an unreadable or malformed data file, a teacher directory bortnas cannot use.
+        UserInputError: an unreadable or malformed data file, a teacher directory bortnas cannot use,
+            labels the teacher's head does not know, a task its head cannot do.
     """
-    data = load_task(settings) if data is None else data
     directory = settings.teacher_dir()
     config = load_teacher_config(directory)
+    raw = read_teacher_config(directory)
+    head = teacher_task(raw)
+    task = settings.task or (data.task if data is not None else infer_task(settings, raw))
+    _check_task(task, head, directory)
+    steps = _teacher_steps(settings, head, directory)
+    data = load_task(settings, task) if data is None else data
+    keep_head = head is not None
+    if keep_head:
+        id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+        data = align_labels(data, [id2label[k] for k in sorted(id2label)], str(directory))
+    pooling = None
+    if task == "embedding":
+        if not is_sentence_transformers_dir(directory):
+            raise ParameterError(
+                "task",
+                f"='embedding' needs a sentence-transformers teacher (modules.json and its pooling config), "
+                f"and {directory} has no modules.json.",
+            )
+        pooling = read_pooling(directory)
     check_teacher_weights(directory, config)
-    return Inputs(settings, directory, config, teacher_shape(config, data.num_labels), data)
+    settled = dataclasses.replace(settings, task=task, teacher_steps=steps)
+    return Inputs(settled, directory, config, teacher_shape(config, max(1, data.num_labels)), data, keep_head, pooling)
 
 
 @dataclasses.dataclass
@@ -86,6 +169,11 @@ class Context:
     device: Device = CPU
     # the task teacher's outputs per training example, shared by every student distilled in this process
     teacher_cache: TeacherCache | None = None
+    objective: Objective = Objective()
+
+    @property
+    def task(self) -> Task:
+        return self.objective.task
 
 
 def build_context(
@@ -116,18 +204,58 @@ def build_context(
     if not family_of(inputs.config).token_types:
         # a family without token types refuses `token_type_ids`, which a BERT tokenizer produces by default
         tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name != "token_type_ids"]
-    train, dev, test = (encode(split, tokenizer, settings.max_length) for split in (data.train, data.dev, data.test))
+    settings = inputs.settings
+    objective = Objective(inputs.task, data.label_names, inputs.pooling)
+    train, dev, test = (
+        encode(split, tokenizer, settings.max_length, data.task, data.num_labels) for split in (data.train, data.dev, data.test)
+    )
+    cut = sum(split.truncated for split in (train, dev, test))
+    if cut:
+        _logger.warning(
+            "%d of %d examples are longer than max_length=%d tokens and were truncated (train %d, dev %d, test %d): "
+            "raise max_length to keep them whole",
+            cut,
+            len(train) + len(dev) + len(test),
+            settings.max_length,
+            train.truncated,
+            dev.truncated,
+            test.truncated,
+        )
     teacher = prepare_teacher(
         directory,
         tokenizer,
-        data.num_labels,
+        objective,
         train,
         dev,
+        test,
         data.fingerprint(),
         settings.teacher_train_config(),
         cache_dir or default_cache_dir(),
+        keep_head=inputs.keep_head,
         show_progress_bar=show_progress_bar,
         device=device,
     )
-    _logger.info("task teacher dev accuracy %.4f (%s)", teacher.dev_accuracy, data.source)
-    return Context(settings, data, shape, teacher, train, dev, test, device=device, teacher_cache=TeacherCache(teacher.model, train))
+    _logger.info(
+        "task teacher (%s, %s): dev %s, test %s (%s)",
+        inputs.task.name,
+        f"fine-tuned {teacher.fine_tuned_steps} steps" if teacher.fine_tuned_steps else "used as it is",
+        _shown(teacher.dev_metrics),
+        _shown(teacher.test_metrics),
+        data.source,
+    )
+    return Context(
+        settings,
+        data,
+        shape,
+        teacher,
+        train,
+        dev,
+        test,
+        device=device,
+        teacher_cache=TeacherCache(teacher.model, train),
+        objective=objective,
+    )
+
+
+def _shown(metrics: dict[str, float]) -> str:
+    return " ".join(f"{name} {value:.4f}" for name, value in metrics.items())

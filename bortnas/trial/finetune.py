@@ -189,7 +189,14 @@ def finetune_candidate(
     if method == "distil":
         return Finetuned(*distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar, pool=pool))
     if method == "plain":
+        if not ctx.task.labelled:
+            raise ParameterError("finetune", f"=plain trains on the data's labels, and task {ctx.task.name!r} has none: use distil.")
         return Finetuned(*finetune_student(ctx, spec, steps, show_progress_bar=show_progress_bar))
     if method == "agora":
+        if ctx.task.name != "classification":
+            raise ParameterError(
+                "finetune",
+                f"=agora labels new examples with the teacher's class; task {ctx.task.name!r} has no classes: use distil or plain.",
+            )
         return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration, pool)
     raise ParameterError("method", f"={method!r} is unknown: use one of {', '.join(METHODS)}.")

@@ -62,7 +62,7 @@ def training_split(ctx: Context, pool: Sequence[Input] = ()) -> EncodedSplit:
         return ctx.train
     protected = [ex.text for ex in ctx.data.dev + ctx.data.test]
     examples = list(ctx.data.train) + unlabelled_examples(pool, ctx.data.train, protected)
-    return encode(examples, ctx.teacher.tokenizer, ctx.settings.max_length)
+    return encode(examples, ctx.teacher.tokenizer, ctx.settings.max_length, ctx.data.task, ctx.data.num_labels)
 
 
 def distil_student(
@@ -114,6 +114,7 @@ def distil_student(
             on_step=hook,
             device=ctx.device,
             teacher_cache=ctx.teacher_cache,
+            objective=ctx.objective,
         )
     return student, extraction, dataclasses.replace(config, steps=steps)
 
@@ -124,5 +125,13 @@ def finetune_student(
     """Build `spec` and fine-tune it on the task's labels alone (cross-entropy, no teacher)."""
     student, extraction = build_student(ctx, spec)
     config = student_config(ctx, steps, spec.quant)
-    train(student, ctx.train, config, show_progress_bar=show_progress_bar, description=f"fine-tune {spec.key}", device=ctx.device)
+    train(
+        student,
+        ctx.train,
+        config,
+        show_progress_bar=show_progress_bar,
+        description=f"fine-tune {spec.key}",
+        device=ctx.device,
+        objective=ctx.objective,
+    )
     return student, extraction, config

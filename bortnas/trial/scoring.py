@@ -80,7 +80,7 @@ class CandidateScore:
 
     def attrs(self) -> dict[str, Any]:
         """The trial attributes (JSON values) this score is stored as; trials never read the test split."""
-        out = {k: v for k, v in self.metrics.to_dict().items() if k != "test_accuracy"}
+        out = {k: v for k, v in self.metrics.to_dict().items() if k not in ("test_score", "test_metrics")}
         out.update(error=self.error, w=self.w, steps=self.steps, seed=self.seed, seconds=self.seconds, **self.w_by_cost)
         if self.latency_table_ms is not None:
             out["latency_table_ms"] = self.latency_table_ms
@@ -116,7 +116,7 @@ def score_candidate(
 
         def hook(student: PreTrainedModel, step: int, total: int) -> None:
             if step < total and step * checkpoints // total != (step - 1) * checkpoints // total:
-                error = evaluate(student, ctx.dev, device=ctx.device).error
+                error = evaluate(student, ctx.dev, device=ctx.device, objective=ctx.objective).error
                 student.train()
                 on_checkpoint(step, reference.w(cost.p, cost.i, latency_table_ms, error), error)
 
@@ -133,7 +133,9 @@ def provenance(ctx: Context, space: SearchSpace, table: LatencyTable | None = No
     return {
         "teacher_hash": ctx.teacher.source_hash,
         "teacher_key": ctx.teacher.key,
-        "teacher_dev_accuracy": ctx.teacher.dev_accuracy,
+        "teacher_dev_score": ctx.teacher.dev_score,
+        "task": ctx.task.name,
+        "metric": ctx.task.metric,
         "data_hash": ctx.data.fingerprint(),
         "version": __version__,
         "init": ctx.settings.init,

@@ -15,19 +15,22 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
+from bortnas.core.tasks import CLASSIFICATION, Task
 from bortnas.data.encode import EncodedSplit
 from bortnas.families import SUPPORTED_MODEL_TYPES, family_of
 from bortnas.families.teacher_dirs import check_supported
 from bortnas.model.importance import Importance, compute_importance
 from bortnas.runtime.device import CPU, Device
 from bortnas.train.loop import TrainConfig, evaluate, train
+from bortnas.train.objectives import Objective
 
 if TYPE_CHECKING:
     from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -109,19 +112,25 @@ def _raise_on_disagreement(directory: Path, missing: set[str], unexpected: set[s
         raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: {'; '.join(problems)}.")
 
 
-def load_pretrained_teacher(directory: Path, num_labels: int) -> PreTrainedModel:
-    """The teacher with a fresh `num_labels` head, refusing weights its config does not describe
-    (`check_teacher_weights`, here for any weight format).
+def _auto_class(task: Task) -> Any:
+    import transformers
+
+    return getattr(transformers, task.auto_class)
+
+
+def load_pretrained_teacher(directory: Path, num_labels: int, task: Task = CLASSIFICATION, keep_head: bool = False) -> PreTrainedModel:
+    """The teacher as `task`'s model class: with its own fine-tuned head (`keep_head`), or with a
+    fresh `num_labels` head; refusing weights its config does not describe (`check_teacher_weights`,
+    here for any weight format).
 
     Raises:
         UserInputError: config and weights disagree.
     """
-    from transformers import AutoModelForSequenceClassification
-
+    options: dict[str, Any] = {"local_files_only": True, "output_loading_info": True}
+    if task.labelled and not keep_head:
+        options.update(num_labels=num_labels, problem_type=task.problem_type)
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            directory, num_labels=num_labels, local_files_only=True, output_loading_info=True
-        )
+        model, info = _auto_class(task).from_pretrained(directory, **options)
     except RuntimeError as e:  # transformers refuses tensors of another shape
         raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: tensors of another shape.") from e
     prefix, prefixes = model.base_model_prefix, family_of(model.config).body_prefixes
@@ -130,7 +139,12 @@ def load_pretrained_teacher(directory: Path, num_labels: int) -> PreTrainedModel
     def body(keys: set[str]) -> set[str]:
         return {b for k in keys if (b := _body_key(k, prefix, prefixes))} - buffers
 
-    _raise_on_disagreement(directory, body(set(info["missing_keys"])), body(set(info["unexpected_keys"])), set())
+    missing = set(info["missing_keys"])
+    if keep_head and missing - {k for k in missing if _body_key(k, prefix, prefixes)}:
+        raise UserInputError(
+            f"teacher directory {directory}: its task head's weights are missing ({min(missing)}); save the fine-tuned model again."
+        )
+    _raise_on_disagreement(directory, body(missing), body(set(info["unexpected_keys"])), set())
     return model
 
 
@@ -150,78 +164,129 @@ def teacher_files_hash(directory: Path) -> str:
 
 @dataclasses.dataclass
 class TaskTeacher:
-    """A teacher fine-tuned on the task, with its tokenizer and unit importance scores."""
+    """The task teacher (fine-tuned here, or the user's own head kept as it is), its tokenizer,
+    unit importance scores and its metrics on dev and test."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     importance: Importance
-    dev_accuracy: float
+    dev_metrics: dict[str, float]
+    test_metrics: dict[str, float]
     key: str
     source_hash: str
     path: Path
+    task: Task = CLASSIFICATION
+    fine_tuned_steps: int = 0  # steps bortnas trained it for; 0: the user's model as given
+
+    @property
+    def dev_score(self) -> float:
+        """The headline metric on dev: the reference of every trial's accuracy drop."""
+        return self.dev_metrics[self.task.metric]
+
+
+def _importance(model: PreTrainedModel, split: EncodedSplit, objective: Objective, device: Device) -> Importance:
+    def loss(m: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return objective.importance_loss(objective.output(m(**inputs), batch["attention_mask"]), batch["labels"])
+
+    sample = split.subset(range(min(IMPORTANCE_EXAMPLES, len(split))))
+    # in fp32 (no autocast): the ranking of nearly equal units should not depend on the device
+    return compute_importance(model, (device.put(batch) for batch in sample.batches(32)), loss)
 
 
 def _fine_tune(
     directory: Path,
-    num_labels: int,
+    objective: Objective,
+    keep_head: bool,
     train_split: EncodedSplit,
-    dev_split: EncodedSplit,
     config: TrainConfig,
     show_progress_bar: bool,
     device: Device,
-) -> tuple[PreTrainedModel, float]:
+) -> PreTrainedModel:
+    """The teacher loaded for the task on `device` and trained for `config.steps` steps (none: as it is)."""
     torch.manual_seed(config.seed)
-    model = load_pretrained_teacher(directory, num_labels)
+    model = load_pretrained_teacher(directory, len(objective.label_names) or 1, objective.task, keep_head=keep_head)
     check_supported(model.config, str(directory))
     model.to(device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
-    train(model, train_split, config, show_progress_bar=show_progress_bar, description="fine-tune teacher", device=device)
-    return model, evaluate(model, dev_split, device=device).accuracy
+    if config.steps:
+        _logger.info("fine-tuning the teacher on the task (%d steps)", config.steps)
+        train(
+            model, train_split, config, show_progress_bar=show_progress_bar, description="fine-tune teacher", device=device, objective=objective
+        )
+    else:
+        _logger.info("using the teacher's own %s head as it is (no fine-tuning)", objective.task.name)
+    return model
 
 
 def prepare_teacher(
     directory: Path,
     tokenizer: PreTrainedTokenizerBase,
-    num_labels: int,
+    objective: Objective,
     train_split: EncodedSplit,
     dev_split: EncodedSplit,
+    test_split: EncodedSplit,
     data_fingerprint: str,
     config: TrainConfig,
     cache_dir: Path,
+    keep_head: bool = False,
     show_progress_bar: bool = False,
     device: Device = CPU,
+    scorer: Callable[[PreTrainedModel, EncodedSplit], dict[str, float]] | None = None,
 ) -> TaskTeacher:
-    """Fine-tune `directory` on the task (or load it from the cache) and score its units.
+    """The task teacher on `device`: `directory`'s own head kept (`keep_head`), fine-tuned further
+    for `config.steps` steps when that is not 0, with its unit importance and dev / test metrics.
 
-    The teacher is fine-tuned on `device` and returned there. The cache key names the recipe
-    (files, data, settings), not the device: a teacher fine-tuned on a GPU in bf16 is reused on a
-    CPU and the reverse, as one fine-tuned on another machine's CPU already was.
+    A teacher bortnas trained is cached with its importance (a second search reuses both); a
+    teacher used as it is is read from `directory` every time and only its importance and metrics
+    are cached. The cache key names the recipe (files, data, task, settings), not the device: a
+    teacher fine-tuned on a GPU in bf16 is reused on a CPU and the reverse. `scorer(model, split)`
+    replaces `evaluate` (embedding models are scored against their own teacher).
     """
-    from transformers import AutoModelForSequenceClassification
-
     source_hash = teacher_files_hash(directory)
-    settings = json.dumps({"v": CACHE_VERSION, "data": data_fingerprint, "labels": num_labels, "train": config.to_dict()}, sort_keys=True)
+    task = objective.task
+    recipe: dict[str, Any] = {"v": CACHE_VERSION, "data": data_fingerprint, "labels": len(objective.label_names), "train": config.to_dict()}
+    if task.name != "classification" or keep_head:
+        recipe.update(task=task.name, keep_head=keep_head)
+    settings = json.dumps(recipe, sort_keys=True)
     key = hashlib.sha256(f"{source_hash}:{settings}".encode()).hexdigest()[:16]
     entry = cache_dir / "teachers" / key
+    trained = config.steps > 0
+
+    def score(model: PreTrainedModel, split: EncodedSplit) -> dict[str, float]:
+        return scorer(model, split) if scorer is not None else evaluate(model, split, device=device, objective=objective).metrics
+
     if (entry / "meta.json").is_file():
-        _logger.info("reusing the fine-tuned teacher %s from %s", key, entry)
-        model = AutoModelForSequenceClassification.from_pretrained(entry, local_files_only=True).to(device.torch_device).eval()
+        _logger.info("reusing the task teacher %s from %s", key, entry)
+        source = entry if trained else directory
+        model = _auto_class(task).from_pretrained(source, local_files_only=True).to(device.torch_device).eval()
         meta = json.loads((entry / "meta.json").read_text())
         importance = Importance(**load_file(str(entry / "importance.safetensors")))
-        return TaskTeacher(model, tokenizer, importance, meta["dev_accuracy"], key, source_hash, entry)
+        dev, test = meta.get("dev_metrics", {"accuracy": meta.get("dev_accuracy")}), meta.get("test_metrics", {})
+        if not test:  # an entry from before teachers were tested
+            test = score(model, test_split)
+        return TaskTeacher(model, tokenizer, importance, dev, test, key, source_hash, entry, task, config.steps)
 
-    _logger.info("fine-tuning the teacher on the task (%d steps); cached as %s", config.steps, key)
-    model, dev_accuracy = _fine_tune(directory, num_labels, train_split, dev_split, config, show_progress_bar, device)
-    sample = train_split.subset(range(min(IMPORTANCE_EXAMPLES, len(train_split))))
-    # in fp32 (no autocast): the ranking of nearly equal units should not depend on the device
-    importance = compute_importance(model, (device.put(batch) for batch in sample.batches(32)))
+    model = _fine_tune(directory, objective, keep_head, train_split, config, show_progress_bar, device)
+    model.eval()
+    dev, test = score(model, dev_split), score(model, test_split)
+    importance = _importance(model, train_split, objective, device)
 
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=entry.parent))
     try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        if trained:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
         save_file({k: v.contiguous() for k, v in importance.state_dict().items()}, str(staging / "importance.safetensors"))
-        meta = {"dev_accuracy": dev_accuracy, "source": str(directory), "source_hash": source_hash, "settings": json.loads(settings)}
+        meta = {
+            "dev_metrics": dev,
+            "test_metrics": test,
+            "source": str(directory),
+            "source_hash": source_hash,
+            "settings": json.loads(settings),
+        }
+        if task.name == "classification":
+            meta["dev_accuracy"] = dev["accuracy"]  # what caches before the task existed held
         (staging / "meta.json").write_text(json.dumps(meta, indent=2))
         if entry.exists() and not (entry / "meta.json").is_file():
             # an entry without meta.json (a partial copy of a cache) would block the rename forever
@@ -235,4 +300,4 @@ def prepare_teacher(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return TaskTeacher(model.eval(), tokenizer, importance, dev_accuracy, key, source_hash, entry)
+    return TaskTeacher(model, tokenizer, importance, dev, test, key, source_hash, entry, task, config.steps)

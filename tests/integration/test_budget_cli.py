@@ -83,7 +83,7 @@ def test_search_trains_inside_the_budget_and_export_chooses_by_it(
         return float(retimed.get(t.user_attrs["key"], t.user_attrs["latency_table_ms"]))
 
     within_now = [t for t in trials if now(t) <= budget]
-    expected = min(within_now, key=lambda t: (-t.user_attrs["dev_accuracy"], now(t), t.number))
+    expected = min(within_now, key=lambda t: (-t.user_attrs["dev_score"], now(t), t.number))
     assert json.loads(out.stdout)["trial"] == expected.number
     within = [t for t in trials if t.user_attrs["latency_table_ms"] <= budget]
     rows = json.loads(bortnas("trials", "--study", "tiny", "--max-latency-ms", str(budget), "--format", "json", cwd=tmp_path).stdout)

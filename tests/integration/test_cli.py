@@ -63,7 +63,7 @@ def test_search_trials_export_reload(tmp_path: Path, tiny_bert: Path, tiny_task:
     # a fresh process without bortnas loads the directory with stock transformers and gets the recorded accuracy
     reloaded = reload_exported(model_dir, tiny_task, stock=True)
     assert reloaded["type"] == "BertForSequenceClassification"
-    assert reloaded["acc"] == pytest.approx(meta["metrics"]["dev_accuracy"])
+    assert reloaded["acc"] == pytest.approx(meta["metrics"]["dev_score"])
     assert reloaded["id2label"] == {"0": "neg", "1": "pos"}
 
 

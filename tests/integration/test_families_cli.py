@@ -51,4 +51,4 @@ def test_search_export_and_reload(tmp_path: Path, tiny_task: Path, family: str) 
         meta = json.loads((out / "bortnas.json").read_text())
         reloaded = reload_exported(out, tiny_task, stock=mode == "fp32")
         assert reloaded["type"] == CLASSES[family]
-        assert reloaded["acc"] == pytest.approx(meta["metrics"]["dev_accuracy"])
+        assert reloaded["acc"] == pytest.approx(meta["metrics"]["dev_score"])

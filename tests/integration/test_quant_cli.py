@@ -49,7 +49,7 @@ def test_mixed_precision_search_export_and_load(tmp_path: Path, tiny_bert: Path,
     assert out["model"]["size_mib"] < out["teacher"]["size_mib"] / 3
 
     reloaded = reload_exported(directory, tiny_task, stock=False)  # bortnas.load in a fresh process
-    assert reloaded["acc"] == pytest.approx(meta["metrics"]["dev_accuracy"])
+    assert reloaded["acc"] == pytest.approx(meta["metrics"]["dev_score"])
 
 
 def test_bad_bit_chain_exits_2(tmp_path: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:

@@ -109,8 +109,8 @@ def metrics(**figures: float) -> ModelMetrics:
 
 def test_report_ratios_are_teacher_over_model(tmp_path: Path) -> None:
     teacher = metrics(
-        dev_accuracy=0.93,
-        test_accuracy=0.90,
+        dev_score=0.93,
+        test_score=0.90,
         params_total=1_000_000,
         params_non_embedding=600_000,
         size_bits_non_embedding=19_200_000.0,
@@ -119,8 +119,8 @@ def test_report_ratios_are_teacher_over_model(tmp_path: Path) -> None:
         latency_ms=12.0,
     )
     model = metrics(
-        dev_accuracy=0.89,
-        test_accuracy=0.8725,
+        dev_score=0.89,
+        test_score=0.8725,
         params_total=250_000,
         params_non_embedding=50_000,
         size_bits_non_embedding=1_600_000.0,
@@ -130,13 +130,13 @@ def test_report_ratios_are_teacher_over_model(tmp_path: Path) -> None:
     )
     report = ExportReport(out=tmp_path / "out", trial=3, spec=ArchSpec(1, 16, 2, 32), model=model, teacher=teacher, seq_len=64)
     ratios = report.ratios()
-    assert set(ratios) == {"params", "params_non_embedding", "size_mib", "flops", "latency", "test_accuracy_points"}
+    assert set(ratios) == {"params", "params_non_embedding", "size_mib", "flops", "latency", "test_points"}
     assert ratios["params"] == pytest.approx(4.0)
     assert ratios["params_non_embedding"] == pytest.approx(12.0)
     assert ratios["size_mib"] == pytest.approx(4.0)
     assert ratios["flops"] == pytest.approx(8.0)
     assert ratios["latency"] == pytest.approx(8.0)
-    assert ratios["test_accuracy_points"] == pytest.approx(-2.75)  # test accuracy, not dev: 100 * (0.8725 - 0.90)
+    assert ratios["test_points"] == pytest.approx(-2.75)  # test accuracy, not dev: 100 * (0.8725 - 0.90)
 
 
 RELOAD_ATOL = 1e-5  # the writer's own bound: the same weights and arithmetic, read back

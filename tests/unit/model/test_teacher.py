@@ -15,6 +15,7 @@ from bortnas.core.errors import UserInputError
 from bortnas.core.settings import TrainConfig
 from bortnas.data.encode import EncodedSplit, encode
 from bortnas.data.tasks import load_table
+from bortnas.train.objectives import Objective
 from bortnas.trial.teacher import prepare_teacher, teacher_files_hash
 
 CONFIG = TrainConfig(steps=2, batch_size=16)
@@ -76,7 +77,8 @@ def prepare(
     tiny_bert: Path, splits: tuple[Any, EncodedSplit, EncodedSplit], cache: Path, data: str = "data-a", config: TrainConfig = CONFIG
 ) -> teacher_module.TaskTeacher:
     tokenizer, train_split, dev_split = splits
-    return prepare_teacher(tiny_bert, tokenizer, 2, train_split, dev_split, data, config, cache)
+    objective = Objective(label_names=("negative", "positive"))
+    return prepare_teacher(tiny_bert, tokenizer, objective, train_split, dev_split, dev_split, data, config, cache)
 
 
 def entries(cache: Path) -> list[str]:
@@ -97,7 +99,7 @@ def test_an_entry_is_written_once_and_reused(
     assert first.source_hash == teacher_files_hash(tiny_bert)
     meta_file = first.path / "meta.json"
     meta = json.loads(meta_file.read_text())
-    assert meta["dev_accuracy"] == first.dev_accuracy and meta["source_hash"] == first.source_hash
+    assert meta["dev_accuracy"] == first.dev_score and meta["source_hash"] == first.source_hash
     assert meta["settings"]["data"] == "data-a" and meta["settings"]["train"] == CONFIG.to_dict() and meta["settings"]["labels"] == 2
     assert {"config.json", "model.safetensors", "importance.safetensors", "meta.json"} <= {p.name for p in first.path.iterdir()}
     written = meta_file.stat().st_mtime_ns
@@ -107,10 +109,10 @@ def test_an_entry_is_written_once_and_reused(
 
     monkeypatch.setattr(teacher_module, "_fine_tune", no_second_fine_tune)
     second = prepare(tiny_bert, splits, cache)
-    assert (second.key, second.path, second.dev_accuracy, second.source_hash) == (
+    assert (second.key, second.path, second.dev_score, second.source_hash) == (
         first.key,
         first.path,
-        first.dev_accuracy,
+        first.dev_score,
         first.source_hash,
     )
     assert meta_file.stat().st_mtime_ns == written and entries(cache) == [first.key]
@@ -148,11 +150,11 @@ def test_a_killed_staging_directory_is_never_an_entry(
     staging = cache / "teachers" / f"{done.key}.killed"
     shutil.copytree(done.path, staging)
     meta = json.loads((staging / "meta.json").read_text())
-    (staging / "meta.json").write_text(json.dumps({**meta, "dev_accuracy": -1.0}))
+    (staging / "meta.json").write_text(json.dumps({**meta, "dev_metrics": {"accuracy": -1.0}}))
     teacher = prepare(tiny_bert, splits, cache)
     assert len(fine_tunes) == 2  # fine-tuned anew, the staging directory ignored
-    assert teacher.key == done.key and teacher.path == cache / "teachers" / done.key and teacher.dev_accuracy != -1.0
-    assert json.loads((teacher.path / "meta.json").read_text())["dev_accuracy"] == teacher.dev_accuracy
+    assert teacher.key == done.key and teacher.path == cache / "teachers" / done.key and teacher.dev_score != -1.0
+    assert json.loads((teacher.path / "meta.json").read_text())["dev_accuracy"] == teacher.dev_score
 
 
 def test_a_failed_write_leaves_no_entry(
@@ -190,7 +192,7 @@ def test_a_directory_at_the_key_without_meta_is_replaced_by_a_complete_entry(
     (half / "config.json").write_text("{}")  # meta.json is written last: without it the entry is incomplete
     teacher = prepare(tiny_bert, splits, cache)
     assert len(fine_tunes) == 2 and teacher.key == key
-    assert teacher.dev_accuracy == json.loads((tmp_path / "first" / "teachers" / key / "meta.json").read_text())["dev_accuracy"]
+    assert teacher.dev_score == json.loads((tmp_path / "first" / "teachers" / key / "meta.json").read_text())["dev_accuracy"]
     assert (half / "meta.json").is_file() and (half / "model.safetensors").is_file()  # repaired: the next call reuses it
     prepare(tiny_bert, splits, cache)
     assert len(fine_tunes) == 2
