@@ -39,6 +39,11 @@ class EncodedSplit:
     pad_id: int
     token_labels: list[list[int]] | None = None
     truncated: int = 0
+    # embeddings: every sentence is one sequence (texts, then the distinct pair texts); `pairs` are
+    # (text, its pair) indices, `reference` the teacher's embedding of each sentence, set once the
+    # teacher is known (an embedding student is scored against it)
+    pairs: list[tuple[int, int]] | None = None
+    reference: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -136,6 +141,8 @@ def encode(
     """
     if task == "token_classification":
         return _encode_words(examples, tokenizer, max_length)
+    if task == "embedding":
+        return _encode_sentences(examples, tokenizer, max_length)
     texts = [ex.text for ex in examples]
     pairs = [ex.pair or "" for ex in examples] if any(ex.pair is not None for ex in examples) else None
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
@@ -146,6 +153,27 @@ def encode(
         labels=_label_tensor(examples, task, num_labels),
         pad_id=tokenizer.pad_token_id or 0,
         truncated=sum(len(ids) > max_length for ids in full),
+    )
+
+
+def _encode_sentences(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedSplit:
+    """Each text, and each distinct pair text, as a sequence of its own: an embedding model embeds sentences one by one."""
+    texts = [ex.text for ex in examples]
+    documents: dict[str, int] = {}
+    pairs = []
+    for i, ex in enumerate(examples):
+        if ex.pair:
+            pairs.append((i, documents.setdefault(ex.pair, len(texts) + len(documents))))
+    sentences = texts + list(documents)
+    encoded = tokenizer(sentences, truncation=True, max_length=max_length)
+    full = tokenizer(sentences, truncation=False, verbose=False)["input_ids"] if sentences else []
+    return EncodedSplit(
+        input_ids=encoded["input_ids"],
+        token_type_ids=encoded.get("token_type_ids"),
+        labels=torch.zeros(len(sentences), dtype=torch.long),
+        pad_id=tokenizer.pad_token_id or 0,
+        truncated=sum(len(ids) > max_length for ids in full),
+        pairs=pairs or None,
     )
 
 

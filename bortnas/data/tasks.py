@@ -402,7 +402,8 @@ def load_table(
     rows = read_table(path, encoding=encoding)
     if not rows:
         raise DataError(f"{path} has no rows: it needs a header (CSV/TSV) and labelled examples.")
-    columns = {"text_column": (text_column,), "label_column": _label_columns(label_column)}
+    unlabelled = task == "embedding"  # an embedding model learns from its teacher alone: any label column is ignored
+    columns = {"text_column": (text_column,), "label_column": () if unlabelled else _label_columns(label_column)}
     if pair_column:
         columns["pair_column"] = (pair_column,)
     for parameter, names in columns.items():
@@ -410,15 +411,19 @@ def load_table(
             if any(not isinstance(row, dict) or column not in row for row in rows):
                 found = ", ".join(sorted(rows[0])) if isinstance(rows[0], dict) else "no columns"
                 raise ParameterError(parameter, f"={column!r} is not a column of {path} (found: {found}): pass one of those.")
-    if not columns["label_column"]:
+    if not columns["label_column"] and not unlabelled:
         raise ParameterError("label_column", f"={label_column!r} names no column of {path}.")
-    labels, label_names = _labels(task, path, rows, columns["label_column"])
+    labels, label_names = ([SOFT_ONLY] * len(rows), ()) if unlabelled else _labels(task, path, rows, columns["label_column"])
     examples = []
     for number, (row, label) in enumerate(zip(rows, labels, strict=True), 1):
         text = str(row[text_column] or "").strip()
         if not text:
             raise DataError(f"{path} row {number} has an empty {text_column!r}: remove the row or fill it.")
-        pair = str(row[pair_column]).strip() if pair_column else None
+        pair = str(row[pair_column] or "").strip() if pair_column else None
+        if pair_column and not pair and unlabelled:
+            raise DataError(
+                f"{path} row {number} has an empty {pair_column!r}: an embedding pair needs both texts; fill it or remove the row."
+            )
         examples.append(Example(text=text, pair=pair, label=label, line=number))
     random.Random(seed).shuffle(examples)
     cut_train, cut_dev = split_fractions(len(examples))

@@ -111,9 +111,11 @@ class EmbeddingView:
 
 @dataclasses.dataclass
 class HeadView:
-    """The classification head on the first token (or the pooled tokens): dense, optional norm, classifier."""
+    """A task head: a sequence head on the first token (or the pooled tokens) has a dense layer,
+    optionally a norm, then the classifier; a token head is the classifier on every token
+    (`dense` None), or the same three parts per token (ModernBERT)."""
 
-    dense: nn.Linear
+    dense: nn.Linear | None
     classifier: nn.Linear
     norm: nn.Module | None = None
 
@@ -210,7 +212,22 @@ class Family:
         raise NotImplementedError
 
     def head(self, model: PreTrainedModel) -> HeadView:
+        """The sequence classification head."""
         raise NotImplementedError
+
+    def token_head(self, model: PreTrainedModel) -> HeadView:
+        """The token classification head: in every supported family but ModernBERT a linear `classifier` on each token."""
+        classifier: Any = model
+        return HeadView(dense=None, classifier=classifier.classifier)
+
+    def task_head(self, model: PreTrainedModel) -> HeadView | None:
+        """The head of `model` by its class: a sequence or token classifier's, or None for a bare encoder (embeddings)."""
+        name = type(model).__name__
+        if name.endswith("ForSequenceClassification"):
+            return self.head(model)
+        if name.endswith("ForTokenClassification"):
+            return self.token_head(model)
+        return None
 
     def extras(self, model: PreTrainedModel) -> ExtraView:
         return ExtraView()

@@ -80,6 +80,9 @@ class ModernBertFamily(Family):
         classifier: Any = model
         return HeadView(dense=classifier.head.dense, classifier=classifier.classifier, norm=classifier.head.norm)
 
+    def token_head(self, model: PreTrainedModel) -> HeadView:
+        return self.head(model)  # the same dense, norm and classifier, applied to every token
+
     def extras(self, model: PreTrainedModel) -> ExtraView:
         return ExtraView(hidden_norms=(self.base(model).final_norm,))
 

@@ -15,7 +15,9 @@ selection rule (docs/guides/search.md, "Extraction"):
   dimensions, which changes nothing. Queries are rescaled by sqrt(new / old head size) so the
   logits keep the teacher's scale;
 - FFN neurons: per kept layer the `ffn` neurons of highest importance (both halves of a gated FFN);
-- the head's dense layer keeps the outputs the classifier weighs most.
+- the head's dense layer keeps the outputs the classifier weighs most; a token head without one
+  keeps the classifier's columns of the kept residual dimensions; a bare encoder (an embedding
+  model) has no head.
 With init="scratch" the same config is built with fresh random weights (Bort's setting).
 The result is an ordinary transformers model of the teacher's class with a smaller config, on
 the teacher's device (importance scores may live on the CPU).
@@ -256,11 +258,16 @@ def extract(
         assert shared is not None  # a per-head table shared by the layers implies one head set
         s_table.weight.data.copy_(t_table.weight.detach()[:, shared.to(device)])
 
-    t_head, s_head = family.head(teacher), family.head(student)
+    t_head, s_head = family.task_head(teacher), family.task_head(student)
+    if t_head is None or s_head is None:  # a bare encoder (embeddings): no head
+        return student.eval(), mapping
+    all_labels = torch.arange(t_head.classifier.out_features, device=device)
+    if t_head.dense is None or s_head.dense is None:  # the classifier reads the residual stream itself
+        _copy_linear(s_head.classifier, t_head.classifier, all_labels, hidden_index)
+        return student.eval(), mapping
     pooled = _top(t_head.classifier.weight.detach().norm(dim=0), spec.hidden)
     _copy_linear(s_head.dense, t_head.dense, pooled, hidden_index)
     if s_head.norm is not None and t_head.norm is not None:
         _copy_norm(s_head.norm, t_head.norm, pooled)
-    all_labels = torch.arange(t_head.classifier.out_features, device=device)
     _copy_linear(s_head.classifier, t_head.classifier, all_labels, pooled)
     return student.eval(), mapping

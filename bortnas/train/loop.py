@@ -259,7 +259,7 @@ def evaluate(
     Raises:
         TrialFailed: the loss or an output is not finite.
     """
-    outputs = _per_example_rows(model, data, objective, batch_size, device)
+    outputs = task_outputs(model, data, objective, batch_size, device)
     n = len(data)
     labels = data.labels
     if data.token_labels is not None:
@@ -285,7 +285,7 @@ def _pad_rows(output: torch.Tensor, width: int) -> torch.Tensor:
     return out
 
 
-def _per_example_rows(
+def task_outputs(
     model: PreTrainedModel, data: EncodedSplit, objective: Objective, batch_size: int | None, device: Device
 ) -> list[torch.Tensor]:
     """`objective.output` of every example of `data`, on the host in the split's order (a token task's unpadded)."""

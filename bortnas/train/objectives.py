@@ -106,8 +106,7 @@ class Objective:
     def metrics(self, outputs: list[torch.Tensor], split: EncodedSplit) -> dict[str, float]:
         """Every metric of the task for `outputs` (one per example of `split`, in its order, on the host).
 
-        Raises:
-            ValueError: an embedding objective (its metrics compare against the teacher: `embedding_metrics`).
+        An embedding model is scored against its teacher (`_embedding_metrics`).
         """
         name = self.task.name
         if name == "classification":
@@ -134,4 +133,34 @@ class Objective:
                 gold_tags.append([self.label_names[labels[k]] for k in first])
             precision, recall, f1 = task_metrics.entity_f1(pred_tags, gold_tags)
             return {"entity_f1": f1, "entity_precision": precision, "entity_recall": recall}
-        raise ValueError("an embedding model is scored against its teacher's embeddings: use embedding_metrics")
+        return self._embedding_metrics(torch.stack(outputs) if outputs else torch.empty(0), split)
+
+    def _embedding_metrics(self, embeddings: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
+        """An embedding model against its teacher on `split` (whose `reference` holds the teacher's embeddings).
+
+        cosine_spearman: Spearman's correlation between the model's and the teacher's cosine
+        similarities over a fixed set of sentence pairs: each text with its pair where the data has
+        pairs, and each with an unrelated sentence (a fixed derangement), so that both similar and
+        dissimilar pairs are ranked. recall_at_10: where the data has pairs, the share of texts whose
+        own pair is among the 10 most similar of all pair texts (a retrieval query and its
+        document), else absent. Both are what a user of the embeddings reads from them.
+        """
+        assert split.reference is not None, "an embedding split holds its teacher's embeddings before it is scored"
+        n = len(embeddings)
+        student, teacher = F.normalize(embeddings.float(), dim=-1), F.normalize(split.reference.float(), dim=-1)
+        generator = torch.Generator().manual_seed(0)
+        shift = torch.randint(1, max(2, n), (n,), generator=generator)
+        unrelated = [(i, int((i + shift[i]) % n)) for i in range(n)]
+        pairs = (split.pairs or []) + unrelated
+        left, right = torch.tensor([a for a, _ in pairs]), torch.tensor([b for _, b in pairs])
+        s_cos = (student[left] * student[right]).sum(-1).tolist()
+        t_cos = (teacher[left] * teacher[right]).sum(-1).tolist()
+        out = {"cosine_spearman": task_metrics.spearman(s_cos, t_cos)}
+        if split.pairs:
+            queries = torch.tensor([q for q, _ in split.pairs])
+            documents = sorted({d for _, d in split.pairs})
+            column = {d: k for k, d in enumerate(documents)}
+            scores = student[queries] @ student[torch.tensor(documents)].T
+            ranked = scores.topk(min(10, len(documents)), dim=-1).indices.tolist()
+            out["recall_at_10"] = task_metrics.recall_at_k(ranked, [column[d] for _, d in split.pairs], k=10)
+        return out

@@ -85,9 +85,18 @@ def _check_task(task: str, head: Task | None, directory: Path) -> None:
         )
 
 
-def _teacher_steps(settings: RunSettings, head: Task | None, directory: Path) -> int:
-    """The teacher's fine-tuning steps: the settings', else 0 for a teacher with a head and
-    DEFAULT_TEACHER_STEPS for one without; 0 without a head is refused."""
+def _teacher_steps(settings: RunSettings, task: str, head: Task | None, directory: Path) -> int:
+    """The teacher's fine-tuning steps: the settings', else 0 for a teacher with a head (and for an
+    embedding teacher, which is distilled as it is) and DEFAULT_TEACHER_STEPS for one without; 0
+    without a head is refused, and so are steps for an embedding teacher (there are no labels)."""
+    if task == "embedding":
+        if settings.teacher_steps:
+            raise ParameterError(
+                "teacher_steps",
+                f"={settings.teacher_steps}: an embedding teacher is distilled as it is "
+                "(the task has no labels to fine-tune on); leave it out.",
+            )
+        return 0
     if settings.teacher_steps is None:
         return 0 if head is not None else DEFAULT_TEACHER_STEPS
     if settings.teacher_steps == 0 and head is None:
@@ -135,7 +144,7 @@ def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Input
     head = teacher_task(raw)
     task = settings.task or (data.task if data is not None else infer_task(settings, raw))
     _check_task(task, head, directory)
-    steps = _teacher_steps(settings, head, directory)
+    steps = _teacher_steps(settings, task, head, directory)
     data = load_task(settings, task) if data is None else data
     keep_head = head is not None
     if keep_head:

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from bortnas.families import SUPPORTED_MODEL_TYPES, family_of
 from bortnas.families.teacher_dirs import check_supported
 from bortnas.model.importance import Importance, compute_importance
 from bortnas.runtime.device import CPU, Device
-from bortnas.train.loop import TrainConfig, evaluate, train
+from bortnas.train.loop import TrainConfig, evaluate, task_outputs, train
 from bortnas.train.objectives import Objective
 
 if TYPE_CHECKING:
@@ -118,9 +118,11 @@ def _auto_class(task: Task) -> Any:
     return getattr(transformers, task.auto_class)
 
 
-def load_pretrained_teacher(directory: Path, num_labels: int, task: Task = CLASSIFICATION, keep_head: bool = False) -> PreTrainedModel:
+def load_pretrained_teacher(
+    directory: Path, label_names: Sequence[str], task: Task = CLASSIFICATION, keep_head: bool = False
+) -> PreTrainedModel:
     """The teacher as `task`'s model class: with its own fine-tuned head (`keep_head`), or with a
-    fresh `num_labels` head; refusing weights its config does not describe (`check_teacher_weights`,
+    fresh head whose outputs are `label_names`; refusing weights its config does not describe (`check_teacher_weights`,
     here for any weight format).
 
     Raises:
@@ -128,7 +130,9 @@ def load_pretrained_teacher(directory: Path, num_labels: int, task: Task = CLASS
     """
     options: dict[str, Any] = {"local_files_only": True, "output_loading_info": True}
     if task.labelled and not keep_head:
-        options.update(num_labels=num_labels, problem_type=task.problem_type)
+        options.update(num_labels=len(label_names), problem_type=task.problem_type)
+        if task.name != "regression":  # the head's outputs carry the data's label names, as the export writes them
+            options.update(id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)})
     try:
         model, info = _auto_class(task).from_pretrained(directory, **options)
     except RuntimeError as e:  # transformers refuses tensors of another shape
@@ -205,13 +209,19 @@ def _fine_tune(
 ) -> PreTrainedModel:
     """The teacher loaded for the task on `device` and trained for `config.steps` steps (none: as it is)."""
     torch.manual_seed(config.seed)
-    model = load_pretrained_teacher(directory, len(objective.label_names) or 1, objective.task, keep_head=keep_head)
+    model = load_pretrained_teacher(directory, objective.label_names, objective.task, keep_head=keep_head)
     check_supported(model.config, str(directory))
     model.to(device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
     if config.steps:
         _logger.info("fine-tuning the teacher on the task (%d steps)", config.steps)
         train(
-            model, train_split, config, show_progress_bar=show_progress_bar, description="fine-tune teacher", device=device, objective=objective
+            model,
+            train_split,
+            config,
+            show_progress_bar=show_progress_bar,
+            description="fine-tune teacher",
+            device=device,
+            objective=objective,
         )
     else:
         _logger.info("using the teacher's own %s head as it is (no fine-tuning)", objective.task.name)
@@ -231,7 +241,6 @@ def prepare_teacher(
     keep_head: bool = False,
     show_progress_bar: bool = False,
     device: Device = CPU,
-    scorer: Callable[[PreTrainedModel, EncodedSplit], dict[str, float]] | None = None,
 ) -> TaskTeacher:
     """The task teacher on `device`: `directory`'s own head kept (`keep_head`), fine-tuned further
     for `config.steps` steps when that is not 0, with its unit importance and dev / test metrics.
@@ -239,8 +248,8 @@ def prepare_teacher(
     A teacher bortnas trained is cached with its importance (a second search reuses both); a
     teacher used as it is is read from `directory` every time and only its importance and metrics
     are cached. The cache key names the recipe (files, data, task, settings), not the device: a
-    teacher fine-tuned on a GPU in bf16 is reused on a CPU and the reverse. `scorer(model, split)`
-    replaces `evaluate` (embedding models are scored against their own teacher).
+    teacher fine-tuned on a GPU in bf16 is reused on a CPU and the reverse. An embedding teacher's dev and
+    test embeddings become the splits' `reference`, which its students are scored against.
     """
     source_hash = teacher_files_hash(directory)
     task = objective.task
@@ -253,7 +262,9 @@ def prepare_teacher(
     trained = config.steps > 0
 
     def score(model: PreTrainedModel, split: EncodedSplit) -> dict[str, float]:
-        return scorer(model, split) if scorer is not None else evaluate(model, split, device=device, objective=objective).metrics
+        if not task.labelled:  # an embedding model is scored against the teacher's own embeddings: set them first
+            split.reference = torch.stack(task_outputs(model, split, objective, None, device))
+        return evaluate(model, split, device=device, objective=objective).metrics
 
     if (entry / "meta.json").is_file():
         _logger.info("reusing the task teacher %s from %s", key, entry)
@@ -262,8 +273,8 @@ def prepare_teacher(
         meta = json.loads((entry / "meta.json").read_text())
         importance = Importance(**load_file(str(entry / "importance.safetensors")))
         dev, test = meta.get("dev_metrics", {"accuracy": meta.get("dev_accuracy")}), meta.get("test_metrics", {})
-        if not test:  # an entry from before teachers were tested
-            test = score(model, test_split)
+        if not test or not task.labelled:  # an entry from before teachers were tested; an embedding teacher's references
+            dev, test = score(model, dev_split), score(model, test_split)
         return TaskTeacher(model, tokenizer, importance, dev, test, key, source_hash, entry, task, config.steps)
 
     model = _fine_tune(directory, objective, keep_head, train_split, config, show_progress_bar, device)

@@ -61,4 +61,5 @@ def test_off_a_terminal_long_work_logs_progress_and_the_teacher_accuracy_once(
     assert proc.returncode == 0, proc.stderr
     assert "fine-tune teacher: 20/20 steps (100 %)" in proc.stderr  # a line, where a terminal would show a bar
     assert "steps/s" in proc.stderr and "\r" not in proc.stderr
-    assert proc.stderr.count("task teacher dev accuracy") == 1
+    teacher_lines = [line for line in proc.stderr.splitlines() if "task teacher (classification, fine-tuned 20 steps)" in line]
+    assert len(teacher_lines) == 1 and "dev accuracy" in teacher_lines[0] and "test accuracy" in teacher_lines[0]
