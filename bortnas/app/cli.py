@@ -331,7 +331,7 @@ def _print_onnx(record: dict[str, Any]) -> None:
         for b in (1, 32):
             key = f"latency_ms_b{b}"
             print(f"{graph + f' ms (b={b})':<22}{mine[key]:>12.2f}{teacher[key]:>12.2f}{teacher[key] / mine[key]:>9.2f}x")
-        print(f"{graph + ' test acc':<22}{mine['test_accuracy']:>12.4f}")
+        print(f"{graph + ' test ' + record.get('metric', 'accuracy'):<22}{mine['test_score']:>12.4f}")
 
 
 def _open_existing(args: argparse.Namespace) -> Any:
@@ -696,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--onnx",
         action="store_true",
         help="also write model.onnx and, for fp32, int8 and bitnet158, model.int8.onnx (onnxruntime's int8 graph), and record "
-        "their onnxruntime latency and test accuracy beside the teacher's in bortnas.json (needs bortnas[onnx])",
+        "their onnxruntime latency and test metrics beside the teacher's in bortnas.json (needs bortnas[onnx])",
     )
     e.add_argument("--cache-dir", type=Path, default=None)
     _add_device(e)

@@ -104,6 +104,19 @@ def _relabel(example: Example, mapping: Sequence[int]) -> Example:
     return example
 
 
+def _first_use(data: TaskData, label: int) -> str:
+    """Where label index `label` first occurs in `data`'s file, as " (first on line N of FILE)", or "" when unknown."""
+    token_task = data.task == "token_classification"
+    for example in sorted(data.train + data.dev + data.test, key=lambda ex: ex.line or 0):
+        labels = example.label if isinstance(example.label, tuple) else (example.label,)
+        if label in labels and example.line is not None and data.path is not None:
+            # a CoNLL file has a word per line; JSONL and table rows hold the whole example on theirs
+            offset = labels.index(label) if token_task and not data.path.endswith((".jsonl", ".json")) else 0
+            kind = "line" if token_task else "row"
+            return f" (first on {kind} {example.line + offset} of {data.path})"
+    return ""
+
+
 def align_labels(data: TaskData, teacher_labels: Sequence[str], teacher: str) -> TaskData:
     """`data` with its labels renumbered as the teacher's head numbers them (`teacher_labels`, by id).
 
@@ -128,8 +141,10 @@ def align_labels(data: TaskData, teacher_labels: Sequence[str], teacher: str) ->
         mapping = [wanted.index(n) if n in wanted else -1 for n in names]
         unknown = [n for n, k in zip(names, mapping, strict=True) if k < 0]
     if unknown:
+        where = _first_use(data, names.index(unknown[0]))
         raise DataError(
-            f"{shown}: {unknown[0]!r} is not one of them; rename the data's labels to the teacher's, or pass a teacher for these labels."
+            f"{shown}: {unknown[0]!r}{where} is not one of them; "
+            "rename the data's labels to the teacher's, or pass a teacher for these labels."
         )
     # a tagged corpus may well lack a rare tag of the teacher's; classes and label sets must all be there
     if len(names) != len(wanted) and data.task != "token_classification":

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
+import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,8 +129,28 @@ def _onnx_figures(path: Path, vocab_size: int, ctx: Context, test: bool = True) 
         latency = measure_onnx_latency(path, vocab_size, ctx.settings.max_length, batch_size, EXPORT_LATENCY_REPEATS, threads=threads)
         figures[f"latency_ms_b{batch_size}"] = latency.median_ms
     if test:
-        figures["test_accuracy"] = OnnxModel(path, threads).accuracy(ctx.test.batches(64))
+        figures["test_metrics"] = _onnx_metrics(OnnxModel(path, threads), ctx)
+        figures["test_score"] = figures["test_metrics"][ctx.task.metric]
     return figures
+
+
+def _graph_output(graph: Any, batch: dict[str, torch.Tensor], ctx: Context) -> torch.Tensor:
+    """The task output (`Objective.output`) of an onnxruntime graph on `batch`: its logits, or its
+    last hidden state pooled as the embedding model pools it."""
+    raw = graph.logits(batch)
+    return ctx.objective.output(types.SimpleNamespace(logits=raw, last_hidden_state=raw), batch["attention_mask"])
+
+
+def _onnx_metrics(graph: Any, ctx: Context) -> dict[str, float]:
+    """Every metric of the task for the graph on the test split, computed as `evaluate` computes them."""
+    split = ctx.test
+    rows: list[torch.Tensor | None] = [None] * len(split)
+    for indices in split.batch_indices(64):
+        batch = split.batch(indices)
+        output = _graph_output(graph, batch, ctx).float()
+        for row, i in enumerate(indices):
+            rows[i] = output[row, : len(split.input_ids[i])] if output.dim() == 3 else output[row]
+    return ctx.objective.metrics([r for r in rows if r is not None], split)
 
 
 def write_onnx(directory: Path, model: PreTrainedModel, spec: ArchSpec, ctx: Context) -> dict[str, Any]:
@@ -147,13 +168,13 @@ def write_onnx(directory: Path, model: PreTrainedModel, spec: ArchSpec, ctx: Con
     faithful = export_onnx(model, directory / "model.onnx", seq_len)
     batch = ctx.dev.batch(list(range(min(16, len(ctx.dev)))))
     with torch.inference_mode():
-        expected = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-    diff = (OnnxModel(faithful).logits(batch) - expected).abs().max().item()
+        expected = ctx.objective.output(model(**{k: v for k, v in batch.items() if k != "labels"}), batch["attention_mask"])
+    diff = (_graph_output(OnnxModel(faithful), batch, ctx) - expected).abs().max().item()
     tolerance = onnx_tolerance(spec, expected)
     if diff > tolerance:
         raise ExportError(f"{faithful.name} does not reproduce the model's logits in onnxruntime (max diff {diff:.2e} > {tolerance:.1e}).")
     vocab = model.config.vocab_size
-    record: dict[str, Any] = {"seq_len": seq_len, "threads": ctx.settings.latency_threads}
+    record: dict[str, Any] = {"seq_len": seq_len, "threads": ctx.settings.latency_threads, "metric": ctx.task.metric}
     record["model.onnx"] = _onnx_figures(faithful, vocab, ctx)
     record["model.onnx"]["max_logit_diff"] = diff
     integer = spec.quant.config.kernel == "int8" or not spec.quant.config.quantized

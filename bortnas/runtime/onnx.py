@@ -85,9 +85,15 @@ def _feeds(batch: dict[str, torch.Tensor], names: list[str]) -> dict[str, np.nda
     return {n: (batch[n] if n in batch else torch.zeros_like(ids)).cpu().numpy().astype(np.int64) for n in names}
 
 
+def output_name(model: PreTrainedModel) -> str:
+    """The graph's output: a task head's `logits`, or a bare encoder's `last_hidden_state` (an
+    embedding model, pooled by its user as sentence-transformers' ONNX backend pools it)."""
+    return "logits" if type(model).__name__.endswith(("ForSequenceClassification", "ForTokenClassification")) else "last_hidden_state"
+
+
 def export_onnx(model: PreTrainedModel, path: Path, seq_len: int) -> Path:
     """Write `model` (on the CPU) as an ONNX graph with dynamic batch and sequence axes; inputs
-    `input_names(model)`, output `logits`. Returns `path`.
+    `input_names(model)`, output `output_name(model)`. Returns `path`.
 
     The weights are embedded (one self-contained file: small models are the point).
     """
@@ -109,7 +115,7 @@ def export_onnx(model: PreTrainedModel, path: Path, seq_len: int) -> Path:
                 (),
                 kwargs=_example(model, seq_len),
                 input_names=names,
-                output_names=["logits"],
+                output_names=[output_name(model)],
                 dynamic_shapes={name: {0: batch, 1: seq} for name in names},
                 opset_version=OPSET,
                 dynamo=True,
@@ -154,10 +160,12 @@ class OnnxModel:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
+        self.output = self.session.get_outputs()[0].name  # `output_name` of the model it was exported from
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits of a batch as `EncodedSplit.batch` makes it (missing token types are zeros)."""
-        return torch.from_numpy(self.session.run(["logits"], _feeds(batch, self.inputs))[0])
+        """The graph's output (logits, or an encoder's last hidden state) for a batch as
+        `EncodedSplit.batch` makes it (missing token types are zeros)."""
+        return torch.from_numpy(self.session.run([self.output], _feeds(batch, self.inputs))[0])
 
     def accuracy(self, batches: Iterable[dict[str, torch.Tensor]]) -> float:
         """Accuracy over labelled batches (e.g. `EncodedSplit.batches`)."""
@@ -183,5 +191,5 @@ def measure_onnx_latency(
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, vocab_size, (batch_size, seq_len), generator=generator)
     feeds = _feeds({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, model.inputs)
-    times = wall_clock_ms(lambda: model.session.run(["logits"], feeds), warmup, repeats)
+    times = wall_clock_ms(lambda: model.session.run([model.output], feeds), warmup, repeats)
     return Latency.of(times, batch_size, seq_len, threads, "cpu (onnxruntime)")
