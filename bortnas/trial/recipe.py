@@ -21,6 +21,7 @@ from bortnas.model.extract import Extraction, extract
 from bortnas.modes import QuantMode
 from bortnas.quant import quantize_
 from bortnas.train.loop import train
+from bortnas.train.teacher_cache import TeacherCache
 from bortnas.trial.context import Context
 
 if TYPE_CHECKING:
@@ -95,6 +96,10 @@ def distil_student(
     student, extraction = extract(ctx.teacher.model, ctx.teacher.importance, spec, init=ctx.settings.init, layers=layers)
     teacher, mapping = ctx.teacher.model, extraction
     config = student_config(ctx, steps, spec.quant, seed)
+    cache = ctx.teacher_cache
+    if steps * config.batch_size > len(data):
+        # a run that revisits examples (an export) keeps just this student's teacher layers, so all of them fit
+        cache = TeacherCache(ctx.teacher.model, data, layers=[0] + [layer + 1 for layer in extraction.layers])
     for k, (mode, n) in enumerate(stages):
         if k:
             teacher = copy.deepcopy(student).eval()
@@ -113,7 +118,7 @@ def distil_student(
             description=f"{spec.key} {mode.value} ({k + 1}/{len(stages)})",
             on_step=hook,
             device=ctx.device,
-            teacher_cache=ctx.teacher_cache,
+            teacher_cache=cache,
             objective=ctx.objective,
         )
     return student, extraction, dataclasses.replace(config, steps=steps)

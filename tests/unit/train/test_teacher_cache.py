@@ -55,6 +55,23 @@ def test_cached_outputs_train_the_same_student(teacher_and_split: tuple[torch.nn
     assert _same(plain, first) and _same(plain, second)
 
 
+def test_a_cache_of_the_students_layers_trains_the_same_student_in_less_memory(
+    teacher_and_split: tuple[torch.nn.Module, EncodedSplit],
+) -> None:
+    teacher, split = teacher_and_split
+    steps = -(-len(split) // 16) + 4
+    full = TeacherCache(teacher, split)
+    with_all = _distil(teacher, split, steps, full)
+    importance = compute_importance(teacher, split.batches(16))
+    _, extraction = extract(teacher, importance, ArchSpec(1, 16, 2, 32))  # the layer `_distil`'s student is cut from
+    kept = TeacherCache(teacher, split, layers=[0, extraction.layers[0] + 1])
+    with_kept = _distil(teacher, split, steps, kept)
+    assert kept.hits == full.hits == 4 and _same(with_all, with_kept)
+    # the tiny teacher has 2 layers, so 3 hidden states: the student's 2 of them take 2/3 of the room (logits aside)
+    logits = sum(t.nbytes for t in kept._outputs.values())
+    assert kept.bytes - logits == pytest.approx((full.bytes - logits) * 2 / 3)
+
+
 def test_the_cache_is_bounded_and_serves_its_teacher_only(teacher_and_split: tuple[torch.nn.Module, EncodedSplit]) -> None:
     teacher, split = teacher_and_split
     tiny = TeacherCache(teacher, split, max_bytes=1)
