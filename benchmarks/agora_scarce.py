@@ -130,7 +130,7 @@ def run_one(
     ctx.settings = dataclasses.replace(ctx.settings, seed=seed)
     spec = ArchSpec.from_dict(dict(zip(("layers", "hidden", "heads", "ffn"), map(int, args.student.split(",")), strict=False)))
     row: dict[str, Any] = dict(previous or {"n": n, "seed": seed, "pool_size": len(pool)})
-    teacher = {"teacher_test": evaluate(ctx.teacher.model, ctx.test).accuracy, "teacher_dev": ctx.teacher.dev_accuracy}
+    teacher = {"teacher_test": evaluate(ctx.teacher.model, ctx.test).accuracy, "teacher_dev": ctx.teacher.dev_score}
     if any((reference or {}).get(key, value) != value for key, value in teacher.items()):
         # the teacher is fine-tuned again when its cache is gone, and can come out different (another machine or version)
         sys.exit(f"the rows for n={n} in --json were measured with another task teacher: use a new --json")

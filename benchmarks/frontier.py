@@ -218,9 +218,9 @@ def bortnas_row(ctx: Context, args: argparse.Namespace, speedup: float, budget_m
         # the export's side-by-side re-timing (random weights, beside the teacher's shape): what the budget was applied to
         "latency_retimed_ms": (retimed := (meta.get("budget") or {}).get("retimed") or {}).get("ms", {}).get(spec.key),
         "latency_retimed_teacher_ms": retimed.get("teacher_ms"),
-        "test_accuracy": report.model.test_accuracy,
+        "test_accuracy": report.model.test_score,
         "latency_ms": report.model.latency_ms,
-        "teacher_test_accuracy": report.teacher.test_accuracy,
+        "teacher_test_accuracy": report.teacher.test_score,
         "seconds": time.perf_counter() - started,
     }
     row = make_row(
@@ -639,7 +639,7 @@ def main(argv: list[str] | None = None) -> None:
         measure_latency(ctx.teacher.model.eval(), seq_len, 1, repeats=args.repeats, threads=args.threads).median_ms
         for _ in range(args.rounds)
     )
-    progress(f"task teacher: dev accuracy {ctx.teacher.dev_accuracy:.4f}, {teacher_ms:.2f} ms at batch 1")
+    progress(f"task teacher: dev accuracy {ctx.teacher.dev_score:.4f}, {teacher_ms:.2f} ms at batch 1")
 
     budgets = [{"speedup": k, "budget_ms": teacher_ms / k} for k in args.speedups]
     entries = [bortnas_row(ctx, args, budget["speedup"], budget["budget_ms"]) for budget in budgets]
@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> None:
             "dir": str(settings.teacher_dir()),
             "shape": teacher_row.spec.key.removesuffix("-fp32"),
             "key": ctx.teacher.key,
-            "dev_accuracy": ctx.teacher.dev_accuracy,
+            "dev_accuracy": ctx.teacher.dev_score,
             "latency_b1_ms_for_budgets": teacher_ms,
         },
         "space": str(args.space),

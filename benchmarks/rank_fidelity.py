@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         study=args.study,
         table_recipe=f"{settings.trial_steps} steps",
         export_steps=args.steps or DEFAULT_STEPS["distil"],
-        table_errors={k: 1.0 - trials[k].attrs["dev_accuracy"] for k in CANDIDATES},
+        table_errors={k: 1.0 - trials[k].attrs["dev_score"] for k in CANDIDATES},
     )
     results.setdefault("exports", {})
     results.setdefault("trials", {})
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["exports"][k] = {
             "trial": trials[k].number,
             "dev_error": report.model.error,
-            "test_error": 1.0 - (report.model.test_accuracy or 0.0),
+            "test_error": 1.0 - (report.model.test_score or 0.0),
             "params_non_embedding": report.model.params_non_embedding,
             "seconds": time.perf_counter() - started,
         }

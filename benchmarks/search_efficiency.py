@@ -129,7 +129,7 @@ def build(space: Path, storage: str, study: str, trial_steps: int, extra: Sequen
         show_progress_bar=options.show_progress_bar,
     )
     best = result.best
-    print(f"best trial {best.number}: {best.candidate}  W={best.w:.3f}  dev accuracy {best.dev_accuracy:.4f}")
+    print(f"best trial {best.number}: {best.candidate}  W={best.w:.3f}  dev {result.metric} {best.dev_score:.4f}")
 
 
 def load_table(storage: str, study_name: str) -> tuple[SearchSpace, dict[ArchSpec, Row], dict[str, Any], TeacherShape]:
