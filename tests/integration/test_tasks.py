@@ -12,6 +12,7 @@ import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -62,21 +63,17 @@ def words_of(rng: random.Random) -> tuple[list[str], int, int]:
     return words, p, n
 
 
-def dev_part(items: list, seed: int = 0) -> list:
-    """The dev split bortnas cuts (`load_table`, `load_tagged`): shuffled with `seed`, then 80/10/10."""
-    items = list(items)
-    random.Random(seed).shuffle(items)
-    n = len(items)
-    n_dev, n_test = max(1, round(n * 0.1)), max(1, round(n * 0.1))
-    return items[n - n_dev - n_test : n - n_test]
-
-
 def splits(items: list, seed: int = 0) -> tuple[list, list, list]:
+    """Train / dev / test as bortnas cuts them (`load_table`, `load_tagged`): shuffled with `seed`, then 80/10/10."""
     items = list(items)
     random.Random(seed).shuffle(items)
     n = len(items)
     n_dev, n_test = max(1, round(n * 0.1)), max(1, round(n * 0.1))
     return items[: n - n_dev - n_test], items[n - n_dev - n_test : n - n_test], items[n - n_test :]
+
+
+def dev_part(items: list) -> list:
+    return splits(items)[1]
 
 
 def by_hand_pearson(x: list[float], y: list[float]) -> float:
@@ -111,7 +108,6 @@ else:
     result['embeddings'] = torch.nn.functional.normalize(pooled, dim=-1).tolist()
     from sentence_transformers import SentenceTransformer
     result['st'] = SentenceTransformer(args['dir'], device='cpu').encode(args['texts'], convert_to_numpy=True).tolist()
-    result['st_bortnas'] = 'bortnas' in sys.modules and sys.modules['bortnas'] is not None
 print(json.dumps(result))
 """
 
@@ -297,7 +293,6 @@ def test_embedding_exported_as_sentence_transformers(tmp_path: Path, sentence_te
     assert (tmp_path / "model" / "modules.json").is_file() and (tmp_path / "model" / "1_Pooling" / "config.json").is_file()
     texts = ["the movie was great fun", "awful boring plot", "a film"]
     reloaded = reload_stock(tmp_path / "model", "AutoModel", texts=texts)
-    assert not reloaded["st_bortnas"]
     assert len(reloaded["st"]) == 3 and len(reloaded["st"][0]) == meta["candidate"]["hidden"]
     for ours, theirs in zip(reloaded["embeddings"], reloaded["st"], strict=True):
         assert ours == pytest.approx(theirs, abs=1e-5)
@@ -339,6 +334,8 @@ def test_fine_tuned_teacher_used_as_it_is_with_labels_matched_by_name(tmp_path: 
     assert json.loads((fine_tuned[0] / "config.json").read_text())["architectures"] == ["BertForSequenceClassification"]
     teacher_accuracy = original.user_attrs["teacher_dev_score"]
     assert teacher_accuracy == json.loads((fine_tuned[0] / "meta.json").read_text())["dev_metrics"]["accuracy"]
+    # away from 1/2, so labels matched by id instead of by name would show as 1 - accuracy on the swapped copy
+    assert abs(teacher_accuracy - 0.5) > 0.1, teacher_accuracy
 
     env = cli_env(tmp_path, BORTNAS_PROGRESS_INTERVAL="0")
     for name, swap in (("headed", False), ("swapped", True)):
@@ -351,6 +348,7 @@ def test_fine_tuned_teacher_used_as_it_is_with_labels_matched_by_name(tmp_path: 
         assert pinned_settings(storage)["teacher_steps"] == 0
         (trial,) = completed(storage, "tiny")
         assert trial.user_attrs["teacher_dev_score"] == pytest.approx(teacher_accuracy, abs=1e-12), name
+        assert f"(teacher {teacher_accuracy:.4f})" in proc.stdout, proc.stdout
 
     storage = tmp_path / "again.db"
     args = task_search(tmp_path / "headed", tiny_task, space, storage, *columns, "--teacher-steps", "5", quiet=False)
@@ -381,7 +379,7 @@ def _headed_teacher(directory: Path, head: str, labels: list[str], **overrides: 
     return directory
 
 
-def _table(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+def _table(path: Path, header: list[str], rows: Sequence[Sequence[object]]) -> Path:
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows([header, *rows])
     return path
@@ -398,19 +396,29 @@ def _case(name: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path) -> tuple[
     """(teacher, data, extra flags, fragments the one error line must hold) of refusal `name`."""
     reviews = ["--text-column", "sentence", "--label-column", "sentiment"]
     if name == "teacher_steps_0_without_head":
-        return tiny_bert, tiny_task, [*reviews, "--teacher-steps", "0"], [
-            "--teacher-steps=0",
-            f"{tiny_bert}/config.json declares no task head",
-            "give it fine-tuning steps",
-        ]
+        return (
+            tiny_bert,
+            tiny_task,
+            [*reviews, "--teacher-steps", "0"],
+            [
+                "--teacher-steps=0",
+                f"{tiny_bert}/config.json declares no task head",
+                "give it fine-tuning steps",
+            ],
+        )
     if name == "label_unknown_to_teacher":
         teacher = _headed_teacher(tmp_path / "teacher", "sequence", ["neg", "pos"], problem_type="single_label_classification")
         data = _table(tmp_path / "three.csv", ["sentence", "sentiment"], [["good", "pos"], ["bad", "neg"], ["film", "meh"]] * 4)
-        return teacher, data, reviews, [
-            "the data's labels (meh, neg, pos)",
-            f"the teacher's (neg, pos, in {teacher}/config.json id2label)",
-            f"'meh' (first on row 3 of {data}) is not one of them",
-        ]
+        return (
+            teacher,
+            data,
+            reviews,
+            [
+                "the data's labels (meh, neg, pos)",
+                f"the teacher's (neg, pos, in {teacher}/config.json id2label)",
+                f"'meh' (first on row 3 of {data}) is not one of them",
+            ],
+        )
     if name in ("score_not_a_number", "score_nan", "score_inf"):
         bad = {"score_not_a_number": "lots", "score_nan": "nan", "score_inf": "inf"}[name]
         data, flags = _scores(tmp_path, 4, bad)
@@ -419,10 +427,15 @@ def _case(name: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path) -> tuple[
     if name == "multi_label_cell_does_not_parse":
         rows: list[list[object]] = [["good film", '["pos"]'], ["bad film", '["neg"]'], ["a film", '["a", '], ["fun", "pos"]]
         data = _table(tmp_path / "sets.csv", ["sentence", "labels"], rows)
-        return tiny_bert, data, ["--text-column", "sentence", "--label-column", "labels", "--task", "multi_label"], [
-            f"{data} row 3 column 'labels'",
-            "does not parse as a JSON list",
-        ]
+        return (
+            tiny_bert,
+            data,
+            ["--text-column", "sentence", "--label-column", "labels", "--task", "multi_label"],
+            [
+                f"{data} row 3 column 'labels'",
+                "does not parse as a JSON list",
+            ],
+        )
     if name == "conll_line_without_tag":
         data = tmp_path / "tags.conll"
         data.write_text("good\tB-POS\nfilm\tO\n\nbad\tB-NEG\nplot\n\nfun\tB-POS\n")
@@ -430,16 +443,26 @@ def _case(name: str, tmp_path: Path, tiny_bert: Path, tiny_task: Path) -> tuple[
     if name == "tag_unknown_to_teacher":
         teacher = _headed_teacher(tmp_path / "teacher", "token", ["O", "B-NEG", "B-POS"])
         data = _write_conll(tmp_path / "tags.conll", [[("good", "B-POS"), ("film", "O")], [("bad", "B-NEG"), ("actor", "B-PER")]] * 3)
-        return teacher, data, [], [
-            f"'B-PER' (first on line 5 of {data}) is not one of them",
-            "the data's labels (O, B-NEG, B-PER, B-POS)",
-            f"the teacher's (O, B-NEG, B-POS, in {teacher}/config.json id2label)",
-        ]
+        return (
+            teacher,
+            data,
+            [],
+            [
+                f"'B-PER' (first on line 5 of {data}) is not one of them",
+                "the data's labels (O, B-NEG, B-PER, B-POS)",
+                f"the teacher's (O, B-NEG, B-POS, in {teacher}/config.json id2label)",
+            ],
+        )
     if name == "embedding_teacher_without_modules_json":
-        return tiny_bert, tiny_task, ["--task", "embedding", "--text-column", "sentence"], [
-            "--task='embedding' needs a sentence-transformers teacher",
-            f"{tiny_bert} has no modules.json",
-        ]
+        return (
+            tiny_bert,
+            tiny_task,
+            ["--task", "embedding", "--text-column", "sentence"],
+            [
+                "--task='embedding' needs a sentence-transformers teacher",
+                f"{tiny_bert} has no modules.json",
+            ],
+        )
     if name == "embedding_teacher_without_pooling_config":
         from bortnas.data.sentence_dirs import Pooling, write_sentence_files
 
