@@ -72,6 +72,10 @@ class SearchResult:
         strategy: the strategy's name.
         fptas: the FPTAS's plan and guarantee (epsilon, steps, buckets, representatives, guarantee);
             None for other strategies.
+        frontier: the finished trials no other beats on both speed and dev score, fastest first
+            (`bortnas.api.search.frontier`): what to pick from when W's trade is not the one wanted.
+        teacher_latency_ms: the teacher's latency in the study's table (speed-ups are against it); None without a table.
+        trial_steps: the distillation steps every trial ran; an export trains longer, so its score is higher.
     """
 
     study: str
@@ -83,6 +87,9 @@ class SearchResult:
     fptas: dict[str, Any] | None = None
     task: str = "classification"
     metric: str = "accuracy"
+    frontier: tuple[TrialSummary, ...] = ()
+    teacher_latency_ms: float | None = None
+    trial_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,4 +104,6 @@ class SearchResult:
             "teacher_dev_score": self.teacher_dev_score,
             "strategy": self.strategy,
             "fptas": self.fptas,
+            "frontier": [t.to_dict() for t in self.frontier],
+            "teacher_latency_ms": self.teacher_latency_ms,
         }

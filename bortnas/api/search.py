@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -187,8 +189,38 @@ def search(
         best = front_and_best(records)[1]
     if best is None:
         raise BortnasError(f"study {name!r} has no finished trial: see `bortnas.trials({name!r})` for the reasons.")
-    summary = next(t for t in _summaries(records, settings.cost, None, include_skipped=True, best=best) if t.number == best)
-    return SearchResult(name, storage, summary, ctx.teacher.dev_score, len(space), strategy.name, plan, ctx.task.name, ctx.task.metric)
+    summaries = _summaries(records, settings.cost, None, include_skipped=True, best=best)
+    summary = next(t for t in summaries if t.number == best)
+    return SearchResult(
+        name,
+        storage,
+        summary,
+        ctx.teacher.dev_score,
+        len(space),
+        strategy.name,
+        plan,
+        ctx.task.name,
+        ctx.task.metric,
+        frontier=frontier(summaries),
+        teacher_latency_ms=table.teacher_ms if table is not None else None,
+        trial_steps=settings.trial_steps,
+    )
+
+
+def frontier(summaries: Sequence[TrialSummary]) -> tuple[TrialSummary, ...]:
+    """The finished trials no other trial beats on both speed and dev score, fastest first: the
+    trade-off a user picks from (W is one point on it). Speed is the study's table latency where
+    there is one, else FLOPs."""
+
+    def cost(t: TrialSummary) -> float:
+        return t.latency_table_ms if t.latency_table_ms is not None else (t.flops if t.flops is not None else math.inf)
+
+    out: list[TrialSummary] = []
+    for t in sorted((t for t in summaries if t.state == "COMPLETE" and t.dev_score is not None), key=lambda t: (cost(t), t.number)):
+        assert t.dev_score is not None
+        if not out or t.dev_score > (out[-1].dev_score or -math.inf):
+            out.append(t)
+    return tuple(out)
 
 
 def trials(

@@ -17,7 +17,7 @@ from typing import Any
 
 from bortnas import __version__
 from bortnas.api.finetune import Finetune
-from bortnas.api.results import TrialSummary
+from bortnas.api.results import SearchResult, TrialSummary
 from bortnas.core.budget import Budget
 from bortnas.core.errors import BortnasError, UserInputError
 from bortnas.core.finetuning import DEFAULT_STEPS, AgoraSettings, load_grid
@@ -147,7 +147,27 @@ def cmd_search(args: argparse.Namespace) -> int:
             + f" evaluated at n={info['steps']} steps; "
             f"W is at least {info['guarantee']:.2f} of the space's optimum if the AB^nC ordering holds"
         )
+    _print_frontier(result)
     return 0
+
+
+def _print_frontier(result: SearchResult) -> None:
+    """The speed / score trade-off the search found, and how to export another point of it than W's."""
+    if len(result.frontier) < 2:
+        return
+    teacher = result.teacher_latency_ms
+    print(f"frontier: fastest first; dev {result.metric} after {result.trial_steps} distillation steps (an export trains longer)")
+    print(f"{'trial':>7}  {'candidate':<28}{'dev':>8}{'vs teacher':>12}{'speed-up':>10}{'W':>8}")
+    for t in result.frontier:
+        assert t.dev_score is not None
+        speed = f"{teacher / t.latency_table_ms:.1f}x" if teacher and t.latency_table_ms else "-"
+        drop = 100 * (t.dev_score - result.teacher_dev_score)
+        w = f"{t.w:.3f}" if t.w is not None else "-"
+        mark = "  <- W's pick" if t.best else ""
+        print(f"{t.number:>7}  {t.candidate or '?':<28}{t.dev_score:>8.4f}{drop:>+10.2f}pt{speed:>10}{w:>8}{mark}")
+    print(
+        "export W's pick with `bortnas export`, another with --trial N, or choose by --max-accuracy-drop, --min-speedup or --max-latency-ms"
+    )
 
 
 def cmd_trials(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from bortnas.data.tasks import Example
+from bortnas.data.tokens import first_subword_labels, truncated_words
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -183,15 +184,11 @@ def _encode_words(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBas
     token_labels, truncated = [], 0
     for row, ex in enumerate(examples):
         word_ids = encoded.word_ids(row)
-        tags = ex.label if isinstance(ex.label, tuple) else ()
-        labels, seen = [], set()
-        for word in word_ids:
-            first = word is not None and word not in seen
-            labels.append(tags[word] if first and word < len(tags) else IGNORE)
-            if word is not None:
-                seen.add(word)
-        truncated += len(seen) < len(words[row])
-        token_labels.append(labels)
+        if isinstance(ex.label, tuple) and ex.label:
+            token_labels.append(first_subword_labels(word_ids, ex.label, IGNORE))
+        else:  # an example without tags of its own learns from the teacher alone
+            token_labels.append([IGNORE] * len(word_ids))
+        truncated += truncated_words(word_ids, len(words[row])) > 0
     return EncodedSplit(
         input_ids=encoded["input_ids"],
         token_type_ids=encoded.get("token_type_ids"),

@@ -20,7 +20,6 @@ __all__ = [
     "CONLL_SUFFIXES",
     "JSONL_SUFFIXES",
     "Sentence",
-    "check_tags",
     "first_subword_labels",
     "read_conll",
     "read_sentences",
@@ -139,8 +138,8 @@ def read_token_jsonl(path: str | Path, *, tokens_key: str = "tokens", tags_key: 
     `tokens_key` and a list of their tags under `tags_key`; blank lines are skipped.
 
     Tags may be strings or integers. Integers are kept as their decimal string ("3"): this reader
-    does not know the label names they index, so the caller maps them (e.g. through the teacher's
-    ``id2label``) before `check_tags`.
+    does not know the label names they index; against a fine-tuned teacher `align_labels`
+    (`bortnas.data.tasks`) reads whole numbers as the teacher's label ids.
 
     Raises:
         ParameterError: an unknown `encoding`.
@@ -209,29 +208,6 @@ def tag_set(sentences: Iterable[Sentence]) -> tuple[str, ...]:
 
 def _ordered(tags: set[str]) -> tuple[str, ...]:
     return (("O",) if "O" in tags else ()) + tuple(sorted(tags - {"O"}))
-
-
-def check_tags(sentences: Sequence[Sentence], known: Sequence[str], path: str | Path) -> None:
-    """Raise unless every tag of `sentences` (read from `path`) is one of `known`, the teacher's labels.
-
-    The error names the first unknown tag and where it is: for a JSONL `path` (by suffix) the line
-    and the word's position in it, for any other the line of the word (``sentence.line + i``).
-
-    Raises:
-        DataError: a tag not in `known`, naming both label sets.
-    """
-    allowed = set(known)
-    jsonl = Path(path).suffix.lower() in JSONL_SUFFIXES
-    for sentence in sentences:
-        for i, tag in enumerate(sentence.tags):
-            if tag in allowed:
-                continue
-            where = f"line {sentence.line} (word {i})" if jsonl else f"line {sentence.line + i}"
-            raise DataError(
-                f"tag {tag!r} on {where} of {path} is not one of the teacher's labels ({', '.join(_ordered(allowed))}); "
-                f"the file's tags are ({', '.join(tag_set(sentences))}): relabel the file with the teacher's labels, "
-                "or use a teacher fine-tuned on the file's tags."
-            )
 
 
 def first_subword_labels(word_ids: Sequence[int | None], word_labels: Sequence[int], ignore: int = -100) -> list[int]:

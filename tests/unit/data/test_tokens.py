@@ -11,7 +11,6 @@ import pytest
 from bortnas.core.errors import DataError, ParameterError
 from bortnas.data.tokens import (
     Sentence,
-    check_tags,
     first_subword_labels,
     read_conll,
     read_sentences,
@@ -120,27 +119,6 @@ def test_tag_set_puts_o_first() -> None:
     sentences = [Sentence(("a", "b"), ("I-PER", "O"), 1), Sentence(("c",), ("B-LOC",), 4)]
     assert tag_set(sentences) == ("O", "B-LOC", "I-PER")
     assert tag_set([Sentence(("a",), ("B-X",), 1)]) == ("B-X",)
-
-
-def test_check_tags_names_the_conll_line_of_the_unknown_tag(tmp_path: Path) -> None:
-    path = tmp_path / "f.conll"
-    path.write_text("a O\n\nb B-PER\nc B-XYZ\n")
-    sentences = read_conll(path)
-    check_tags(sentences, ["O", "B-PER", "B-XYZ"], path)  # all known: no error
-    with pytest.raises(DataError) as info:
-        check_tags(sentences, ["B-PER", "I-PER", "O"], path)
-    assert str(info.value) == (
-        f"tag 'B-XYZ' on line 4 of {path} is not one of the teacher's labels (O, B-PER, I-PER); "
-        "the file's tags are (O, B-PER, B-XYZ): relabel the file with the teacher's labels, "
-        "or use a teacher fine-tuned on the file's tags."
-    )
-
-
-def test_check_tags_names_the_jsonl_line_and_word(tmp_path: Path) -> None:
-    path = tmp_path / "f.jsonl"
-    path.write_text('{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["b", "c"], "tags": ["O", "5"]}\n')
-    with pytest.raises(DataError, match=r"tag '5' on line 2 \(word 1\) of .*f.jsonl is not one of the teacher's labels \(O, B-LOC\)"):
-        check_tags(read_sentences(path), ("B-LOC", "O"), path)
 
 
 def test_first_subword_labels_label_each_word_once() -> None:
