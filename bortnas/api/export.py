@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["export"]
 
 _logger = logging.getLogger(__name__)
+NOTABLE_DROP = 2.0  # points of the task's headline metric: beyond it an export says what else the study offers
 
 
 def export(
@@ -138,7 +139,7 @@ def export(
     chosen_by = None
     if selection:
         chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
-    return export_trial(
+    report = export_trial(
         ctx,
         the_study,
         chosen,
@@ -151,4 +152,29 @@ def export(
         budget=chosen_by,
         onnx=onnx,
         pool=pool,
+    )
+    _warn_if_far_below_teacher(report, study, storage, ctx.task.metric)
+    return report
+
+
+def _warn_if_far_below_teacher(report: ExportReport, study: str, storage: str, metric: str) -> None:
+    """Say so when the export is more than `NOTABLE_DROP` points of its test metric below the
+    teacher, and name the more accurate trials of the frontier that could be exported instead."""
+    from bortnas.api.search import frontier, trials
+
+    drop = -report.ratios()["test_points"]
+    if drop <= NOTABLE_DROP:
+        return
+    chosen = next((t for t in trials(study, storage=storage) if t.number == report.trial), None)
+    larger = [t for t in frontier(trials(study, storage=storage)) if chosen is not None and (t.dev_score or 0) > (chosen.dev_score or 0)]
+    options = (
+        ", ".join(f"trial {t.number} ({t.candidate})" for t in larger[:3]) or "none in this study: search a space with larger candidates"
+    )
+    _logger.warning(
+        "the exported model is %.2f points of test %s below its teacher; %s",
+        drop,
+        metric,
+        f"more accurate trials on the frontier: {options}: export one by its trial number, or choose by an accuracy drop or a budget."
+        if options
+        else "no trial of this study was more accurate on dev: search a space with larger candidates.",
     )
