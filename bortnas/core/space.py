@@ -135,6 +135,20 @@ class TeacherShape:
     type_vocab_size: int
     num_labels: int = 2
     structure: Structure = Structure()
+    # the task head (`bortnas.core.tasks`): "sequence" (dense and classifier on one token), "token"
+    # (a classifier on every token; ModernBERT's also has the dense and norm) or "none" (an embedding model)
+    head: str = "sequence"
+
+    def head_weights(self, hidden: int) -> int:
+        """Weights of the head's matrices at width `hidden` (also its multiply-adds per position it runs on)."""
+        if self.head == "none":
+            return 0
+        dense = hidden * hidden if self.head == "sequence" or self.structure.head_norm else 0
+        return dense + hidden * self.num_labels
+
+    def head_tokens(self, seq_len: int) -> int:
+        """How many positions the head runs on: one for a sequence head, every token for a token head."""
+        return seq_len if self.head == "token" else 1
 
     def as_spec(self) -> ArchSpec:
         return ArchSpec(self.layers, self.hidden, self.heads, self.ffn)

@@ -77,8 +77,8 @@ def size_bits(spec: ArchSpec, shape: TeacherShape, scheme: QuantConfig | None = 
     per_layer = matrix_values * s.weight_bits + sum(_scales(o, s.weight_scales, s.weight_bits) for _, o in linears)
     if s.quantized:
         per_layer += FULL * sum(s.linear_extra_per_input * i + s.linear_extra for i, _ in linears) + FULL * s.attention_extra
-    head_matrices = h * h + h * shape.num_labels
-    head = head_matrices * s.head_bits + 2 * _scales(1, "tensor", s.head_bits)
+    head_matrices = shape.head_weights(h)
+    head = head_matrices * s.head_bits + (2 * _scales(1, "tensor", s.head_bits) if head_matrices else 0)
     matrices = counts.embedding + n * matrix_values + head_matrices
     full_precision_rest = FULL * (counts.total - matrices)  # biases and LayerNorms
     total = embedding + n * per_layer + head + full_precision_rest
@@ -98,7 +98,7 @@ def operations(spec: ArchSpec, shape: TeacherShape, seq_len: int, scheme: QuantC
     ffn_in = 2 * f if shape.structure.gated_ffn else f
     linear_macs = L * (4 * h * h + h * ffn_in + f * h)
     attention_macs = 2 * L * L * h
-    head_macs = h * h + h * shape.num_labels
+    head_macs = shape.head_weights(h) * shape.head_tokens(L)
     count = flops(spec, shape, seq_len)
     # products no mode quantizes: an embedding projection, DeBERTa's relative-position terms
     other_macs = count.matmul // 2 - spec.layers * (linear_macs + attention_macs) - head_macs

@@ -43,7 +43,7 @@ def flops(spec: ArchSpec, shape: TeacherShape, seq_len: int) -> FlopCount:
     per_layer_macs += s.position_projection_runs * R * h * h + s.position_terms * L * R * h  # project the table; Q.P^T, K.P^T
     width = s.embedding_size or h
     embedding_macs = L * width * h if width != h else 0
-    head_macs = h * h + h * shape.num_labels
+    head_macs = shape.head_weights(h) * shape.head_tokens(L)
     matmul = 2 * (spec.layers * per_layer_macs + embedding_macs + head_macs)
 
     scores = a * L * L
@@ -58,7 +58,8 @@ def flops(spec: ArchSpec, shape: TeacherShape, seq_len: int) -> FlopCount:
     )
     table_width = width if s.embedding_size and s.embedding_norm_on_tables else 0
     embeddings = 2 * L * width + LAYERNORM_OPS * L * (table_width + h * s.hidden_norms_outside_layers)
-    head_elementwise = h + h + shape.num_labels  # dense bias + activation, classifier bias
+    dense = h + h if shape.head == "sequence" or s.head_norm else 0  # dense bias + activation
+    head_elementwise = 0 if shape.head == "none" else (dense + shape.num_labels) * shape.head_tokens(L)  # + classifier bias
     missing = s.first_layer_missing_norms * LAYERNORM_OPS * L * h
     elementwise = spec.layers * per_layer_elementwise - missing + embeddings + head_elementwise
     return FlopCount(matmul=matmul, elementwise=elementwise)

@@ -62,6 +62,7 @@ def param_count(spec: ArchSpec, shape: TeacherShape) -> ParamCount:
     projection = width * h + (h if s.embedding_projection_bias else 0) if width != h else 0
     hidden_norms = norm * h * s.hidden_norms_outside_layers + (2 * h if s.relative_embedding_norm else 0)
     encoder = spec.layers * encoder_layer_params(h, spec.ffn, s) - s.first_layer_missing_norms * norm * h
-    head = h * h + (h if s.head_bias else 0) + (norm * h if s.head_norm else 0) + h * shape.num_labels + shape.num_labels
+    dense = h * h + (h if s.head_bias else 0) + (norm * h if s.head_norm else 0) if shape.head == "sequence" or s.head_norm else 0
+    head = 0 if shape.head == "none" else dense + h * shape.num_labels + shape.num_labels
     total = tables + relative + table_norm + projection + hidden_norms + encoder + head
     return ParamCount(total=total, embedding=tables + relative, encoder=encoder)

@@ -179,8 +179,9 @@ class Family:
     def type_rows(self, config: Any) -> int:
         return int(field(config, "type_vocab_size", 2))
 
-    def shape(self, config: Any, num_labels: int) -> TeacherShape:
-        """The dimensions of a teacher config (object or dict) that bound a space and enter the costs."""
+    def shape(self, config: Any, num_labels: int, head: str = "sequence") -> TeacherShape:
+        """The dimensions of a teacher config (object or dict) that bound a space and enter the costs,
+        with a task `head` of `num_labels` outputs (`TeacherShape.head`)."""
         return TeacherShape(
             layers=self.width(config, "layers"),
             hidden=self.width(config, "hidden"),
@@ -191,6 +192,7 @@ class Family:
             type_vocab_size=self.type_rows(config) if self.token_types else 0,
             num_labels=num_labels,
             structure=self.structure(config),
+            head=head,
         )
 
     def student_config(self, config: PreTrainedConfig, spec: ArchSpec, layers: Sequence[int]) -> PreTrainedConfig:

@@ -21,9 +21,10 @@ def check_supported(config: Any, source: str) -> None:
     family_of(config, source)
 
 
-def teacher_shape(config: Any, num_labels: int) -> TeacherShape:
-    """The dimensions and layout of a teacher config (object or dict) that bound a space and enter the costs."""
-    return family_of(config).shape(config, num_labels)
+def teacher_shape(config: Any, num_labels: int, head: str = "sequence") -> TeacherShape:
+    """The dimensions and layout of a teacher config (object or dict) that bound a space and enter the
+    costs, with its task `head` ("sequence", "token" or "none": `TeacherShape.head`)."""
+    return family_of(config).shape(config, num_labels, head)
 
 
 def read_teacher_config(directory: Path) -> dict[str, Any]:

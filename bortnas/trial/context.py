@@ -161,7 +161,9 @@ def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Input
         pooling = read_pooling(directory)
     check_teacher_weights(directory, config)
     settled = dataclasses.replace(settings, task=task, teacher_steps=steps)
-    return Inputs(settled, directory, config, teacher_shape(config, max(1, data.num_labels)), data, keep_head, pooling)
+    head_kind = "token" if task == "token_classification" else "none" if task == "embedding" else "sequence"
+    shape = teacher_shape(config, max(1, data.num_labels), head_kind)
+    return Inputs(settled, directory, config, shape, data, keep_head, pooling)
 
 
 @dataclasses.dataclass

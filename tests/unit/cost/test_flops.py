@@ -44,3 +44,24 @@ def test_matmul_flops_equal_torch_flop_counter(spec: ArchSpec, seq_len: int) -> 
     with counter, torch.no_grad():
         model(input_ids=torch.randint(0, 50, (1, seq_len)))
     assert counter.get_total_flops() == flops(spec, shape, seq_len).matmul
+
+
+@pytest.mark.parametrize("seq_len", [7, 32])
+def test_a_token_head_runs_on_every_token(seq_len: int) -> None:
+    """A token classifier's classifier multiplies every position; there is no pooler or dense layer (torch's counter agrees)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import BertConfig, BertForTokenClassification
+
+    spec = ArchSpec(2, 32, 4, 64)
+    config = BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64
+    )
+    model = BertForTokenClassification(BertConfig(**config.to_dict(), num_labels=5, attn_implementation="eager")).eval()
+    shape = TeacherShape(2, 32, 4, 64, 50, 64, 2, num_labels=5, head="token")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(input_ids=torch.randint(0, 50, (1, seq_len)))
+    assert counter.get_total_flops() == flops(spec, shape, seq_len).matmul
+    sequence = flops(spec, TeacherShape(2, 32, 4, 64, 50, 64, 2, num_labels=5), seq_len).matmul
+    assert flops(spec, shape, seq_len).matmul - sequence == 2 * (seq_len * 32 * 5 - (32 * 32 + 32 * 5))  # hand count

@@ -43,3 +43,19 @@ def test_formula_equals_the_real_module(family: str, spec: ArchSpec) -> None:
     tables = sum(m.weight.numel() for m in model.modules() if m.__class__.__name__ == "Embedding")
     assert counted.embedding == tables
     assert counted.encoder == sum(p.numel() for p in model.base_model.encoder.parameters())
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_a_token_heads_parameters_equal_the_real_module(family: str) -> None:
+    from transformers import BertConfig, BertForTokenClassification, RobertaConfig, RobertaForTokenClassification
+
+    spec = ArchSpec(2, 32, 4, 64)
+    common = dict(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=40
+    )
+    if family == "bert":
+        model = BertForTokenClassification(BertConfig(**common, type_vocab_size=2, num_labels=7))
+    else:
+        model = RobertaForTokenClassification(RobertaConfig(**common, type_vocab_size=1, pad_token_id=0, num_labels=7))
+    shape = TeacherShape(2, 32, 4, 64, 50, 40, model.config.type_vocab_size, num_labels=7, head="token")
+    assert param_count(spec, shape).total == sum(p.numel() for p in model.parameters())  # no pooler, no dense: 32 * 7 + 7
