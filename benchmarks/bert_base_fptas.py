@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +56,34 @@ SPACE = REPO / "search_spaces" / "bort_bert_base.yaml"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
-def build_teacher(directory: Path, seed: int = 0) -> Path:
-    """A BERT-base-shaped teacher with random weights and the bundled MiniLM tokenizer (same vocabulary)."""
+def build_teacher(directory: Path, seed: int = 0, labels: Sequence[str] = (), quick: bool = False) -> Path:
+    """A BERT-base-shaped teacher with random weights and the bundled MiniLM tokenizer (same vocabulary).
+
+    Without `labels` a bare encoder, which a search fine-tunes on the task first; with them a
+    sequence classifier whose head names them, which a search takes as fine-tuned and uses as it is.
+    `quick`: a 2-layer, 64-wide stand-in with the same vocabulary, for smoke checks.
+    """
     import torch
     import transformers
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     transformers.utils.logging.disable_progress_bar()
 
     shape = REFERENCE_SHAPES["bert-base"]
     config = BertConfig(
         vocab_size=shape.vocab_size,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        intermediate_size=shape.ffn,
+        hidden_size=64 if quick else shape.hidden,
+        num_hidden_layers=2 if quick else shape.layers,
+        num_attention_heads=4 if quick else shape.heads,
+        intermediate_size=128 if quick else shape.ffn,
         max_position_embeddings=shape.max_positions,
     )
     torch.manual_seed(seed)
-    BertForSequenceClassification(config).save_pretrained(directory)
+    if labels:
+        config.id2label, config.label2id = dict(enumerate(labels)), {name: i for i, name in enumerate(labels)}
+        BertForSequenceClassification(config).save_pretrained(directory)
+    else:
+        BertModel(config).save_pretrained(directory)
     for name in TOKENIZER_FILES:
         shutil.copy(default_teacher_dir() / name, directory / name)
     return directory
