@@ -254,7 +254,10 @@ def _add_selection(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--max-latency-ms", help=f"{verb} trials whose batch-1 latency (the study's latency table) is at most this")
     parser.add_argument("--max-size-mib", help=f"{verb} trials whose stored size is at most this many MiB")
     parser.add_argument("--min-speedup", help=f"{verb} trials at least this many times faster than the teacher (the study's latency table)")
-    parser.add_argument("--max-accuracy-drop", help=f"{verb} trials at most this many points of dev accuracy below the task teacher")
+    parser.add_argument(
+        "--max-accuracy-drop",
+        help=f"{verb} trials at most this many points (hundredths of the task's headline metric) below the task teacher on dev",
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -81,7 +81,7 @@ class Selection:
     def describe(self) -> str:
         parts = [self.budget.describe()] if self.budget else []
         if self.max_accuracy_drop is not None:
-            parts.append(f"dev accuracy at most {self.max_accuracy_drop:g} points below the teacher's")
+            parts.append(f"dev score at most {self.max_accuracy_drop:g} points below the teacher's")
         return ", ".join(parts)
 
 
@@ -175,7 +175,7 @@ def _by_budget(study: optuna.Study, records: list[TrialRecord], selection: Selec
         near = _closest(scored, selection)
         parts = [selection.budget.cost_summary(trial_cost(near.attrs))] if selection.budget else []
         if selection.max_accuracy_drop is not None:
-            parts.append(f"dev accuracy {accuracy_drop(near.attrs):.2f} points below the teacher's")
+            parts.append(f"dev score {accuracy_drop(near.attrs):.2f} points below the teacher's")
         raise InfeasibleBudgetError(
             f"no finished trial of study {study.study_name!r} is within {selection.describe()}: the closest, trial "
             f"{near.number} ({near.attrs.get('key', '?')}), has {', '.join(parts)}; relax the budget or search further."

@@ -65,7 +65,7 @@ def test_nothing_qualifying_names_the_closest_trial(study: optuna.Study) -> None
 
 
 def test_a_trial_number_and_a_budget_are_exclusive(study: optuna.Study) -> None:
-    with pytest.raises(UserInputError, match=r"^number=1 and selection \(dev accuracy at most 2 points below the teacher's\) both choose"):
+    with pytest.raises(UserInputError, match=r"^number=1 and selection \(dev score at most 2 points below the teacher's\) both choose"):
         choose_trial(study, 1, Selection(max_accuracy_drop=2))
     with pytest.raises(ExportError, match="not a finished candidate"):
         choose_trial(study, 2)
