@@ -7,12 +7,13 @@ because review snippets are short and CPU time grows with the padded length.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
-from bortnas.data.tasks import Example
+from bortnas.data.tasks import SOFT_ONLY, Example
 from bortnas.data.tokens import first_subword_labels, truncated_words
 
 if TYPE_CHECKING:
@@ -118,13 +119,17 @@ class EncodedSplit:
 
 def _label_tensor(examples: Sequence[Example], task: str, num_labels: int) -> torch.Tensor:
     """One row per example: what the task's loss and metric read (see `EncodedSplit`)."""
+    # an example that learns from the teacher alone (SOFT_ONLY: an unlabelled pool's) has NaN for a
+    # score or a label set, which the supervised loss skips
     if task == "regression":
-        return torch.tensor([float(ex.label) for ex in examples], dtype=torch.float)  # type: ignore[arg-type]
+        return torch.tensor([math.nan if ex.label == SOFT_ONLY else float(ex.label) for ex in examples], dtype=torch.float)  # type: ignore[arg-type]
     if task == "multi_label":
         rows = torch.zeros((len(examples), num_labels))
         for row, ex in enumerate(examples):
-            # SOFT_ONLY (an example that learns from the teacher alone) has no labels of its own
-            rows[row, list(ex.label) if isinstance(ex.label, tuple) else []] = 1.0
+            if isinstance(ex.label, tuple):
+                rows[row, list(ex.label)] = 1.0
+            else:
+                rows[row] = math.nan
         return rows
     if task in ("token_classification", "embedding"):
         return torch.zeros(len(examples), dtype=torch.long)
@@ -179,7 +184,7 @@ def _encode_sentences(examples: Sequence[Example], tokenizer: PreTrainedTokenize
 
 
 def _encode_words(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedSplit:
-    words = [list(ex.words or ()) for ex in examples]
+    words = [list(ex.words) if ex.words is not None else ex.text.split() for ex in examples]  # an unlabelled text: its words
     encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
     token_labels, truncated = [], 0
     for row, ex in enumerate(examples):

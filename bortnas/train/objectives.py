@@ -8,7 +8,8 @@ never branch on the task themselves (`bortnas.core.tasks` names the tasks and th
   user's library would produce);
 - supervised loss (fine-tuning, and the label term of distillation): cross-entropy for classes and
   tags (only on a word's first sub-word), mean squared error for scores, binary cross-entropy for
-  label sets; embeddings have none;
+  label sets; embeddings have none; an example without labels of its own (an unlabelled pool's:
+  ignore index, or NaN) adds nothing to it;
 - distillation of the teacher's output: KL divergence of the softened class or tag distributions
   (tags at every real token), MSE of the scores, BCE against the teacher's label probabilities, and
   for embeddings the MSE between the batch's cosine-similarity matrices (the student's width may
@@ -69,7 +70,10 @@ class Objective:
                 return output.sum() * 0.0
             return F.mse_loss(output.float().squeeze(-1)[known], labels[known])
         if name == "multi_label":
-            return F.binary_cross_entropy_with_logits(output.float(), labels.float())
+            known = ~torch.isnan(labels).any(-1)
+            if not known.any():
+                return output.sum() * 0.0
+            return F.binary_cross_entropy_with_logits(output.float()[known], labels[known].float())
         return output.sum() * 0.0  # embeddings have no labels
 
     def importance_loss(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
