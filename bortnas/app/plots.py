@@ -29,7 +29,7 @@ _logger = logging.getLogger(__name__)
 
 _BITS_PER_MIB = 8 * 2**20
 _INSTALL = "pip install 'bortnas[dashboard]'"
-_ERROR_LABEL = "error (1 - dev accuracy)"
+_ERROR_LABEL = "error (1 - the dev score of the task's metric)"
 _P_LABEL = "p: non-embedding size (MiB)"
 _I_LABEL = "i: MFLOP-equivalents per example"
 _SIMULATED = "simulated: no low-bit kernel, fp32 arithmetic"
