@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 from bortnas.api.results import TrialSummary
 from bortnas.api.search import frontier
 
@@ -99,11 +97,6 @@ def test_negative_scores_are_compared_as_scores() -> None:
     assert numbers(frontier([trial(0, -0.4, table_ms=1.0), trial(1, -0.1, table_ms=2.0), trial(2, -0.3, table_ms=3.0)])) == [0, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="frontier compares with `out[-1].dev_score or -math.inf`: a kept trial scoring exactly 0.0 reads as -inf, "
-    "so every slower trial after it (0.0 again, or a negative correlation) is kept though it is dominated",
-)
 def test_a_slower_trial_after_a_zero_score_is_dropped_unless_more_accurate() -> None:
     trials = [trial(0, 0.0, table_ms=1.0), trial(1, 0.0, table_ms=2.0), trial(2, -0.2, table_ms=3.0), trial(3, 0.1, table_ms=4.0)]
     assert numbers(frontier(trials)) == [0, 3]
