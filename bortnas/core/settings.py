@@ -39,6 +39,14 @@ DEFAULT_TEACHER_STEPS = 250  # fine-tuning of a teacher without a task head
 DEFAULT_BIT_CHAIN = "bit_w1a4,bit_w1a2,bit_w1a1"  # BiT's multi-step distillation, wider activations first
 DEFAULT_ENCODING = "utf-8"
 COSTS = ("flops", "latency")
+# settings a study leaves out at these values, so studies made before the setting existed resume
+OMITTED_AT_DEFAULT: dict[str, Any] = {
+    "encoding": DEFAULT_ENCODING,
+    "cost": "flops",
+    "latency_backend": "torch",
+    "task": "classification",
+    **dict.fromkeys(BUDGET_FIELDS),
+}
 LATENCY_BACKENDS = ("torch", "onnxruntime")  # `bortnas.trial.deployed.measure_backend_latency`
 
 
@@ -144,16 +152,8 @@ class RunSettings:
         out = dataclasses.asdict(self)
         del out["budget"]
         out.update({f: getattr(self.budget, f) for f in BUDGET_FIELDS})
-        defaults = (
-            ("encoding", DEFAULT_ENCODING),
-            ("cost", "flops"),
-            ("latency_backend", "torch"),
-            ("task", None),
-            ("task", "classification"),
-            *((f, None) for f in BUDGET_FIELDS),
-        )
-        for name, default in defaults:
-            if name in out and out[name] == default:
+        for name, default in OMITTED_AT_DEFAULT.items():
+            if out[name] in (default, None):
                 del out[name]
         return out
 

@@ -11,7 +11,7 @@ import optuna
 from bortnas import __version__
 from bortnas.core.budget import LatencyTable
 from bortnas.core.errors import ParameterError, StudyMismatchError, StudyNotFoundError
-from bortnas.core.settings import RunSettings
+from bortnas.core.settings import OMITTED_AT_DEFAULT, RunSettings
 from bortnas.core.space import SearchSpace, parse_search_space
 from bortnas.search.storage import open_storage, storage_exists
 
@@ -67,7 +67,11 @@ def create_or_resume(
                 before, now = existing.get(key) or {}, wanted[key]
                 # a key only one side has counts too: a setting back at a default that is not stored, or a setting that is new
                 changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-                diff = f" ({', '.join(f'{k}: {before.get(k)!r} -> {now.get(k)!r}' for k in changed)})"
+
+                def value(settings: dict[str, Any], k: str) -> Any:
+                    return settings.get(k, OMITTED_AT_DEFAULT.get(k))
+
+                diff = f" ({', '.join(f'{k}: {value(before, k)!r} -> {value(now, k)!r}' for k in changed)})"
             raise StudyMismatchError(
                 f"study {name!r} was created with {what}{diff}: resume it with the original settings or choose a new study name."
             )

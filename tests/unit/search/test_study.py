@@ -68,13 +68,13 @@ def test_resuming_with_changed_settings_names_them(storage: optuna.storages.RDBS
 
 def test_a_setting_left_out_at_its_default_is_compared_too(storage: optuna.storages.RDBStorage) -> None:
     create_or_resume(storage, "s", SPACE, RunSettings(), sampler())  # the default encoding is not stored
-    with pytest.raises(StudyMismatchError, match=r"\(encoding: None -> 'latin-1'\)"):
+    with pytest.raises(StudyMismatchError, match=r"\(encoding: 'utf-8' -> 'latin-1'\)"):
         create_or_resume(storage, "s", SPACE, RunSettings(encoding="latin-1"), sampler())
 
 
 def test_a_setting_dropped_back_to_its_default_is_named(storage: optuna.storages.RDBStorage) -> None:
     create_or_resume(storage, "s", SPACE, RunSettings(encoding="latin-1"), sampler())
-    with pytest.raises(StudyMismatchError, match=r"other settings \(encoding: 'latin-1' -> None\)"):
+    with pytest.raises(StudyMismatchError, match=r"other settings \(encoding: 'latin-1' -> 'utf-8'\)"):
         create_or_resume(storage, "s", SPACE, RunSettings(), sampler())
 
 
