@@ -4,10 +4,11 @@ Torch layer. The task's `Objective` (`bortnas.train.objectives`) says what the m
 how each term is computed. Without a teacher the loss is the supervised loss on the labels
 (cross-entropy for classes). With a teacher it is distillation: kd_weight * the distillation of
 the teacher's output (for classes T^2 * KL(teacher || student at temperature T)) + (1 - kd_weight)
-* the supervised loss, plus hidden_weight * the mean over student layers (and the embedding output) of the masked MSE
-between the student's hidden states and the teacher's at the layer and dimensions the student
-was cut from (TinyBERT-style; the extraction makes the two spaces line up without a projection;
-BiT's hidden-state loss), plus dmd_weight * BiBERT's direction-matching loss on Q, K, V.
+* the supervised loss (embeddings have none), plus hidden_weight * the mean over student layers
+(and the embedding output) of the masked MSE between the student's hidden states and the
+teacher's at the layer and dimensions the student was cut from (TinyBERT-style; the extraction
+makes the two spaces line up without a projection; BiT's hidden-state loss), plus dmd_weight *
+BiBERT's direction-matching loss on Q, K, V.
 Every function runs on a `bortnas.runtime.device.Device` (the CPU unless told): on CUDA in bf16 autocast,
 without reading the loss on the host at every step.
 """
@@ -253,8 +254,8 @@ def evaluate(
     """Every metric of `objective`'s task and the mean supervised loss of `model` (already on `device`) on `data`.
 
     Eval mode, no gradient; batched shortest first. `batch_size` None: sized to the model and the
-    device (`Device.inference_batch_size`). Embedding models are scored against their teacher
-    (`bortnas.trial.embeddings`), not here.
+    device (`Device.inference_batch_size`). An embedding model is scored against its teacher's
+    embeddings, which `data.reference` must hold (`Objective.metrics`); its loss is 0 (no labels).
 
     Raises:
         TrialFailed: the loss or an output is not finite.
