@@ -224,7 +224,7 @@ def _fine_tune(
             objective=objective,
         )
     else:
-        _logger.info("using the teacher's own %s head as it is (no fine-tuning)", objective.task.name)
+        _logger.info("using the teacher as it is for %s (no fine-tuning)", objective.task.name)
     return model
 
 
