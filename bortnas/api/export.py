@@ -165,11 +165,10 @@ def _warn_if_far_below_teacher(report: ExportReport, study: str, storage: str, m
     drop = -report.ratios()["test_points"]
     if drop <= NOTABLE_DROP:
         return
-    chosen = next((t for t in trials(study, storage=storage) if t.number == report.trial), None)
-    larger = [t for t in frontier(trials(study, storage=storage)) if chosen is not None and (t.dev_score or 0) > (chosen.dev_score or 0)]
-    options = (
-        ", ".join(f"trial {t.number} ({t.candidate})" for t in larger[:3]) or "none in this study: search a space with larger candidates"
-    )
+    summaries = trials(study, storage=storage)
+    chosen = next((t for t in summaries if t.number == report.trial), None)
+    larger = [t for t in frontier(summaries) if chosen is not None and (t.dev_score or 0) > (chosen.dev_score or 0)]
+    options = ", ".join(f"trial {t.number} ({t.candidate})" for t in larger[:3])
     _logger.warning(
         "the exported model is %.2f points of test %s below its teacher; %s",
         drop,
