@@ -122,7 +122,9 @@ def _label_tensor(examples: Sequence[Example], task: str, num_labels: int) -> to
     # an example that learns from the teacher alone (SOFT_ONLY: an unlabelled pool's) has NaN for a
     # score or a label set, which the supervised loss skips
     if task == "regression":
-        return torch.tensor([math.nan if ex.label == SOFT_ONLY else float(ex.label) for ex in examples], dtype=torch.float)  # type: ignore[arg-type]
+        # a score is a float (`load_table`), so a score of -100.0 is not taken for the int SOFT_ONLY
+        unlabelled = [type(ex.label) is int and ex.label == SOFT_ONLY for ex in examples]
+        return torch.tensor([math.nan if u else float(ex.label) for ex, u in zip(examples, unlabelled, strict=True)], dtype=torch.float)  # type: ignore[arg-type]
     if task == "multi_label":
         rows = torch.zeros((len(examples), num_labels))
         for row, ex in enumerate(examples):

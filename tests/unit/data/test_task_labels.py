@@ -343,3 +343,12 @@ def test_an_unknown_tag_of_tagged_data_names_its_line(tmp_path: Path) -> None:
     # B-MISC (German) is the third word of the sentence on line 3: line 5
     with pytest.raises(DataError, match=rf"'B-MISC' \(first on line 5 of {path}\) is not one of them"):
         align_labels(data, ("O", "B-LOC", "B-ORG", "B-PER", "I-PER"), "t")
+
+
+def test_a_score_of_minus_100_is_a_score_not_the_unlabelled_marker() -> None:
+    import math
+
+    from bortnas.data.encode import _label_tensor
+
+    labels = _label_tensor([Example("a", -100.0), Example("b", SOFT_ONLY), Example("c", 2.5)], "regression", 1)
+    assert labels[0].item() == -100.0 and math.isnan(labels[1].item()) and labels[2].item() == 2.5
