@@ -9,9 +9,10 @@ training or write.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bortnas.api.finetune import Agora, Distil, Finetune
 from bortnas.core.budget import Budget
@@ -20,14 +21,20 @@ from bortnas.core.settings import Execution
 from bortnas.search.storage import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
+    import optuna
+
     from bortnas.core.budget import LatencyTable
     from bortnas.core.space import ArchSpec
     from bortnas.export.writer import ExportReport
+    from bortnas.trial.context import Context
+    from bortnas.trial.finetune import Finetuned
 
 __all__ = ["export"]
 
 _logger = logging.getLogger(__name__)
 NOTABLE_DROP = 2.0  # points of the task's headline metric: beyond it an export says what else the study offers
+ACCEPT_DROP = 2.0  # points on dev: a default export trained further below its teacher climbs the frontier
+CLIMBS = 2  # more accurate candidates a default export trains at most before it keeps the best
 
 
 def export(
@@ -38,6 +45,8 @@ def export(
     trial: int | None = None,
     budget: Budget | None = None,
     max_accuracy_drop: float | None = None,
+    accept_drop: float | None = ACCEPT_DROP,
+    climbs: int = CLIMBS,
     finetune: Finetune = Distil(),
     unlabeled: str | Path | None = None,
     onnx: bool = False,
@@ -49,7 +58,15 @@ def export(
 
     The trial is `trial`, else the best finished trial within `budget` and `max_accuracy_drop`
     (a latency budget is applied to latencies timed again here, side by side with the teacher),
-    else the argmax-W trial. The directory holds config, weights (low-bit modes packed), the
+    else the argmax-W trial.
+
+    A trial's dev score comes from the search's short training, which can rank a small candidate
+    far below or above what it reaches after the export's long one. So unless the trial is named
+    or a cost budget chose it, the trained model is checked on dev: more than `accept_drop` points
+    below the teacher, the export trains the next more accurate trial of the study's frontier
+    (the fastest one whose search dev score is higher), up to `climbs` times, and writes the
+    first one within `accept_drop`, else the most accurate one it trained. Each attempt is
+    logged and listed in `bortnas.json`. The directory holds config, weights (low-bit modes packed), the
     tokenizer and `bortnas.json` (metrics beside the teacher's, and whether stock transformers
     loads it); `bortnas.load(out)` reads any of them.
 
@@ -60,6 +77,9 @@ def export(
         trial: the trial number to export (not with a budget).
         budget: choose the best trial within these bounds (latency, size, speed-up).
         max_accuracy_drop: choose among trials at most this many points of dev accuracy below the teacher.
+        accept_drop: points of the dev score below the teacher a trained model may be before the
+            export climbs to a more accurate trial; None exports the chosen trial as trained.
+        climbs: how many more accurate trials the export trains at most.
         finetune: how to train: `Distil` (default), `Plain` or `Agora`.
         unlabeled: unlabelled examples of the task (CSV/TSV/JSONL with the study's text columns):
             distillation also learns the teacher's probabilities on them; Agora draws from them.
@@ -87,7 +107,7 @@ def export(
         9.57
     """
     from bortnas.core.space import ArchSpec
-    from bortnas.export.writer import export_trial, prepare_out_dir
+    from bortnas.export.writer import export_trial, prepare_out_dir, train_trial
     from bortnas.runtime.device import Device
     from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop
     from bortnas.search.study import open_study
@@ -102,6 +122,10 @@ def export(
         from bortnas.runtime.onnx import require_onnxruntime
 
         require_onnxruntime("onnx=True")
+    if accept_drop is not None and not (math.isfinite(accept_drop) and accept_drop >= 0):
+        raise ParameterError("accept_drop", f"={accept_drop!r} must be a finite number of points >= 0, or None.")
+    if isinstance(climbs, bool) or not isinstance(climbs, int) or climbs < 0:
+        raise ParameterError("climbs", f"={climbs!r} must be a whole number >= 0.")
     steps = finetune.resolved_steps
     agora_settings = finetune.settings if isinstance(finetune, Agora) else None
     selection = Selection(budget or Budget(), parse_accuracy_drop(max_accuracy_drop))
@@ -139,6 +163,14 @@ def export(
     chosen_by = None
     if selection:
         chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
+    climbing = accept_drop is not None and trial is None and not selection.budget
+    trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
+    attempts: list[dict[str, Any]] = []
+    if climbing:
+        assert accept_drop is not None
+        chosen, trained, attempts = _climb(
+            ctx, the_study, chosen, trained, accept_drop, climbs, steps, finetune, show_progress_bar, pool, onnx
+        )
     report = export_trial(
         ctx,
         the_study,
@@ -152,9 +184,67 @@ def export(
         budget=chosen_by,
         onnx=onnx,
         pool=pool,
+        trained=trained,
+        attempts=attempts,
     )
     _warn_if_far_below_teacher(report, study, storage, ctx.task.metric)
     return report
+
+
+def _climb(
+    ctx: Context,
+    study: optuna.Study,
+    chosen: optuna.trial.FrozenTrial,
+    trained: Finetuned,
+    accept_drop: float,
+    climbs: int,
+    steps: int,
+    finetune: Finetune,
+    show_progress_bar: bool,
+    pool: Sequence[tuple[str, str | None]],
+    onnx: bool,
+) -> tuple[optuna.trial.FrozenTrial, Finetuned, list[dict[str, Any]]]:
+    """Check `trained` (trial `chosen`) on dev and climb the frontier while it is more than
+    `accept_drop` points below the teacher (`export`'s docstring): the trial to write, its trained
+    model and every attempt's record. With `onnx`, only modes onnxruntime runs are climbed to."""
+    from bortnas.export.writer import train_trial
+    from bortnas.search.records import load_records
+    from bortnas.search.selection import more_accurate
+    from bortnas.trial.metrics import score_metrics
+
+    agora_settings = finetune.settings if isinstance(finetune, Agora) else None
+    records = [r for r in load_records(study) if not (onnx and r.latency_simulated)]
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    metric, teacher_score = ctx.task.metric, ctx.teacher.dev_score
+    tried: list[tuple[optuna.trial.FrozenTrial, Finetuned, dict[str, Any]]] = []
+    while True:
+        score = score_metrics(trained.model, ctx, ctx.dev)[metric]
+        drop = 100.0 * (teacher_score - score)
+        record = {"trial": chosen.number, "candidate": chosen.user_attrs.get("key"), "dev_score": score, "dev_drop_points": drop}
+        tried.append((chosen, trained, record))
+        within = drop <= accept_drop + 1e-9
+        nxt = None if within or len(tried) > climbs else more_accurate(records, chosen.number)
+        _logger.info(
+            "trial %d (%s) trained: dev %s %.4f, %.2f points below the teacher's %.4f (accepted up to %g)%s",
+            chosen.number,
+            record["candidate"],
+            metric,
+            score,
+            drop,
+            teacher_score,
+            accept_drop,
+            f"; climbing to trial {nxt.number} ({nxt.attrs.get('key')}), the next more accurate on the frontier" if nxt else "",
+        )
+        if nxt is None:
+            break
+        chosen = trials[nxt.number]
+        trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
+    chosen, trained, _ = tried[-1] if within else max(tried, key=lambda t: t[2]["dev_score"])
+    if not within and len(tried) > 1:
+        _logger.warning(
+            "no trained trial came within %g points of the teacher on dev; writing the most accurate, trial %d", accept_drop, chosen.number
+        )
+    return chosen, trained, [r for _, _, r in tried]
 
 
 def _warn_if_far_below_teacher(report: ExportReport, study: str, storage: str, metric: str) -> None:

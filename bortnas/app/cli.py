@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from bortnas import __version__
+from bortnas.api.export import ACCEPT_DROP, CLIMBS
 from bortnas.api.finetune import Finetune
 from bortnas.api.results import SearchResult, TrialSummary
 from bortnas.core.budget import Budget
-from bortnas.core.errors import BortnasError, UserInputError
+from bortnas.core.errors import BortnasError, ParameterError, UserInputError
 from bortnas.core.finetuning import DEFAULT_STEPS, AgoraSettings, load_grid
 from bortnas.core.settings import COSTS, DEFAULT_TEACHER_STEPS, LATENCY_BACKENDS, Execution, RaySettings, RunSettings
 from bortnas.core.tasks import TASKS
@@ -250,6 +251,14 @@ def _accuracy_drop(args: argparse.Namespace) -> float | None:
     return parse_accuracy_drop(args.max_accuracy_drop)
 
 
+def _points(name: str, text: str) -> float:
+    """A number of points from the command line (the library checks its range)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError(name, f"={text!r} is not a number of points: give e.g. 2, or none.") from None
+
+
 def _add_selection(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--max-latency-ms", help=f"{verb} trials whose batch-1 latency (the study's latency table) is at most this")
     parser.add_argument("--max-size-mib", help=f"{verb} trials whose stored size is at most this many MiB")
@@ -271,6 +280,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         trial=args.trial,
         budget=_budget(args),
         max_accuracy_drop=_accuracy_drop(args),
+        accept_drop=None if args.accept_drop.strip().lower() == "none" else _points("accept_drop", args.accept_drop),
+        climbs=args.climbs,
         finetune=_finetune(args),
         unlabeled=args.unlabeled,
         onnx=args.onnx,
@@ -670,6 +681,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--trial", type=int, default=None, help="trial number (default: the argmax-W trial, or the best one within the budgets below)"
     )
     _add_selection(e, "export the best of the")
+    e.add_argument(
+        "--accept-drop",
+        default=str(ACCEPT_DROP),
+        help="points below the teacher on dev a trained default pick may be; beyond it the export trains the next more "
+        f"accurate trial of the frontier (default {ACCEPT_DROP:g}; none: export the pick as trained)",
+    )
+    e.add_argument(
+        "--climbs", type=int, default=CLIMBS, help=f"more accurate trials the export trains at most past --accept-drop (default {CLIMBS})"
+    )
     e.add_argument(
         "--steps",
         type=int,

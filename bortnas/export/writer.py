@@ -38,13 +38,13 @@ from bortnas.data.sentence_dirs import write_sentence_files
 from bortnas.quant.pack import MANIFEST_NAME, add_metadata, load, save
 from bortnas.search.selection import choose_trial
 from bortnas.trial.context import Context
-from bortnas.trial.finetune import finetune_candidate
+from bortnas.trial.finetune import Finetuned, finetune_candidate
 from bortnas.trial.metrics import EXPORT_LATENCY_REPEATS, ModelMetrics, measure
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-__all__ = ["ExportReport", "choose_trial", "export_trial", "prepare_out_dir"]
+__all__ = ["ExportReport", "choose_trial", "export_trial", "prepare_out_dir", "train_trial"]
 
 _logger = logging.getLogger(__name__)
 RELOAD_ATOL = 1e-5
@@ -200,29 +200,17 @@ def prepare_out_dir(out: Path, overwrite: bool) -> None:
         raise UserInputError(f"--out {out}: parent directory {out.parent} does not exist.")
 
 
-def export_trial(
+def train_trial(
     ctx: Context,
-    study: optuna.Study,
     trial: optuna.trial.FrozenTrial,
-    out: Path,
     steps: int,
-    overwrite: bool = False,
-    show_progress_bar: bool = False,
     method: str = "distil",
     agora_settings: AgoraSettings | None = None,
-    budget: dict[str, Any] | None = None,
-    onnx: bool = False,
+    show_progress_bar: bool = False,
     pool: Sequence[tuple[str, str | None]] = (),
-) -> ExportReport:
-    """Train the trial's candidate for `steps` steps with `method` (`bortnas.trial.finetune`) and write it to `out`.
-
-    An Agora export also records its log in the study (user attribute `agora_trial_<N>`);
-    `budget` (the selection that chose the trial, and its re-timed latencies) goes to `bortnas.json`.
-
-    Raises:
-        ExportError: the reloaded directory does not reproduce the trained model.
-    """
-    prepare_out_dir(out, overwrite)
+) -> Finetuned:
+    """Train the trial's candidate for `steps` steps with `method` (`bortnas.trial.finetune`),
+    logging each Agora round; nothing is written."""
     spec = ArchSpec.from_dict(trial.user_attrs["candidate"])
 
     def progress(it: Any) -> None:
@@ -239,9 +227,40 @@ def export_trial(
             f"; pruned {', '.join(it.pruned)}" if it.pruned else "",
         )
 
-    result = finetune_candidate(
+    return finetune_candidate(
         ctx, spec, steps, method, agora_settings, show_progress_bar=show_progress_bar, on_iteration=progress, pool=pool
     )
+
+
+def export_trial(
+    ctx: Context,
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    out: Path,
+    steps: int,
+    overwrite: bool = False,
+    show_progress_bar: bool = False,
+    method: str = "distil",
+    agora_settings: AgoraSettings | None = None,
+    budget: dict[str, Any] | None = None,
+    onnx: bool = False,
+    pool: Sequence[tuple[str, str | None]] = (),
+    trained: Finetuned | None = None,
+    attempts: Sequence[dict[str, Any]] = (),
+) -> ExportReport:
+    """Train the trial's candidate for `steps` steps with `method` (`bortnas.trial.finetune`) and write it to `out`.
+
+    An Agora export also records its log in the study (user attribute `agora_trial_<N>`);
+    `budget` (the selection that chose the trial, and its re-timed latencies) goes to `bortnas.json`,
+    and so do `attempts`: the candidates an export trained before settling on this one. `trained`
+    is the candidate already trained (`train_trial`), which is then written as it is.
+
+    Raises:
+        ExportError: the reloaded directory does not reproduce the trained model.
+    """
+    prepare_out_dir(out, overwrite)
+    spec = ArchSpec.from_dict(trial.user_attrs["candidate"])
+    result = trained if trained is not None else train_trial(ctx, trial, steps, method, agora_settings, show_progress_bar, pool)
     student, extraction, config = result.model, result.extraction, result.config
     agora_record = None
     if result.agora_log is not None:
@@ -283,6 +302,7 @@ def export_trial(
             },
             "agora": agora_record,
             "budget": budget,
+            "attempts": list(attempts),
             "seq_len": ctx.settings.max_length,
             "task": ctx.task.name,
             "metric": ctx.task.metric,

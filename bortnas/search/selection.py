@@ -36,6 +36,7 @@ __all__ = [
     "Selection",
     "check_latencies",
     "choose_trial",
+    "more_accurate",
     "parse_accuracy_drop",
     "qualifying",
     "resolve",
@@ -188,6 +189,30 @@ def _by_budget(study: optuna.Study, records: list[TrialRecord], selection: Selec
     if selection.max_accuracy_drop is not None:
         return min(inside, key=lambda r: (latency(r), -dev_score(r.attrs), r.number)).number
     return min(inside, key=lambda r: (-dev_score(r.attrs), latency(r), r.number)).number
+
+
+def more_accurate(records: list[TrialRecord], number: int) -> TrialRecord | None:
+    """The next step up the frontier from trial `number`: the fastest finished trial whose dev
+    score is above it (ties: the more accurate, then the earlier); where none is above, the fastest
+    one slower than it with the same score; else None.
+
+    An export whose trained model lands too far below its teacher climbs to this one: it pays the
+    least latency for the next gain in accuracy the search measured. Equal scores happen when the
+    search's short training left every small candidate at the same floor (an entity F1 of 0, the
+    majority rate): a slower candidate of the same score then has the capacity to do better.
+    """
+
+    def latency(r: TrialRecord) -> float:
+        value = trial_latency(r.attrs)
+        return math.inf if value is None else value
+
+    scored = {r.number: r for r in records if r.scored}
+    current = scored[number]
+    score = dev_score(current.attrs)
+    above = [r for r in scored.values() if dev_score(r.attrs) > score]
+    if not above:
+        above = [r for r in scored.values() if dev_score(r.attrs) == score and latency(r) > latency(current)]
+    return min(above, key=lambda r: (latency(r), -dev_score(r.attrs), r.number), default=None)
 
 
 def retimed(

@@ -3,6 +3,7 @@ trials, export and load; and the README's Python example, run verbatim (slow).""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import torch
 from conftest import REPO, bortnas, one_line_error, search_args, tiny_settings
 
 import bortnas as api
+from bortnas.api.export import ACCEPT_DROP, CLIMBS
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +47,12 @@ def test_search_in_python_gives_the_cli_s_trials_then_exports_and_loads(
     report = api.export(
         result.study, out, storage=api_storage, finetune=api.Distil(steps=6), execution=api.Execution(device="cpu", cache_dir=cache)
     )
-    assert report.trial == result.best.number and report.spec.key == result.best.candidate
+    # the export starts from W's pick and climbs the frontier while its trained dev score is over 2 points short
+    attempts = json.loads((out / "bortnas.json").read_text())["attempts"]
+    assert attempts[0]["trial"] == result.best.number and attempts[0]["candidate"] == result.best.candidate
+    assert len(attempts) <= 1 + CLIMBS and all(a["dev_drop_points"] > ACCEPT_DROP for a in attempts[:-1])
+    written = next(a for a in attempts if a["trial"] == report.trial)  # the model written is the one scored
+    assert written["dev_score"] == pytest.approx(report.model.dev_score)
     model = api.load(str(out))
     ids = torch.randint(0, model.config.vocab_size, (2, 12))
     assert model(input_ids=ids).logits.shape == (2, 2)
@@ -56,6 +63,11 @@ def test_parameter_errors_name_the_parameter_in_python_and_the_flag_in_the_cli(t
         api.FPTAS(epsilon=2.0)
     proc = bortnas("search", "--space", str(REPO / "search_spaces" / "minilm_quick.yaml"), "--epsilon", "2", cwd=tmp_path, check=False)
     one_line_error(proc, 2, "bortnas search: error: --epsilon=2.0 must be in (0, 1), e.g. 0.1 for a 90 % guarantee.")
+    with pytest.raises(api.ParameterError, match=r"^accept_drop=-1 must be a finite number of points >= 0, or None"):
+        api.export("any", tmp_path / "m", accept_drop=-1)
+    for value, message in (("-1", "=-1.0 must be a finite number of points >= 0"), ("two", "='two' is not a number of points")):
+        proc = bortnas("export", "--study", "any", "--out", "m", "--accept-drop", value, cwd=tmp_path, check=False)
+        one_line_error(proc, 2, f"bortnas export: error: --accept-drop{message}")
     assert not list(tmp_path.iterdir())  # nothing written
 
 

@@ -12,8 +12,8 @@ from conftest import FAKE_BEST, make_scored_study
 from bortnas.core.budget import Budget, LatencyTable
 from bortnas.core.errors import ExportError, InfeasibleBudgetError, ParameterError, UserInputError
 from bortnas.core.space import ArchSpec
-from bortnas.search.records import load_records
-from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop, qualifying
+from bortnas.search.records import TrialRecord, load_records
+from bortnas.search.selection import Selection, choose_trial, more_accurate, parse_accuracy_drop, qualifying
 
 # FAKE_SCORES by trial number: latency ms, dev accuracy, points below the teacher's 0.85
 #   0: 1.9 0.90 -5 | 1: 1.1 0.80 5 | 3: 0.7 0.70 15 | 5: 1.3 0.75 10 | 6: 1.6 0.55 30 | 7: 0.9 0.68 17
@@ -48,6 +48,29 @@ def test_both_budgets_export_the_fastest_trial_meeting_both(study: optuna.Study)
     assert choose_trial(study, selection=Selection(Budget(max_latency_ms=1.5), 15)).number == 3
     # within 12 points instead: 1 and 5 -> 1
     assert choose_trial(study, selection=Selection(Budget(max_latency_ms=1.5), 12)).number == 1
+
+
+def test_an_export_climbs_to_the_fastest_trial_more_accurate_than_its_pick(study: optuna.Study) -> None:
+    records = load_records(study)
+
+    def climb(number: int) -> int | None:
+        found = more_accurate(records, number)
+        return None if found is None else found.number
+
+    # above W's pick 3 (0.70): 1 (1.1 ms, 0.80), 5 (1.3 ms, 0.75), 0 (1.9 ms, 0.90) -> the fastest, 1, not the nearest score, 5
+    assert climb(FAKE_BEST) == 1
+    assert climb(1) == 0 and climb(0) is None  # 0 is the most accurate trial: nothing is left to climb to
+    assert climb(7) == 3  # 0.68 -> 0.70 at 0.7 ms, the fastest of all
+    assert climb(6) == 3  # the failed (2) and pruned (4) trials are never offered
+
+
+def test_where_no_trial_scored_higher_the_export_climbs_to_a_slower_one_of_the_same_score() -> None:
+    # every candidate at the same floor after the search's short training (an entity F1 of 0)
+    records = [
+        TrialRecord(n, "COMPLETE", None, {"w": 1.0, "dev_score": 0.0, "latency_table_ms": ms}) for n, ms in ((0, 2.0), (1, 1.0), (2, 3.0))
+    ]
+    found = [more_accurate(records, n) for n in (1, 0, 2)]
+    assert [None if r is None else r.number for r in found] == [0, 2, None]
 
 
 def test_qualifying_marks_what_trials_shows(study: optuna.Study) -> None:
