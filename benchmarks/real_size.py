@@ -106,7 +106,8 @@ def main() -> None:
         f"search: FPTAS trials ({sum(t.state == 'COMPLETE' for t in bortnas.trials(result.study, storage=storage))})": search_end
         - teacher_ready,
         "export: open the study, load the teacher": export_teacher - search_end,
-        f"export: {meta['training']['steps']} distillation steps, metrics, latency, write, reload check": exported - export_teacher,
+        f"export: {len(meta['attempts']) or 1} x {meta['training']['steps']} distillation steps (with the dev check and "
+        "climbs), metrics, latency, write, reload check": exported - export_teacher,
     }
     record: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()},
@@ -119,6 +120,7 @@ def main() -> None:
         "search": result.to_dict(),
         "export": {
             "candidate": report.spec.key,
+            "attempts": meta["attempts"],
             "ratios": report.ratios(),
             "model": report.model.to_dict(),
             "teacher": report.teacher.to_dict(),
@@ -128,6 +130,9 @@ def main() -> None:
     for name, seconds in phases.items():
         print(f"{name:<92}{seconds:>10.1f}")
     print(f"{'search + export (what the user waits for)':<92}{record['total_user_s']:>10.1f}")
+    for attempt in meta["attempts"]:
+        trained = f"trained trial {attempt['trial']} ({attempt['candidate']})"
+        print(f"{trained}: dev {attempt['dev_score']:.4f}, {attempt['dev_drop_points']:+.2f} points below the teacher")
     print(f"exported {report.spec.key}: {report.ratios()['latency']:.1f}x the teacher's speed at batch 1")
     if args.json:
         args.json.write_text(json.dumps(record, indent=2))
