@@ -286,6 +286,7 @@ def _pad_rows(output: torch.Tensor, width: int) -> torch.Tensor:
     return out
 
 
+@torch.no_grad()
 def task_outputs(
     model: PreTrainedModel, data: EncodedSplit, objective: Objective, batch_size: int | None, device: Device
 ) -> list[torch.Tensor]:
