@@ -140,6 +140,10 @@ def run_task(task: str, fields: dict[str, Any], args: argparse.Namespace, cache_
     storage = f"sqlite:///{args.out / 'tasks.db'}"
     study = f"tasks_{task}" + ("_quick" if quick else "")
     print(f"+ bortnas.search({SPACE.name!r}, study={study!r}, strategy={strategy}, settings={settings})", file=sys.stderr)
+    try:  # a study from an earlier run resumes: its trials are not trained again, so the search time is not comparable
+        resumed = len(bortnas.trials(study, storage=storage))
+    except bortnas.UserInputError:
+        resumed = 0
     began = time.perf_counter()
     result = bortnas.search(SPACE, storage=storage, study=study, settings=settings, strategy=strategy, execution=execution)
     search_s = time.perf_counter() - began
@@ -166,6 +170,8 @@ def run_task(task: str, fields: dict[str, Any], args: argparse.Namespace, cache_
         "seq_len": report.seq_len,
         "threads": settings.latency_threads,
         "wall_s": {"search": search_s, "export": export_s},
+        "search_resumed_trials": resumed,
+        "export_attempts": json.loads((out / "bortnas.json").read_text())["attempts"],
         "goal": goal(task, student_metrics, teacher_metrics, latency["batch_1"]["speedup"]),
     }
 
