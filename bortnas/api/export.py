@@ -78,7 +78,8 @@ def export(
         budget: choose the best trial within these bounds (latency, size, speed-up).
         max_accuracy_drop: choose among trials at most this many points of dev accuracy below the teacher.
         accept_drop: points of the dev score below the teacher a trained model may be before the
-            export climbs to a more accurate trial; None exports the chosen trial as trained.
+            export climbs to a more accurate trial (at most `max_accuracy_drop` where that is
+            given); None exports the chosen trial as trained.
         climbs: how many more accurate trials the export trains at most.
         finetune: how to train: `Distil` (default), `Plain` or `Agora`.
         unlabeled: unlabelled examples of the task (CSV/TSV/JSONL with the study's text columns):
@@ -164,6 +165,8 @@ def export(
     if selection:
         chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
     climbing = accept_drop is not None and trial is None and not selection.budget
+    if accept_drop is not None and selection.max_accuracy_drop is not None:  # the stricter of the user's two bounds
+        accept_drop = min(accept_drop, selection.max_accuracy_drop)
     trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
     attempts: list[dict[str, Any]] = []
     if climbing:
