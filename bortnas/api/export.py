@@ -62,7 +62,9 @@ def export(
 
     A trial's dev score comes from the search's short training, which can rank a small candidate
     far below or above what it reaches after the export's long one. So unless the trial is named
-    or a cost budget chose it, the trained model is checked on dev: more than `accept_drop` points
+    or a cost budget chose it, the trained model of a labelled task is checked on dev (an embedding
+    model's metrics compare it with its teacher, which scores 1 by definition, so it is written as
+    trained): more than `accept_drop` points
     below the teacher, the export trains the next more accurate trial of the study's frontier
     (the fastest one whose search dev score is higher), up to `climbs` times, and writes the
     first one within `accept_drop`, else the most accurate one it trained. Each attempt is
@@ -164,7 +166,8 @@ def export(
     chosen_by = None
     if selection:
         chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
-    climbing = accept_drop is not None and trial is None and not selection.budget
+    # an embedding model is scored against its own teacher, which scores 1 by definition: no drop to check
+    climbing = accept_drop is not None and trial is None and not selection.budget and ctx.task.labelled
     if accept_drop is not None and selection.max_accuracy_drop is not None:  # the stricter of the user's two bounds
         accept_drop = min(accept_drop, selection.max_accuracy_drop)
     trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
