@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bortnas.core.budget import LatencyTable
     from bortnas.core.space import ArchSpec
     from bortnas.export.writer import ExportReport
+    from bortnas.search.selection import Selection
     from bortnas.trial.context import Context
     from bortnas.trial.finetune import Finetuned
 
@@ -61,12 +62,12 @@ def export(
     else the argmax-W trial.
 
     A trial's dev score comes from the search's short training, which can rank a small candidate
-    far below or above what it reaches after the export's long one. So unless the trial is named
-    or a cost budget chose it, the trained model of a labelled task is checked on dev (an embedding
-    model's metrics compare it with its teacher, which scores 1 by definition, so it is written as
-    trained): more than `accept_drop` points
-    below the teacher, the export trains the next more accurate trial of the study's frontier
-    (the fastest one whose search dev score is higher), up to `climbs` times, and writes the
+    far below or above what it reaches after the export's long one. So unless the trial is named,
+    the trained model of a labelled task is checked on dev (an embedding model's metrics compare
+    it with its teacher, which scores 1 by definition, so it is written as trained): more than
+    `accept_drop` points below the teacher, the export trains the next more accurate trial of the
+    study's frontier (the fastest one whose search dev score is higher; with a cost budget, the
+    next one within it), up to `climbs` times, and writes the
     first one within `accept_drop`, else the most accurate one it trained. Each attempt is
     logged and listed in `bortnas.json`. The directory holds config, weights (low-bit modes packed), the
     tokenizer and `bortnas.json` (metrics beside the teacher's, and whether stock transformers
@@ -167,7 +168,7 @@ def export(
     if selection:
         chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
     # an embedding model is scored against its own teacher, which scores 1 by definition: no drop to check
-    climbing = accept_drop is not None and trial is None and not selection.budget and ctx.task.labelled
+    climbing = accept_drop is not None and trial is None and ctx.task.labelled
     if accept_drop is not None and selection.max_accuracy_drop is not None:  # the stricter of the user's two bounds
         accept_drop = min(accept_drop, selection.max_accuracy_drop)
     trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
@@ -175,7 +176,7 @@ def export(
     if climbing:
         assert accept_drop is not None
         chosen, trained, attempts = _climb(
-            ctx, the_study, chosen, trained, accept_drop, climbs, steps, finetune, show_progress_bar, pool, onnx
+            ctx, the_study, chosen, trained, accept_drop, climbs, steps, finetune, show_progress_bar, pool, onnx, selection
         )
     report = export_trial(
         ctx,
@@ -209,17 +210,22 @@ def _climb(
     show_progress_bar: bool,
     pool: Sequence[tuple[str, str | None]],
     onnx: bool,
+    selection: Selection | None = None,
 ) -> tuple[optuna.trial.FrozenTrial, Finetuned, list[dict[str, Any]]]:
     """Check `trained` (trial `chosen`) on dev and climb the frontier while it is more than
     `accept_drop` points below the teacher (`export`'s docstring): the trial to write, its trained
-    model and every attempt's record. With `onnx`, only modes onnxruntime runs are climbed to."""
+    model and every attempt's record. With `onnx`, only modes onnxruntime runs are climbed to; with
+    a cost budget in `selection`, only trials within it (by the study's latency table)."""
     from bortnas.export.writer import train_trial
     from bortnas.search.records import load_records
-    from bortnas.search.selection import more_accurate
+    from bortnas.search.selection import Selection, more_accurate, qualifying, resolve
     from bortnas.trial.metrics import score_metrics
 
     agora_settings = finetune.settings if isinstance(finetune, Agora) else None
     records = [r for r in load_records(study) if not (onnx and r.latency_simulated)]
+    if selection is not None and selection.budget:
+        inside = {r.number for r in qualifying(records, resolve(Selection(selection.budget), study))}
+        records = [r for r in records if r.number in inside or r.number == chosen.number]
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     metric, teacher_score = ctx.task.metric, ctx.teacher.dev_score
     tried: list[tuple[optuna.trial.FrozenTrial, Finetuned, dict[str, Any]]] = []

@@ -14,6 +14,8 @@ from conftest import FAKE_BEST, make_scored_study
 
 from bortnas.api.export import _climb
 from bortnas.api.finetune import Distil
+from bortnas.core.budget import Budget
+from bortnas.search.selection import Selection
 
 TEACHER_DEV = 0.85
 # by module path: the package's `bortnas.export` attribute is the export function, which hides the subpackage
@@ -22,10 +24,16 @@ metrics = importlib.import_module("bortnas.trial.metrics")
 
 
 def climb(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_dev: dict[int, float], accept: float, climbs: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trained_dev: dict[int, float],
+    accept: float,
+    climbs: int,
+    start: int = FAKE_BEST,
+    selection: Selection | None = None,
 ) -> tuple[int, list[Any], list[int]]:
-    """Run `_climb` from W's pick (trial 3) where trial N trains to dev score `trained_dev[N]`:
-    the trial written, the attempts recorded and the trials trained after the first."""
+    """Run `_climb` from trial `start` (default W's pick, 3) where trial N trains to dev score
+    `trained_dev[N]`: the trial written, the attempts recorded and the trials trained after the first."""
     tmp_path.mkdir(exist_ok=True)
     storage = f"sqlite:///{tmp_path / 's.db'}"
     make_scored_study(storage)
@@ -41,8 +49,8 @@ def climb(
     ctx: Any = types.SimpleNamespace(
         task=types.SimpleNamespace(metric="accuracy"), teacher=types.SimpleNamespace(dev_score=TEACHER_DEV), dev=None
     )
-    first = study.trials[FAKE_BEST]
-    fake: Any = types.SimpleNamespace(model=FAKE_BEST)  # a Finetuned as `_climb` reads it
+    first = study.trials[start]
+    fake: Any = types.SimpleNamespace(model=start)  # a Finetuned as `_climb` reads it
     chosen, model, attempts = _climb(
         ctx,
         study,
@@ -55,6 +63,7 @@ def climb(
         False,
         (),
         False,
+        selection,
     )
     assert model.model == chosen.number  # the model written is the one trained for the trial written
     return chosen.number, attempts, trained
@@ -88,3 +97,15 @@ def test_the_most_accurate_trial_of_the_study_has_nowhere_to_climb(tmp_path: Pat
     # an accepted drop of 0 with the pick 1 point short climbs 3 -> 1 -> 0 (the study's most accurate) and stops there
     chosen, attempts, trained = climb(tmp_path, monkeypatch, {3: 0.84, 1: 0.83, 0: 0.845}, accept=0.0, climbs=5)
     assert trained == [1, 0] and chosen == 0 and len(attempts) == 3
+
+
+def test_with_a_cost_budget_the_export_climbs_only_within_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # within 1.2 ms the budget's pick is trial 1 (0.80 on the search's dev); trained to 0.80 it is 5 points short, and
+    # the only more accurate trial, 0, takes 1.9 ms: nothing inside the budget to climb to
+    scores = {1: 0.80, 0: 0.90}
+    chosen, attempts, trained = climb(
+        tmp_path, monkeypatch, scores, accept=2.0, climbs=2, start=1, selection=Selection(Budget(max_latency_ms=1.2))
+    )
+    assert chosen == 1 and trained == [] and len(attempts) == 1
+    chosen, attempts, trained = climb(tmp_path / "free", monkeypatch, scores, accept=2.0, climbs=2, start=1)
+    assert chosen == 0 and trained == [0]  # without the budget it climbs to 0
