@@ -63,9 +63,9 @@ def export(
 
     A trial's dev score comes from the search's short training, which can rank a small candidate
     far below or above what it reaches after the export's long one. So unless the trial is named,
-    the trained model of a labelled task is checked on dev (an embedding model's metrics compare
-    it with its teacher, which scores 1 by definition, so it is written as trained): more than
-    `accept_drop` points below the teacher, the export trains the next more accurate trial of the
+    the trained model is checked on dev (by the task's headline metric; an embedding model by
+    recall@10, where its data has pairs, since its headline compares it with the teacher itself):
+    more than `accept_drop` points below the teacher, the export trains the next more accurate trial of the
     study's frontier (the fastest one whose search dev score is higher; with a cost budget, the
     next one within it), up to `climbs` times, and writes the
     first one within `accept_drop`, else the most accurate one it trained. Each attempt is
@@ -167,8 +167,7 @@ def export(
     chosen_by = None
     if selection:
         chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
-    # an embedding model is scored against its own teacher, which scores 1 by definition: no drop to check
-    climbing = accept_drop is not None and trial is None and ctx.task.labelled
+    climbing = accept_drop is not None and trial is None
     if accept_drop is not None and selection.max_accuracy_drop is not None:  # the stricter of the user's two bounds
         accept_drop = min(accept_drop, selection.max_accuracy_drop)
     trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
@@ -227,12 +226,22 @@ def _climb(
         inside = {r.number for r in qualifying(records, resolve(Selection(selection.budget), study))}
         records = [r for r in records if r.number in inside or r.number == chosen.number]
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    metric, teacher_score = ctx.task.metric, ctx.teacher.dev_score
+    metric = ctx.task.check_metric
+    if metric not in ctx.teacher.dev_metrics:  # an embedding corpus without pairs has no recall@10
+        _logger.info("no dev check: the teacher has no dev %s on this data; writing trial %d as trained", metric, chosen.number)
+        return chosen, trained, []
+    teacher_score = ctx.teacher.dev_metrics[metric]
     tried: list[tuple[optuna.trial.FrozenTrial, Finetuned, dict[str, Any]]] = []
     while True:
         score = score_metrics(trained.model, ctx, ctx.dev)[metric]
         drop = 100.0 * (teacher_score - score)
-        record = {"trial": chosen.number, "candidate": chosen.user_attrs.get("key"), "dev_score": score, "dev_drop_points": drop}
+        record = {
+            "trial": chosen.number,
+            "candidate": chosen.user_attrs.get("key"),
+            "metric": metric,
+            "dev_score": score,
+            "dev_drop_points": drop,
+        }
         tried.append((chosen, trained, record))
         within = drop <= accept_drop + 1e-9
         nxt = None if within or len(tried) > climbs else more_accurate(records, chosen.number)

@@ -47,7 +47,7 @@ def climb(
     monkeypatch.setattr(writer, "train_trial", train_trial)
     monkeypatch.setattr(metrics, "score_metrics", lambda model, ctx, split: {"accuracy": trained_dev[model]})
     ctx: Any = types.SimpleNamespace(
-        task=types.SimpleNamespace(metric="accuracy"), teacher=types.SimpleNamespace(dev_score=TEACHER_DEV), dev=None
+        task=types.SimpleNamespace(check_metric="accuracy"), teacher=types.SimpleNamespace(dev_metrics={"accuracy": TEACHER_DEV}), dev=None
     )
     first = study.trials[start]
     fake: Any = types.SimpleNamespace(model=start)  # a Finetuned as `_climb` reads it
@@ -72,7 +72,14 @@ def climb(
 def test_a_pick_within_the_accepted_drop_is_written_as_trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     chosen, attempts, trained = climb(tmp_path, monkeypatch, {FAKE_BEST: 0.84}, accept=2.0, climbs=2)
     assert chosen == FAKE_BEST and trained == []
-    assert attempts == [{"trial": 3, "candidate": "L1-H16-A2-I32-fp32", "dev_score": 0.84, "dev_drop_points": pytest.approx(1.0)}]
+    expected = {
+        "trial": 3,
+        "candidate": "L1-H16-A2-I32-fp32",
+        "metric": "accuracy",
+        "dev_score": 0.84,
+        "dev_drop_points": pytest.approx(1.0),
+    }
+    assert attempts == [expected]
 
 
 def test_a_pick_too_far_below_climbs_to_the_fastest_more_accurate_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,3 +130,14 @@ def test_every_tasks_metrics_are_listed_headline_first() -> None:
         "embedding": ("cosine_spearman", "recall_at_10"),
     }
     assert TASKS["regression"].describe() == "regression (pearson, spearman)"
+
+
+def test_an_export_checks_embeddings_by_recall_and_every_other_task_by_its_headline() -> None:
+    # an embedding's headline (cosine Spearman) compares the student with the teacher itself, which scores 1 on it
+    assert {name: task.check_metric for name, task in TASKS.items()} == {
+        "classification": "accuracy",
+        "regression": "pearson",
+        "multi_label": "micro_f1",
+        "token_classification": "entity_f1",
+        "embedding": "recall_at_10",
+    }
