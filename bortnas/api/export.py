@@ -63,15 +63,17 @@ def export(
 
     A trial's dev score comes from the search's short training, which can rank a small candidate
     far below or above what it reaches after the export's long one. So unless the trial is named,
-    the trained model is checked on dev (by the task's headline metric; an embedding model by
-    recall@10, where its data has pairs, since its headline compares it with the teacher itself):
-    more than `accept_drop` points below the teacher, the export trains the next more accurate trial of the
-    study's frontier (the fastest one whose search dev score is higher; with a cost budget, the
-    next one within it), up to `climbs` times, and writes the
-    first one within `accept_drop`, else the most accurate one it trained. Each attempt is
-    logged and listed in `bortnas.json`. The directory holds config, weights (low-bit modes packed), the
-    tokenizer and `bortnas.json` (metrics beside the teacher's, and whether stock transformers
-    loads it); `bortnas.load(out)` reads any of them.
+    the trained model is checked on dev, by the task's headline metric (an embedding model by
+    recall@10 where its data has pairs, since its headline compares it with the teacher itself).
+    More than `accept_drop` points below the teacher, the export trains the next more accurate
+    trial of the study's frontier (the fastest one whose search dev score is higher; with a cost
+    budget, the next one within it), up to `climbs` times, and writes the first one within
+    `accept_drop`, else the most accurate one it trained. Each attempt is logged and listed in
+    `bortnas.json`.
+
+    The directory holds config, weights (low-bit modes packed), the tokenizer and `bortnas.json`
+    (metrics beside the teacher's, and whether stock transformers loads it); `bortnas.load(out)`
+    reads any of them.
 
     Args:
         study: the study's name.
