@@ -1,4 +1,4 @@
-"""A default export checks its trained model on dev and climbs the frontier while it is too far
+"""An export (of a trial it was not told) checks its trained model on dev and climbs the frontier while it is too far
 below the teacher: a scored study, with training and dev scoring replaced by a table of scores."""
 
 from __future__ import annotations
