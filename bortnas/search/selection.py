@@ -120,6 +120,12 @@ def trial_latency(attrs: dict[str, float]) -> float | None:
     return attrs.get("latency_table_ms", attrs.get("latency_ms"))
 
 
+def _sort_latency(r: TrialRecord) -> float:
+    """`trial_latency`, with a trial that has none sorted last."""
+    value = trial_latency(r.attrs)
+    return math.inf if value is None else value
+
+
 def trial_cost(attrs: dict[str, float]) -> CandidateCost:
     return CandidateCost(
         params=int(attrs.get("params_total", 0)),
@@ -182,13 +188,9 @@ def _by_budget(study: optuna.Study, records: list[TrialRecord], selection: Selec
             f"{near.number} ({near.attrs.get('key', '?')}), has {', '.join(parts)}; relax the budget or search further."
         )
 
-    def latency(r: TrialRecord) -> float:
-        value = trial_latency(r.attrs)
-        return math.inf if value is None else value
-
     if selection.max_accuracy_drop is not None:
-        return min(inside, key=lambda r: (latency(r), -dev_score(r.attrs), r.number)).number
-    return min(inside, key=lambda r: (-dev_score(r.attrs), latency(r), r.number)).number
+        return min(inside, key=lambda r: (_sort_latency(r), -dev_score(r.attrs), r.number)).number
+    return min(inside, key=lambda r: (-dev_score(r.attrs), _sort_latency(r), r.number)).number
 
 
 def more_accurate(records: list[TrialRecord], number: int) -> TrialRecord | None:
@@ -202,17 +204,13 @@ def more_accurate(records: list[TrialRecord], number: int) -> TrialRecord | None
     majority rate): a slower candidate of the same score then has the capacity to do better.
     """
 
-    def latency(r: TrialRecord) -> float:
-        value = trial_latency(r.attrs)
-        return math.inf if value is None else value
-
     scored = {r.number: r for r in records if r.scored}
     current = scored[number]
     score = dev_score(current.attrs)
     above = [r for r in scored.values() if dev_score(r.attrs) > score]
     if not above:
-        above = [r for r in scored.values() if dev_score(r.attrs) == score and latency(r) > latency(current)]
-    return min(above, key=lambda r: (latency(r), -dev_score(r.attrs), r.number), default=None)
+        above = [r for r in scored.values() if dev_score(r.attrs) == score and _sort_latency(r) > _sort_latency(current)]
+    return min(above, key=lambda r: (_sort_latency(r), -dev_score(r.attrs), r.number), default=None)
 
 
 def retimed(
