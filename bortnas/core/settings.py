@@ -45,6 +45,7 @@ OMITTED_AT_DEFAULT: dict[str, Any] = {
     "cost": "flops",
     "latency_backend": "torch",
     "task": "classification",
+    "corpus": (),
     **dict.fromkeys(BUDGET_FIELDS),
 }
 LATENCY_BACKENDS = ("torch", "onnxruntime")  # `bortnas.trial.deployed.measure_backend_latency`
@@ -88,6 +89,9 @@ class RunSettings:
 
     teacher: str | None = None  # a local transformers directory; None: the bundled all-MiniLM-L6-v2
     data: str | None = None  # a CSV / TSV / JSONL file; None: Rotten Tomatoes reviews
+    # task "general": unlabelled text files (plain text one document a line, or CSV / TSV / JSONL with
+    # `text_column`); empty: the English text that ships offline (`bortnas.data.corpus.default_corpus`)
+    corpus: tuple[str, ...] = ()
     text_column: str = "text"
     pair_column: str | None = None
     label_column: str = "label"
@@ -124,6 +128,13 @@ class RunSettings:
         self.chain()
         if self.task is not None:
             task_named(self.task)
+        object.__setattr__(self, "corpus", tuple(self.corpus))  # a study's JSON gives a list
+        if self.corpus and self.task != "general":
+            raise ParameterError("corpus", " is the unlabelled text of the general objective: add objective general (task='general').")
+        if self.task == "general" and self.data is not None:
+            raise ParameterError(
+                "data", f"={self.data!r} is task data, but the general objective distils on unlabelled text: pass it as the corpus."
+            )
         for name in ("max_length", "trial_steps", "batch_size", "latency_threads"):
             if getattr(self, name) <= 0:
                 raise ParameterError(name, f"={getattr(self, name)} must be a positive integer.")

@@ -6,7 +6,8 @@ outside the torch objectives (`bortnas.train.objectives`) reads it from here.
 
 W needs an error e in [0, 1] that grows as the model gets worse. Every task has one headline
 metric, higher is better, on a 0-1 scale for the useful models (accuracy, F1, recall, a
-correlation); e = 1 - max(0, score). A negative correlation is as useless as none, hence the
+correlation, the general objective's relation agreement exp(-KL));
+e = 1 - max(0, score). A negative correlation is as useless as none, hence the
 clamp. So "an accuracy drop of 2 points" and "a correlation drop of 0.02" are the same budget
 (`max_accuracy_drop=2`): the headline score, in hundredths.
 """
@@ -38,6 +39,9 @@ class Task:
     # the metric an export's dev check compares with the teacher's (None: the headline); the headline of
     # embeddings scores the student against the teacher itself (1 by definition), so theirs is recall@10
     checked: str | None = None
+    # False: nothing to compare with the teacher's score (the general objective's agreement with the teacher is
+    # the teacher's own 1 by definition), so an export trains its trial without a dev check or a climb
+    checkable: bool = True
 
     @property
     def metric(self) -> str:
@@ -67,8 +71,10 @@ REGRESSION = Task("regression", ("pearson", "spearman"), "AutoModelForSequenceCl
 MULTI_LABEL = Task("multi_label", ("micro_f1", "macro_f1"), "AutoModelForSequenceClassification", "multi_label_classification")
 TOKEN_CLASSIFICATION = Task("token_classification", ("entity_f1", "entity_precision", "entity_recall"), "AutoModelForTokenClassification")
 EMBEDDING = Task("embedding", ("cosine_spearman", "recall_at_10"), "AutoModel", labelled=False, checked="recall_at_10")
+# task-agnostic distillation on unlabelled text (`--objective general`): a general encoder, fine-tuned per task later
+GENERAL = Task("general", ("relation_agreement", "relation_kl"), "AutoModel", labelled=False, checkable=False)
 
-TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL, TOKEN_CLASSIFICATION, EMBEDDING)}
+TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL, TOKEN_CLASSIFICATION, EMBEDDING, GENERAL)}
 
 # transformers' problem_type of a sequence classifier -> bortnas's task
 _BY_PROBLEM_TYPE = {t.problem_type: t for t in TASKS.values() if t.problem_type}

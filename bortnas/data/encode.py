@@ -133,7 +133,7 @@ def _label_tensor(examples: Sequence[Example], task: str, num_labels: int) -> to
             else:
                 rows[row] = math.nan
         return rows
-    if task in ("token_classification", "embedding"):
+    if task in ("token_classification", "embedding", "general"):
         return torch.zeros(len(examples), dtype=torch.long)
     return torch.tensor([ex.label for ex in examples], dtype=torch.long)
 
@@ -151,6 +151,8 @@ def encode(
         return _encode_words(examples, tokenizer, max_length)
     if task == "embedding":
         return _encode_sentences(examples, tokenizer, max_length)
+    if task == "general":
+        return _encode_windows(examples, tokenizer, max_length)
     texts = [ex.text for ex in examples]
     pairs = [ex.pair or "" for ex in examples] if any(ex.pair is not None for ex in examples) else None
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
@@ -182,6 +184,18 @@ def _encode_sentences(examples: Sequence[Example], tokenizer: PreTrainedTokenize
         pad_id=tokenizer.pad_token_id or 0,
         truncated=sum(len(ids) > max_length for ids in full),
         pairs=pairs or None,
+    )
+
+
+def _encode_windows(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> EncodedSplit:
+    """Each document cut into consecutive windows of at most `max_length` tokens (special tokens
+    included), one sequence each: unlabelled text is read whole, so nothing counts as truncated."""
+    encoded = tokenizer([ex.text for ex in examples], truncation=True, max_length=max_length, return_overflowing_tokens=True)
+    return EncodedSplit(
+        input_ids=encoded["input_ids"],
+        token_type_ids=encoded.get("token_type_ids"),
+        labels=torch.zeros(len(encoded["input_ids"]), dtype=torch.long),
+        pad_id=tokenizer.pad_token_id or 0,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -228,8 +229,36 @@ def train_trial(
         )
 
     return finetune_candidate(
-        ctx, spec, steps, method, agora_settings, show_progress_bar=show_progress_bar, on_iteration=progress, pool=pool
+        ctx,
+        spec,
+        steps,
+        method,
+        agora_settings,
+        show_progress_bar=show_progress_bar,
+        on_iteration=progress,
+        pool=pool,
+        checkpoints=checkpoint_dir(ctx),
     )
+
+
+def checkpoint_dir(ctx: Context) -> Path | None:
+    """Where exports of this context's study keep their resumable training state (`bortnas.train.checkpoint`):
+    under the cache, keyed by the teacher, the data and the settings, so the same export command
+    resumes and no other does. None without a cache directory."""
+    if ctx.cache_dir is None:
+        return None
+    key = json.dumps({"teacher": ctx.teacher.key, "data": ctx.data.fingerprint(), "settings": ctx.settings.to_dict()}, sort_keys=True)
+    return ctx.cache_dir / "exports" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def discard_checkpoints(ctx: Context, candidates: Sequence[str]) -> None:
+    """Remove the saved training state of `candidates` (keys) once their export is written."""
+    directory = checkpoint_dir(ctx)
+    if directory is None or not directory.is_dir():
+        return
+    for key in candidates:
+        for path in directory.glob(f"{key}.stage*.pt"):
+            path.unlink(missing_ok=True)
 
 
 def export_trial(

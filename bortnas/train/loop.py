@@ -33,6 +33,7 @@ from bortnas.data.encode import IGNORE, EncodedSplit
 from bortnas.model.extract import Extraction
 from bortnas.quant.distill import ProjectionRecorder, direction_matching_loss
 from bortnas.runtime.device import CPU, Device
+from bortnas.train.checkpoint import Checkpoint, Position
 from bortnas.train.objectives import Objective
 from bortnas.train.teacher_cache import TeacherCache, TeacherOutputs
 
@@ -159,6 +160,7 @@ def train(
     device: Device = CPU,
     teacher_cache: TeacherCache | None = None,
     objective: Objective = Objective(),
+    checkpoint: Checkpoint | None = None,
 ) -> None:
     """Train `model` in place for `config.steps` steps on shuffled batches of `data`, for `objective`'s task.
 
@@ -167,7 +169,8 @@ def train(
     stops at the next check, reporting the step where the loss first stopped being finite.
     `on_step(step)` is called after every optimizer step. A `teacher_cache` that serves this
     teacher and split replaces the teacher's forward pass for batches it has seen (not with BiBERT's
-    direction matching, which records the teacher's projections).
+    direction matching, which records the teacher's projections). With a `checkpoint`, the run
+    resumes from its saved state and saves its state now and then (`bortnas.train.checkpoint`).
 
     Raises:
         TrialFailed: the loss became NaN or infinite.
@@ -195,11 +198,15 @@ def train(
     teacher_forward = device.prepare(teacher) if teacher is not None else None
     watch = _DivergenceWatch(device.torch_device, config.steps)
     cache = teacher_cache if teacher is not None and teacher_cache is not None and teacher_cache.serves(teacher, data) else None
+    position = checkpoint.restore(model, optimizer, scheduler) if checkpoint is not None else Position(0, 0, 0)
     bar = progress_bar(config.steps, description, show_progress_bar, leave=False)
-    step, epoch, loss_value = 0, 0, float("nan")
+    bar.update(position.step)
+    step, epoch, skip, loss_value = position.step, position.epoch, position.batch, float("nan")
     try:
         while step < config.steps:
-            for indices in data.batch_indices(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch):
+            for used, indices in enumerate(data.batch_indices(config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch), 1):
+                if used <= skip:  # a resumed run: batches the saved state had already learned from
+                    continue
                 batch = device.put(data.batch(indices, device.pad_multiple))
                 with device.autocast():
                     if teacher_forward is None:
@@ -239,9 +246,13 @@ def train(
                 bar.update(1)
                 if on_step is not None:
                     on_step(step)
+                if checkpoint is not None and (checkpoint.due() or step == config.steps):
+                    watch.check()  # never save a diverged state
+                    checkpoint.save(model, optimizer, scheduler, Position(step, epoch, used))
                 if step >= config.steps:
                     break
             epoch += 1
+            skip = 0
     finally:
         bar.close()
     model.eval()
@@ -269,7 +280,7 @@ def evaluate(
         for i, row in enumerate(data.token_labels):
             labels[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     loss = 0.0
-    for start in range(0, n, 256):
+    for start in range(0, n if objective.task.labelled else 0, 256):  # an unlabelled task has no supervised loss
         chunk = outputs[start : start + 256]
         stacked = torch.stack([_pad_rows(o, labels.shape[-1]) for o in chunk]) if data.token_labels is not None else torch.stack(chunk)
         loss += float(objective.supervised_loss(stacked, labels[start : start + len(chunk)])) * len(chunk)

@@ -3,9 +3,9 @@
 Torch layer. The training loop, evaluation, the teacher cache and export ask an `Objective` and
 never branch on the task themselves (`bortnas.core.tasks` names the tasks and their metrics):
 
-- output: the logits of a task head, or an embedding model's pooled sentence embedding (pooled
+- output: the logits of a task head, an embedding model's pooled sentence embedding (pooled
   as its sentence-transformers configuration says, so the student is judged on the embedding a
-  user's library would produce);
+  user's library would produce), or for the general objective the encoder's last hidden states;
 - supervised loss (fine-tuning, and the label term of distillation): cross-entropy for classes and
   tags (only on a word's first sub-word), mean squared error for scores, binary cross-entropy for
   label sets; embeddings have none; an example without labels of its own (an unlabelled pool's:
@@ -13,13 +13,17 @@ never branch on the task themselves (`bortnas.core.tasks` names the tasks and th
 - distillation of the teacher's output: KL divergence of the softened class or tag distributions
   (tags at every real token), MSE of the scores, BCE against the teacher's label probabilities, and
   for embeddings the MSE between the batch's cosine-similarity matrices (the student's width may
-  differ from the teacher's; what a user reads from an embedding is its similarities);
+  differ from the teacher's; what a user reads from an embedding is its similarities); for the
+  general objective the KL divergence between the teacher's and the student's self-relations of
+  the last hidden states (`relation_kl`, MiniLM-v2 style, so widths and head counts may differ),
+  plus, for a sentence-embedding teacher, the embeddings' similarity term;
 - metrics, computed by the pure `bortnas.core.task_metrics` on the outputs gathered on the host.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -33,7 +37,47 @@ from bortnas.data.tasks import SOFT_ONLY
 if TYPE_CHECKING:
     from bortnas.data.sentence_dirs import Pooling
 
-__all__ = ["Objective"]
+__all__ = ["Objective", "relation_heads", "relation_kl"]
+
+MAX_RELATION_HEADS = 12  # MiniLM-v2 splits the hidden states into this many relation heads at most
+
+
+def relation_heads(student_width: int, teacher_width: int) -> int:
+    """The relation heads both hidden states split into: the most, up to MAX_RELATION_HEADS, that divide both widths."""
+    return max(r for r in range(1, MAX_RELATION_HEADS + 1) if student_width % r == 0 and teacher_width % r == 0)
+
+
+def _similarity_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MSE between the batch's cosine-similarity matrices of two sets of embeddings (widths may differ)."""
+    s_unit, t_unit = F.normalize(student.float(), dim=-1), F.normalize(teacher.float(), dim=-1)
+    return F.mse_loss(s_unit @ s_unit.T, t_unit @ t_unit.T)
+
+
+def _relations(states: torch.Tensor, heads: int, keys: torch.Tensor) -> torch.Tensor:
+    """log softmax over the keys of the scaled dot products of each token's slice with every
+    token's, per relation head: (batch, heads, query, key); padded keys get no weight."""
+    batch, width, hidden = states.shape
+    split = states.float().view(batch, width, heads, hidden // heads).transpose(1, 2)
+    scores = split @ split.transpose(-1, -2) / (hidden // heads) ** 0.5
+    return scores.masked_fill(~keys[:, None, None, :], -1e9).log_softmax(-1)
+
+
+def relation_kl(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor, reduce: bool = True) -> torch.Tensor:
+    """KL(teacher || student) between the self-relations of two sets of hidden states (batch, width,
+    hidden), averaged over relation heads and real query tokens: per example, or over the batch.
+
+    A relation is how much each token's state resembles every other's (MiniLM-v2's self-attention
+    relations, applied to the last hidden states). It does not depend on the width, so a student
+    cut narrower than its teacher, or with other heads, is compared with it directly.
+    """
+    real = attention_mask.bool()
+    heads = relation_heads(student.shape[-1], teacher.shape[-1])
+    s_rel, t_rel = _relations(student, heads, real), _relations(teacher, heads, real)
+    per_query = (t_rel.exp() * (t_rel - s_rel)).masked_fill(~real[:, None, None, :], 0.0).sum(-1).mean(1)  # (batch, query)
+    per_query = per_query * real
+    if reduce:
+        return per_query.sum() / real.sum().clamp(min=1)
+    return per_query.sum(-1) / real.sum(-1).clamp(min=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +99,9 @@ class Objective:
 
             assert self.pooling is not None, "an embedding objective knows its pooling"
             return pool(out.last_hidden_state, attention_mask, self.pooling)
+        if self.task.name == "general":
+            states: torch.Tensor = out.last_hidden_state
+            return states
         logits: torch.Tensor = out.logits
         return logits
 
@@ -83,6 +130,8 @@ class Objective:
         at temperature 0.05): units that make sentences distinguishable matter."""
         if self.task.labelled:
             return self.supervised_loss(output, labels)
+        if output.dim() == 3:  # the general objective's hidden states: each window's mean
+            output = output.mean(1)
         unit = F.normalize(output.float(), dim=-1)
         logits = unit @ unit.detach().T / 0.05
         return F.cross_entropy(logits, torch.arange(len(unit), device=unit.device))
@@ -103,9 +152,14 @@ class Objective:
             return F.mse_loss(s_out, t_out)
         if name == "multi_label":
             return F.binary_cross_entropy_with_logits(s_out, torch.sigmoid(t_out))
-        s_sim = F.normalize(s_out, dim=-1) @ F.normalize(s_out, dim=-1).T
-        t_sim = F.normalize(t_out, dim=-1) @ F.normalize(t_out, dim=-1).T
-        return F.mse_loss(s_sim, t_sim)
+        if name == "general":
+            relations = relation_kl(s_out, t_out, attention_mask)
+            if self.pooling is None:
+                return relations
+            from bortnas.model.pooling import pool
+
+            return relations + _similarity_mse(pool(s_out, attention_mask, self.pooling), pool(t_out, attention_mask, self.pooling))
+        return _similarity_mse(s_out, t_out)
 
     def metrics(self, outputs: list[torch.Tensor], split: EncodedSplit) -> dict[str, float]:
         """Every metric of the task for `outputs` (one per example of `split`, in its order, on the host).
@@ -137,7 +191,28 @@ class Objective:
                 gold_tags.append([self.label_names[labels[k]] for k in first])
             precision, recall, f1 = task_metrics.entity_f1(pred_tags, gold_tags)
             return {"entity_f1": f1, "entity_precision": precision, "entity_recall": recall}
+        if name == "general":
+            return self._general_metrics(outputs, split)
         return self._embedding_metrics(torch.stack(outputs) if outputs else torch.empty(0), split)
+
+    def _general_metrics(self, outputs: list[torch.Tensor], split: EncodedSplit) -> dict[str, float]:
+        """A general encoder against its teacher on held-out windows (whose `reference` holds the
+        teacher's last hidden states, padded): relation_kl, the mean over windows of `relation_kl`,
+        and relation_agreement = exp(-relation_kl), in (0, 1] and 1 for the teacher itself, which W's error reads."""
+        assert split.reference is not None, "a general split holds its teacher's hidden states before it is scored"
+        total, count = 0.0, 0
+        for start in range(0, len(outputs), 64):
+            rows = outputs[start : start + 64]
+            width = max(len(r) for r in rows)
+            student = torch.zeros((len(rows), width, rows[0].shape[-1]))
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for k, row in enumerate(rows):
+                student[k, : len(row)], mask[k, : len(row)] = row, 1
+            teacher = split.reference[start : start + len(rows), :width].float()
+            total += float(relation_kl(student, teacher, mask, reduce=False).sum())
+            count += len(rows)
+        kl = total / max(count, 1)
+        return {"relation_agreement": math.exp(-kl), "relation_kl": kl}
 
     def _embedding_metrics(self, embeddings: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
         """An embedding model against its teacher on `split` (whose `reference` holds the teacher's embeddings).

@@ -17,6 +17,7 @@ from bortnas.core.errors import ParameterError, UserInputError
 from bortnas.core.settings import DEFAULT_TEACHER_STEPS, RunSettings
 from bortnas.core.space import TeacherShape
 from bortnas.core.tasks import TASKS, Task, teacher_task
+from bortnas.data.corpus import load_corpus
 from bortnas.data.encode import EncodedSplit, encode
 from bortnas.data.sentence_dirs import Pooling, is_sentence_transformers_dir, read_pooling
 from bortnas.data.tasks import TaskData, align_labels, infer_table_task, load_rotten_tomatoes, load_table, load_tagged, read_table
@@ -58,6 +59,8 @@ def infer_task(settings: RunSettings, teacher_config: dict[str, Any]) -> str:
 def load_task(settings: RunSettings, task: str | None = None) -> TaskData:
     """The settings' data read as `task` (default: the settings' task, else classification)."""
     task = task or settings.task or "classification"
+    if task == "general":
+        return load_corpus(settings.corpus, settings.text_column, seed=settings.data_seed, encoding=settings.encoding)
     if settings.data is None:
         if task != "classification":
             raise ParameterError("data", f" is needed for task {task!r}: the bundled reviews are a classification task; pass a file.")
@@ -77,7 +80,7 @@ def load_task(settings: RunSettings, task: str | None = None) -> TaskData:
 
 def _check_task(task: str, head: Task | None, directory: Path) -> None:
     """Refuse a task the teacher's own head cannot do."""
-    if head is not None and head.name != task:
+    if head is not None and head.name != task and task != "general":  # a general encoder distils any teacher's encoder
         raise ParameterError(
             "task",
             f"={task!r} but the teacher in {directory} has a {head.name} head: leave the task out to compress it for "
@@ -89,12 +92,12 @@ def _teacher_steps(settings: RunSettings, task: str, head: Task | None, director
     """The teacher's fine-tuning steps: the settings', else 0 for a teacher with a head (and for an
     embedding teacher, which is distilled as it is) and DEFAULT_TEACHER_STEPS for one without; 0
     without a head is refused, and so are steps for an embedding teacher (there are no labels)."""
-    if task == "embedding":
+    if task in ("embedding", "general"):
         if settings.teacher_steps:
             raise ParameterError(
                 "teacher_steps",
-                f"={settings.teacher_steps}: an embedding teacher is distilled as it is "
-                "(the task has no labels to fine-tune on); leave it out.",
+                f"={settings.teacher_steps}: an embedding teacher, and any teacher of the general objective, is distilled as it is "
+                "(there are no labels to fine-tune on); leave it out.",
             )
         return 0
     if settings.teacher_steps is None:
@@ -146,11 +149,14 @@ def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Input
     _check_task(task, head, directory)
     steps = _teacher_steps(settings, task, head, directory)
     data = load_task(settings, task) if data is None else data
-    keep_head = head is not None
+    keep_head = head is not None and task != "general"
     if keep_head:
         id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
         data = align_labels(data, [id2label[k] for k in sorted(id2label)], str(directory))
     pooling = None
+    if task == "general" and is_sentence_transformers_dir(directory):
+        # an embedding model's general student also distils its pooled embeddings, and exports as an embedding model
+        pooling = read_pooling(directory)
     if task == "embedding":
         if not is_sentence_transformers_dir(directory):
             raise ParameterError(
@@ -161,7 +167,7 @@ def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Input
         pooling = read_pooling(directory)
     check_teacher_weights(directory, config)
     settled = dataclasses.replace(settings, task=task, teacher_steps=steps)
-    head_kind = "token" if task == "token_classification" else "none" if task == "embedding" else "sequence"
+    head_kind = "token" if task == "token_classification" else "none" if task in ("embedding", "general") else "sequence"
     shape = teacher_shape(config, max(1, data.num_labels), head_kind)
     return Inputs(settled, directory, config, shape, data, keep_head, pooling)
 
@@ -181,6 +187,7 @@ class Context:
     # the task teacher's outputs per training example, shared by every student distilled in this process
     teacher_cache: TeacherCache | None = None
     objective: Objective = Objective()
+    cache_dir: Path | None = None  # the teacher cache's directory; exports keep their resumable state under it
 
     @property
     def task(self) -> Task:
@@ -265,6 +272,7 @@ def build_context(
         device=device,
         teacher_cache=TeacherCache(teacher.model, train),
         objective=objective,
+        cache_dir=cache_dir or default_cache_dir(),
     )
 
 

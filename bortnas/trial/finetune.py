@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -178,16 +179,19 @@ def finetune_candidate(
     show_progress_bar: bool = False,
     on_iteration: Callable[[Iteration], None] | None = None,
     pool: Sequence[Input] = (),
+    checkpoints: Path | None = None,
 ) -> Finetuned:
     """Train `spec` for export with `method` (see the module docstring), on the context's device;
     `pool` is unlabelled text of the task, which distillation learns from alongside the labelled
-    data and Agora draws from.
+    data and Agora draws from. Distillation saves resumable state in `checkpoints` (a directory).
 
     Raises:
         ParameterError: unknown `method`.
     """
     if method == "distil":
-        return Finetuned(*distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar, pool=pool))
+        return Finetuned(
+            *distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=show_progress_bar, pool=pool, checkpoints=checkpoints)
+        )
     if method == "plain":
         if not ctx.task.labelled:
             raise ParameterError("finetune", f"=plain trains on the data's labels, and task {ctx.task.name!r} has none: use distil.")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +22,7 @@ from bortnas.data.encode import EncodedSplit, encode
 from bortnas.model.extract import Extraction, extract
 from bortnas.modes import QuantMode
 from bortnas.quant import quantize_
+from bortnas.train.checkpoint import Checkpoint
 from bortnas.train.loop import train
 from bortnas.train.teacher_cache import TeacherCache
 from bortnas.trial.context import Context
@@ -75,9 +78,14 @@ def distil_student(
     on_step: Callable[[PreTrainedModel, int, int], None] | None = None,
     layers: Sequence[int] | None = None,
     pool: Sequence[Input] = (),
+    checkpoints: Path | None = None,
 ) -> tuple[PreTrainedModel, Extraction, TrainConfig]:
     """Build `spec` and distil it through its chain; returns the student, its extraction and the
     configuration of the candidate's own mode with the total step count.
+
+    With `checkpoints` (a directory), each stage saves its state there now and then and resumes
+    from it (`bortnas.train.checkpoint`): an export killed midway goes on where it stopped. A stage
+    already finished is restored at its end, so its student is the same.
 
     A `pool` of unlabelled inputs joins the training data: those examples learn from the teacher's
     probabilities only (`training_split`; dev and test texts are left out). In the scarce-data
@@ -120,8 +128,20 @@ def distil_student(
             device=ctx.device,
             teacher_cache=cache,
             objective=ctx.objective,
+            checkpoint=_stage_checkpoint(checkpoints, spec, k, mode, config, len(data)),
         )
     return student, extraction, dataclasses.replace(config, steps=steps)
+
+
+def _stage_checkpoint(
+    directory: Path | None, spec: ArchSpec, stage: int, mode: QuantMode, config: TrainConfig, examples: int
+) -> Checkpoint | None:
+    """The checkpoint of one stage of `spec`'s distillation, keyed by everything that shapes the stage."""
+    if directory is None:
+        return None
+    what = {"candidate": spec.key, "stage": stage, "mode": mode.value, "config": config.to_dict(), "examples": examples}
+    key = json.dumps(what, sort_keys=True)
+    return Checkpoint(directory / f"{spec.key}.stage{stage}.pt", key)
 
 
 def finetune_student(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch.nn.utils.rnn import pad_sequence
 
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
 from bortnas.core.tasks import CLASSIFICATION, Task
@@ -262,8 +263,10 @@ def prepare_teacher(
     trained = config.steps > 0
 
     def score(model: PreTrainedModel, split: EncodedSplit) -> dict[str, float]:
-        if not task.labelled:  # an embedding model is scored against the teacher's own embeddings: set them first
-            split.reference = torch.stack(task_outputs(model, split, objective, None, device))
+        if not task.labelled:  # an embedding or general model is scored against the teacher's own outputs: set them first
+            outputs = task_outputs(model, split, objective, None, device)
+            # the general objective's per-token states differ in length: padded with zeros
+            split.reference = pad_sequence(outputs, batch_first=True) if outputs and outputs[0].dim() == 2 else torch.stack(outputs)
         return evaluate(model, split, device=device, objective=objective).metrics
 
     if (entry / "meta.json").is_file():
