@@ -1,8 +1,9 @@
 """bortnas: extract small, fast sub-architectures of a transformer encoder teacher (Bort-style NAS).
 
 The public API is what `__all__` lists: search a space into an Optuna study (`search`), read its
-trials (`trials`), export the chosen candidate (`export`), read it back (`load`), and the FPTAS
-as an Optuna sampler for any finite candidate set (`FPTASSampler`). Importing the package loads
+trials (`trials`), export the chosen candidate (`export`), fine-tune an exported general encoder
+on a task (`finetune`), read a model back (`load`), and the FPTAS as an Optuna sampler for any
+finite candidate set (`FPTASSampler`). Importing the package loads
 neither torch nor transformers; the calls that train or load models do.
 """
 
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 # `bortnas.export` the function (tests/unit/test_public_api.py).
 import bortnas.export
 import bortnas.search  # noqa: F401
+from bortnas.api.adapt import finetune
 from bortnas.api.export import export
 from bortnas.api.finetune import Agora, Distil, Finetune, Plain
 from bortnas.api.results import SearchResult, TrialSummary
@@ -72,6 +74,7 @@ __all__ = [
     "UserInputError",
     "__version__",
     "export",
+    "finetune",
     "load",
     "save",
     "search",

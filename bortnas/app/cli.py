@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bortnas import __version__
 from bortnas.api.export import ACCEPT_DROP, CLIMBS
@@ -25,6 +25,9 @@ from bortnas.core.finetuning import DEFAULT_STEPS, AgoraSettings, load_grid
 from bortnas.core.settings import COSTS, DEFAULT_TEACHER_STEPS, LATENCY_BACKENDS, Execution, RaySettings, RunSettings
 from bortnas.core.tasks import TASKS
 from bortnas.search.strategies import FPTAS, STRATEGIES, TPE, Strategy
+
+if TYPE_CHECKING:
+    from bortnas.export.writer import ExportReport
 
 _logger = logging.getLogger("bortnas")
 
@@ -296,7 +299,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         execution=execution_from(args),
         show_progress_bar=_progress(args),
     )
-    if args.format == "json":
+    return _print_report(report, out, args.format, f"exported trial {report.trial} ({report.spec.key}) to {out}")
+
+
+def _print_report(report: ExportReport, out: Path, output: str, headline: str) -> int:
+    """A written model's figures next to its teacher's: a table, or one JSON object."""
+    if output == "json":
         print(
             json.dumps(
                 {
@@ -312,7 +320,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
         return 0
     m, t, r = report.model, report.teacher, report.ratios()
-    print(f"exported trial {report.trial} ({report.spec.key}) to {out}")
+    print(headline)
     print(f"{'':<22}{'exported':>12}{'teacher':>12}{'ratio':>10}")
     print(f"{'test ' + m.metric:<22}{m.test_score:>12.4f}{t.test_score:>12.4f}{r['test_points']:>+9.2f}pt")
     print(f"{'parameters':<22}{m.params_total:>12,}{t.params_total:>12,}{r['params']:>9.2f}x")
@@ -325,6 +333,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     if report.onnxruntime:
         _print_onnx(report.onnxruntime)
     return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from bortnas.api.adapt import finetune
+    from bortnas.api.finetune import Distil, Plain
+
+    settings = RunSettings(
+        teacher=str(Path(args.teacher).resolve()) if args.teacher else None,
+        data=str(Path(args.data).resolve()) if args.data else None,
+        **_given(
+            args,
+            text_column="text_column",
+            pair_column="pair_column",
+            label_column="label_column",
+            task="task",
+            data_seed="data_seed",
+            max_length="max_length",
+            teacher_steps="teacher_steps",
+            lr="lr",
+            batch_size="batch_size",
+            seed="seed",
+            encoding="encoding",
+        ),
+    )
+    method = (Distil if args.method == "distil" else Plain)(**_given(args, steps="steps"))
+    out = Path(args.out).resolve()
+    report = finetune(
+        args.model,
+        out,
+        settings=settings,
+        method=method,
+        execution=Execution(device=args.device, compile=args.compile, cache_dir=args.cache_dir),
+        overwrite=args.overwrite,
+        show_progress_bar=_progress(args),
+    )
+    return _print_report(report, out, args.format, f"fine-tuned {args.model} ({report.spec.key}, {args.method}) to {out}")
 
 
 AGORA_FLAGS = {
@@ -766,6 +810,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(e)
     _add_common(e)
     e.set_defaults(func=cmd_export)
+
+    f = sub.add_parser(
+        "finetune",
+        help="fine-tune a general encoder (a general study's export) on a task and write a transformers model directory",
+        description="Fine-tune a general encoder on a task: Bort's third stage, repeated for every new task. "
+        "Example: bortnas finetune --model out/encoder --data reviews.csv --out out/reviews",
+    )
+    f.add_argument("--model", required=True, help="the general encoder's directory (bortnas export of an --objective general study)")
+    f.add_argument("--out", required=True, help="output directory (must be empty or absent unless --overwrite)")
+    f.add_argument("--data", help="labelled task data, as for search (default: Rotten Tomatoes reviews)")
+    f.add_argument("--task", choices=[t for t in TASKS if t != "general"], default=None, help="as for search (default: inferred)")
+    f.add_argument(
+        "--teacher",
+        help="the task teacher: what --method distil learns from and the written model is measured against; its tokenizer "
+        "must be the encoder's (default: bundled all-MiniLM-L6-v2, fine-tuned on the task first)",
+    )
+    f.add_argument("--method", choices=("plain", "distil"), default="plain", help="the labels alone (default), or distil the teacher")
+    f.add_argument("--steps", type=int, default=None, help="training steps (default: 400 plain, 1500 distil)")
+    f.add_argument("--text-column", default=None)
+    f.add_argument("--text-pair-column", dest="pair_column", default=None)
+    f.add_argument("--label-column", default=None)
+    f.add_argument("--encoding", default=None)
+    f.add_argument("--data-seed", type=int, default=None)
+    f.add_argument("--max-length", type=int, default=None)
+    f.add_argument("--teacher-steps", type=int, default=None, help="fine-tuning steps of a task teacher without a head")
+    f.add_argument("--lr", type=float, default=None)
+    f.add_argument("--batch-size", type=int, default=None)
+    f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--format", choices=("table", "json"), default="table", help="output format on stdout")
+    f.add_argument("--overwrite", action="store_true")
+    f.add_argument("--cache-dir", type=Path, default=None)
+    _add_device(f)
+    _add_common(f)
+    f.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
         "space",

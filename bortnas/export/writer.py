@@ -279,6 +279,71 @@ def discard_checkpoints(ctx: Context, candidates: Sequence[str]) -> None:
             path.unlink(missing_ok=True)
 
 
+def write_trained(
+    ctx: Context, student: PreTrainedModel, spec: ArchSpec, out: Path, metadata: dict[str, Any], number: int = -1, onnx: bool = False
+) -> ExportReport:
+    """Measure a trained `student` (of shape `spec`) and its context's teacher on dev and test, and
+    write it to `out` as a directory of the task's stock transformers class, with its tokenizer,
+    sentence-transformers files for embeddings, and `bortnas.json` (`metadata` plus the figures and
+    the provenance every written model carries). Staged and renamed: `out` is whole or untouched.
+    `number` is the trial the report names (-1: none, a model `finetune` wrote).
+
+    Raises:
+        ExportError: the reloaded directory does not reproduce the trained model.
+    """
+    model_summary = measure(student, spec, ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
+    teacher_summary = measure(ctx.teacher.model, ctx.shape.as_spec(), ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
+    student.cpu()  # written, reloaded and compared on the CPU, where `load` puts the reloaded copy
+
+    if ctx.task.labelled:
+        student.config.id2label = dict(enumerate(ctx.data.label_names))
+        student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}
+    if ctx.task.problem_type is not None:
+        student.config.problem_type = ctx.task.problem_type  # type: ignore[assignment]  # one of transformers' three
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save(student, staging)
+        ctx.teacher.tokenizer.save_pretrained(staging)
+        if ctx.objective.pooling is not None:
+            write_sentence_files(staging, ctx.objective.pooling, spec.hidden, ctx.settings.max_length)
+        report = ExportReport(
+            out=out, trial=number, spec=spec, model=model_summary, teacher=teacher_summary, seq_len=ctx.settings.max_length
+        )
+        add_metadata(
+            staging,
+            {
+                **metadata,
+                "seq_len": ctx.settings.max_length,
+                "task": ctx.task.name,
+                "metric": ctx.task.metric,
+                "labels": list(ctx.data.label_names),
+                "metrics": model_summary.to_dict(),
+                "teacher_metrics": teacher_summary.to_dict(),
+                "ratios": report.ratios(),
+                "provenance": {
+                    "teacher": str(ctx.settings.teacher_dir()),
+                    "teacher_hash": ctx.teacher.source_hash,
+                    "teacher_key": ctx.teacher.key,
+                    "data": ctx.data.describe(),
+                    "settings": ctx.settings.to_dict(),
+                },
+            },
+        )
+        reloaded = _check_reload(staging, student, ctx)
+        if onnx:
+            _logger.info("writing and timing the ONNX graphs of the model and the teacher")
+            onnx_record = write_onnx(staging, reloaded, spec, ctx)
+            add_metadata(staging, {"onnxruntime": onnx_record})
+            report = dataclasses.replace(report, onnxruntime=onnx_record)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
 def export_trial(
     ctx: Context,
     study: optuna.Study,
@@ -318,70 +383,26 @@ def export_trial(
             "train_size": result.agora_train_size,
             "log": [it.to_dict() for it in result.agora_log],
         }
-    model_summary = measure(student, spec, ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
-    teacher_summary = measure(ctx.teacher.model, ctx.shape.as_spec(), ctx, test=True, latency_repeats=EXPORT_LATENCY_REPEATS)
-    student.cpu()  # written, reloaded and compared on the CPU, where `load` puts the reloaded copy
-
-    if ctx.task.labelled:
-        student.config.id2label = dict(enumerate(ctx.data.label_names))
-        student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}
-    if ctx.task.problem_type is not None:
-        student.config.problem_type = ctx.task.problem_type  # type: ignore[assignment]  # one of transformers' three
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        save(student, staging)
-        ctx.teacher.tokenizer.save_pretrained(staging)
-        if ctx.objective.pooling is not None:
-            write_sentence_files(staging, ctx.objective.pooling, spec.hidden, ctx.settings.max_length)
-        report = ExportReport(
-            out=out, trial=trial.number, spec=spec, model=model_summary, teacher=teacher_summary, seq_len=ctx.settings.max_length
-        )
-        metadata = {
-            "study": study.study_name,
-            "trial": trial.number,
-            "candidate": spec.to_dict(),
-            "training": {
-                **config.to_dict(),
-                "finetune": method,
-                "unlabeled_pool": len(pool),
-                "teacher_layers": list(extraction.layers),
-                "bit_chain": ctx.settings.bit_chain,
-            },
-            "agora": agora_record,
-            "budget": budget,
-            "attempts": list(attempts),
-            "seq_len": ctx.settings.max_length,
-            "task": ctx.task.name,
-            "metric": ctx.task.metric,
-            "labels": list(ctx.data.label_names),
-            "metrics": model_summary.to_dict(),
-            "teacher_metrics": teacher_summary.to_dict(),
-            "ratios": report.ratios(),
-            "search_trial": {k: trial.user_attrs.get(k) for k in ("dev_score", "metric", "w", "steps", "latency_ms", "flops")},
-            "provenance": {
-                "teacher": str(ctx.settings.teacher_dir()),
-                "teacher_hash": ctx.teacher.source_hash,
-                "teacher_key": ctx.teacher.key,
-                "data": ctx.data.describe(),
-                "settings": ctx.settings.to_dict(),
-            },
-        }
-        if ctx.task.name == "general":
-            metadata["general"] = general_record(ctx, config.hidden_weight)
-        add_metadata(staging, metadata)
-        reloaded = _check_reload(staging, student, ctx)
-        if onnx:
-            _logger.info("writing and timing the ONNX graphs of the model and the teacher")
-            onnx_record = write_onnx(staging, reloaded, spec, ctx)
-            add_metadata(staging, {"onnxruntime": onnx_record})
-            report = dataclasses.replace(report, onnxruntime=onnx_record)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-        if agora_record is not None:
-            study.set_user_attr(f"agora_trial_{trial.number}", {**agora_record, "out": str(out), "metrics": model_summary.to_dict()})
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    metadata = {
+        "study": study.study_name,
+        "trial": trial.number,
+        "candidate": spec.to_dict(),
+        "training": {
+            **config.to_dict(),
+            "finetune": method,
+            "unlabeled_pool": len(pool),
+            "teacher_layers": list(extraction.layers),
+            "bit_chain": ctx.settings.bit_chain,
+        },
+        "agora": agora_record,
+        "budget": budget,
+        "attempts": list(attempts),
+        "search_trial": {k: trial.user_attrs.get(k) for k in ("dev_score", "metric", "w", "steps", "latency_ms", "flops")},
+    }
+    if ctx.task.name == "general":
+        metadata["general"] = general_record(ctx, config.hidden_weight)
+    report = write_trained(ctx, student, spec, out, metadata, trial.number, onnx)
+    if agora_record is not None:
+        study.set_user_attr(f"agora_trial_{trial.number}", {**agora_record, "out": str(out), "metrics": report.model.to_dict()})
     _logger.info("exported trial %d (%s) to %s", trial.number, spec.key, out)
     return report

@@ -89,6 +89,35 @@ def test_general_search_and_export_of_a_general_encoder(tmp_path: Path, tiny_ber
     assert reloaded["type"] == "BertModel" and reloaded["shape"][-1] == meta["candidate"]["hidden"]
 
 
+FINETUNE = ("--text-column", "sentence", "--label-column", "sentiment", "--teacher-steps", "150", "--steps", "150")
+FINETUNE += ("--lr", "3e-3", "--batch-size", "16", "--max-length", "16", "-q", "--format", "json")
+
+
+@pytest.mark.parametrize("method", ["plain", "distil"])
+def test_finetune_adapts_an_exported_general_encoder_to_a_task(tmp_path: Path, tiny_bert: Path, tiny_task: Path, method: str) -> None:
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    bortnas(*general_search(tiny_bert, corpus, tmp_path), cwd=tmp_path)
+    encoder = tmp_path / "encoder"
+    bortnas(*export_argv(tmp_path, encoder, 10), cwd=tmp_path)
+    hidden = json.loads((encoder / "bortnas.json").read_text())["candidate"]["hidden"]
+
+    out = tmp_path / "reviews"
+    argv = ["finetune", "--model", str(encoder), "--data", str(tiny_task), "--teacher", str(tiny_bert), "--out", str(out)]
+    printed = json.loads(bortnas(*argv, "--method", method, *FINETUNE, cwd=tmp_path).stdout)
+    meta = json.loads((out / "bortnas.json").read_text())
+    assert meta["task"] == "classification" and meta["finetuned_from"] == str(encoder)
+    assert meta["training"]["finetune"] == method and meta["training"]["steps"] == 150
+    assert meta["candidate"]["hidden"] == hidden and meta["model_class"] == "AutoModelForSequenceClassification"
+    assert printed["model"]["test_score"] == pytest.approx(meta["metrics"]["test_score"])
+    assert printed["teacher"]["test_score"] == pytest.approx(meta["teacher_metrics"]["test_score"])
+    # the tiny task is separable by its words: both methods learn it from the general encoder
+    assert meta["metrics"]["dev_score"] >= 0.8, meta["metrics"]
+
+    # a directory that is no model, and an out directory already holding files: one line each, nothing written
+    one_line_error(bortnas(*argv[:2], str(tmp_path), *argv[3:], *FINETUNE, cwd=tmp_path, check=False), 2, "no model directory")
+    one_line_error(bortnas(*argv, *FINETUNE, cwd=tmp_path, check=False), 2, str(out))
+
+
 def test_general_student_of_an_embedding_teacher_exports_sentence_transformers_files(tmp_path: Path, tiny_bert: Path) -> None:
     from bortnas.data.sentence_dirs import Pooling, write_sentence_files
 
