@@ -204,3 +204,45 @@ def finetune_candidate(
             )
         return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration, pool)
     raise ParameterError("method", f"={method!r} is unknown: use one of {', '.join(METHODS)}.")
+
+
+def adapt_encoder(
+    ctx: Context, directory: Path, steps: int, distil: bool = False, show_progress_bar: bool = False
+) -> tuple[PreTrainedModel, ArchSpec, TrainConfig]:
+    """The encoder in `directory` with a fresh head for the context's task, trained `steps` steps on
+    the task's training split, on the context's device: on the labels alone, or (`distil`) on the
+    task teacher's outputs and the labels, with no hidden-state term (the encoder's units need not
+    line up with the teacher's). Returns the model, its shape and its training configuration."""
+    from bortnas.families.teacher_dirs import teacher_shape
+    from bortnas.trial.teacher import load_pretrained_teacher
+
+    student = load_pretrained_teacher(directory, ctx.data.label_names, ctx.task)
+    student.to(ctx.device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
+    head = "token" if ctx.task.name == "token_classification" else "sequence" if ctx.task.sequence_head else "none"
+    spec = teacher_shape(student.config, max(1, ctx.data.num_labels), head).as_spec()
+    config = ctx.settings.student_train_config(steps)
+    if distil:
+        config = dataclasses.replace(config, hidden_weight=0.0)
+        train(
+            student,
+            ctx.train,
+            config,
+            teacher=ctx.teacher.model,
+            extraction=Extraction(layers=(), hidden=torch.arange(0)),
+            show_progress_bar=show_progress_bar,
+            description=f"distil {spec.key}",
+            device=ctx.device,
+            teacher_cache=ctx.teacher_cache,
+            objective=ctx.objective,
+        )
+    else:
+        train(
+            student,
+            ctx.train,
+            config,
+            show_progress_bar=show_progress_bar,
+            description=f"fine-tune {spec.key}",
+            device=ctx.device,
+            objective=ctx.objective,
+        )
+    return student, spec, config
