@@ -1,0 +1,345 @@
+"""General encoders end to end: search and distil on unlabelled text, fine-tune on tasks, against the baselines.
+
+Bort's pipeline on the bundled MiniLM teacher, measured on 2 CPU cores:
+
+1. corpus: the default corpus (`bortnas.data.corpus`) without any document that holds a dev or
+   test text of a task below (the count dropped is recorded), written as one document a line;
+2. search: `bortnas.search(..., RunSettings(task="general", corpus=...))` with the default FPTAS
+   on `search_spaces/minilm_quick.yaml` (the default run's time is the goal's 30 minutes);
+3. for each latency budget (`--budgets`, speed-ups over the teacher at batch 1): the general export
+   of the study under that budget (`bortnas.export(budget=Budget(min_speedup=B))`), and two
+   layer-dropped teachers of the same or a lower latency (the first k layers, and k layers spread
+   over the depth, full width) given the same distillation on the same corpus for the same steps;
+4. each encoder fine-tuned on each task (`bortnas.finetune`, plain) next to the task teacher
+   fine-tuned on it (the finetune report's reference), and, with `--task-exports`, bortnas's own
+   task-specific export under the same budget;
+5. the general student as an embedding model: its BoolQ question-to-passage recall@10 against the
+   teacher's (mean pooling, as the teacher's sentence-transformers configuration says).
+
+Every latency is measured side by side with the teacher's in this process (torch eager, batch 1
+and 32, alternating rounds). Each part's result and wall time are written to the JSON as soon
+as it ends; a rerun skips what the JSON already holds.
+
+    python benchmarks/general.py                                 # every budget (hours on 2 CPU cores)
+    python benchmarks/general.py --budgets 4 --export-steps 1500 # the goal's budget only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import task_data  # type: ignore[import-not-found]
+from search_options import log_like_cli  # type: ignore[import-not-found]
+from tasks import machine, side_by_side  # type: ignore[import-not-found]
+
+import bortnas
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = REPO / "search_spaces" / "minilm_quick.yaml"
+GOAL_SPEEDUP = 4.0
+GOAL_POINTS_FROM_TEACHER = 1.5  # average over the tasks
+GOAL_POINTS_OVER_BASELINE = 1.0
+GOAL_RECALL_SHARE = 0.95
+GOAL_DEFAULT_RUN_S = 30 * 60
+
+
+def tasks(data_dir: Path) -> dict[str, Callable[[], dict[str, Any]]]:
+    """The fine-tuning tasks: each a function that writes its data and returns its RunSettings fields."""
+    return {
+        "reviews": lambda: {},
+        "boolq": lambda: {
+            "data": str(task_data.write_boolq_pairs(data_dir)),
+            "text_column": "question",
+            "pair_column": "passage",
+            "label_column": "label",
+            "task": "classification",
+        },
+        "regression": lambda: {"data": str(task_data.write_regression(data_dir)), "label_column": "score", "task": "regression"},
+    }
+
+
+def retrieval_fields(data_dir: Path) -> dict[str, Any]:
+    return {"data": str(task_data.write_retrieval(data_dir)), "text_column": "query", "pair_column": "document", "task": "embedding"}
+
+
+def held_out_texts(fields: dict[str, Any]) -> set[str]:
+    """The dev and test texts (and pair texts) of one task, split as bortnas splits it."""
+    from bortnas.trial.context import load_task
+
+    settings = bortnas.RunSettings(**fields)
+    data = load_task(settings, settings.task or "classification")
+    return {t for ex in data.dev + data.test for t in (ex.text, ex.pair) if t}
+
+
+def write_corpus(out: Path, excluded: set[str], limit: int | None = None) -> dict[str, Any]:
+    from bortnas.data.corpus import read_corpus
+
+    corpus = read_corpus(exclude=excluded)
+    documents = corpus.documents[:limit]
+    out.write_text("".join(" ".join(doc.split()) + "\n" for doc in documents), encoding="utf-8")
+    return {**corpus.describe(), "written": len(documents), "file": str(out), "excluded_texts": len(excluded)}
+
+
+def layer_dropped(ctx: Any, k: int, how: str) -> tuple[int, ...]:
+    n = ctx.shape.layers
+    if how == "first":
+        return tuple(range(k))
+    return tuple(sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})) if k > 1 else (n - 1,)
+
+
+def baseline_layers(ctx: Any, budget: float, threads: int) -> tuple[int, float] | None:
+    """The most teacher layers whose full-width model is at least `budget` times faster than the teacher at batch 1."""
+    from bortnas.core.space import ArchSpec
+    from bortnas.model.extract import extract
+    from bortnas.trial.deployed import measure_backend_latency
+
+    shape = ctx.shape
+    teacher_ms = measure_backend_latency(ctx.teacher.model, ctx.settings.max_length, "torch", 1, 50, 5, threads).median_ms
+    for k in range(shape.layers - 1, 0, -1):
+        spec = ArchSpec(k, shape.hidden, shape.heads, shape.ffn)
+        model, _ = extract(ctx.teacher.model, ctx.teacher.importance, spec)
+        ms = measure_backend_latency(model, ctx.settings.max_length, "torch", 1, 50, 5, threads).median_ms
+        if teacher_ms / ms >= budget:
+            return k, teacher_ms / ms
+    return None
+
+
+class Record:
+    """The JSON of the run: parts keyed by name, written after each one."""
+
+    def __init__(self, path: Path, command: str) -> None:
+        self.path = path
+        self.data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"parts": {}}
+        self.data.update(command=command, machine=machine(), space=str(SPACE.relative_to(REPO)))
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        part: dict[str, Any] | None = self.data["parts"].get(name)
+        return part
+
+    def run(self, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        done = self.get(name)
+        if done is not None:
+            print(f"[general] {name}: already measured", file=sys.stderr)
+            return done
+        print(f"[general] {name} ...", file=sys.stderr)
+        began = time.perf_counter()
+        result = {**work(), "wall_s": time.perf_counter() - began}
+        self.data["parts"][name] = result
+        self.data["machine"]["load_average_end"] = os.getloadavg()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=1) + "\n")
+        print(f"[general] {name} done in {result['wall_s'] / 60:.1f} min", file=sys.stderr)
+        return result
+
+
+def finetune_part(model: Path, out: Path, fields: dict[str, Any], cache_dir: Path, steps: int | None) -> dict[str, Any]:
+    report = bortnas.finetune(
+        model,
+        out,
+        settings=bortnas.RunSettings(**fields),
+        method=bortnas.Plain(steps=steps),
+        execution=bortnas.Execution(cache_dir=cache_dir),
+        overwrite=True,
+    )
+    assert report.model.test_metrics is not None and report.teacher.test_metrics is not None
+    return {
+        "metric": report.model.metric,
+        "student": report.model.test_score,
+        "teacher": report.teacher.test_score,
+        "points_below_teacher": 100 * ((report.teacher.test_score or 0) - (report.model.test_score or 0)),
+        "test_metrics": {"student": report.model.test_metrics, "teacher": report.teacher.test_metrics},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--budgets", default="2,4,8", help="speed-ups over the teacher at batch 1 (default 2,4,8)")
+    parser.add_argument("--export-steps", type=int, default=None, help="distillation steps of each encoder (default: the export's, 1500)")
+    parser.add_argument("--finetune-steps", type=int, default=None, help="plain fine-tuning steps per task (default: finetune's, 400)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="teacher cache (default OUT/cache)")
+    parser.add_argument("--task-exports", action="store_true", help="also search and export each task under each budget (slow)")
+    parser.add_argument("--out", type=Path, default=None, help="default out/general (out/general_quick with --quick)")
+    parser.add_argument("--json", type=Path, default=None, help="default results/general_cpu.json; OUT/general.json with --quick")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 300 documents, FPTAS epsilon 0.5, 20 steps each, budget 2")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.budgets, args.export_steps, args.finetune_steps = "2", 20, 20
+    args.out = args.out or REPO / "out" / ("general_quick" if args.quick else "general")
+    args.json = args.json or (args.out / "general.json" if args.quick else REPO / "benchmarks" / "results" / "general_cpu.json")
+    budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
+    out = args.out.resolve()
+    for sub in ("encoders", "finetuned", "task_exports"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    cache_dir = args.cache_dir.resolve() if args.cache_dir else out / "cache"
+    storage, data_dir = f"sqlite:///{out / 'general.db'}", out / "data"
+    execution = bortnas.Execution(cache_dir=cache_dir)
+    log_like_cli(quiet=False)
+    record = Record(args.json, " ".join(["python", "benchmarks/general.py", *argv]))
+    task_fields = {name: make() for name, make in tasks(data_dir).items()}
+    retrieval = retrieval_fields(data_dir)
+
+    def corpus() -> dict[str, Any]:
+        excluded = set().union(*(held_out_texts(f) for f in [*task_fields.values(), retrieval]))
+        return write_corpus(out / "corpus.txt", excluded, 300 if args.quick else None)
+
+    corpus_part = record.run("corpus", corpus)
+    settings = bortnas.RunSettings(task="general", corpus=(corpus_part["file"],))
+
+    def search() -> dict[str, Any]:
+        strategy = bortnas.FPTAS(epsilon=0.5) if args.quick else bortnas.FPTAS()
+        result = bortnas.search(SPACE, storage=storage, study="general", settings=settings, strategy=strategy, execution=execution)
+        return {"search": result.to_dict(), "trials": [t.to_dict() for t in bortnas.trials("general", storage=storage)]}
+
+    record.run("search", search)
+    finetune = bortnas.Distil(steps=args.export_steps)
+    for budget in budgets:
+        tag = f"{budget:g}x"
+        encoder = out / "encoders" / f"general_{tag}"
+
+        def export(encoder: Path = encoder, budget: float = budget) -> dict[str, Any]:
+            try:
+                report = _export(encoder, budget)
+            except bortnas.InfeasibleBudgetError as e:  # recorded as measured: no trial of the study is that fast
+                return {"candidate": None, "why": str(e)}
+            latency = side_by_side(bortnas.load(encoder), _teacher(), report.seq_len, 1)
+            return {"candidate": report.spec.key, "trial": report.trial, "held_out": report.model.test_metrics, "latency": latency}
+
+        def _export(encoder: Path, budget: float) -> Any:
+            return bortnas.export(
+                "general",
+                encoder,
+                storage=storage,
+                budget=bortnas.Budget(min_speedup=budget),
+                finetune=finetune,
+                overwrite=True,
+                execution=execution,
+            )
+
+        exported = record.run(f"export {tag}", export)
+        if exported.get("candidate") is None:
+            continue
+        encoders = {"general": encoder}
+        for how in ("first", "spread"):
+            dropped = out / "encoders" / f"{how}_{tag}"
+
+            def baseline(dropped: Path = dropped, how: str = how, budget: float = budget) -> dict[str, Any]:
+                return _baseline(settings, dropped, how, budget, args.export_steps, cache_dir)
+
+            part = record.run(f"baseline {how} {tag}", baseline)
+            if part.get("layers") is not None:
+                encoders[how] = dropped
+        for name, fields in task_fields.items():
+            for kind, directory in encoders.items():
+                target = out / "finetuned" / f"{kind}_{tag}_{name}"
+                record.run(
+                    f"finetune {kind} {tag} {name}",
+                    lambda d=directory, t=target, f=fields: finetune_part(d, t, f, cache_dir, args.finetune_steps),
+                )
+            if args.task_exports:
+                record.run(f"task export {tag} {name}", lambda f=fields, b=budget, n=name: _task_export(f, b, n, out, execution))
+        record.run(f"recall {tag}", lambda e=encoder: _recall(e, retrieval, cache_dir))
+    summary = summarise(record.data["parts"], budgets)
+    record.data["summary"] = summary
+    record.path.write_text(json.dumps(record.data, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _teacher() -> Any:
+    from transformers import AutoModel
+
+    from bortnas.core.default_teacher import default_teacher_dir
+
+    return AutoModel.from_pretrained(default_teacher_dir(), local_files_only=True).eval()
+
+
+def _baseline(settings: Any, out: Path, how: str, budget: float, steps: int | None, cache_dir: Path) -> dict[str, Any]:
+    """A layer-dropped teacher of at least `budget`x, distilled exactly as the general export distils."""
+    from bortnas.core.finetuning import DEFAULT_STEPS
+    from bortnas.core.space import ArchSpec
+    from bortnas.export.writer import prepare_out_dir, write_trained
+    from bortnas.runtime.device import Device
+    from bortnas.trial.context import build_context
+    from bortnas.trial.recipe import distil_student
+
+    ctx = build_context(settings, cache_dir, show_progress_bar=True, device=Device.from_name("auto"))
+    found = baseline_layers(ctx, budget, 1)
+    if found is None:
+        return {"layers": None, "why": f"no full-width model of whole teacher layers is {budget:g}x faster than the teacher"}
+    k, speedup = found
+    layers = layer_dropped(ctx, k, how)
+    spec = ArchSpec(k, ctx.shape.hidden, ctx.shape.heads, ctx.shape.ffn)
+    steps = steps or DEFAULT_STEPS["distil"]
+    student, extraction, config = distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=True, layers=layers)
+    prepare_out_dir(out, overwrite=True)
+    report = write_trained(ctx, student, spec, out, {"candidate": spec.to_dict(), "baseline": how, "teacher_layers": list(layers)})
+    latency = side_by_side(bortnas.load(out), _teacher(), ctx.settings.max_length, 1)
+    return {"layers": list(layers), "speedup_measured_first": speedup, "held_out": report.model.test_metrics, "latency": latency}
+
+
+def _task_export(fields: dict[str, Any], budget: float, name: str, out: Path, execution: Any) -> dict[str, Any]:
+    settings = bortnas.RunSettings(**fields, budget=bortnas.Budget(min_speedup=budget))
+    storage, study = f"sqlite:///{out / 'tasks.db'}", f"{name}_{budget:g}x"
+    bortnas.search(SPACE, storage=storage, study=study, settings=settings, execution=execution)
+    target = out / "task_exports" / study
+    report = bortnas.export(study, target, storage=storage, overwrite=True, execution=execution)
+    return {"candidate": report.spec.key, "student": report.model.test_score, "teacher": report.teacher.test_score}
+
+
+def _recall(encoder: Path, fields: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
+    """The general student as an embedding model on BoolQ retrieval's test split, against the teacher."""
+    from transformers import AutoModel
+
+    from bortnas.train.loop import evaluate
+    from bortnas.trial.context import build_context
+
+    ctx = build_context(bortnas.RunSettings(**fields), cache_dir)
+    student = AutoModel.from_pretrained(encoder, local_files_only=True).eval()
+    metrics = evaluate(student, ctx.test, objective=ctx.objective).metrics
+    teacher = ctx.teacher.test_metrics
+    return {"student": metrics, "teacher": teacher, "share": metrics["recall_at_10"] / teacher["recall_at_10"]}
+
+
+def summarise(parts: dict[str, Any], budgets: list[float]) -> dict[str, Any]:
+    """Per budget: the mean points below the teacher over the tasks for each encoder, and the goals at 4x."""
+    out: dict[str, Any] = {}
+    for budget in budgets:
+        tag = f"{budget:g}x"
+        row: dict[str, Any] = {}
+        for kind in ("general", "first", "spread"):
+            drops = [p["points_below_teacher"] for name, p in parts.items() if name.startswith(f"finetune {kind} {tag} ")]
+            if drops:
+                row[kind] = {"mean_points_below_teacher": statistics.fmean(drops), "tasks": len(drops)}
+        recall = parts.get(f"recall {tag}")
+        if recall:
+            row["recall_share"] = recall["share"]
+        exported = parts.get(f"export {tag}")
+        if exported and exported.get("latency"):
+            row["speedup_b1"] = exported["latency"]["batch_1"]["speedup"]
+        out[tag] = row
+    default_run = sum(parts[name]["wall_s"] for name in ("search", "export 4x") if name in parts)
+    out["default_run_minutes"] = default_run / 60
+    four = out.get("4x", {})
+    if "general" in four:
+        best_baseline = min((four[k]["mean_points_below_teacher"] for k in ("first", "spread") if k in four), default=None)
+        general = four["general"]["mean_points_below_teacher"]
+        out["goals_4x"] = {
+            "within_1_5_of_teacher": general <= GOAL_POINTS_FROM_TEACHER,
+            "1_point_over_best_baseline": None if best_baseline is None else best_baseline - general >= GOAL_POINTS_OVER_BASELINE,
+            "recall_95": four.get("recall_share", 0) >= GOAL_RECALL_SHARE,
+            "default_run_30_min": default_run <= GOAL_DEFAULT_RUN_S,
+        }
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
