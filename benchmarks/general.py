@@ -227,7 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         exported = record.run(f"export {tag}", export)
         if exported.get("candidate") is None:
             continue
-        encoders = {"general": encoder}
+        # the general student first (fine-tuned on every task, then as an embedding model), then the baselines
+        for name, fields in task_fields.items():
+            target = out / "finetuned" / f"general_{tag}_{name}"
+            record.run(
+                f"finetune general {tag} {name}",
+                lambda e=encoder, t=target, f=fields: finetune_part(e, t, f, cache_dir, args.finetune_steps),
+            )
+        record.run(f"recall {tag}", lambda e=encoder: _recall(e, retrieval, cache_dir))
         for how in ("first", "spread"):
             dropped = out / "encoders" / f"{how}_{tag}"
 
@@ -235,21 +242,21 @@ def main(argv: list[str] | None = None) -> int:
                 return _baseline(settings, dropped, how, budget, args.export_steps, cache_dir)
 
             part = record.run(f"baseline {how} {tag}", baseline)
-            if part.get("layers") is not None:
-                encoders[how] = dropped
-        for name, fields in task_fields.items():
-            for kind, directory in encoders.items():
-                target = out / "finetuned" / f"{kind}_{tag}_{name}"
+            if part.get("layers") is None:
+                continue
+            for name, fields in task_fields.items():
+                target = out / "finetuned" / f"{how}_{tag}_{name}"
                 record.run(
-                    f"finetune {kind} {tag} {name}",
-                    lambda d=directory, t=target, f=fields: finetune_part(d, t, f, cache_dir, args.finetune_steps),
+                    f"finetune {how} {tag} {name}",
+                    lambda d=dropped, t=target, f=fields: finetune_part(d, t, f, cache_dir, args.finetune_steps),
                 )
-            if args.task_exports:
+        if args.task_exports:
+            for name, fields in task_fields.items():
                 record.run(f"task export {tag} {name}", lambda f=fields, b=budget, n=name: _task_export(f, b, n, out, execution))
-        record.run(f"recall {tag}", lambda e=encoder: _recall(e, retrieval, cache_dir))
     summary = summarise(record.data["parts"], budgets)
     record.data["summary"] = summary
     record.path.write_text(json.dumps(record.data, indent=1) + "\n")
+    print(table(record.data["parts"], budgets))
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -307,6 +314,22 @@ def _recall(encoder: Path, fields: dict[str, Any], cache_dir: Path) -> dict[str,
     metrics = evaluate(student, ctx.test, objective=ctx.objective).metrics
     teacher = ctx.teacher.test_metrics
     return {"student": metrics, "teacher": teacher, "share": metrics["recall_at_10"] / teacher["recall_at_10"]}
+
+
+def table(parts: dict[str, Any], budgets: list[float]) -> str:
+    """The measured parts as Markdown: per budget, each encoder's test metric per task next to the teacher's."""
+    lines = ["| budget | encoder | task | metric | teacher | student | points below | part time |", "|---|---|---|---|---:|---:|---:|---:|"]
+    for budget in budgets:
+        tag = f"{budget:g}x"
+        for name, part in parts.items():
+            if not name.startswith("finetune ") or f" {tag} " not in name:
+                continue
+            _, kind, _, task = name.split(" ")
+            lines.append(
+                f"| {tag} | {kind} | {task} | {part['metric']} | {part['teacher']:.4f} | {part['student']:.4f} | "
+                f"{part['points_below_teacher']:+.2f} | {part['wall_s'] / 60:.1f} min |"
+            )
+    return "\n".join(lines)
 
 
 def summarise(parts: dict[str, Any], budgets: list[float]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class RunSettings:
     teacher: str | None = None  # a local transformers directory; None: the bundled all-MiniLM-L6-v2
     data: str | None = None  # a CSV / TSV / JSONL file; None: Rotten Tomatoes reviews
     # task "general": unlabelled text files (plain text one document a line, or CSV / TSV / JSONL with
-    # `text_column`); empty: the English text that ships offline (`bortnas.data.corpus.default_corpus`)
+    # `text_column`); empty: the English text that ships offline (`bortnas.data.corpus.default_corpus_files`)
     corpus: tuple[str, ...] = ()
     text_column: str = "text"
     pair_column: str | None = None
