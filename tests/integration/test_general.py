@@ -93,7 +93,8 @@ FINETUNE = ("--text-column", "sentence", "--label-column", "sentiment", "--teach
 FINETUNE += ("--lr", "3e-3", "--batch-size", "16", "--max-length", "16", "-q", "--format", "json")
 
 
-@pytest.mark.parametrize("method", ["plain", "distil"])
+# distil is the slower variant (the teacher runs every step); the default suite keeps plain
+@pytest.mark.parametrize("method", ["plain", pytest.param("distil", marks=pytest.mark.slow)])
 def test_finetune_adapts_an_exported_general_encoder_to_a_task(tmp_path: Path, tiny_bert: Path, tiny_task: Path, method: str) -> None:
     corpus = write_corpus(tmp_path / "corpus.txt")
     bortnas(*general_search(tiny_bert, corpus, tmp_path), cwd=tmp_path)
@@ -118,6 +119,7 @@ def test_finetune_adapts_an_exported_general_encoder_to_a_task(tmp_path: Path, t
     one_line_error(bortnas(*argv, *FINETUNE, cwd=tmp_path, check=False), 2, str(out))
 
 
+@pytest.mark.slow  # the default suite covers the sentence-transformers export by the embedding task's test
 def test_general_student_of_an_embedding_teacher_exports_sentence_transformers_files(tmp_path: Path, tiny_bert: Path) -> None:
     from bortnas.data.sentence_dirs import Pooling, write_sentence_files
 

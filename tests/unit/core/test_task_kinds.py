@@ -128,6 +128,7 @@ def test_every_tasks_metrics_are_listed_headline_first() -> None:
         "multi_label": ("micro_f1", "macro_f1"),
         "token_classification": ("entity_f1", "entity_precision", "entity_recall"),
         "embedding": ("cosine_spearman", "recall_at_10"),
+        "general": ("relation_agreement", "relation_kl"),
     }
     assert TASKS["regression"].describe() == "regression (pearson, spearman)"
 
@@ -140,4 +141,7 @@ def test_an_export_checks_embeddings_by_recall_and_every_other_task_by_its_headl
         "multi_label": "micro_f1",
         "token_classification": "entity_f1",
         "embedding": "recall_at_10",
+        "general": "relation_agreement",
     }
+    # the general objective's agreement is the teacher's own 1 by definition: its export checks nothing
+    assert {name for name, task in TASKS.items() if not task.checkable} == {"general"}
