@@ -216,6 +216,7 @@ def adapt_encoder(
     from bortnas.families.teacher_dirs import teacher_shape
     from bortnas.trial.teacher import load_pretrained_teacher
 
+    torch.manual_seed(ctx.settings.seed)  # the new head's initialisation: the same whatever ran before in this process
     student = load_pretrained_teacher(directory, ctx.data.label_names, ctx.task)
     student.to(ctx.device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
     head = "token" if ctx.task.name == "token_classification" else "sequence" if ctx.task.sequence_head else "none"
