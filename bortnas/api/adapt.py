@@ -5,7 +5,8 @@ directory with the teacher's tokenizer) gets the task's head and is trained on t
 plainly on its labels, or distilled from the task teacher. The task teacher is the one `search`
 would use (a teacher with the task's head as it is, one without fine-tuned once and cached): it is
 what distillation learns from and what the written model is measured against. The result is the
-same kind of directory `export` writes.
+same kind of directory `export` writes. Agora starts each of its fine-tunes from the encoder
+instead of a cut of the teacher; the task teacher labels the examples it generates.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bortnas.api.finetune import Distil, Finetune, Plain
+from bortnas.api.finetune import Agora, Finetune, Plain
 from bortnas.core.errors import ParameterError
 from bortnas.core.settings import Execution, RunSettings
 
@@ -33,6 +34,7 @@ def finetune(
     *,
     settings: RunSettings = RunSettings(),
     method: Finetune = Plain(),
+    unlabeled: str | Path | None = None,
     execution: Execution = Execution(),
     overwrite: bool = False,
     show_progress_bar: bool = False,
@@ -44,8 +46,12 @@ def finetune(
         out: the directory to write (refused if it holds files, unless `overwrite`).
         settings: the task (data, task, columns, max_length) and its teacher, as for `search`;
             `lr`, `batch_size` and `seed` set the training.
-        method: `Plain()` (default: the task's labels alone) or `Distil()` (the teacher's outputs
-            and the labels); `steps` None is the method's default.
+        method: `Plain()` (default: the task's labels alone), `Distil()` (the teacher's outputs
+            and the labels) or `Agora()` (classification: teacher-labelled examples made from the
+            dev mistakes, with replay); `steps` None is the method's default.
+        unlabeled: unlabelled examples of the task (CSV/TSV/JSONL with the task's text columns), as
+            for `export`: distillation also learns the teacher's probabilities on them; Agora
+            draws the dev mistakes' nearest ones.
         execution: device and teacher cache.
         show_progress_bar: progress on stderr.
 
@@ -53,19 +59,22 @@ def finetune(
         The written model's figures next to the task teacher's.
 
     Raises:
-        ParameterError: Agora, or a general task (`settings.task`): a task is needed.
+        ParameterError: a general task (`settings.task`): a task is needed; `unlabeled` with
+            `Plain()`; Agora for a task without classes.
         UserInputError: a model directory that is not a full-precision encoder of the teacher's
             vocabulary, bad data, an out directory that holds files.
     """
-    from bortnas.export.writer import prepare_out_dir, write_trained
+    from bortnas.export.writer import agora_record, prepare_out_dir, write_trained
     from bortnas.quant.pack import MANIFEST_NAME
     from bortnas.runtime.device import Device
     from bortnas.trial.context import build_context, resolve_inputs
     from bortnas.trial.finetune import adapt_encoder
     from bortnas.trial.teacher import load_teacher_config
 
-    if not isinstance(method, (Plain, Distil)):
-        raise ParameterError("method", f"={type(method).__name__}() is not available for finetune yet: use Plain() or Distil().")
+    if not isinstance(method, Finetune) or not method.method:
+        raise ParameterError("method", f"={method!r} is not a fine-tuning method: pass Plain(), Distil() or Agora().")
+    if isinstance(method, Plain) and unlabeled is not None:
+        raise ParameterError("unlabeled", " needs a teacher to learn from: use it with Distil or Agora, not Plain.")
     if settings.task == "general":
         raise ParameterError("task", "='general' is what a general encoder was distilled for: fine-tune it on a task's data.")
     directory, out = Path(model), Path(out)
@@ -82,19 +91,34 @@ def finetune(
             f" {directory} has a vocabulary of {config.vocab_size} and the teacher {inputs.teacher_dir} one of "
             f"{inputs.config.vocab_size}: name the teacher it was distilled from as the teacher.",
         )
+    if isinstance(method, Agora) and inputs.task.name != "classification":
+        raise ParameterError(
+            "method", f"=Agora() labels new examples with the teacher's class; task {inputs.task.name!r} has none: use Plain() or Distil()."
+        )
+    pool: tuple[tuple[str, str | None], ...] = ()
+    if unlabeled is not None:
+        from bortnas.data.tasks import load_unlabeled
+
+        pool = load_unlabeled(Path(unlabeled), inputs.settings.text_column, inputs.settings.pair_column, encoding=inputs.settings.encoding)
     prepare_out_dir(out, overwrite)
     device = Device.from_name(execution.device, compile=execution.compile)
     ctx = build_context(inputs.settings, execution.cache_dir, show_progress_bar=show_progress_bar, device=device, inputs=inputs)
-    steps = method.resolved_steps
+    steps = method.steps_for(ctx.settings.batch_size, ctx.train.mean_tokens)
     _logger.info("fine-tuning %s on %s: %s, %d steps", directory, ctx.task.name, method.method, steps)
-    student, spec, train_config = adapt_encoder(
-        ctx, directory, steps, distil=isinstance(method, Distil), show_progress_bar=show_progress_bar
-    )
+    agora = method.settings if isinstance(method, Agora) else None
+    trained, spec = adapt_encoder(ctx, directory, steps, method.method, agora, show_progress_bar, pool)
     metadata = {
         "finetuned_from": str(directory.resolve()),
         "candidate": spec.to_dict(),
-        "training": {**train_config.to_dict(), "finetune": method.method},
+        "training": {
+            **trained.config.to_dict(),
+            "finetune": method.method,
+            "tokens_budget": method.tokens,
+            "tokens_per_example": ctx.train.mean_tokens,
+            "unlabeled_pool": len(pool),
+        },
+        "agora": agora_record(trained, agora, len(pool)),
     }
-    report = write_trained(ctx, student, spec, out, metadata)
+    report = write_trained(ctx, trained.model, spec, out, metadata)
     _logger.info("fine-tuned %s to %s", directory, out)
     return report

@@ -140,6 +140,12 @@ def export(
     device = Device.from_name(execution.device, compile=execution.compile)
     the_study, _, settings = open_study(storage, study)
     inputs = resolve_inputs(settings)
+    if onnx and inputs.masked_lm:
+        raise ParameterError(
+            "onnx",
+            ": a general encoder with a masked-LM head is written as AutoModelForMaskedLM, whose graph would output "
+            "vocabulary logits; export it without onnx.",
+        )
     pool: tuple[tuple[str, str | None], ...] = ()
     if unlabeled is not None:
         from bortnas.data.tasks import load_unlabeled
@@ -166,6 +172,10 @@ def export(
     )
     _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
     ctx = build_context(settings, execution.cache_dir, show_progress_bar=show_progress_bar, device=device, inputs=inputs)
+    if finetune.tokens is not None:
+        steps = finetune.steps_for(ctx.settings.batch_size, ctx.train.mean_tokens)
+        batch, mean = ctx.settings.batch_size, ctx.train.mean_tokens
+        _logger.info("%d tokens: %d steps of %d examples of %.1f tokens on average", finetune.tokens, steps, batch, mean)
     chosen_by = None
     if selection:
         chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
@@ -194,6 +204,7 @@ def export(
         pool=pool,
         trained=trained,
         attempts=attempts,
+        tokens=finetune.tokens,
     )
     discard_checkpoints(ctx, [str(chosen.user_attrs.get("key"))] + [str(a["candidate"]) for a in attempts])
     if ctx.task.checkable:

@@ -61,6 +61,12 @@ def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
     return {field: getattr(args, dest) for field, dest in fields.items() if getattr(args, dest) is not None}
 
 
+# RunSettings fields that search and finetune both take from flags of the same name, and those of search alone
+TASK_FLAGS: tuple[str, ...] = ("text_column", "pair_column", "label_column", "task", "data_seed", "max_length", "teacher_steps")
+TASK_FLAGS += ("lr", "batch_size", "seed", "encoding")
+SEARCH_FLAGS = ("teacher_lr", "trial_steps", "init", "latency_threads", "latency_backend", "bit_chain", "cost")
+
+
 def settings_from(args: argparse.Namespace) -> RunSettings:
     """The `RunSettings` that parsed `bortnas search` flags set (the benchmarks pass flags through it too).
     `--objective general` is the task "general"."""
@@ -80,27 +86,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
             max_flops=args.max_flops,
             min_speedup=args.min_speedup,
         ),
-        **_given(
-            args,
-            text_column="text_column",
-            pair_column="pair_column",
-            label_column="label_column",
-            task="task",
-            data_seed="data_seed",
-            max_length="max_length",
-            teacher_steps="teacher_steps",
-            teacher_lr="teacher_lr",
-            trial_steps="trial_steps",
-            lr="lr",
-            batch_size="batch_size",
-            seed="seed",
-            init="init",
-            latency_threads="latency_threads",
-            latency_backend="latency_backend",
-            bit_chain="bit_chain",
-            encoding="encoding",
-            cost="cost",
-        ),
+        **_given(args, **{name: name for name in TASK_FLAGS + SEARCH_FLAGS}),
     )
 
 
@@ -292,7 +278,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         max_accuracy_drop=_accuracy_drop(args),
         accept_drop=None if args.accept_drop.strip().lower() == "none" else _points("accept_drop", args.accept_drop),
         climbs=args.climbs,
-        finetune=_finetune(args),
+        finetune=_finetune(args, args.finetune),
         unlabeled=args.unlabeled,
         onnx=args.onnx,
         overwrite=args.overwrite,
@@ -337,38 +323,61 @@ def _print_report(report: ExportReport, out: Path, output: str, headline: str) -
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from bortnas.api.adapt import finetune
-    from bortnas.api.finetune import Distil, Plain
 
     settings = RunSettings(
         teacher=str(Path(args.teacher).resolve()) if args.teacher else None,
         data=str(Path(args.data).resolve()) if args.data else None,
-        **_given(
-            args,
-            text_column="text_column",
-            pair_column="pair_column",
-            label_column="label_column",
-            task="task",
-            data_seed="data_seed",
-            max_length="max_length",
-            teacher_steps="teacher_steps",
-            lr="lr",
-            batch_size="batch_size",
-            seed="seed",
-            encoding="encoding",
-        ),
+        **_given(args, **{name: name for name in TASK_FLAGS}),
     )
-    method = (Distil if args.method == "distil" else Plain)(**_given(args, steps="steps"))
     out = Path(args.out).resolve()
     report = finetune(
         args.model,
         out,
         settings=settings,
-        method=method,
+        method=_finetune(args, args.method),
+        unlabeled=args.unlabeled,
         execution=Execution(device=args.device, compile=args.compile, cache_dir=args.cache_dir),
         overwrite=args.overwrite,
         show_progress_bar=_progress(args),
     )
     return _print_report(report, out, args.format, f"fine-tuned {args.model} ({report.spec.key}, {args.method}) to {out}")
+
+
+def _add_agora(parser: argparse.ArgumentParser) -> None:
+    """Agora's flags and the unlabelled pool, shared by export and finetune."""
+    from bortnas.algo.agora import PRUNE_RULES
+
+    agora = AgoraSettings()
+    parser.add_argument(
+        "--agora-grid",
+        help="YAML grid of lr / weight_decay / warmup_fraction / batch_size / seed lists (default lr [1e-4, 5e-4] x seed [0, 1])",
+    )
+    parser.add_argument(
+        "--agora-replay", type=int, default=None, help=f"Agora rounds re-run on the grown data at the end (default {agora.replay})"
+    )
+    parser.add_argument(
+        "--agora-prune", choices=PRUNE_RULES, default=None, help=f"reading of Agora's pruning rule (default {agora.rule}; docs: Agora)"
+    )
+    parser.add_argument(
+        "--agora-soft-labels",
+        action="store_true",
+        default=None,
+        help="generated examples carry the teacher's probabilities and Agora's fine-tunes use the distillation loss",
+    )
+    parser.add_argument(
+        "--agora-min-confidence",
+        type=float,
+        default=None,
+        help=f"add a generated example only if the teacher's top probability is at least this (default {agora.min_confidence:g}: all)",
+    )
+    parser.add_argument(
+        "--unlabeled",
+        help="unlabelled examples of the task (CSV/TSV/JSONL with the study's text and pair columns): distillation also "
+        "learns the teacher's probabilities on them; Agora adds each dev mistake's nearest ones in the teacher's embedding space",
+    )
+    parser.add_argument(
+        "--agora-pool-k", type=int, default=None, help=f"unlabelled examples drawn per dev mistake (default {agora.pool_neighbours})"
+    )
 
 
 AGORA_FLAGS = {
@@ -381,15 +390,16 @@ AGORA_FLAGS = {
 }
 
 
-def _finetune(args: argparse.Namespace) -> Finetune:
+def _finetune(args: argparse.Namespace, method: str) -> Finetune:
     from bortnas.api.finetune import Agora, Distil, Plain
 
-    steps = _given(args, steps="steps")
-    if args.finetune != "agora":
+    steps = _given(args, steps="steps", tokens="tokens")
+    if method != "agora":
         given = [flag for flag, dest in AGORA_FLAGS.items() if getattr(args, dest) is not None]
         if given:
-            raise UserInputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --finetune agora only.")
-        return (Distil if args.finetune == "distil" else Plain)(**steps)
+            flag = "--finetune" if args.command == "export" else "--method"
+            raise UserInputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to {flag} agora only.")
+        return (Distil if method == "distil" else Plain)(**steps)
 
     grid: dict[str, Any] = {"grid": load_grid(args.agora_grid)} if args.agora_grid else {}
     settings = AgoraSettings(
@@ -564,10 +574,9 @@ def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bortnas.algo.agora import PRUNE_RULES
     from bortnas.ray.cluster import DASHBOARD_PORT
 
-    d, fptas, agora = RunSettings(), FPTAS(), AgoraSettings()
+    d, fptas = RunSettings(), FPTAS()
     parser = argparse.ArgumentParser(prog="bortnas", description="Search, inspect and export sub-architectures of an encoder teacher.")
     parser.add_argument("--version", action="version", version=f"bortnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -764,41 +773,19 @@ def build_parser() -> argparse.ArgumentParser:
         + ")",
     )
     e.add_argument(
+        "--tokens",
+        type=int,
+        default=None,
+        help="train until about this many real tokens of the training data are read, instead of --steps "
+        "(a general encoder's pre-training budget; not with agora)",
+    )
+    e.add_argument(
         "--finetune",
         choices=("distil", "plain", "agora"),
         default="distil",  # bortnas.Distil
         help="distil from the task teacher (default), plain fine-tuning on the labels, or Agora",
     )
-    e.add_argument(
-        "--agora-grid",
-        help="YAML grid of lr / weight_decay / warmup_fraction / batch_size / seed lists (default lr [1e-4, 5e-4] x seed [0, 1])",
-    )
-    e.add_argument(
-        "--agora-replay", type=int, default=None, help=f"Agora rounds re-run on the grown data at the end (default {agora.replay})"
-    )
-    e.add_argument(
-        "--agora-prune", choices=PRUNE_RULES, default=None, help=f"reading of Agora's pruning rule (default {agora.rule}; docs: Agora)"
-    )
-    e.add_argument(
-        "--agora-soft-labels",
-        action="store_true",
-        default=None,
-        help="generated examples carry the teacher's probabilities and Agora's fine-tunes use the distillation loss",
-    )
-    e.add_argument(
-        "--agora-min-confidence",
-        type=float,
-        default=None,
-        help=f"add a generated example only if the teacher's top probability is at least this (default {agora.min_confidence:g}: all)",
-    )
-    e.add_argument(
-        "--unlabeled",
-        help="unlabelled examples of the task (CSV/TSV/JSONL with the study's text and pair columns): distillation also "
-        "learns the teacher's probabilities on them; Agora adds each dev mistake's nearest ones in the teacher's embedding space",
-    )
-    e.add_argument(
-        "--agora-pool-k", type=int, default=None, help=f"unlabelled examples drawn per dev mistake (default {agora.pool_neighbours})"
-    )
+    _add_agora(e)
     e.add_argument("--overwrite", action="store_true")
     e.add_argument(
         "--onnx",
@@ -826,8 +813,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the task teacher: what --method distil learns from and the written model is measured against; its tokenizer "
         "must be the encoder's (default: bundled all-MiniLM-L6-v2, fine-tuned on the task first)",
     )
-    f.add_argument("--method", choices=("plain", "distil"), default="plain", help="the labels alone (default), or distil the teacher")
-    f.add_argument("--steps", type=int, default=None, help="training steps (default: 400 plain, 1500 distil)")
+    f.add_argument(
+        "--method",
+        choices=("plain", "distil", "agora"),
+        default="plain",
+        help="the labels alone (default), distil the teacher, or Agora (the teacher labels new examples made from dev mistakes)",
+    )
+    f.add_argument(
+        "--steps", type=int, default=None, help="training steps, per fine-tune for agora (default: 400 plain and agora, 1500 distil)"
+    )
+    f.add_argument("--tokens", type=int, default=None, help="train until about this many real tokens are read, instead of --steps")
     f.add_argument("--text-column", default=None)
     f.add_argument("--text-pair-column", dest="pair_column", default=None)
     f.add_argument("--label-column", default=None)
@@ -838,6 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=float, default=None)
     f.add_argument("--batch-size", type=int, default=None)
     f.add_argument("--seed", type=int, default=None)
+    _add_agora(f)
     f.add_argument("--format", choices=("table", "json"), default="table", help="output format on stdout")
     f.add_argument("--overwrite", action="store_true")
     f.add_argument("--cache-dir", type=Path, default=None)

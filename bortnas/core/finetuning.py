@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 from bortnas.algo.agora import PRUNE_RULES
 from bortnas.core.errors import ParameterError, UserInputError
 
-__all__ = ["DEFAULT_GRID", "DEFAULT_STEPS", "GRID_KEYS", "METHODS", "AgoraSettings", "load_grid"]
+__all__ = ["DEFAULT_GRID", "DEFAULT_STEPS", "GRID_KEYS", "METHODS", "AgoraSettings", "load_grid", "steps_for_tokens"]
 
 METHODS = ("distil", "plain", "agora")
 # Steps of an export's training when no number of steps is given. Distillation: 1500 (about 5.6 epochs
@@ -25,6 +26,17 @@ METHODS = ("distil", "plain", "agora")
 # teacher's test accuracy, where 400 left it 3.1 points below (docs/benchmarks/default-run.md).
 # Plain and Agora: 400 per fine-tune, as Agora runs |Theta| (|Theta| + 1) / 2 of them.
 DEFAULT_STEPS = {"distil": 1500, "plain": 400, "agora": 400}
+
+
+def steps_for_tokens(tokens: int, batch_size: int, tokens_per_example: float) -> int:
+    """The steps that show the model about `tokens` real (unpadded) tokens, at `batch_size` examples
+    a step of `tokens_per_example` tokens on average: a pre-training budget is usually stated in
+    tokens, while the schedule (warm-up, decay) needs its length in steps before training starts."""
+    if tokens_per_example <= 0:
+        raise ValueError("tokens_per_example must be positive")
+    return max(1, math.ceil(tokens / (batch_size * tokens_per_example)))
+
+
 GRID_KEYS = ("lr", "weight_decay", "warmup_fraction", "batch_size", "seed")
 DEFAULT_GRID: dict[str, list[Any]] = {"lr": [1e-4, 5e-4], "seed": [0, 1]}
 

@@ -51,6 +51,11 @@ class EncodedSplit:
         return len(self.input_ids)
 
     @property
+    def mean_tokens(self) -> float:
+        """Real tokens per example, on average (what a token budget counts)."""
+        return sum(map(len, self.input_ids)) / max(1, len(self.input_ids))
+
+    @property
     def longest(self) -> int:
         """Tokens in the split's longest example: the width of its widest batch."""
         return max(map(len, self.input_ids), default=1)

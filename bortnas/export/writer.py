@@ -35,9 +35,11 @@ import torch
 from bortnas.core.errors import ExportError, UserInputError
 from bortnas.core.finetuning import AgoraSettings
 from bortnas.core.space import ArchSpec
+from bortnas.data.masking import MASK_RATE
 from bortnas.data.sentence_dirs import write_sentence_files
 from bortnas.quant.pack import MANIFEST_NAME, add_metadata, load, save
 from bortnas.search.selection import choose_trial
+from bortnas.train.objectives import BORT_KD_WEIGHT, BORT_MLM_WEIGHT, BORT_TEMPERATURE
 from bortnas.trial.context import Context
 from bortnas.trial.finetune import Finetuned, finetune_candidate
 from bortnas.trial.metrics import EXPORT_LATENCY_REPEATS, ModelMetrics, measure
@@ -106,7 +108,7 @@ def _check_reload(directory: Path, model: PreTrainedModel, ctx: Context) -> PreT
     batch.pop("labels")
     mask = batch["attention_mask"]
     with torch.no_grad():
-        expected = ctx.objective.output(model(**batch), mask)
+        expected = ctx.objective.output(ctx.objective.forward_of(model)(**batch), mask)
     reloaded = load(directory)
     readers = {"bortnas.load": reloaded}
     manifest = json.loads((directory / MANIFEST_NAME).read_text())
@@ -115,7 +117,7 @@ def _check_reload(directory: Path, model: PreTrainedModel, ctx: Context) -> PreT
         readers[f"{auto}.from_pretrained"] = getattr(transformers, auto).from_pretrained(directory, local_files_only=True).eval()
     for route, reread in readers.items():
         with torch.no_grad():
-            diff = (ctx.objective.output(reread(**batch), mask) - expected).abs().max().item()
+            diff = (ctx.objective.output(ctx.objective.forward_of(reread)(**batch), mask) - expected).abs().max().item()
         if diff > RELOAD_ATOL:
             raise ExportError(f"the exported model in {directory}, read by {route}, does not reproduce its outputs (max diff {diff:.2e}).")
     return reloaded
@@ -241,10 +243,29 @@ def train_trial(
     )
 
 
+def agora_record(result: Finetuned, settings: AgoraSettings | None, pool: int) -> dict[str, Any] | None:
+    """What `bortnas.json` says about an Agora training (None for another method): its settings,
+    the unlabelled pool's size, the hyperparameters chosen, the final data size and every round."""
+    if result.agora_log is None:
+        return None
+    return {
+        "settings": (settings or AgoraSettings()).to_dict(),
+        "unlabeled_pool": pool,
+        "theta": result.agora_theta,
+        "train_size": result.agora_train_size,
+        "log": [it.to_dict() for it in result.agora_log],
+    }
+
+
 def general_record(ctx: Context, hidden_weight: float) -> dict[str, Any]:
     """What a general encoder's `bortnas.json` says about how it was distilled: the corpus, the
     loss, and the held-out windows its figures (`metrics`, next to the teacher's) were read on."""
     terms = ["relation KL of the last hidden states (MiniLM-v2 style)"]
+    if ctx.objective.mask_token_id is not None:
+        terms.append(
+            f"Bort's masked-token loss ({BORT_KD_WEIGHT:g} x T^2 KL of the teacher's and the student's distributions at "
+            f"T = {BORT_TEMPERATURE:g} on {MASK_RATE:.0%} masked tokens + {BORT_MLM_WEIGHT:g} x masked-LM cross-entropy)"
+        )
     if hidden_weight:
         terms.append(f"{hidden_weight:g} x hidden-state MSE at the teacher layers and units the student was cut from")
     if ctx.objective.pooling is not None:
@@ -254,6 +275,7 @@ def general_record(ctx: Context, hidden_weight: float) -> dict[str, Any]:
         "source": ctx.data.source,
         "loss": " + ".join(terms),
         "held_out_windows": {"dev": len(ctx.dev), "test": len(ctx.test)},
+        "masked_lm": ctx.objective.mask_token_id is not None,
         "train_windows": len(ctx.train),
         "max_length": ctx.settings.max_length,
     }
@@ -359,13 +381,15 @@ def export_trial(
     pool: Sequence[tuple[str, str | None]] = (),
     trained: Finetuned | None = None,
     attempts: Sequence[dict[str, Any]] = (),
+    tokens: int | None = None,
 ) -> ExportReport:
     """Train the trial's candidate for `steps` steps with `method` (`bortnas.trial.finetune`) and write it to `out`.
 
     An Agora export also records its log in the study (user attribute `agora_trial_<N>`);
     `budget` (the selection that chose the trial, and its re-timed latencies) goes to `bortnas.json`,
-    and so do `attempts`: the candidates an export trained before settling on this one. `trained`
-    is the candidate already trained (`train_trial`), which is then written as it is.
+    and so do `attempts`: the candidates an export trained before settling on this one, and the
+    `tokens` budget `steps` came from. `trained` is the candidate already trained (`train_trial`),
+    which is then written as it is.
 
     Raises:
         ExportError: the reloaded directory does not reproduce the trained model.
@@ -374,15 +398,7 @@ def export_trial(
     spec = ArchSpec.from_dict(trial.user_attrs["candidate"])
     result = trained if trained is not None else train_trial(ctx, trial, steps, method, agora_settings, show_progress_bar, pool)
     student, extraction, config = result.model, result.extraction, result.config
-    agora_record = None
-    if result.agora_log is not None:
-        agora_record = {
-            "settings": (agora_settings or AgoraSettings()).to_dict(),
-            "unlabeled_pool": len(pool),
-            "theta": result.agora_theta,
-            "train_size": result.agora_train_size,
-            "log": [it.to_dict() for it in result.agora_log],
-        }
+    agora = agora_record(result, agora_settings, len(pool))
     metadata = {
         "study": study.study_name,
         "trial": trial.number,
@@ -390,11 +406,13 @@ def export_trial(
         "training": {
             **config.to_dict(),
             "finetune": method,
+            "tokens_budget": tokens,
+            "tokens_per_example": ctx.train.mean_tokens,
             "unlabeled_pool": len(pool),
             "teacher_layers": list(extraction.layers),
             "bit_chain": ctx.settings.bit_chain,
         },
-        "agora": agora_record,
+        "agora": agora,
         "budget": budget,
         "attempts": list(attempts),
         "search_trial": {k: trial.user_attrs.get(k) for k in ("dev_score", "metric", "w", "steps", "latency_ms", "flops")},
@@ -402,7 +420,7 @@ def export_trial(
     if ctx.task.name == "general":
         metadata["general"] = general_record(ctx, config.hidden_weight)
     report = write_trained(ctx, student, spec, out, metadata, trial.number, onnx)
-    if agora_record is not None:
-        study.set_user_attr(f"agora_trial_{trial.number}", {**agora_record, "out": str(out), "metrics": report.model.to_dict()})
+    if agora is not None:
+        study.set_user_attr(f"agora_trial_{trial.number}", {**agora, "out": str(out), "metrics": report.model.to_dict()})
     _logger.info("exported trial %d (%s) to %s", trial.number, spec.key, out)
     return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bortnas.core.errors import UnsupportedArchitectureError
-from bortnas.families.base import EmbeddingView, ExtraView, Family, HeadView, LayerView, Slot, field
+from bortnas.families.base import EmbeddingView, ExtraView, Family, HeadView, LayerView, MaskedLMView, Slot, field
 from bortnas.families.bert import BertFamily
 from bortnas.families.deberta_v2 import DebertaV2Family
 from bortnas.families.distilbert import DistilBertFamily
@@ -27,6 +27,7 @@ __all__ = [
     "Family",
     "HeadView",
     "LayerView",
+    "MaskedLMView",
     "Slot",
     "family_of",
 ]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bortnas.core.errors import UnsupportedArchitectureError
 from bortnas.core.space import ArchSpec, Structure, TeacherShape
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
     from transformers import PreTrainedConfig, PreTrainedModel
 
@@ -118,6 +119,21 @@ class HeadView:
     dense: nn.Linear | None
     classifier: nn.Linear
     norm: nn.Module | None = None
+
+
+@dataclasses.dataclass
+class MaskedLMView:
+    """A masked-language-model head: `dense` from the residual stream to the word embeddings' width,
+    its activation and `norm`, then `decoder` to the vocabulary (tied to the word table in most
+    families; None where the family multiplies by the table itself, as DeBERTa-v2 does) plus
+    `bias`. `logits(states)` runs the whole head on the final hidden states it is given (any
+    leading shape), so a caller can run it on the masked positions alone."""
+
+    dense: nn.Linear
+    norm: nn.Module
+    decoder: nn.Linear | None
+    logits: Callable[[torch.Tensor], torch.Tensor]
+    bias: nn.Parameter | None = None  # a vocabulary bias outside the decoder
 
 
 @dataclasses.dataclass
@@ -230,6 +246,15 @@ class Family:
         if name.endswith("ForTokenClassification"):
             return self.token_head(model)
         return None
+
+    def masked_lm(self, model: PreTrainedModel) -> MaskedLMView | None:
+        """The masked-language-model head of a `...ForMaskedLM` model, or None for any other class."""
+        if not type(model).__name__.endswith("ForMaskedLM"):
+            return None
+        return self._masked_lm(model)
+
+    def _masked_lm(self, model: PreTrainedModel) -> MaskedLMView:
+        raise NotImplementedError
 
     def extras(self, model: PreTrainedModel) -> ExtraView:
         return ExtraView()

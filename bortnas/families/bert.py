@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bortnas.families.base import EmbeddingView, Family, HeadView, LayerView, Slot
+from bortnas.families.base import EmbeddingView, Family, HeadView, LayerView, MaskedLMView, Slot
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -50,3 +50,8 @@ class BertFamily(Family):
     def head(self, model: PreTrainedModel) -> HeadView:
         bert: Any = model
         return HeadView(dense=bert.bert.pooler.dense, classifier=bert.classifier)
+
+    def _masked_lm(self, model: PreTrainedModel) -> MaskedLMView:
+        head: Any = model
+        predictions = head.cls.predictions
+        return MaskedLMView(predictions.transform.dense, predictions.transform.LayerNorm, predictions.decoder, head.cls)

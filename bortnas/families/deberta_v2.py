@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from bortnas.core.errors import UnsupportedArchitectureError
 from bortnas.core.space import ArchSpec, Structure
-from bortnas.families.base import EmbeddingView, ExtraView, HeadView, Slot, field
+from bortnas.families.base import EmbeddingView, ExtraView, HeadView, MaskedLMView, Slot, field
 from bortnas.families.bert import BertFamily
 
 if TYPE_CHECKING:
+    import torch
     from transformers import PreTrainedConfig, PreTrainedModel
 
 
@@ -113,3 +114,16 @@ class DebertaV2Family(BertFamily):
         tables = (encoder.rel_embeddings,) if getattr(encoder, "relative_attention", False) else ()
         norms = (encoder.LayerNorm,) if getattr(encoder, "LayerNorm", None) is not None else ()
         return ExtraView(hidden_tables=tables, hidden_norms=norms)
+
+    def _masked_lm(self, model: PreTrainedModel) -> MaskedLMView:
+        m: Any = model
+        if m.legacy:
+            predictions = m.cls.predictions
+            return MaskedLMView(predictions.transform.dense, predictions.transform.LayerNorm, predictions.decoder, m.cls, predictions.bias)
+        head, words = m.lm_predictions.lm_head, m.deberta.embeddings.word_embeddings
+
+        def logits(states: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = m.lm_predictions(states, words)
+            return out
+
+        return MaskedLMView(head.dense, head.LayerNorm, None, logits, head.bias)

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bortnas.core.space import ArchSpec
-from bortnas.families.base import EmbeddingView, Family, HeadView, LayerView, Slot
+from bortnas.families.base import EmbeddingView, Family, HeadView, LayerView, MaskedLMView, Slot
 
 if TYPE_CHECKING:
+    import torch
     from transformers import PreTrainedConfig, PreTrainedModel
 
 
@@ -57,3 +58,12 @@ class DistilBertFamily(Family):
     def head(self, model: PreTrainedModel) -> HeadView:
         classifier: Any = model
         return HeadView(dense=classifier.pre_classifier, classifier=classifier.classifier)
+
+    def _masked_lm(self, model: PreTrainedModel) -> MaskedLMView:
+        m: Any = model
+
+        def logits(states: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = m.vocab_projector(m.vocab_layer_norm(m.activation(m.vocab_transform(states))))
+            return out
+
+        return MaskedLMView(m.vocab_transform, m.vocab_layer_norm, m.vocab_projector, logits)

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bortnas.core.space import ArchSpec, Structure
-from bortnas.families.base import EmbeddingView, HeadView, field
+from bortnas.families.base import EmbeddingView, HeadView, MaskedLMView, field
 from bortnas.families.bert import BertFamily
 
 if TYPE_CHECKING:
+    import torch
     from transformers import PreTrainedConfig, PreTrainedModel
 
 
@@ -51,3 +52,13 @@ class ElectraFamily(BertFamily):
     def head(self, model: PreTrainedModel) -> HeadView:
         head: Any = model.classifier
         return HeadView(dense=head.dense, classifier=head.out_proj)
+
+    def _masked_lm(self, model: PreTrainedModel) -> MaskedLMView:
+        m: Any = model  # ELECTRA's generator
+
+        def logits(states: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = m.generator_lm_head(m.generator_predictions(states))
+            return out
+
+        predictions = m.generator_predictions
+        return MaskedLMView(predictions.dense, predictions.LayerNorm, m.generator_lm_head, logits)

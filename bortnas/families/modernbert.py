@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bortnas.core.space import ArchSpec, Structure
-from bortnas.families.base import EmbeddingView, ExtraView, Family, HeadView, LayerView, Slot, field
+from bortnas.families.base import EmbeddingView, ExtraView, Family, HeadView, LayerView, MaskedLMView, Slot, field
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
     from transformers import PreTrainedConfig, PreTrainedModel
 
@@ -92,3 +93,12 @@ class ModernBertFamily(Family):
         for layer in self.layers(model):
             writers += [layer.attention_out.get(), layer.ffn_out.get()]
         return [*writers, self.base(model).final_norm]
+
+    def _masked_lm(self, model: PreTrainedModel) -> MaskedLMView:
+        m: Any = model
+
+        def logits(states: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = m.decoder(m.head(states))
+            return out
+
+        return MaskedLMView(m.head.dense, m.head.norm, m.decoder, logits)

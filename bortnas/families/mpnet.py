@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bortnas.core.space import Structure
-from bortnas.families.base import EmbeddingView, ExtraView, Family, HeadView, LayerView, Slot, field
+from bortnas.families.base import EmbeddingView, ExtraView, Family, HeadView, LayerView, MaskedLMView, Slot, field
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -57,3 +57,7 @@ class MPNetFamily(Family):
 
     def extras(self, model: PreTrainedModel) -> ExtraView:
         return ExtraView(head_tables=(self.base(model).encoder.relative_attention_bias,))
+
+    def _masked_lm(self, model: PreTrainedModel) -> MaskedLMView:
+        head: Any = model.lm_head
+        return MaskedLMView(head.dense, head.layer_norm, head.decoder, head, head.bias)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bortnas.families.base import HeadView
+from bortnas.families.base import HeadView, MaskedLMView
 from bortnas.families.bert import BertFamily
 
 if TYPE_CHECKING:
@@ -20,3 +20,7 @@ class RobertaFamily(BertFamily):
     def head(self, model: PreTrainedModel) -> HeadView:
         head: Any = model.classifier
         return HeadView(dense=head.dense, classifier=head.out_proj)
+
+    def _masked_lm(self, model: PreTrainedModel) -> MaskedLMView:
+        head: Any = model.lm_head
+        return MaskedLMView(head.dense, head.layer_norm, head.decoder, head, head.bias)

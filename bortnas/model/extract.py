@@ -16,8 +16,9 @@ selection rule (docs/guides/search.md, "Extraction"):
   logits keep the teacher's scale;
 - FFN neurons: per kept layer the `ffn` neurons of highest importance (both halves of a gated FFN);
 - the head's dense layer keeps the outputs the classifier weighs most; a token head without one
-  keeps the classifier's columns of the kept residual dimensions; a bare encoder (an embedding
-  model) has no head.
+  keeps the classifier's columns of the kept residual dimensions; a masked-language-model head
+  keeps its inputs' kept residual dimensions, and its outputs are cut as the word table is (the
+  decoder is that table in most families); a bare encoder (an embedding model) has no head.
 With init="scratch" the same config is built with fresh random weights (Bort's setting).
 The result is an ordinary transformers model of the teacher's class with a smaller config, on
 the teacher's device (importance scores may live on the CPU).
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from bortnas.core.space import ArchSpec
-from bortnas.families import EmbeddingView, LayerView, family_of
+from bortnas.families import EmbeddingView, LayerView, MaskedLMView, family_of
 from bortnas.model.importance import Importance
 
 if TYPE_CHECKING:
@@ -205,6 +206,19 @@ def _copy_embeddings(s: EmbeddingView, t: EmbeddingView, hidden: torch.Tensor) -
         _copy_norm(s.norm, t.norm, None if t.norm_on_tables else hidden)
 
 
+def _copy_masked_lm(s: MaskedLMView, t: MaskedLMView, hidden: torch.Tensor, cut_words: bool) -> None:
+    """The MLM head reads the residual stream and writes into the word table's space (the decoder is
+    that table, tied, in most families): its inputs lose the dropped residual dimensions, and its
+    outputs, norm and decoder columns lose them too where the word table does (no projection)."""
+    words = hidden if cut_words else torch.arange(t.dense.out_features, device=hidden.device)
+    _copy_linear(s.dense, t.dense, words, hidden)
+    _copy_norm(s.norm, t.norm, words if cut_words else None)
+    if s.decoder is not None and t.decoder is not None:
+        _copy_linear(s.decoder, t.decoder, torch.arange(t.decoder.out_features, device=hidden.device), words)
+    if s.bias is not None and t.bias is not None:
+        s.bias.data.copy_(t.bias.detach())
+
+
 @torch.no_grad()
 def extract(
     teacher: PreTrainedModel,
@@ -258,6 +272,10 @@ def extract(
         assert shared is not None  # a per-head table shared by the layers implies one head set
         s_table.weight.data.copy_(t_table.weight.detach()[:, shared.to(device)])
 
+    t_mlm, s_mlm = family.masked_lm(teacher), family.masked_lm(student)
+    if t_mlm is not None and s_mlm is not None:
+        _copy_masked_lm(s_mlm, t_mlm, hidden_index, cut_words=family.embeddings(teacher).projection is None)
+        return student.eval(), mapping
     t_head, s_head = family.task_head(teacher), family.task_head(student)
     if t_head is None or s_head is None:  # a bare encoder (embeddings): no head
         return student.eval(), mapping

@@ -35,6 +35,7 @@ AUTO_CLASS = "AutoModelForSequenceClassification"  # the class of studies made b
 AUTO_CLASSES = {
     "AutoModelForSequenceClassification": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING",
     "AutoModelForTokenClassification": "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING",
+    "AutoModelForMaskedLM": "MODEL_FOR_MASKED_LM_MAPPING",
     "AutoModel": "MODEL_MAPPING",
 }
 _BINARY_PLACES = 2 ** torch.arange(8, dtype=torch.uint8)

@@ -90,6 +90,8 @@ def distillation_loss(
         loss = config.kd_weight * kd + (1 - config.kd_weight) * supervised
     else:
         loss = kd
+    if teacher_out.masked_logits is not None:  # Bort's masked-token distillation (a teacher with a masked-LM head)
+        loss = loss + objective.masked_token_loss(student_out.masked_logits, teacher_out.masked_logits, batch["labels"])
     if config.hidden_weight:
         s_hidden, t_hidden = student_out.hidden_states, teacher_out.hidden_states
         assert s_hidden is not None and t_hidden is not None, "the forward passes were asked for hidden states"
@@ -145,7 +147,8 @@ def _teacher_outputs(
     """The teacher's forward pass without gradient (recording its projections for BiBERT's DMD when asked)."""
     with torch.no_grad(), recorder if recorder is not None else contextlib.nullcontext():
         out = forward(**inputs, output_hidden_states=hidden)
-    return TeacherOutputs(objective.output(out, inputs["attention_mask"]), out.hidden_states if hidden else None)
+    masked = getattr(out, "masked_logits", None)
+    return TeacherOutputs(objective.output(out, inputs["attention_mask"]), out.hidden_states if hidden else None, masked)
 
 
 def train(
@@ -194,10 +197,13 @@ def train(
     model.train()
     if teacher is not None:
         teacher.eval()
-    student_forward = device.prepare(model)
-    teacher_forward = device.prepare(teacher) if teacher is not None else None
+    student_forward = device.prepare(objective.forward_of(model))
+    teacher_forward = device.prepare(objective.forward_of(teacher)) if teacher is not None else None
     watch = _DivergenceWatch(device.torch_device, config.steps)
-    cache = teacher_cache if teacher is not None and teacher_cache is not None and teacher_cache.serves(teacher, data) else None
+    # a masked-LM teacher's logits per masked token are not cached: a window's would take megabytes
+    cache = None
+    if teacher is not None and teacher_cache is not None and objective.mask_token_id is None and teacher_cache.serves(teacher, data):
+        cache = teacher_cache
     position = checkpoint.restore(model, optimizer, scheduler) if checkpoint is not None else Position(0, 0, 0)
     bar = progress_bar(config.steps, description, show_progress_bar, leave=False)
     bar.update(position.step)
@@ -303,6 +309,7 @@ def task_outputs(
 ) -> list[torch.Tensor]:
     """`objective.output` of every example of `data`, on the host in the split's order (a token task's unpadded)."""
     model.eval()
+    forward = objective.forward_of(model)
     batch_size = batch_size or device.inference_batch_size(model, data.longest)
     order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
     rows: list[torch.Tensor | None] = [None] * len(data)
@@ -312,7 +319,7 @@ def task_outputs(
         batch.pop("labels")
         batch = device.put(batch)
         with device.autocast():
-            output = objective.output(model(**batch), batch["attention_mask"]).float().cpu()
+            output = objective.output(forward(**batch), batch["attention_mask"]).float().cpu()
         for row, i in enumerate(indices):
             rows[i] = output[row, : len(data.input_ids[i])] if output.dim() == 3 else output[row]
     return [r for r in rows if r is not None]

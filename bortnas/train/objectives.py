@@ -16,7 +16,9 @@ never branch on the task themselves (`bortnas.core.tasks` names the tasks and th
   differ from the teacher's; what a user reads from an embedding is its similarities); for the
   general objective the KL divergence between the teacher's and the student's self-relations of
   the last hidden states (`relation_kl`, MiniLM-v2 style, so widths and head counts may differ),
-  plus, for a sentence-embedding teacher, the embeddings' similarity term;
+  plus, for a sentence-embedding teacher, the embeddings' similarity term, and for a teacher with
+  a masked-language-model head Bort's masked-token loss (`masked_token_loss`): the model then runs
+  through `forward_of`, which computes the head on the masked positions alone;
 - metrics, computed by the pure `bortnas.core.task_metrics` on the outputs gathered on the host.
 """
 
@@ -35,11 +37,48 @@ from bortnas.data.encode import IGNORE, EncodedSplit
 from bortnas.data.tasks import SOFT_ONLY
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from bortnas.data.sentence_dirs import Pooling
 
-__all__ = ["Objective", "relation_heads", "relation_kl"]
+__all__ = ["MaskedTokens", "MaskedTokensOutput", "Objective", "relation_heads", "relation_kl"]
 
 MAX_RELATION_HEADS = 12  # MiniLM-v2 splits the hidden states into this many relation heads at most
+# Bort's pre-training distillation (alexa/bort run_pretraining_distillation.sh): 0.5 x T^2 KL of the masked
+# tokens' distributions at T = 2, plus 0.1 x the masked-LM cross-entropy against the original tokens
+BORT_KD_WEIGHT, BORT_MLM_WEIGHT, BORT_TEMPERATURE = 0.5, 0.1, 2.0
+
+
+@dataclasses.dataclass
+class MaskedTokensOutput:
+    """A masked-LM model's forward pass as the general objective reads it: the encoder's states, and
+    the head's logits at the positions holding the mask token, in row-major order (masked, vocab)."""
+
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None
+    masked_logits: torch.Tensor
+
+
+class MaskedTokens(torch.nn.Module):
+    """A `...ForMaskedLM` model whose forward runs its head only where the input holds `mask_id`.
+
+    Why: the vocabulary projection on every token would cost a small student several times its
+    encoder (30k words x 384 units against a few hundred thousand weights a layer), and Bort's loss
+    reads the masked positions only."""
+
+    def __init__(self, model: PreTrainedModel, mask_id: int) -> None:
+        super().__init__()
+        from bortnas.families import family_of
+
+        family = family_of(model.config)
+        view = family.masked_lm(model)
+        assert view is not None, "MaskedTokens wraps a ...ForMaskedLM model"
+        self.model, self.base, self.head, self.mask_id = model, family.base(model), view.logits, mask_id
+
+    def forward(self, input_ids: torch.Tensor, output_hidden_states: bool = False, **inputs: torch.Tensor) -> MaskedTokensOutput:
+        out = self.base(input_ids=input_ids, output_hidden_states=output_hidden_states, **inputs)
+        states = out.last_hidden_state
+        return MaskedTokensOutput(states, out.hidden_states, self.head(states[input_ids == self.mask_id]))
 
 
 def relation_heads(student_width: int, teacher_width: int) -> int:
@@ -91,6 +130,27 @@ class Objective:
     task: Task = TASKS["classification"]
     label_names: tuple[str, ...] = ()
     pooling: Pooling | None = None
+    mask_token_id: int | None = None  # a general teacher with a masked-LM head: Bort's masked-token distillation
+
+    def forward_of(self, model: PreTrainedModel) -> Any:
+        """What to call for `model`'s forward pass: the model, or for a masked-LM model under Bort's
+        loss the `MaskedTokens` view of it."""
+        if self.mask_token_id is None or not type(model).__name__.endswith("ForMaskedLM"):
+            return model
+        return MaskedTokens(model, self.mask_token_id)
+
+    def masked_token_loss(self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Bort's loss on the masked positions (rows of `student` and `teacher`, in the order of the
+        positions where `labels` is not IGNORE): BORT_KD_WEIGHT x T^2 KL(teacher || student) of the
+        distributions softened at T = BORT_TEMPERATURE, plus BORT_MLM_WEIGHT x the cross-entropy
+        against the original tokens; both averaged over the masked tokens."""
+        target = labels[labels != IGNORE]
+        if not len(target):
+            return student.sum() * 0.0
+        t = BORT_TEMPERATURE
+        s_out, t_out = student.float(), teacher.float()
+        kd = t * t * F.kl_div(F.log_softmax(s_out / t, -1), F.log_softmax(t_out / t, -1), reduction="batchmean", log_target=True)
+        return BORT_KD_WEIGHT * kd + BORT_MLM_WEIGHT * F.cross_entropy(s_out, target)
 
     def output(self, out: Any, attention_mask: torch.Tensor) -> torch.Tensor:
         """The model's task output from its forward pass: logits, or the pooled embedding."""

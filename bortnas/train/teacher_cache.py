@@ -42,6 +42,7 @@ class TeacherOutputs:
 
     output: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None
+    masked_logits: torch.Tensor | None = None  # a masked-LM teacher's logits at the masked positions (never cached)
 
 
 class TeacherCache:

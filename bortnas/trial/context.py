@@ -19,6 +19,7 @@ from bortnas.core.space import TeacherShape
 from bortnas.core.tasks import TASKS, Task, teacher_task
 from bortnas.data.corpus import load_corpus
 from bortnas.data.encode import EncodedSplit, encode
+from bortnas.data.masking import mask_tokens
 from bortnas.data.sentence_dirs import Pooling, is_sentence_transformers_dir, read_pooling
 from bortnas.data.tasks import TaskData, align_labels, infer_table_task, load_rotten_tomatoes, load_table, load_tagged, read_table
 from bortnas.families import family_of
@@ -29,7 +30,7 @@ from bortnas.train.teacher_cache import TeacherCache
 from bortnas.trial.teacher import TaskTeacher, check_teacher_weights, load_teacher_config, prepare_teacher
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedConfig
+    from transformers import PreTrainedConfig, PreTrainedTokenizerBase
 
 _logger = logging.getLogger(__name__)
 
@@ -127,10 +128,13 @@ class Inputs:
     data: TaskData
     keep_head: bool = False
     pooling: Pooling | None = None  # an embedding teacher's sentence-transformers pooling
+    masked_lm: bool = False  # a general teacher with a masked-LM head: Bort's masked-token distillation
 
     @property
     def task(self) -> Task:
-        return TASKS[self.data.task]
+        """The data's task; a general one with a masked-LM teacher loads (and exports) with its head."""
+        task = TASKS[self.data.task]
+        return dataclasses.replace(task, auto_class="AutoModelForMaskedLM") if self.masked_lm else task
 
 
 def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Inputs:
@@ -153,6 +157,9 @@ def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Input
     if keep_head:
         id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
         data = align_labels(data, [id2label[k] for k in sorted(id2label)], str(directory))
+    # Bort's masked-token distillation needs the teacher's MLM head, which it then keeps
+    masked_lm = task == "general" and any(str(name).endswith("ForMaskedLM") for name in raw.get("architectures") or [])
+    keep_head = keep_head or masked_lm
     pooling = None
     if task == "general" and is_sentence_transformers_dir(directory):
         # an embedding model's general student also distils its pooled embeddings, and exports as an embedding model
@@ -169,7 +176,7 @@ def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Input
     settled = dataclasses.replace(settings, task=task, teacher_steps=steps)
     head_kind = "token" if task == "token_classification" else "none" if task in ("embedding", "general") else "sequence"
     shape = teacher_shape(config, max(1, data.num_labels), head_kind)
-    return Inputs(settled, directory, config, shape, data, keep_head, pooling)
+    return Inputs(settled, directory, config, shape, data, keep_head, pooling, masked_lm)
 
 
 @dataclasses.dataclass
@@ -223,10 +230,13 @@ def build_context(
         # a family without token types refuses `token_type_ids`, which a BERT tokenizer produces by default
         tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name != "token_type_ids"]
     settings = inputs.settings
-    objective = Objective(inputs.task, data.label_names, inputs.pooling)
+    mask_id = _mask_token_id(tokenizer, directory) if inputs.masked_lm else None
+    objective = Objective(inputs.task, data.label_names, inputs.pooling, mask_id)
     train, dev, test = (
         encode(split, tokenizer, settings.max_length, data.task, data.num_labels) for split in (data.train, data.dev, data.test)
     )
+    if mask_id is not None:  # the teacher and its students predict the same hidden tokens of each training window
+        train = mask_tokens(train, mask_id, tokenizer.all_special_ids, seed=settings.seed)
     cut = sum(split.truncated for split in (train, dev, test))
     if cut:
         _logger.warning(
@@ -274,6 +284,14 @@ def build_context(
         objective=objective,
         cache_dir=cache_dir or default_cache_dir(),
     )
+
+
+def _mask_token_id(tokenizer: PreTrainedTokenizerBase, directory: Path) -> int:
+    if tokenizer.mask_token_id is None:
+        raise UserInputError(
+            f"teacher directory {directory} has a masked-LM head but its tokenizer no mask token: save the tokenizer it was trained with."
+        )
+    return int(tokenizer.mask_token_id)
 
 
 def _shown(metrics: dict[str, float]) -> str:

@@ -40,12 +40,16 @@ from bortnas.families import family_of
 from bortnas.model.extract import Extraction
 from bortnas.train.loop import embeddings, evaluate, predict, probabilities, train
 from bortnas.trial.context import Context
-from bortnas.trial.recipe import build_student, distil_student, finetune_student, student_config
+from bortnas.trial.recipe import build_student, distil_student, finetune_student, student_config, training_split
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 _logger = logging.getLogger(__name__)
+
+
+# the extraction of a model whose units are not a cut of the teacher's: no hidden-state pairs to compare
+UNALIGNED = Extraction(layers=(), hidden=torch.arange(0))
 
 
 @dataclasses.dataclass
@@ -71,11 +75,18 @@ def run_agora(
     show_progress_bar: bool = False,
     on_iteration: Callable[[Iteration], None] | None = None,
     pool: Sequence[Input] = (),
+    start: PreTrainedModel | None = None,
 ) -> Finetuned:
-    """Agora for `spec` cut from the task teacher, with an optional unlabelled `pool`; see the module docstring."""
+    """Agora for `spec` cut from the task teacher, with an optional unlabelled `pool`; see the module
+    docstring. `start`: the model every fine-tune starts from instead of the cut (a general encoder
+    with the task's head, `adapt_encoder`), whose units need not line up with the teacher's, so its
+    soft-label distillation has no hidden-state term."""
     tokenizer, max_length = ctx.teacher.tokenizer, ctx.settings.max_length
-    start, extraction = build_student(ctx, spec)
     base = student_config(ctx, steps, spec.quant)
+    if start is None:
+        start, extraction = build_student(ctx, spec)
+    else:
+        extraction, base = UNALIGNED, dataclasses.replace(base, hidden_weight=0.0)
 
     def config_of(theta: Mapping[str, Any]) -> TrainConfig:
         return dataclasses.replace(base, **theta)
@@ -197,22 +208,29 @@ def finetune_candidate(
             raise ParameterError("finetune", f"=plain trains on the data's labels, and task {ctx.task.name!r} has none: use distil.")
         return Finetuned(*finetune_student(ctx, spec, steps, show_progress_bar=show_progress_bar))
     if method == "agora":
-        if ctx.task.name != "classification":
-            raise ParameterError(
-                "finetune",
-                f"=agora labels new examples with the teacher's class; task {ctx.task.name!r} has no classes: use distil or plain.",
-            )
+        _check_agora(ctx)
         return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, on_iteration, pool)
     raise ParameterError("method", f"={method!r} is unknown: use one of {', '.join(METHODS)}.")
 
 
 def adapt_encoder(
-    ctx: Context, directory: Path, steps: int, distil: bool = False, show_progress_bar: bool = False
-) -> tuple[PreTrainedModel, ArchSpec, TrainConfig]:
-    """The encoder in `directory` with a fresh head for the context's task, trained `steps` steps on
-    the task's training split, on the context's device: on the labels alone, or (`distil`) on the
-    task teacher's outputs and the labels, with no hidden-state term (the encoder's units need not
-    line up with the teacher's). Returns the model, its shape and its training configuration."""
+    ctx: Context,
+    directory: Path,
+    steps: int,
+    method: str = "plain",
+    agora_settings: AgoraSettings | None = None,
+    show_progress_bar: bool = False,
+    pool: Sequence[Input] = (),
+) -> tuple[Finetuned, ArchSpec]:
+    """The encoder in `directory` with a fresh head for the context's task, trained `steps` steps
+    (per fine-tune for Agora) on the task, on the context's device: on the labels alone (plain), on
+    the task teacher's outputs and the labels (distil; the unlabelled `pool` joins the data), or by
+    Agora from it. Neither distillation has a hidden-state term: the encoder's units need not line
+    up with the teacher's. Returns the trained model and its shape.
+
+    Raises:
+        ParameterError: unknown `method`, or Agora for a task without classes.
+    """
     from bortnas.families.teacher_dirs import teacher_shape
     from bortnas.trial.teacher import load_pretrained_teacher
 
@@ -221,29 +239,33 @@ def adapt_encoder(
     student.to(ctx.device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
     head = "token" if ctx.task.name == "token_classification" else "sequence" if ctx.task.sequence_head else "none"
     spec = teacher_shape(student.config, max(1, ctx.data.num_labels), head).as_spec()
+    if method == "agora":
+        _check_agora(ctx)
+        return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, pool=pool, start=student), spec
+    if method not in ("plain", "distil"):
+        raise ParameterError("method", f"={method!r} is unknown: use one of {', '.join(METHODS)}.")
     config = ctx.settings.student_train_config(steps)
+    distil = method == "distil"
     if distil:
         config = dataclasses.replace(config, hidden_weight=0.0)
-        train(
-            student,
-            ctx.train,
-            config,
-            teacher=ctx.teacher.model,
-            extraction=Extraction(layers=(), hidden=torch.arange(0)),
-            show_progress_bar=show_progress_bar,
-            description=f"distil {spec.key}",
-            device=ctx.device,
-            teacher_cache=ctx.teacher_cache,
-            objective=ctx.objective,
+    train(
+        student,
+        training_split(ctx, pool) if distil else ctx.train,
+        config,
+        teacher=ctx.teacher.model if distil else None,
+        extraction=UNALIGNED if distil else None,
+        show_progress_bar=show_progress_bar,
+        description=f"{'distil' if distil else 'fine-tune'} {spec.key}",
+        device=ctx.device,
+        teacher_cache=ctx.teacher_cache if distil else None,
+        objective=ctx.objective,
+    )
+    return Finetuned(student, UNALIGNED, config), spec
+
+
+def _check_agora(ctx: Context) -> None:
+    if ctx.task.name != "classification":
+        raise ParameterError(
+            "finetune",
+            f"=agora labels new examples with the teacher's class; task {ctx.task.name!r} has no classes: use distil or plain.",
         )
-    else:
-        train(
-            student,
-            ctx.train,
-            config,
-            show_progress_bar=show_progress_bar,
-            description=f"fine-tune {spec.key}",
-            device=ctx.device,
-            objective=ctx.objective,
-        )
-    return student, spec, config

@@ -192,7 +192,8 @@ class TaskTeacher:
 def _importance(model: PreTrainedModel, split: EncodedSplit, objective: Objective, device: Device) -> Importance:
     def loss(m: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        return objective.importance_loss(objective.output(m(**inputs), batch["attention_mask"]), batch["labels"])
+        out = objective.forward_of(m)(**inputs)
+        return objective.importance_loss(objective.output(out, batch["attention_mask"]), batch["labels"])
 
     sample = split.subset(range(min(IMPORTANCE_EXAMPLES, len(split))))
     # in fp32 (no autocast): the ranking of nearly equal units should not depend on the device

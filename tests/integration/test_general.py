@@ -6,6 +6,7 @@ that do not go together."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import subprocess
@@ -39,8 +40,8 @@ def general_search(teacher: Path, corpus: Path, tmp_path: Path, *extra: str) -> 
     ]
 
 
-def export_argv(tmp_path: Path, out: Path, steps: int) -> list[str]:
-    return ["export", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "tiny", "--out", str(out), "--steps", str(steps), "-q"]
+def export_argv(tmp_path: Path, out: Path, steps: int, length: str = "--steps") -> list[str]:
+    return ["export", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "tiny", "--out", str(out), length, str(steps), "-q"]
 
 
 RELOAD = r"""
@@ -72,9 +73,16 @@ def test_general_search_and_export_of_a_general_encoder(tmp_path: Path, tiny_ber
         assert 0 < attrs["dev_score"] < 1 and attrs["dev_metrics"]["relation_kl"] > 0
 
     out = tmp_path / "encoder"
-    bortnas(*export_argv(tmp_path, out, 20), cwd=tmp_path)
+    # a length in both steps and tokens is refused in one line, nothing written
+    one_line_error(bortnas(*export_argv(tmp_path, out, 20), "--tokens", "99", cwd=tmp_path, check=False), 2, "two lengths")
+    assert not out.exists()
+    bortnas(*export_argv(tmp_path, out, 3000, "--tokens"), cwd=tmp_path)
     meta = json.loads((out / "bortnas.json").read_text())
     assert (meta["task"], meta["metric"], meta["model_class"]) == ("general", "relation_agreement", "AutoModel")
+    # 3,000 tokens at 16 windows a step of at most 16 tokens: at least 12 steps, as many as the windows' mean length says
+    training = meta["training"]
+    assert training["tokens_budget"] == 3000 and 1 < training["tokens_per_example"] <= 16
+    assert training["steps"] == math.ceil(3000 / (16 * training["tokens_per_example"])) >= 12
     assert meta["attempts"] == []  # nothing to climb to: the teacher agrees with itself by definition
     assert meta["teacher_metrics"]["test_metrics"]["relation_agreement"] == pytest.approx(1.0)
     general = meta["general"]
@@ -118,6 +126,74 @@ def test_finetune_adapts_an_exported_general_encoder_to_a_task(tmp_path: Path, t
     # a directory that is no model, and an out directory already holding files: one line each, nothing written
     one_line_error(bortnas(*argv[:2], str(tmp_path), *argv[3:], *FINETUNE, cwd=tmp_path, check=False), 2, "no model directory")
     one_line_error(bortnas(*argv, *FINETUNE, cwd=tmp_path, check=False), 2, str(out))
+
+
+def test_finetune_by_agora_starts_every_fine_tune_from_the_general_encoder(tmp_path: Path, tiny_bert: Path, tiny_task: Path) -> None:
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    bortnas(*general_search(tiny_bert, corpus, tmp_path), cwd=tmp_path)
+    encoder = tmp_path / "encoder"
+    bortnas(*export_argv(tmp_path, encoder, 10), cwd=tmp_path)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("lr: [3.0e-3]\nseed: [0, 1]\n")
+    out = tmp_path / "reviews"
+    argv = ["finetune", "--model", str(encoder), "--data", str(tiny_task), "--teacher", str(tiny_bert), "--out", str(out), *FINETUNE]
+    argv[argv.index("--steps") + 1] = "60"
+    # Agora's flags with another method: refused in one line before anything is trained
+    refused = bortnas(*argv, "--agora-replay", "0", cwd=tmp_path, check=False)
+    one_line_error(refused, 2, "--agora-replay applies to --method agora only")
+    bortnas(*argv, "--method", "agora", "--agora-grid", str(grid), "--agora-replay", "0", cwd=tmp_path)
+    meta = json.loads((out / "bortnas.json").read_text())
+    assert meta["training"]["finetune"] == "agora" and meta["finetuned_from"] == str(encoder)
+    agora = meta["agora"]
+    # two settings: the first round fine-tunes both on the task's data; a round adds teacher-labelled examples
+    first = agora["log"][0]
+    assert set(first["accuracies"]) == {"lr=0.003,seed=0", "lr=0.003,seed=1"} and agora["theta"] in first["accuracies"]
+    assert first["train_size"] == meta["provenance"]["data"]["train"]
+    assert first["train_size"] <= agora["train_size"] <= agora["log"][-1]["train_size"]  # the data only grows
+    assert (meta["metrics"]["dev_score"] + meta["metrics"]["test_score"]) / 2 >= 0.75, meta["metrics"]
+
+
+MLM_RELOAD = r"""
+import json, sys, torch
+sys.modules['bortnas'] = None
+import transformers
+args = json.loads(sys.argv[1])
+model = transformers.AutoModelForMaskedLM.from_pretrained(args['dir']).eval()
+encoder = transformers.AutoModel.from_pretrained(args['dir']).eval()
+tok = transformers.AutoTokenizer.from_pretrained(args['dir'])
+batch = tok(['the movie was [MASK]'], return_tensors='pt')
+with torch.no_grad():
+    logits = model(**batch).logits
+    states = encoder(**batch).last_hidden_state
+print(json.dumps({'type': type(model).__name__, 'logits': list(logits.shape), 'states': list(states.shape)}))
+"""
+
+
+def test_a_teacher_with_a_masked_lm_head_is_distilled_on_masked_tokens_and_exported_with_it(tmp_path: Path) -> None:
+    import torch
+    from conftest import VOCAB, tiny_config, write_tokenizer
+    from transformers import AutoModelForMaskedLM
+
+    teacher = tmp_path / "mlm_teacher"
+    torch.manual_seed(0)
+    AutoModelForMaskedLM.from_config(tiny_config("bert")).save_pretrained(teacher)
+    write_tokenizer(teacher)
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    bortnas(*general_search(teacher, corpus, tmp_path), cwd=tmp_path)
+    out = tmp_path / "encoder"
+    one_line_error(bortnas(*export_argv(tmp_path, out, 10), "--onnx", cwd=tmp_path, check=False), 2, "masked-LM head")
+    assert not out.exists()
+    bortnas(*export_argv(tmp_path, out, 10), cwd=tmp_path)
+    meta = json.loads((out / "bortnas.json").read_text())
+    assert meta["model_class"] == "AutoModelForMaskedLM" and meta["general"]["masked_lm"] is True
+    assert "Bort's masked-token loss" in meta["general"]["loss"]
+    proc = subprocess.run([sys.executable, "-c", MLM_RELOAD, json.dumps({"dir": str(out)})], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    reloaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    hidden = meta["candidate"]["hidden"]
+    # the head came along, cut to the student's width: vocabulary logits from AutoModelForMaskedLM, states from AutoModel
+    assert reloaded["type"] == "BertForMaskedLM" and reloaded["logits"][-1] == len(VOCAB)
+    assert reloaded["states"][-1] == hidden
 
 
 @pytest.mark.slow  # the default suite covers the sentence-transformers export by the embedding task's test

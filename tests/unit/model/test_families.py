@@ -229,3 +229,41 @@ def test_deberta_with_a_convolution_is_refused() -> None:
     config = tiny_config("deberta-v2", conv_kernel_size=3)
     with pytest.raises(UnsupportedArchitectureError, match="conv_kernel_size=3"):
         family_of(config)
+
+
+MLM_VARIANTS = [*VARIANTS, "deberta-v2-unified-head"]
+
+
+def mlm_teacher(variant: str) -> PreTrainedModel:
+    from transformers import AutoModelForMaskedLM
+
+    family, overrides = VARIANTS.get(variant, ("deberta-v2", {"legacy": False}))
+    torch.manual_seed(0)
+    return AutoModelForMaskedLM.from_config(tiny_config(family, **overrides), attn_implementation="eager").eval()
+
+
+@pytest.mark.parametrize("variant", MLM_VARIANTS)
+def test_the_masked_lm_head_is_cut_with_the_encoder(variant: str) -> None:
+    """Bort's general distillation reads the MLM head on the masked positions alone: the view's
+    `logits` must be the model's own head, and a full-size cut must reproduce the teacher's."""
+    model = mlm_teacher(variant)
+    family, shape = family_of(model.config), shape_of(model)
+    batch = inputs(model)
+    view = family.masked_lm(model)
+    assert view is not None and family.masked_lm(teacher(variant if variant in VARIANTS else "deberta-v2")) is None
+    with torch.no_grad():
+        states = family.base(model)(**batch).last_hidden_state
+        assert (view.logits(states) - logits(model, batch)).abs().max() < 1e-5
+    full, _ = extract(model, random_importance(shape), shape.as_spec())
+    assert (logits(full, batch) - logits(model, batch)).abs().max() < 1e-5
+
+    cut, mapping = extract(model, random_importance(shape, seed=1), ArchSpec(1, shape.hidden // 2, shape.heads // 2, shape.ffn // 2))
+    cut_view = family.masked_lm(cut)
+    assert cut_view is not None
+    with torch.no_grad():
+        cut_states = family.base(cut)(**batch).last_hidden_state
+        assert torch.equal(cut_view.logits(cut_states), logits(cut, batch))
+    # the head reads the kept residual dimensions; it writes into the word table's space, cut only where the table is
+    projected = cut_view.dense.out_features == view.dense.out_features
+    rows = torch.arange(view.dense.out_features) if projected else mapping.hidden
+    assert torch.equal(cut_view.dense.weight, view.dense.weight[rows][:, mapping.hidden])
