@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     general = build_context(bortnas.RunSettings(task="general", corpus=(str(corpus),)), args.cache_dir)
     contexts = {name: build_context(bortnas.RunSettings(**f), args.cache_dir) for name, f in fields.items()}
     seed = general.settings.seed
-    for key in CANDIDATES:
+    for key in CANDIDATES[: args.limit]:
         row = rows.setdefault(key, {"task_error": {}, "finetuned": {}})
         spec = spec_of(key)
         started = time.perf_counter()
@@ -162,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "out" / "general", help="general.py's directory (its corpus and data)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="teacher cache (default OUT/cache)")
     parser.add_argument("--json", type=Path, default=RESULTS / "general_ranking_cpu.json")
+    parser.add_argument("--limit", type=int, default=None, help="the first N candidates only (a smoke run)")
     parser.add_argument("--report-only", action="store_true", help="print the JSON's figures; train nothing")
     args = parser.parse_args(argv)
     if args.report_only:

@@ -137,7 +137,6 @@ def test_finetune_by_agora_starts_every_fine_tune_from_the_general_encoder(tmp_p
     grid.write_text("lr: [3.0e-3]\nseed: [0, 1]\n")
     out = tmp_path / "reviews"
     argv = ["finetune", "--model", str(encoder), "--data", str(tiny_task), "--teacher", str(tiny_bert), "--out", str(out), *FINETUNE]
-    argv[argv.index("--steps") + 1] = "60"
     # Agora's flags with another method: refused in one line before anything is trained
     refused = bortnas(*argv, "--agora-replay", "0", cwd=tmp_path, check=False)
     one_line_error(refused, 2, "--agora-replay applies to --method agora only")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import tiny_config
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
 import bortnas
 from bortnas.core.errors import ExportError
@@ -174,9 +174,9 @@ def test_a_directory_stamped_by_another_writer_still_loads(tmp_path: Path) -> No
 
 def test_save_refuses_what_load_could_not_rebuild(tmp_path: Path) -> None:
     with pytest.raises(
-        ExportError, match="BertForMaskedLM is not a class that AutoModelForSequenceClassification, .* builds for a BertConfig"
+        ExportError, match="BertForQuestionAnswering is not a class that AutoModelForSequenceClassification, .* builds for a BertConfig"
     ):
-        save(BertForMaskedLM(tiny_config("bert")), tmp_path)  # type: ignore[arg-type]
+        save(BertForQuestionAnswering(tiny_config("bert")), tmp_path)  # type: ignore[arg-type]
     model, _ = tiny_classifier(QuantMode.FP32)
     model.config.bortnas_quant = "bitnet158"
     with pytest.raises(ExportError, match="says bortnas_quant='bitnet158' but it has no quantized layer"):
