@@ -257,12 +257,14 @@ def main(argv: list[str] | None = None) -> int:
             part = record.run(f"baseline {how} {tag}", baseline)
             if part.get("layers") is None:
                 continue
-            for name, fields in task_fields.items():
-                target = out / "finetuned" / f"{how}_{tag}_{name}"
-                record.run(
-                    f"finetune {how} {tag} {name}",
-                    lambda d=dropped, t=target, f=fields: finetune_part(d, t, f, cache_dir, args.finetune_steps),
-                )
+            # each baseline fine-tuned both ways too, so the goal compares like with like
+            for kind, method, steps in ((how, "plain", args.finetune_steps), (f"{how}-distil", "distil", args.distil_steps)):
+                for name, fields in task_fields.items():
+                    target = out / "finetuned" / f"{kind}_{tag}_{name}"
+                    record.run(
+                        f"finetune {kind} {tag} {name}",
+                        lambda d=dropped, t=target, f=fields, m=method, n=steps: finetune_part(d, t, f, cache_dir, n, m),
+                    )
         if args.task_exports:
             for name, fields in task_fields.items():
                 record.run(f"task export {tag} {name}", lambda f=fields, b=budget, n=name: _task_export(f, b, n, out, execution))
@@ -351,7 +353,7 @@ def summarise(parts: dict[str, Any], budgets: list[float]) -> dict[str, Any]:
     for budget in budgets:
         tag = f"{budget:g}x"
         row: dict[str, Any] = {}
-        for kind in ("general", "general-distil", "first", "spread"):
+        for kind in ("general", "general-distil", "first", "first-distil", "spread", "spread-distil"):
             drops = [p["points_below_teacher"] for name, p in parts.items() if name.startswith(f"finetune {kind} {tag} ")]
             if drops:
                 row[kind] = {"mean_points_below_teacher": statistics.fmean(drops), "tasks": len(drops)}
@@ -366,7 +368,8 @@ def summarise(parts: dict[str, Any], budgets: list[float]) -> dict[str, Any]:
     out["default_run_minutes"] = default_run / 60
     four = out.get("4x", {})
     if "general" in four:
-        best_baseline = min((four[k]["mean_points_below_teacher"] for k in ("first", "spread") if k in four), default=None)
+        baselines = ("first", "first-distil", "spread", "spread-distil")
+        best_baseline = min((four[k]["mean_points_below_teacher"] for k in baselines if k in four), default=None)
         # the better of the two fine-tunings of the general student (plain, distilled from the task teacher)
         general = min(four[k]["mean_points_below_teacher"] for k in ("general", "general-distil") if k in four)
         out["goals_4x"] = {
