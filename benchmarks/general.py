@@ -206,6 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         return {"search": result.to_dict(), "trials": [t.to_dict() for t in bortnas.trials("general", storage=storage)]}
 
     record.run("search", search)
+
+    def finetune_both(encoder_kind: str, tag: str, directory: Path) -> None:
+        """`directory` fine-tuned on every task plainly (parts "KIND"), then distilled from the task teacher ("KIND-distil")."""
+        for kind, method, steps in ((encoder_kind, "plain", args.finetune_steps), (f"{encoder_kind}-distil", "distil", args.distil_steps)):
+            for name, fields in task_fields.items():
+                target = out / "finetuned" / f"{kind}_{tag}_{name}"
+                record.run(
+                    f"finetune {kind} {tag} {name}",
+                    lambda t=target, f=fields, m=method, n=steps: finetune_part(directory, t, f, cache_dir, n, m),
+                )
+
     finetune = bortnas.Distil(steps=args.export_steps)
     for budget in budgets:
         tag = f"{budget:g}x"
@@ -233,21 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         exported = record.run(f"export {tag}", export)
         if exported.get("candidate") is None:
             continue
-        # the general student first (fine-tuned on every task, then as an embedding model), then the baselines
-        for name, fields in task_fields.items():
-            target = out / "finetuned" / f"general_{tag}_{name}"
-            record.run(
-                f"finetune general {tag} {name}",
-                lambda e=encoder, t=target, f=fields: finetune_part(e, t, f, cache_dir, args.finetune_steps),
-            )
+        # the general student first (fine-tuned on every task, then as an embedding model), then the baselines;
+        # distilled fine-tuning (Bort's third stage learns from a task teacher) is the second attempt at the goal
+        finetune_both("general", tag, encoder)
         record.run(f"recall {tag}", lambda e=encoder: _recall(e, retrieval, cache_dir))
-        # the second attempt at the goal: fine-tuning distilled from the task teacher, as Bort's third stage
-        for name, fields in task_fields.items():
-            target = out / "finetuned" / f"general-distil_{tag}_{name}"
-            record.run(
-                f"finetune general-distil {tag} {name}",
-                lambda e=encoder, t=target, f=fields: finetune_part(e, t, f, cache_dir, args.distil_steps, "distil"),
-            )
         for how in ("first", "spread"):
             dropped = out / "encoders" / f"{how}_{tag}"
 
@@ -257,14 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             part = record.run(f"baseline {how} {tag}", baseline)
             if part.get("layers") is None:
                 continue
-            # each baseline fine-tuned both ways too, so the goal compares like with like
-            for kind, method, steps in ((how, "plain", args.finetune_steps), (f"{how}-distil", "distil", args.distil_steps)):
-                for name, fields in task_fields.items():
-                    target = out / "finetuned" / f"{kind}_{tag}_{name}"
-                    record.run(
-                        f"finetune {kind} {tag} {name}",
-                        lambda d=dropped, t=target, f=fields, m=method, n=steps: finetune_part(d, t, f, cache_dir, n, m),
-                    )
+            finetune_both(how, tag, dropped)  # both ways too, so the goal compares like with like
         if args.task_exports:
             for name, fields in task_fields.items():
                 record.run(f"task export {tag} {name}", lambda f=fields, b=budget, n=name: _task_export(f, b, n, out, execution))
