@@ -172,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-steps", type=int, default=None, help="plain fine-tuning steps per task (default: finetune's, 400)")
     parser.add_argument("--distil-steps", type=int, default=None, help="distilled fine-tuning steps per task (default: finetune's)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="teacher cache (default OUT/cache)")
+    parser.add_argument(
+        "--baseline-finetunes",
+        default="plain,distil",
+        help="how the layer-dropped baselines are fine-tuned: plain, distil or both (default); the general student always both",
+    )
     parser.add_argument("--task-exports", action="store_true", help="also search and export each task under each budget (slow)")
     parser.add_argument("--out", type=Path, default=None, help="default out/general (out/general_quick with --quick)")
     parser.add_argument("--json", type=Path, default=None, help="default results/general_cpu.json; OUT/general.json with --quick")
@@ -207,9 +212,10 @@ def main(argv: list[str] | None = None) -> int:
 
     record.run("search", search)
 
-    def finetune_both(encoder_kind: str, tag: str, directory: Path) -> None:
+    def finetune_both(encoder_kind: str, tag: str, directory: Path, methods: tuple[str, ...] = ("plain", "distil")) -> None:
         """`directory` fine-tuned on every task plainly (parts "KIND"), then distilled from the task teacher ("KIND-distil")."""
-        for kind, method, steps in ((encoder_kind, "plain", args.finetune_steps), (f"{encoder_kind}-distil", "distil", args.distil_steps)):
+        ways = ((encoder_kind, "plain", args.finetune_steps), (f"{encoder_kind}-distil", "distil", args.distil_steps))
+        for kind, method, steps in (way for way in ways if way[1] in methods):
             for name, fields in task_fields.items():
                 target = out / "finetuned" / f"{kind}_{tag}_{name}"
                 record.run(
@@ -218,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     finetune = bortnas.Distil(steps=args.export_steps)
+    baseline_methods = tuple(m.strip() for m in args.baseline_finetunes.split(",") if m.strip())
+    if not baseline_methods or set(baseline_methods) - {"plain", "distil"}:
+        parser.error(f"--baseline-finetunes {args.baseline_finetunes!r}: give plain, distil or plain,distil")
     for budget in budgets:
         tag = f"{budget:g}x"
         encoder = out / "encoders" / f"general_{tag}"
@@ -257,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             part = record.run(f"baseline {how} {tag}", baseline)
             if part.get("layers") is None:
                 continue
-            finetune_both(how, tag, dropped)  # both ways too, so the goal compares like with like
+            finetune_both(how, tag, dropped, baseline_methods)  # both ways by default, so the goal compares like with like
         if args.task_exports:
             for name, fields in task_fields.items():
                 record.run(f"task export {tag} {name}", lambda f=fields, b=budget, n=name: _task_export(f, b, n, out, execution))
