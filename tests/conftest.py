@@ -8,6 +8,7 @@ which gives the very module pytest loaded, under xdist too.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import subprocess
@@ -311,6 +312,48 @@ def completed(storage: Path, study: str) -> list[optuna.trial.FrozenTrial]:
 
     loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{storage}")
     return loaded.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def record_fault(fault: str, **figures: object) -> None:
+    """One row of the reliability table (`benchmarks/faults.py`): appended to $BORTNAS_FAULT_LOG when it is set."""
+    path = os.environ.get("BORTNAS_FAULT_LOG")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(json.dumps({"fault": fault, **figures}) + "\n")
+
+
+def study_figures(storage: str, study: str, before: dict[int, str], recover_s: float | None) -> dict[str, object]:
+    """The reliability table's figures of `study` after a fault: trials that ran a candidate, finished ones, finished
+    trials of `before` (number -> candidate, taken before the fault) now missing, candidates finished more than once."""
+    import optuna
+
+    trials = [t for t in optuna.load_study(study_name=study, storage=storage).get_trials() if "arch_id" in t.user_attrs]
+    done = {t.number: t.user_attrs["arch_id"] for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+    return {
+        "trials": len(trials),
+        "finished": len(done),
+        "lost": len(before.items() - done.items()),
+        "counted_twice": len(done) - len(set(done.values())),
+        "recover_s": recover_s,
+    }
+
+
+def wait_for_new_finish(storage: str, study: str, known: set[int], since: float, timeout: float = 300) -> float:
+    """Seconds from `since` (time.monotonic()) until a trial not in `known` is COMPLETE: the time to recover from a fault."""
+    import time
+
+    import optuna
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            complete = optuna.load_study(study_name=study, storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        except Exception:  # the database itself may be what is down
+            complete = []
+        if {t.number for t in complete} - known:
+            return time.monotonic() - since
+        time.sleep(0.2)
+    raise AssertionError(f"no trial of {study} finished within {timeout} s of the fault")
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:

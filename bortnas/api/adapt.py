@@ -64,7 +64,7 @@ def finetune(
         UserInputError: a model directory that is not a full-precision encoder of the teacher's
             vocabulary, bad data, an out directory that holds files.
     """
-    from bortnas.export.writer import agora_record, prepare_out_dir, write_trained
+    from bortnas.export.writer import agora_record, prepare_out_dir, release_out_dir, write_trained
     from bortnas.quant.pack import MANIFEST_NAME
     from bortnas.runtime.device import Device
     from bortnas.trial.context import build_context, resolve_inputs
@@ -101,24 +101,28 @@ def finetune(
 
         pool = load_unlabeled(Path(unlabeled), inputs.settings.text_column, inputs.settings.pair_column, encoding=inputs.settings.encoding)
     prepare_out_dir(out, overwrite)
-    device = Device.from_name(execution.device, compile=execution.compile)
-    ctx = build_context(inputs.settings, execution.cache_dir, show_progress_bar=show_progress_bar, device=device, inputs=inputs)
-    steps = method.steps_for(ctx.settings.batch_size, ctx.train.mean_tokens)
-    _logger.info("fine-tuning %s on %s: %s, %d steps", directory, ctx.task.name, method.method, steps)
-    agora = method.settings if isinstance(method, Agora) else None
-    trained, spec = adapt_encoder(ctx, directory, steps, method.method, agora, show_progress_bar, pool)
-    metadata = {
-        "finetuned_from": str(directory.resolve()),
-        "candidate": spec.to_dict(),
-        "training": {
-            **trained.config.to_dict(),
-            "finetune": method.method,
-            "tokens_budget": method.tokens,
-            "tokens_per_example": ctx.train.mean_tokens,
-            "unlabeled_pool": len(pool),
-        },
-        "agora": agora_record(trained, agora, len(pool)),
-    }
-    report = write_trained(ctx, trained.model, spec, out, metadata)
-    _logger.info("fine-tuned %s to %s", directory, out)
-    return report
+    try:
+        device = Device.from_name(execution.device, compile=execution.compile)
+        ctx = build_context(inputs.settings, execution.cache_dir, show_progress_bar=show_progress_bar, device=device, inputs=inputs)
+        steps = method.steps_for(ctx.settings.batch_size, ctx.train.mean_tokens)
+        _logger.info("fine-tuning %s on %s: %s, %d steps", directory, ctx.task.name, method.method, steps)
+        agora = method.settings if isinstance(method, Agora) else None
+        trained, spec = adapt_encoder(ctx, directory, steps, method.method, agora, show_progress_bar, pool)
+        metadata = {
+            "finetuned_from": str(directory.resolve()),
+            "candidate": spec.to_dict(),
+            "training": {
+                **trained.config.to_dict(),
+                "finetune": method.method,
+                "tokens_budget": method.tokens,
+                "tokens_per_example": ctx.train.mean_tokens,
+                "unlabeled_pool": len(pool),
+            },
+            "agora": agora_record(trained, agora, len(pool)),
+        }
+        report = write_trained(ctx, trained.model, spec, out, metadata)
+        _logger.info("fine-tuned %s to %s", directory, out)
+        return report
+    except BaseException:
+        release_out_dir(out)  # what the failed run claimed; the directory itself was never touched
+        raise

@@ -18,7 +18,7 @@ from bortnas.api.finetune import Agora, Distil, Finetune
 from bortnas.core.budget import Budget
 from bortnas.core.errors import ParameterError
 from bortnas.core.settings import Execution
-from bortnas.search.storage import DEFAULT_STORAGE
+from bortnas.core.storage_url import resolve_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -42,7 +42,7 @@ def export(
     study: str,
     out: str | Path,
     *,
-    storage: str = DEFAULT_STORAGE,
+    storage: str | None = None,
     trial: int | None = None,
     budget: Budget | None = None,
     max_accuracy_drop: float | None = None,
@@ -78,7 +78,7 @@ def export(
     Args:
         study: the study's name.
         out: the output directory (absent or empty unless `overwrite`).
-        storage: the storage URL the study lives in.
+        storage: the storage URL the study lives in (default: `$BORTNAS_STORAGE`, else `sqlite:///bortnas.db`).
         trial: the trial number to export (not with a budget).
         budget: choose the best trial within these bounds (latency, size, speed-up).
         max_accuracy_drop: choose among trials at most this many points of dev accuracy below the teacher.
@@ -113,7 +113,7 @@ def export(
         9.57
     """
     from bortnas.core.space import ArchSpec
-    from bortnas.export.writer import discard_checkpoints, export_trial, prepare_out_dir, train_trial
+    from bortnas.export.writer import discard_checkpoints, export_trial, prepare_out_dir, release_out_dir, train_trial
     from bortnas.runtime.device import Device
     from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop
     from bortnas.search.study import open_study
@@ -137,79 +137,84 @@ def export(
     selection = Selection(budget or Budget(), parse_accuracy_drop(max_accuracy_drop))
     out = Path(out).resolve()
     prepare_out_dir(out, overwrite)
-    device = Device.from_name(execution.device, compile=execution.compile)
-    the_study, _, settings = open_study(storage, study)
-    inputs = resolve_inputs(settings)
-    if onnx and inputs.masked_lm:
-        raise ParameterError(
-            "onnx",
-            ": a general encoder with a masked-LM head is written as AutoModelForMaskedLM, whose graph would output "
-            "vocabulary logits; export it without onnx.",
-        )
-    pool: tuple[tuple[str, str | None], ...] = ()
-    if unlabeled is not None:
-        from bortnas.data.tasks import load_unlabeled
+    try:
+        device = Device.from_name(execution.device, compile=execution.compile)
+        storage = resolve_storage(storage)
+        the_study, _, settings = open_study(storage, study)
+        inputs = resolve_inputs(settings)
+        if onnx and inputs.masked_lm:
+            raise ParameterError(
+                "onnx",
+                ": a general encoder with a masked-LM head is written as AutoModelForMaskedLM, whose graph would output "
+                "vocabulary logits; export it without onnx.",
+            )
+        pool: tuple[tuple[str, str | None], ...] = ()
+        if unlabeled is not None:
+            from bortnas.data.tasks import load_unlabeled
 
-        pool = load_unlabeled(Path(unlabeled), settings.text_column, settings.pair_column, encoding=settings.encoding)
-        _logger.info("unlabelled pool: %d examples from %s", len(pool), unlabeled)
-    tables: list[LatencyTable] = []
+            pool = load_unlabeled(Path(unlabeled), settings.text_column, settings.pair_column, encoding=settings.encoding)
+            _logger.info("unlabelled pool: %d examples from %s", len(pool), unlabeled)
+        tables: list[LatencyTable] = []
 
-    def retimer(specs: Sequence[ArchSpec]) -> LatencyTable:
-        table = retime(specs, inputs, device)
-        tables.append(table)
-        return table
+        def retimer(specs: Sequence[ArchSpec]) -> LatencyTable:
+            table = retime(specs, inputs, device)
+            tables.append(table)
+            return table
 
-    chosen = choose_trial(the_study, trial, selection, retimer)
-    mode = ArchSpec.from_dict(chosen.user_attrs["candidate"]).quant
-    if onnx and mode.config.simulated:
-        raise ParameterError(
-            "onnx",
-            f": trial {chosen.number} is {mode.value}, which no onnxruntime kernel runs (its arithmetic would be an fp32 "
-            "simulation there too); export it without onnx, or choose an fp32, int8 or bitnet158 trial.",
+        chosen = choose_trial(the_study, trial, selection, retimer)
+        mode = ArchSpec.from_dict(chosen.user_attrs["candidate"]).quant
+        if onnx and mode.config.simulated:
+            raise ParameterError(
+                "onnx",
+                f": trial {chosen.number} is {mode.value}, which no onnxruntime kernel runs (its arithmetic would be an fp32 "
+                "simulation there too); export it without onnx, or choose an fp32, int8 or bitnet158 trial.",
+            )
+        _logger.info(
+            "exporting trial %d (%s)%s", chosen.number, chosen.user_attrs.get("key"), f" for {selection.describe()}" if selection else ""
         )
-    _logger.info(
-        "exporting trial %d (%s)%s", chosen.number, chosen.user_attrs.get("key"), f" for {selection.describe()}" if selection else ""
-    )
-    _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
-    ctx = build_context(settings, execution.cache_dir, show_progress_bar=show_progress_bar, device=device, inputs=inputs)
-    if finetune.tokens is not None:
-        steps = finetune.steps_for(ctx.settings.batch_size, ctx.train.mean_tokens)
-        batch, mean = ctx.settings.batch_size, ctx.train.mean_tokens
-        _logger.info("%d tokens: %d steps of %d examples of %.1f tokens on average", finetune.tokens, steps, batch, mean)
-    chosen_by = None
-    if selection:
-        chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
-    climbing = accept_drop is not None and trial is None and ctx.task.checkable
-    if accept_drop is not None and selection.max_accuracy_drop is not None:  # the stricter of the user's two bounds
-        accept_drop = min(accept_drop, selection.max_accuracy_drop)
-    trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
-    attempts: list[dict[str, Any]] = []
-    if climbing:
-        assert accept_drop is not None
-        chosen, trained, attempts = _climb(
-            ctx, the_study, chosen, trained, accept_drop, climbs, steps, finetune, show_progress_bar, pool, onnx, selection
+        _logger.info("device: %s%s", device.describe(), ", torch.compile" if device.compile else "")
+        ctx = build_context(settings, execution.cache_dir, show_progress_bar=show_progress_bar, device=device, inputs=inputs)
+        if finetune.tokens is not None:
+            steps = finetune.steps_for(ctx.settings.batch_size, ctx.train.mean_tokens)
+            batch, mean = ctx.settings.batch_size, ctx.train.mean_tokens
+            _logger.info("%d tokens: %d steps of %d examples of %.1f tokens on average", finetune.tokens, steps, batch, mean)
+        chosen_by = None
+        if selection:
+            chosen_by = {"selection": selection.describe(), "retimed": tables[0].to_dict() if tables else None}
+        climbing = accept_drop is not None and trial is None and ctx.task.checkable
+        if accept_drop is not None and selection.max_accuracy_drop is not None:  # the stricter of the user's two bounds
+            accept_drop = min(accept_drop, selection.max_accuracy_drop)
+        trained = train_trial(ctx, chosen, steps, finetune.method, agora_settings, show_progress_bar, pool)
+        attempts: list[dict[str, Any]] = []
+        if climbing:
+            assert accept_drop is not None
+            chosen, trained, attempts = _climb(
+                ctx, the_study, chosen, trained, accept_drop, climbs, steps, finetune, show_progress_bar, pool, onnx, selection
+            )
+        report = export_trial(
+            ctx,
+            the_study,
+            chosen,
+            out,
+            steps,
+            overwrite,
+            show_progress_bar=show_progress_bar,
+            method=finetune.method,
+            agora_settings=agora_settings,
+            budget=chosen_by,
+            onnx=onnx,
+            pool=pool,
+            trained=trained,
+            attempts=attempts,
+            tokens=finetune.tokens,
         )
-    report = export_trial(
-        ctx,
-        the_study,
-        chosen,
-        out,
-        steps,
-        overwrite,
-        show_progress_bar=show_progress_bar,
-        method=finetune.method,
-        agora_settings=agora_settings,
-        budget=chosen_by,
-        onnx=onnx,
-        pool=pool,
-        trained=trained,
-        attempts=attempts,
-        tokens=finetune.tokens,
-    )
-    discard_checkpoints(ctx, [str(chosen.user_attrs.get("key"))] + [str(a["candidate"]) for a in attempts])
-    if ctx.task.checkable:
-        _warn_if_far_below_teacher(report, study, storage, ctx.task.metric)
-    return report
+        discard_checkpoints(ctx, [str(chosen.user_attrs.get("key"))] + [str(a["candidate"]) for a in attempts])
+        if ctx.task.checkable:
+            _warn_if_far_below_teacher(report, study, storage, ctx.task.metric)
+        return report
+    except BaseException:
+        release_out_dir(out)  # what the failed run claimed; the directory itself was never touched
+        raise
 
 
 def _climb(

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from bortnas.core.storage_url import redact
+
 __all__ = ["SearchResult", "TrialSummary"]
 
 
@@ -63,7 +65,7 @@ class SearchResult:
 
     Attributes:
         study: the study's name (pass it to `bortnas.export` and `bortnas.trials`).
-        storage: the storage URL the study lives in.
+        storage: the storage URL the study lives in (its password, if any, is left out of `repr` and `to_dict`).
         best: the chosen trial: the FPTAS's answer, else the argmax-W trial.
         teacher_dev_score: the task teacher's dev score under `metric`, the reference of every trial.
         task: the study's task (`bortnas.core.tasks.TASKS`).
@@ -79,7 +81,7 @@ class SearchResult:
     """
 
     study: str
-    storage: str
+    storage: str = dataclasses.field(repr=False)
     best: TrialSummary
     teacher_dev_score: float
     space_size: int
@@ -94,7 +96,7 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
-            "storage": self.storage,
+            "storage": redact(self.storage),
             "best_trial": self.best.number,
             "candidate": self.best.candidate,
             "W": self.best.w,

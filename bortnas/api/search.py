@@ -21,7 +21,6 @@ from bortnas.core.errors import BortnasError, ParameterError
 from bortnas.core.settings import COSTS, Execution, RunSettings
 from bortnas.core.space import SearchSpace
 from bortnas.search.selection import Selection
-from bortnas.search.storage import DEFAULT_STORAGE
 from bortnas.search.strategies import FPTAS, Strategy
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ _logger = logging.getLogger(__name__)
 def search(
     space: str | Path | SearchSpace,
     *,
-    storage: str = DEFAULT_STORAGE,
+    storage: str | None = None,
     study: str | None = None,
     settings: RunSettings = RunSettings(),
     strategy: Strategy = FPTAS(),
@@ -51,7 +50,8 @@ def search(
 
     Args:
         space: a search-space YAML file (see `search_spaces/`) or a loaded `SearchSpace`.
-        storage: SQLAlchemy URL of the study database (SQLite by default, PostgreSQL for a cluster).
+        storage: SQLAlchemy URL of the study database (default: the `BORTNAS_STORAGE` environment
+            variable, else `sqlite:///bortnas.db`; PostgreSQL for a cluster).
         study: the study's name (default: the space's name).
         settings: the teacher, the task data and how trials train; pinned with the study.
         strategy: how candidates are proposed: `FPTAS` (default), `Grid`, `RandomSearch`, `TPE` or `NSGA2`.
@@ -76,6 +76,7 @@ def search(
         'L2-H288-A12-I384-fp32'
     """
     from bortnas.core.space import load_search_space
+    from bortnas.core.storage_url import redact, resolve_storage
     from bortnas.runtime.device import Device
     from bortnas.search.budget_screen import BudgetScreen, refuse_simulated_latency
     from bortnas.search.claims import Coordination
@@ -90,6 +91,7 @@ def search(
     from bortnas.trial.latency_table import measure_space
     from bortnas.trial.scoring import context_evaluator
 
+    storage = resolve_storage(storage)
     space = space if isinstance(space, SearchSpace) else load_search_space(space)
     settings = dataclasses.replace(settings, trial_steps=strategy.trial_steps(settings.trial_steps))
     inputs = resolve_inputs(settings)
@@ -128,7 +130,7 @@ def search(
     the_study = create_or_resume(rdb, name, space, settings, sampler, fptas=plan, latency_table=table)
     proposals = sampler.proposals(the_study) if isinstance(sampler, OrderedSampler) else None
     coordination = Coordination(claim_lock(storage, name), rdb, poll_s=min(5.0, execution.heartbeat_interval))
-    _logger.info("study %r in %s: %d candidates in %s", name, storage, len(space), space.source)
+    _logger.info("study %r in %s: %d candidates in %s", name, redact(storage), len(space), space.source)
     if isinstance(sampler, FPTASSampler) and plan is not None:
         _logger.info(
             "FPTAS epsilon %.3g: %d buckets, %d candidates to evaluate at %d steps each (bound %d), guarantee W >= %.2f * optimum",
@@ -225,7 +227,7 @@ def frontier(summaries: Sequence[TrialSummary]) -> tuple[TrialSummary, ...]:
 def trials(
     study: str,
     *,
-    storage: str = DEFAULT_STORAGE,
+    storage: str | None = None,
     cost: str | None = None,
     budget: Budget | None = None,
     max_accuracy_drop: float | None = None,
@@ -235,7 +237,7 @@ def trials(
 
     Args:
         study: the study's name.
-        storage: the storage URL the study lives in (it must exist; nothing is created).
+        storage: the storage URL the study lives in (it must exist; nothing is created; default as `search`'s).
         cost: which W to report and star, "flops" or "latency" (default: the study's own).
         budget: mark the trials inside these bounds (`in_budget`); `min_speedup` uses the study's latency table.
         max_accuracy_drop: with or without `budget`, also require dev accuracy at most this many points below the teacher's.

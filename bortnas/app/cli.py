@@ -10,19 +10,22 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bortnas import __version__
 from bortnas.api.export import ACCEPT_DROP, CLIMBS
 from bortnas.api.finetune import Finetune
 from bortnas.api.results import SearchResult, TrialSummary
 from bortnas.core.budget import Budget
-from bortnas.core.errors import BortnasError, ParameterError, UserInputError
+from bortnas.core.errors import BortnasError, ParameterError, Terminated, UserInputError
 from bortnas.core.finetuning import DEFAULT_STEPS, AgoraSettings, load_grid
 from bortnas.core.settings import COSTS, DEFAULT_TEACHER_STEPS, LATENCY_BACKENDS, Execution, RaySettings, RunSettings
+from bortnas.core.storage_url import DEFAULT_STORAGE, STORAGE_ENV, redact
 from bortnas.core.tasks import TASKS
 from bortnas.search.strategies import FPTAS, STRATEGIES, TPE, Strategy
 
@@ -31,6 +34,10 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger("bortnas")
 
+STORAGE_HELP = (
+    f"SQLAlchemy URL of the study database (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE}); "
+    f"set ${STORAGE_ENV} rather than this flag for a URL with a password"
+)
 FPTAS_FLAGS = {"--epsilon": "epsilon", "--fptas-n0": "fptas_n0", "--fptas-s": "fptas_s", "--fptas-refine": "fptas_refine"}
 # the flag of each API parameter whose flag is not "--" + its name with dashes (`flag_for`)
 FLAGS = {
@@ -484,7 +491,16 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from bortnas.ray.submit import connect, default_address, default_python, follow_job, load_runtime_env, search_entrypoint, submit_search
+    from bortnas.ray.submit import (
+        connect,
+        default_address,
+        default_python,
+        follow_job,
+        load_runtime_env,
+        search_entrypoint,
+        split_storage,
+        submit_search,
+    )
 
     search_args = args.search_args[1:] if args.search_args[:1] == ["--"] else args.search_args
     address = args.address or default_address()
@@ -493,7 +509,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.logs is None:
         entrypoint = search_entrypoint(search_args, args.python or default_python(address))
         build_parser().parse_args(["search", *search_args])  # a typo exits 2 here, before the cluster spends anything
-        runtime_env = load_runtime_env(args.runtime_env)
+        runtime_env = load_runtime_env(args.runtime_env, split_storage(search_args)[1])
     client = connect(address)
     # The SDK sets its logger to INFO when imported (by connect) and logs each closed log stream there.
     logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.DEBUG if args.verbose > 1 else logging.WARNING)
@@ -566,9 +582,7 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_study(parser: argparse.ArgumentParser, required: bool) -> None:
-    from bortnas.search.storage import DEFAULT_STORAGE
-
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"SQLAlchemy URL of the study database (default {DEFAULT_STORAGE})")
+    parser.add_argument("--storage", default=None, help=STORAGE_HELP)
     parser.add_argument("--study", required=required, help="study name" + ("" if required else " (default: the space's name)"))
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format on stdout")
 
@@ -577,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bortnas.ray.cluster import DASHBOARD_PORT
 
     d, fptas = RunSettings(), FPTAS()
-    parser = argparse.ArgumentParser(prog="bortnas", description="Search, inspect and export sub-architectures of an encoder teacher.")
+    parser = _Parser(prog="bortnas", description="Search, inspect and export sub-architectures of an encoder teacher.")
     parser.add_argument("--version", action="version", version=f"bortnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -880,7 +894,6 @@ def build_parser() -> argparse.ArgumentParser:
     j.set_defaults(func=cmd_submit)
 
     from bortnas.app.dashboard import DEFAULT_HOST, DEFAULT_PORT
-    from bortnas.search.storage import DEFAULT_STORAGE
 
     dash = sub.add_parser(
         "dashboard",
@@ -890,7 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
         "unless --host names another address, and warns then. Ctrl-C stops it. "
         "Example: bortnas dashboard --storage sqlite:///bortnas.db --port 8080",
     )
-    dash.add_argument("--storage", default=DEFAULT_STORAGE, help=f"SQLAlchemy URL of the study database (default {DEFAULT_STORAGE})")
+    dash.add_argument("--storage", default=None, help=STORAGE_HELP)
     dash.add_argument(
         "--host",
         default=DEFAULT_HOST,
@@ -917,12 +930,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, like every other refusal of the CLI (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {redact(message)} (see {self.prog} --help)\n")
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Hides URL passwords in every line, also those of other libraries' messages that quote a URL."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
     import optuna
 
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[bortnas] %(message)s"))
+    handler.setFormatter(_RedactingFormatter("[bortnas] %(message)s"))
     _logger.handlers[:] = [handler]
     _logger.setLevel(level)
     _logger.propagate = False
@@ -933,6 +960,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C (`Terminated`), instead of killing the process where it stands."""
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Nothing is ever fetched from a model hub: teachers and data are local.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -940,21 +972,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args)
     func: Callable[[argparse.Namespace], int] = args.func
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return func(args)
     except UserInputError as e:
         if args.debug:
             raise
-        print(f"bortnas {args.command}: error: {e.named(flag_for)}", file=sys.stderr)
+        print(f"bortnas {args.command}: error: {redact(e.named(flag_for))}", file=sys.stderr)
         return 2
     except BortnasError as e:
         if args.debug:
             raise
-        print(f"bortnas {args.command}: error: {e}", file=sys.stderr)
+        print(f"bortnas {args.command}: error: {redact(str(e))}", file=sys.stderr)
         return 1
+    except Terminated as e:
+        print(f"bortnas {args.command}: terminated (signal {e.signum})", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(f"bortnas {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

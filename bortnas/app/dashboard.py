@@ -10,6 +10,7 @@ import ipaddress
 import logging
 
 from bortnas.core.errors import MissingDependencyError, ParameterError, UserInputError
+from bortnas.core.storage_url import redact, resolve_storage
 from bortnas.search.storage import open_storage, storage_exists
 
 DEFAULT_HOST = "127.0.0.1"
@@ -31,14 +32,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+def serve(storage: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve optuna-dashboard on every study in `storage` until Ctrl-C, which returns normally.
 
     The dashboard has no authentication and its API can rename and delete studies, so a `host`
     that is not loopback is logged as a warning: the caller asked for it, but should know.
 
     Args:
-        storage: SQLAlchemy URL of the study database; a SQLite file must exist already.
+        storage: SQLAlchemy URL of the study database (default `$BORTNAS_STORAGE`, else `sqlite:///bortnas.db`);
+            a SQLite file must exist already.
         host: address to bind.
         port: TCP port to listen on.
 
@@ -53,8 +55,11 @@ def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> N
     """
     if not 1 <= port <= 65535:
         raise ParameterError("port", f" {port} is not a TCP port: use 1..65535 (default {DEFAULT_PORT}).")
+    storage = resolve_storage(storage)
     if not storage_exists(storage):
-        raise ParameterError("storage", f" {storage} does not exist: run a search first (`bortnas search`) or pass the storage of one.")
+        raise ParameterError(
+            "storage", f" {redact(storage)} does not exist: run a search first (`bortnas search`) or pass the storage of one."
+        )
     try:
         import optuna_dashboard
     except ImportError as e:
@@ -68,13 +73,13 @@ def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> N
             "connect can read, edit and delete the studies in %s. Unless the network is trusted, keep the default %s and "
             "use an SSH tunnel (ssh -L %d:127.0.0.1:%d THIS_HOST).",
             host,
-            storage,
+            redact(storage),
             DEFAULT_HOST,
             port,
             port,
         )
     address = f"[{host}]" if ":" in host else host
-    _logger.info("optuna-dashboard for %s on http://%s:%d/ (Ctrl-C stops it)", storage, address, port)
+    _logger.info("optuna-dashboard for %s on http://%s:%d/ (Ctrl-C stops it)", redact(storage), address, port)
     try:
         optuna_dashboard.run_server(opened, host=host, port=port)
     except OSError as e:

@@ -107,3 +107,15 @@ class ClusterError(UserInputError):
 
 class JobFailedError(BortnasError):
     """A submitted Ray job ended in another state than SUCCEEDED."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was sent SIGTERM (what Ray, Kubernetes and Slurm send to stop a job).
+
+    A `KeyboardInterrupt`, so that it unwinds exactly as Ctrl-C does: the running trial is told
+    FAIL with the reason, checkpoints and staging directories are left or removed as on Ctrl-C.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum

@@ -267,11 +267,41 @@ def _read_rows(path: Path, encoding: str = "utf-8") -> list[dict[str, Any]]:
         for number, line in enumerate(io.StringIO(text, newline=None), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise DataError(f"{path} line {number} is not JSON: {e.msg}; write one JSON object per line.") from e
+                if not isinstance(row, dict):
+                    raise DataError(f"{path} line {number} is a JSON {type(row).__name__}, not an object; write one JSON object per line.")
+                rows.append(row)
         return rows
-    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","))
+    return _read_delimited(path, text, "\t" if suffix == ".tsv" else ",")
+
+
+def _read_delimited(path: Path, text: str, delimiter: str) -> list[dict[str, Any]]:
+    """The rows of a CSV or TSV text as dicts keyed by its header, strictly: a row with another number of
+    fields than the header, or broken quoting, is a one-line DataError naming the line where the row
+    starts and what is wrong (the lenient reader would shift the columns and fail later, elsewhere)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    shown = "tab" if delimiter == "\t" else repr(delimiter)
+    start, rows = 1, []
+    try:
+        header = next(reader, None)
+        start = reader.line_num + 1
+        for fields in reader:
+            if fields and header is not None and len(fields) != len(header):
+                raise DataError(
+                    f"{path} line {start}: {len(fields)} fields where the header has {len(header)}; "
+                    f"quote a field that holds a {shown} or a line break, and give every row the header's columns."
+                )
+            if fields and header is not None:
+                rows.append(dict(zip(header, fields, strict=True)))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        what = "a quoted field is never closed (unterminated quote)" if "unexpected end of data" in str(e) else f"bad quoting ({e})"
+        raise DataError(
+            f"{path} line {start}: {what}; fix the quotes of that row (a quote inside a quoted field is written twice)."
+        ) from None
+    return rows
 
 
 def _label_columns(label_column: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -27,11 +28,12 @@ import tempfile
 import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import optuna
 import torch
 
+from bortnas.core.disk import HEADROOM_BYTES, check_free_space, disk_full_error, is_disk_full
 from bortnas.core.errors import ExportError, UserInputError
 from bortnas.core.finetuning import AgoraSettings
 from bortnas.core.space import ArchSpec
@@ -195,12 +197,53 @@ def write_onnx(directory: Path, model: PreTrainedModel, spec: ArchSpec, ctx: Con
     return record
 
 
+_WRITING: dict[Path, IO[str]] = {}  # the output directories this process holds the lock of, and the lock files
+
+
 def prepare_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to write over a non-empty directory unless `overwrite` (checked before any work)."""
+    """Refuse to write over a non-empty directory unless `overwrite`, and claim `out` for this process
+    (checked before any work).
+
+    The claim is an exclusive lock on `.NAME.bortnas-lock` beside `out`, held until `write_trained`
+    has renamed the finished directory into place (or the process ends): a second process writing
+    the same `out` at the same time is refused at once instead of mixing its files in.
+
+    Raises:
+        UserInputError: `out` is not empty, its parent does not exist, or another process is writing it.
+    """
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise UserInputError(f"--out {out} exists and is not empty: choose another directory or pass --overwrite.")
     if not out.parent.exists():
         raise UserInputError(f"--out {out}: parent directory {out.parent} does not exist.")
+    if out in _WRITING:
+        return
+    path = _lock_path(out)
+    for _ in range(3):  # the holder unlinks the file when it is done: lock the file that is at the path now
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise UserInputError(
+                f"--out {out} is being written by another bortnas process: wait for it to end or choose another directory."
+            ) from None
+        if path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+            _WRITING[out] = handle
+            return
+        handle.close()
+    raise UserInputError(f"--out {out}: its lock file {path} keeps being replaced; is another process writing it?")
+
+
+def release_out_dir(out: Path) -> None:
+    """Give up the claim `prepare_out_dir` took on `out` (nothing if this process holds none)."""
+    handle = _WRITING.pop(out, None)
+    if handle is not None:
+        _lock_path(out).unlink(missing_ok=True)
+        handle.close()
+
+
+def _lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.bortnas-lock"
 
 
 def train_trial(
@@ -322,6 +365,8 @@ def write_trained(
         student.config.label2id = {name: i for i, name in enumerate(ctx.data.label_names)}
     if ctx.task.problem_type is not None:
         student.config.problem_type = ctx.task.problem_type  # type: ignore[assignment]  # one of transformers' three
+    needed = sum(t.numel() * t.element_size() for t in student.state_dict().values()) + HEADROOM_BYTES
+    check_free_space(out.parent, needed, f"writing {out}")
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save(student, staging)
@@ -357,13 +402,27 @@ def write_trained(
             onnx_record = write_onnx(staging, reloaded, spec, ctx)
             add_metadata(staging, {"onnxruntime": onnx_record})
             report = dataclasses.replace(report, onnxruntime=onnx_record)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
+        _replace(staging, out)
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
+        if is_disk_full(e):
+            raise disk_full_error(out.parent, needed, f"writing {out}") from e
         raise
+    finally:
+        release_out_dir(out)
     return report
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Rename the finished `staging` directory to `out`; an earlier `out` is moved aside first and
+    deleted only once the new one is in place, so a crash at any point leaves one whole directory."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    os.replace(out, old / out.name)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_trial(

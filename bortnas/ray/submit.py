@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from bortnas.core.errors import ClusterError, JobFailedError, ParameterError, UserInputError
+from bortnas.core.storage_url import STORAGE_ENV, redact
 from bortnas.ray.cluster import DASHBOARD_PORT, configure_ray_env, require_ray
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ def default_python(address: str) -> str:
 
 
 def search_entrypoint(search_args: Sequence[str], python: str) -> str:
-    """The shell command of a job that runs `bortnas search` with `search_args`, each one quoted.
+    """The shell command of a job that runs `bortnas search` with `search_args`, each one quoted, less any
+    `--storage URL` (`split_storage`: the URL goes in the job's environment).
 
     Raises:
         UserInputError: no search arguments, or they start with the word `search`.
@@ -90,14 +92,37 @@ def search_entrypoint(search_args: Sequence[str], python: str) -> str:
         )
     if search_args[0] == "search":
         raise UserInputError("give the arguments of `bortnas search` after `--` without the word `search`: bortnas submit -- --space ...")
-    return shlex.join([python, "-m", "bortnas", "search", *search_args])
+    return shlex.join([python, "-m", "bortnas", "search", *split_storage(search_args)[0]])
 
 
-def load_runtime_env(path: Path | None) -> dict[str, Any]:
+def split_storage(search_args: Sequence[str]) -> tuple[list[str], str | None]:
+    """`search_args` without their `--storage URL` (also `--storage=URL` and argparse's abbreviations), and the URL.
+
+    A job's entrypoint is shown by the Ray dashboard and `ray job list` to everyone who can reach
+    the head; a storage URL may hold a database password, so it travels in the job's environment
+    (`load_runtime_env`) instead.
+    """
+    kept: list[str] = []
+    storage: str | None = None
+    rest = iter(search_args)
+    for arg in rest:
+        flag, equals, value = arg.partition("=")
+        if len(flag) >= len("--st") + 1 and "--storage".startswith(flag):
+            storage = value if equals else next(rest, None)
+            continue
+        kept.append(arg)
+    return kept, storage
+
+
+def load_runtime_env(path: Path | None, storage: str | None = None) -> dict[str, Any]:
     """Read a runtime-env YAML file (see jobs/runtime_env.yaml) and add `JOB_ENV_VARS` where it names none.
+
+    The job's study storage, `storage` or else the submitter's `$BORTNAS_STORAGE`, becomes the job's
+    `$BORTNAS_STORAGE`, which `bortnas search` reads when no `--storage` is given.
 
     Args:
         path: the file, or None for a runtime env with only `JOB_ENV_VARS`.
+        storage: the `--storage` URL taken out of the search arguments (`split_storage`), if any.
 
     Returns:
         The runtime env as `JobSubmissionClient.submit_job` takes it.
@@ -120,6 +145,9 @@ def load_runtime_env(path: Path | None) -> dict[str, Any]:
     if not isinstance(env_vars, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()):
         raise UserInputError(f'env_vars in runtime env file {path} must map names to strings; quote values such as "1".')
     runtime_env["env_vars"] = {**JOB_ENV_VARS, **env_vars}
+    storage = storage or os.environ.get(STORAGE_ENV)
+    if storage:
+        runtime_env["env_vars"][STORAGE_ENV] = storage
     return runtime_env
 
 
@@ -179,8 +207,8 @@ def submit_search(client: JobSubmissionClient, entrypoint: str, runtime_env: dic
         try:
             job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
         except (ValueError, TypeError) as e:
-            raise UserInputError(f"Ray rejected the runtime env {runtime_env}: {str(e).splitlines()[0]}") from e
-    _logger.info("submitted %s: %s", job_id, entrypoint)
+            raise UserInputError(redact(f"Ray rejected the runtime env {runtime_env}: {str(e).splitlines()[0]}")) from e
+    _logger.info("submitted %s: %s", job_id, redact(entrypoint))
     return job_id
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ from bortnas.core.errors import TrialFailed  # noqa: E402
 from bortnas.core.settings import RaySettings, RunSettings  # noqa: E402
 from bortnas.core.space import ArchSpec, SearchSpace  # noqa: E402
 from bortnas.runtime.device import Device, limit_memory_fraction  # noqa: E402
-from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, search_target  # noqa: E402
+from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, interrupt_reason, search_target  # noqa: E402
 from bortnas.search.budget_screen import BudgetScreen  # noqa: E402
 from bortnas.search.claims import Coordination, Heartbeat, claim_asked, next_action, read_state  # noqa: E402
 from bortnas.search.strategies import distributions  # noqa: E402
@@ -198,12 +199,12 @@ class StudySearch(Searcher):
         else:  # stopped early by ASHA: its candidate is not proposed again, and does not count as finished
             self.book.record_stopped_early(live.trial, result.get("step"), result["w"], result.get("error"))
 
-    def abandon(self) -> None:
-        """Tell FAIL every trial Tune left without a completion (the run was interrupted), so none stays RUNNING."""
+    def abandon(self, reason: str) -> None:
+        """Tell FAIL, with `reason`, every trial Tune left without a completion (the run was stopped), so none stays RUNNING."""
         for trial_id in list(self._live):
             live = self._live.pop(trial_id)
             live.beat.stop()
-            self.book.record_interrupt(live.trial)
+            self.book.record_interrupt(live.trial, reason)
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the study in SQL is the search's state, and a restarted driver resumes from it."""
@@ -290,7 +291,7 @@ def run_search_ray(
             )
             tuner.fit()
     finally:
-        searcher.abandon()
+        searcher.abandon(interrupt_reason(sys.exc_info()[1]))
         book.close()
         shutil.rmtree(results_dir, ignore_errors=True)
         if started_ray:

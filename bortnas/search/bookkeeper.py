@@ -24,7 +24,7 @@ from typing import Any
 
 import optuna
 
-from bortnas.core.errors import TrialFailed
+from bortnas.core.errors import Terminated, TrialFailed
 from bortnas.core.progress import Progress, progress_bar
 from bortnas.core.space import ArchSpec, SearchSpace
 from bortnas.search.claims import StudyState
@@ -34,6 +34,12 @@ _logger = logging.getLogger(__name__)
 _FAIL, _PRUNED = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED
 
 INTERRUPTED = "interrupted by the user"
+TERMINATED = "terminated by SIGTERM"
+
+
+def interrupt_reason(error: BaseException | None) -> str:
+    """The `fail_reason` of a trial a stopped process leaves: Ctrl-C's, or SIGTERM's (`Terminated`)."""
+    return TERMINATED if isinstance(error, Terminated) else INTERRUPTED
 
 
 def is_expected_failure(error: BaseException) -> bool:
@@ -158,9 +164,9 @@ class TrialBookkeeper:
         trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
         self.study.tell(trial, state=_FAIL)
 
-    def record_interrupt(self, trial: optuna.Trial) -> None:
-        """Tell the trial FAIL: the user stopped the search while it ran (a later run evaluates the candidate)."""
-        trial.set_user_attr("fail_reason", INTERRUPTED)
+    def record_interrupt(self, trial: optuna.Trial, reason: str = INTERRUPTED) -> None:
+        """Tell the trial FAIL: the search was stopped while it ran (a later run evaluates the candidate)."""
+        trial.set_user_attr("fail_reason", reason)
         self.study.tell(trial, state=_FAIL)
 
     def record_stopped_early(self, trial: optuna.Trial, step: Any, w: float, error: Any) -> None:

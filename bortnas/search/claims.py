@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import socket
 import threading
@@ -23,9 +24,11 @@ from typing import Literal
 
 import optuna
 
+from bortnas.core.errors import StorageError
 from bortnas.core.space import ArchSpec
 from bortnas.search.budget_screen import BudgetScreen
 
+_logger = logging.getLogger(__name__)
 _RUNNING, _COMPLETE, _PRUNED = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 
 
@@ -198,7 +201,11 @@ class Heartbeat:
         assert self._storage is not None
         interval = self._storage.get_heartbeat_interval() or 60
         while not self._stop.is_set():
-            self._storage.record_heartbeat(self._trial_id)
+            try:
+                self._storage.record_heartbeat(self._trial_id)  # retried through a lost connection (ResilientRDBStorage)
+            except StorageError as e:  # the worker's own next storage call meets the same fault and ends the run
+                _logger.warning("heartbeats of trial %d stopped: %s", self._trial_id, e)
+                return
             self._stop.wait(interval)
 
     def start(self) -> Heartbeat:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import optuna
 
 from bortnas.core.space import ArchSpec, SearchSpace
-from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, is_expected_failure, search_target
+from bortnas.search.bookkeeper import TrialBookkeeper, driven_heartbeats, interrupt_reason, is_expected_failure, search_target
 from bortnas.search.budget_screen import BudgetScreen
 from bortnas.search.claims import Coordination, claim_asked, heartbeat, next_action, read_state
 from bortnas.search.strategies import distributions
@@ -100,8 +100,8 @@ def run_search(
                         raise
                     book.record_failure(trial, spec, e)
                     continue
-                except KeyboardInterrupt:
-                    book.record_interrupt(trial)
+                except KeyboardInterrupt as e:
+                    book.record_interrupt(trial, interrupt_reason(e))
                     raise
                 book.record_score(trial, spec, score.w, score.attrs())
     finally:

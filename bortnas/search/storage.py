@@ -4,33 +4,116 @@ Optuna layer. SQLite (the default) is hardened for several processes on one mach
 journal, a long busy timeout, and retries of the table creation two fresh processes can race
 on. PostgreSQL (or any SQLAlchemy URL Optuna supports) serves a cluster. Search workers record
 heartbeats, so a trial whose process died is failed and re-queued (`RetryHeartbeatStaleTrialCallback`).
+
+Once a storage is open, a lost connection (a database restart, a network cut, SQLite's "database is
+locked") does not end the run: every storage call is retried with exponential backoff for
+`RETRY_FOR_S` seconds (`ResilientRDBStorage`), then fails with one line. A URL that cannot be
+opened at the start fails at once: that is a typo or a server that is not there, not a fault.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
+import logging
 import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from bortnas.core.errors import StorageError
+from bortnas.core.storage_url import DEFAULT_STORAGE, redact
 
-DEFAULT_STORAGE = "sqlite:///bortnas.db"
+__all__ = ["DEFAULT_STORAGE", "claim_lock", "open_storage", "storage_exists"]
+
 SQLITE_TIMEOUT_S = 60
+RETRY_FOR_S = 120.0  # how long an open storage's calls are retried through a lost connection
+_FIRST_DELAY_S, _MAX_DELAY_S = 0.5, 10.0
 _T = TypeVar("_T")
+_logger = logging.getLogger(__name__)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` is a lost or busy connection that a retry may get past (Optuna wraps it in StorageInternalError)."""
+    cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) else error
+    if isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError | sqlite3.OperationalError):
+        return True
+    return isinstance(cause, sqlalchemy.exc.DBAPIError) and bool(cause.connection_invalidated)
+
+
+def retry_transient(call: Callable[[], _T], url: str, what: str, retry_for_s: float = RETRY_FOR_S) -> _T:
+    """`call()`, retried with exponential backoff while it fails with a transient error, for at most `retry_for_s` seconds.
+
+    A state update that failed after its commit reached the server finds the trial already
+    finished when it is retried: that is its own earlier attempt, and counts as done.
+
+    Raises:
+        StorageError: still failing after `retry_for_s` seconds, in one line naming the storage.
+    """
+    deadline, delay, failed = time.monotonic() + retry_for_s, _FIRST_DELAY_S, False
+    while True:
+        try:
+            return call()
+        except optuna.exceptions.UpdateFinishedTrialError:
+            if failed and what == "set_trial_state_values":
+                return True  # type: ignore[return-value]  # what Optuna's method returns on success
+            raise
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, sqlite3.OperationalError) as e:
+            if not is_transient(e):
+                raise
+            reason = str(e.__cause__ or e).strip().splitlines()[0] if str(e.__cause__ or e).strip() else type(e).__name__
+            if time.monotonic() + delay > deadline:
+                raise StorageError(
+                    f"lost the study database {redact(url)} for {retry_for_s:.0f} s ({redact(reason)}): "
+                    "check the server, then run the same command again to resume the study.",
+                    mentions=("storage",),
+                ) from e
+            if not failed:
+                _logger.warning(
+                    "the study database %s is unreachable (%s); retrying for up to %.0f s", redact(url), redact(reason), retry_for_s
+                )
+            failed = True
+            time.sleep(delay)
+            delay = min(2 * delay, _MAX_DELAY_S)
+
+
+class ResilientRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDBStorage whose public calls ride out a lost connection (`retry_transient`).
+
+    Optuna opens a session per call and SQLAlchemy's pre-ping replaces a dead pooled connection,
+    so retrying the call is enough once the server answers again; a worker's heartbeat thread,
+    its claims and its results all go through here.
+    """
+
+    retry_for_s: float = RETRY_FOR_S
+
+
+def _resilient(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return retry_transient(lambda: method(self, *args, **kwargs), self.url, name, self.retry_for_s)
+
+    return call
+
+
+for _name, _method in vars(optuna.storages.RDBStorage).items():
+    if not _name.startswith("_") and callable(_method) and _name not in ("remove_session", "upgrade", "get_heartbeat_interval"):
+        setattr(ResilientRDBStorage, _name, _resilient(_name, _method))
 
 
 def _is_sqlite_file(url: str) -> str | None:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return None  # not a URL at all: `open_storage` says so in one line
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return parsed.database
     return None
@@ -66,9 +149,9 @@ def open_storage(
     """
     try:
         parsed = make_url(url)
-    except sqlalchemy.exc.ArgumentError as e:
+    except (sqlalchemy.exc.ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
         raise StorageError(
-            f"storage={url!r} is not a SQLAlchemy URL: use e.g. sqlite:///bortnas.db or postgresql+psycopg2://user@host/db.",
+            f"storage={redact(url)!r} is not a SQLAlchemy URL: use e.g. sqlite:///bortnas.db or postgresql+psycopg2://user@host/db.",
             mentions=("storage",),
         ) from e
     engine_kwargs: dict[str, object] = {}
@@ -76,9 +159,15 @@ def open_storage(
     if parsed.get_backend_name() == "sqlite":
         if database and not Path(database).parent.exists():
             raise StorageError(
-                f"storage={url!r}: directory {Path(database).parent} does not exist; create it first.", mentions=("storage",)
+                f"storage={redact(url)!r}: directory {Path(database).parent} does not exist; create it first.", mentions=("storage",)
             )
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+        if database and _not_sqlite(Path(database)):
+            raise StorageError(
+                f"storage={redact(url)!r}: {database} is not a SQLite database (it lacks SQLite's file header): "
+                "pass the file a search wrote, or a new file name.",
+                mentions=("storage",),
+            )
         if database:
             _retry_locked(lambda: _enable_wal(database))
     else:
@@ -91,7 +180,7 @@ def open_storage(
                 grace = grace_period or 3 * heartbeat_interval
                 stale_callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
             return _retry_locked(
-                lambda: optuna.storages.RDBStorage(
+                lambda: ResilientRDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval,
@@ -101,14 +190,25 @@ def open_storage(
             )
     except (ImportError, ModuleNotFoundError) as e:
         raise StorageError(
-            f"storage={url!r} needs a database driver that is not installed ({e}): install the driver the URL names.",
+            f"storage={redact(url)!r} needs a database driver that is not installed ({e}): install the driver the URL names.",
             mentions=("storage",),
         ) from e
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as e:
         raise StorageError(
-            f"storage={url!r} cannot be opened ({str(e).splitlines()[0]}): check the URL and that its database is reachable.",
+            f"storage={redact(url)!r} cannot be opened ({redact(str(e).splitlines()[0])}): "
+            "check the URL and that its database is reachable.",
             mentions=("storage",),
         ) from e
+
+
+def _not_sqlite(path: Path) -> bool:
+    """A file is there, not empty, and does not start with SQLite's 16-byte header."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except FileNotFoundError:
+        return False
+    return bool(head) and head != b"SQLite format 3\x00"
 
 
 def _enable_wal(database: str) -> None:
@@ -150,18 +250,34 @@ def claim_lock(url: str, name: str) -> Callable[[], contextlib.AbstractContextMa
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     key = int.from_bytes(hashlib.sha256(f"bortnas:{name}".encode()).digest()[:8], "big", signed=True)
 
+    arg: int | str = key
+    if backend == "postgresql":
+        lock, unlock = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
+    else:
+        lock, unlock, arg = "SELECT GET_LOCK(:k, 600)", "SELECT RELEASE_LOCK(:k)", str(key)
+
+    def locked() -> sqlalchemy.Connection:
+        connection = engine.connect()
+        try:
+            connection.execute(sqlalchemy.text(lock), {"k": arg})
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
     @contextlib.contextmanager
     def server_lock() -> Iterator[None]:
-        with engine.connect() as connection:
-            if backend == "postgresql":
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:k)")
-            else:
-                connection.execute(sqlalchemy.text("SELECT GET_LOCK(:k, 600)"), {"k": str(key)})
-                unlock = sqlalchemy.text("SELECT RELEASE_LOCK(:k)")
+        connection = retry_transient(locked, url, "claim lock")
+        try:
+            yield
+        finally:
             try:
-                yield
+                connection.execute(sqlalchemy.text(unlock), {"k": arg})
+            except sqlalchemy.exc.SQLAlchemyError as e:
+                if not is_transient(e):
+                    raise
+                # the connection died with the server's session, and the session's lock with it
             finally:
-                connection.execute(unlock, {"k": key if backend == "postgresql" else str(key)})
+                connection.close()
 
     return server_lock

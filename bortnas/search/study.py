@@ -7,12 +7,14 @@ import warnings
 from typing import Any
 
 import optuna
+from packaging.version import InvalidVersion, Version
 
 from bortnas import __version__
 from bortnas.core.budget import LatencyTable
 from bortnas.core.errors import ParameterError, StudyMismatchError, StudyNotFoundError
 from bortnas.core.settings import OMITTED_AT_DEFAULT, RunSettings
 from bortnas.core.space import SearchSpace, parse_search_space
+from bortnas.core.storage_url import redact, resolve_storage
 from bortnas.search.storage import open_storage, storage_exists
 
 PINNED = ("space_fingerprint", "settings")
@@ -40,6 +42,7 @@ def create_or_resume(
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, direction="maximize", load_if_exists=True)
     wanted: dict[str, Any] = {"space_fingerprint": space.fingerprint(), "settings": settings.to_dict()}
     existing = study.user_attrs
+    check_written_by(existing, name)
     if fptas is not None:
         previous = existing.get("fptas")
         if previous is not None and (previous["epsilon"], previous["n0"], previous["s"]) != (fptas["epsilon"], fptas["n0"], fptas["s"]):
@@ -79,6 +82,24 @@ def create_or_resume(
         study.set_user_attr("fptas", fptas)
     _complete(study, latency_table)
     return study
+
+
+def check_written_by(attrs: dict[str, Any], name: str) -> None:
+    """Refuse a study a newer bortnas wrote: its records may mean what this version cannot know.
+
+    Raises:
+        StudyMismatchError: its `bortnas_version` is newer than this one's.
+    """
+    written = attrs.get("bortnas_version")
+    try:
+        newer = written is not None and Version(str(written)) > Version(__version__)
+    except InvalidVersion:
+        newer = True  # not a version this bortnas wrote
+    if newer:
+        raise StudyMismatchError(
+            f"study {name!r} was written by bortnas {written}, newer than this bortnas {__version__}: "
+            "upgrade bortnas to read or resume it (every worker of a study runs the same version)."
+        )
 
 
 def _complete(study: optuna.Study, latency_table: LatencyTable | None) -> None:
@@ -123,12 +144,14 @@ def load_study(storage: optuna.storages.BaseStorage, name: str) -> tuple[optuna.
     attrs = study.user_attrs
     if "settings" not in attrs:
         raise StudyNotFoundError(f"study {name!r} was not created by bortnas search (no settings recorded).")
+    check_written_by(attrs, name)
     space = parse_search_space(attrs["space"], f"study {name!r}", default_name=attrs.get("space_name", name))
     return study, space, RunSettings.from_dict(attrs["settings"])
 
 
-def open_study(storage_url: str, name: str) -> tuple[optuna.Study, SearchSpace, RunSettings]:
-    """`load_study` on the storage at `storage_url`, which must exist already (reading must not create it).
+def open_study(storage_url: str | None, name: str) -> tuple[optuna.Study, SearchSpace, RunSettings]:
+    """`load_study` on the storage at `storage_url`, which must exist already (reading must not create it);
+    None is `$BORTNAS_STORAGE`, else the default SQLite file.
 
     Raises:
         ParameterError: `storage_url` is a SQLite file that does not exist (parameter "storage", as the
@@ -136,6 +159,9 @@ def open_study(storage_url: str, name: str) -> tuple[optuna.Study, SearchSpace, 
         StorageError: the URL is invalid or the database cannot be opened.
         StudyNotFoundError: see `load_study`.
     """
+    storage_url = resolve_storage(storage_url)
     if not storage_exists(storage_url):
-        raise ParameterError("storage", f" {storage_url} does not exist: run a search first (`bortnas search`) or pass the storage of one.")
+        raise ParameterError(
+            "storage", f" {redact(storage_url)} does not exist: run a search first (`bortnas search`) or pass the storage of one."
+        )
     return load_study(open_storage(storage_url), name)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from bortnas.core.disk import disk_full_error, is_disk_full
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
@@ -91,6 +93,13 @@ class Checkpoint:
             "position": [position.step, position.epoch, position.batch],
         }
         partial = self.path.with_suffix(".partial")
-        torch.save(state, partial)
+        try:
+            torch.save(state, partial)
+        except BaseException as e:
+            partial.unlink(missing_ok=True)
+            if is_disk_full(e):
+                weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+                raise disk_full_error(self.path.parent, 3 * weights, "saving a training checkpoint") from e  # weights, Adam's two moments
+            raise
         os.replace(partial, self.path)
         self._last = time.monotonic()

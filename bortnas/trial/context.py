@@ -8,6 +8,7 @@ process (`bortnas.runtime.device`), not stored: it changes how fast a trial runs
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -173,10 +174,25 @@ def resolve_inputs(settings: RunSettings, data: TaskData | None = None) -> Input
             )
         pooling = read_pooling(directory)
     check_teacher_weights(directory, config)
+    _check_tokenizer_file(directory)
     settled = dataclasses.replace(settings, task=task, teacher_steps=steps)
     head_kind = "token" if task == "token_classification" else "none" if task in ("embedding", "general") else "sequence"
     shape = teacher_shape(config, max(1, data.num_labels), head_kind)
     return Inputs(settled, directory, config, shape, data, keep_head, pooling, masked_lm)
+
+
+def _check_tokenizer_file(directory: Path) -> None:
+    """Refuse a `tokenizer.json` that does not parse now, before anything is written (the tokenizer loads later).
+
+    Raises:
+        UserInputError: naming the file.
+    """
+    path = directory / "tokenizer.json"
+    if path.is_file():
+        try:
+            json.loads(path.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserInputError(f"teacher directory {directory} has no usable tokenizer: {path.name} does not parse ({e}).") from None
 
 
 @dataclasses.dataclass

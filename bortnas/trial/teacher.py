@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -20,9 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pad_sequence
 
+from bortnas.core.disk import HEADROOM_BYTES, check_free_space, disk_full_error, is_disk_full
 from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
 from bortnas.core.tasks import CLASSIFICATION, Task
 from bortnas.data.encode import EncodedSplit
@@ -136,6 +139,13 @@ def load_pretrained_teacher(
             options.update(id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)})
     try:
         model, info = _auto_class(task).from_pretrained(directory, **options)
+    except SafetensorError as e:  # a copy cut short, or not a safetensors file
+        raise UserInputError(f"weights of {directory} cannot be read ({e}): copy model.safetensors again.") from e
+    except pickle.UnpicklingError as e:  # torch.load(weights_only=True) met objects other than tensors in a .bin
+        raise UserInputError(
+            f"teacher directory {directory}: its .bin weights hold pickled objects other than tensors, which bortnas never "
+            "unpickles (they could run code); save the model again with save_pretrained (safetensors)."
+        ) from e
     except RuntimeError as e:  # transformers refuses tensors of another shape
         raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: tensors of another shape.") from e
     prefix, prefixes = model.base_model_prefix, family_of(model.config).body_prefixes
@@ -281,12 +291,16 @@ def prepare_teacher(
             dev, test = score(model, dev_split), score(model, test_split)
         return TaskTeacher(model, tokenizer, importance, dev, test, key, source_hash, entry, task, config.steps)
 
+    # refused before the fine-tuning, not after it: the entry holds the weights (when fine-tuned) and small importance scores
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    weights = sum(f.stat().st_size for pattern in ("*.safetensors", "*.bin") for f in directory.glob(pattern))
+    needed = (weights if trained else 0) + HEADROOM_BYTES
+    check_free_space(entry.parent, needed, f"caching the teacher in {entry}")
     model = _fine_tune(directory, objective, keep_head, train_split, config, show_progress_bar, device)
     model.eval()
     dev, test = score(model, dev_split), score(model, test_split)
     importance = _importance(model, train_split, objective, device)
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=entry.parent))
     try:
         if trained:
@@ -312,7 +326,9 @@ def prepare_teacher(
         except OSError:
             # another process finished the same entry first; both are identical
             shutil.rmtree(staging, ignore_errors=True)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
+        if is_disk_full(e):
+            raise disk_full_error(entry.parent, needed, f"caching the teacher in {entry}") from e
         raise
     return TaskTeacher(model, tokenizer, importance, dev, test, key, source_hash, entry, task, config.steps)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import cli_env, search_args
+from conftest import cli_env, record_fault, search_args, study_figures, wait_for_new_finish
 
 pytestmark = pytest.mark.integration
 
@@ -105,10 +105,17 @@ def test_a_killed_worker_trial_is_failed_and_retried(warm_cache: Path, tiny_bert
     victim = start(command, warm_cache)
     running = wait_for_running_claim(storage, "tiny", victim)
     assert running.user_attrs["worker"].endswith(f":{victim.pid}")
+    before = {
+        t.number: t.user_attrs["arch_id"] for t in optuna.load_study(study_name="tiny", storage=storage).get_trials(states=(COMPLETE,))
+    }
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    finish(start(command, warm_cache))
+    killed_at = time.monotonic()
+    resumed = start(command, warm_cache)
+    recover_s = wait_for_new_finish(storage, "tiny", set(before), killed_at)
+    finish(resumed)
     trials = check_exact(storage, "tiny", 3)
+    record_fault("search worker killed (SIGKILL) mid-trial, SQLite", **study_figures(storage, "tiny", before, recover_s))
     killed = next(t for t in trials if t.number == running.number)
     assert killed.state == FAIL
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == running.number)
@@ -134,8 +141,12 @@ def test_a_killed_driver_resumes_without_rerunning(warm_cache: Path, tiny_bert: 
         t.number: t.user_attrs["arch_id"] for t in optuna.load_study(study_name="tiny", storage=storage).get_trials(states=(COMPLETE,))
     }
     assert before
-    finish(start(command, warm_cache))
+    killed_at = time.monotonic()
+    resumed = start(command, warm_cache)
+    recover_s = wait_for_new_finish(storage, "tiny", set(before), killed_at)
+    finish(resumed)
     trials = check_exact(storage, "tiny", 3)
+    record_fault("search driver killed (SIGKILL), same command run again", **study_figures(storage, "tiny", before, recover_s))
     after = {t.number: t.user_attrs["arch_id"] for t in trials if t.state == COMPLETE}
     assert before.items() <= after.items()  # what finished before the kill was kept, and not evaluated again
 
@@ -182,14 +193,20 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     from sqlalchemy.engine import make_url
 
     name = f"bortnas_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(postgres_server)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
+
+    def execute(statement: str) -> None:  # a connection per statement: a test may restart the server in between
+        admin = psycopg2.connect(postgres_server)
+        admin.autocommit = True
+        try:
+            admin.cursor().execute(statement)
+        finally:
+            admin.close()
+
+    execute(f"CREATE DATABASE {name}")
     try:
         yield make_url(postgres_server).set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
     finally:
-        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
+        execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def test_concurrent_workers_on_postgresql(warm_cache: Path, postgres_url: str, tiny_bert: Path, tiny_task: Path, tiny_space: Path) -> None:
@@ -199,3 +216,33 @@ def test_concurrent_workers_on_postgresql(warm_cache: Path, postgres_url: str, t
         finish(worker)
     trials = check_exact(postgres_url, "tiny", 7)
     assert len({t.user_attrs["worker"] for t in trials if t.state == COMPLETE}) >= 2
+
+
+def test_sigterm_fails_the_running_trial_and_a_resume_evaluates_it_again(
+    warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path
+) -> None:
+    """What Ray, Kubernetes and Slurm send: the trial is told FAIL with the reason at once (no heartbeat wait), exit 143."""
+    storage = f"sqlite:///{warm_cache / 'term.db'}"
+    command = search_command(
+        tiny_bert, tiny_task, tiny_space, storage, "--strategy", "grid", "--n-trials", "3", "--trial-steps", "400", *HEARTBEAT
+    )
+    victim = start(command, warm_cache)
+    running = wait_for_running_claim(storage, "tiny", victim)
+    before = {
+        t.number: t.user_attrs["arch_id"] for t in optuna.load_study(study_name="tiny", storage=storage).get_trials(states=(COMPLETE,))
+    }
+    victim.send_signal(signal.SIGTERM)
+    _, err = victim.communicate(timeout=60)
+    stopped_at = time.monotonic()
+    assert victim.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "bortnas search: terminated (signal 15)" and "Traceback" not in err
+    stopped = optuna.load_study(study_name="tiny", storage=storage).trials[running.number]
+    assert stopped.state == FAIL and stopped.user_attrs["fail_reason"] == "terminated by SIGTERM"
+    resumed = start(command, warm_cache)
+    recover_s = wait_for_new_finish(storage, "tiny", set(before), stopped_at)
+    finish(resumed)
+    trials = check_exact(storage, "tiny", 3)
+    record_fault("search sent SIGTERM mid-trial, same command run again", **study_figures(storage, "tiny", before, recover_s))
+    again = [t for t in trials if t.user_attrs.get("arch_id") == running.user_attrs["arch_id"] and t.number != running.number]
+    assert [t.state for t in again] == [COMPLETE]  # evaluated again, never skipped as a duplicate
+    assert not [t for t in trials if "duplicate" in str(t.user_attrs.get("skip_reason", ""))]

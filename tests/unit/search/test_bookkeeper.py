@@ -14,10 +14,10 @@ from typing import Any
 import optuna
 import pytest
 
-from bortnas.core.errors import TrialFailed
+from bortnas.core.errors import Terminated, TrialFailed
 from bortnas.core.space import ArchSpec, SearchSpace, parse_search_space
 from bortnas.search import run_search
-from bortnas.search.bookkeeper import INTERRUPTED, TrialBookkeeper, is_expected_failure
+from bortnas.search.bookkeeper import INTERRUPTED, TERMINATED, TrialBookkeeper, interrupt_reason, is_expected_failure
 from bortnas.search.claims import Coordination, read_state
 from bortnas.search.storage import open_storage
 
@@ -111,16 +111,18 @@ def test_the_search_layer_still_does_not_import_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
-def test_an_interrupt_fails_its_trial_and_stops() -> None:
+@pytest.mark.parametrize(("stop", "reason"), [(KeyboardInterrupt(), INTERRUPTED), (Terminated(15), TERMINATED)])
+def test_an_interrupt_fails_its_trial_with_its_reason_and_stops(stop: KeyboardInterrupt, reason: str) -> None:
     s = study()
 
     def interrupted(spec: ArchSpec) -> FakeScore:
-        raise KeyboardInterrupt
+        raise stop
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(type(stop)):
         run_search(s, space(), interrupted, n_trials=2, strategy="random")
     (trial,) = evaluated(s)
-    assert trial.state == FAIL and trial.user_attrs["fail_reason"] == INTERRUPTED
+    assert trial.state == FAIL and trial.user_attrs["fail_reason"] == reason
+    assert interrupt_reason(None) == INTERRUPTED
 
 
 def test_failing_every_candidate_stops_at_the_failure_bound(caplog: pytest.LogCaptureFixture) -> None:
@@ -226,8 +228,8 @@ def test_study_search_asks_and_tells_the_study_without_ray_privates(tmp_path: Pa
     assert c.state == FAIL and c.user_attrs["fail_reason"] == "out of GPU memory" and specs["c"].arch_id in book.failed
     assert searcher.scored == 1
     assert searcher.suggest("e") is not None
-    searcher.abandon()  # what Tune left without a completion is failed, not left RUNNING
-    assert [t.user_attrs["fail_reason"] for t in s.get_trials() if t.state == FAIL] == ["out of GPU memory", INTERRUPTED]
+    searcher.abandon(TERMINATED)  # what Tune left without a completion is failed, not left RUNNING
+    assert [t.user_attrs["fail_reason"] for t in s.get_trials() if t.state == FAIL] == ["out of GPU memory", TERMINATED]
     assert not [t for t in s.get_trials() if t.state == RUNNING]
     assert not searcher.set_search_properties("w", "max", {"layers": 1})  # a Tune param_space cannot replace the study's
     searcher.save(str(tmp_path / "nothing"))
