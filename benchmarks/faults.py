@@ -1,13 +1,14 @@
 """The reliability table: each fault injected for real by its test, and what the study held afterwards.
 
-Runs the fault-injection tests (`tests/integration/test_workers.py`, `test_db_faults.py`: real
-processes killed by signal, the machine's PostgreSQL server restarted with `pg_ctlcluster`) with
+Runs the fault-injection tests (`tests/integration/test_workers.py`, `test_db_faults.py`,
+`test_ray_faults.py`: real processes killed by signal, Ray's worker and head processes among them,
+the machine's PostgreSQL server restarted with `pg_ctlcluster`) with
 `BORTNAS_FAULT_LOG` set, so each one records its figures as it asserts them: trials that ran a
 candidate, finished trials, finished trials lost (must be 0), candidates finished twice (must be 0),
 and the time to recover (from the fault to the next finished trial). Prints a Markdown table and
 writes the rows as JSON. A test that fails fails the run: a fault that was not survived has no row.
 
-    python benchmarks/faults.py                 # a few minutes on 2 CPU cores; needs root for pg_ctlcluster
+    python benchmarks/faults.py                 # 15-30 min on 2 CPU cores; needs root for pg_ctlcluster
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ TESTS = [
     "tests/integration/test_workers.py::test_a_killed_driver_resumes_without_rerunning",
     "tests/integration/test_workers.py::test_sigterm_fails_the_running_trial_and_a_resume_evaluates_it_again",
     "tests/integration/test_db_faults.py::test_a_postgresql_restart_mid_search_loses_and_doubles_nothing",
+    "tests/integration/test_ray_faults.py::test_a_ray_worker_killed_mid_trial_is_retried_with_exact_counts",
+    "tests/integration/test_ray_faults.py::test_a_killed_ray_head_resumes_with_exact_counts",
 ]
 
 

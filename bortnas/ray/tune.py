@@ -191,9 +191,11 @@ class StudySearch(Searcher):
         if live is None:  # a second notification, or a trial this searcher did not suggest
             return
         live.beat.stop()
-        if error or not result or "failed" in result:
-            reason = (result or {}).get("failed") or "the Ray trial raised an error (see its log under the Ray session directory)"
-            self.book.record_failure(live.trial, live.spec, reason)
+        if result and "failed" in result:  # the candidate's own failure (diverged, out of its GPU share)
+            self.book.record_failure(live.trial, live.spec, result["failed"])
+        elif error or not result:  # the trial's worker died or raised outside the candidate's scoring: evaluate it again
+            reason = "the Ray trial's worker was lost or raised an error (see its log under the Ray session directory)"
+            self.book.record_failure(live.trial, live.spec, reason, candidate_at_fault=False)
         elif result.get("final"):
             self.book.record_score(live.trial, live.spec, result["w"], json.loads(result["attrs"]))
         else:  # stopped early by ASHA: its candidate is not proposed again, and does not count as finished

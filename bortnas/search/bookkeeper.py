@@ -14,6 +14,7 @@ down as one more failed candidate.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -34,6 +35,7 @@ _logger = logging.getLogger(__name__)
 _FAIL, _PRUNED = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED
 
 INTERRUPTED = "interrupted by the user"
+LOST_WORKER_RETRIES = 2  # evaluations of a candidate again after its worker process was lost
 TERMINATED = "terminated by SIGTERM"
 
 
@@ -110,6 +112,7 @@ class TrialBookkeeper:
         self.max_failures = max(3, target)
         self.skips = self.failures = self.scored = 0
         self.failed: set[str] = set()  # arch_ids failed in this run: a proposal that failed is not retried by it
+        self.lost: collections.Counter[str] = collections.Counter()  # arch_ids whose worker was lost, per candidate
         self.best: float | None = None
         self._bar: Progress | None = None
 
@@ -150,13 +153,23 @@ class TrialBookkeeper:
         """Count a proposal that `claims.claim_asked` skipped (it has told the trial PRUNED already)."""
         self.skips += 1
 
-    def record_failure(self, trial: optuna.Trial, spec: ArchSpec, reason: BaseException | str) -> None:
-        """Tell the trial FAIL with its `fail_reason`; this run does not propose `spec` again."""
+    def record_failure(self, trial: optuna.Trial, spec: ArchSpec, reason: BaseException | str, candidate_at_fault: bool = True) -> None:
+        """Tell the trial FAIL with its `fail_reason`; this run does not propose `spec` again.
+
+        A failure outside the candidate (`candidate_at_fault` False: its worker process was lost)
+        queues the candidate again, so it is evaluated next, up to `LOST_WORKER_RETRIES` times: a
+        candidate that kills every worker that trains it is its own fault after all.
+        """
         _logger.warning("trial %d (%s) failed: %s", trial.number, spec.key, reason)
         trial.set_user_attr("fail_reason", str(reason))
         self.study.tell(trial, state=_FAIL)
-        self.failed.add(spec.arch_id)
         self.failures += 1
+        if not candidate_at_fault:
+            self.lost[spec.arch_id] += 1
+            if self.lost[spec.arch_id] <= LOST_WORKER_RETRIES:
+                self.study.enqueue_trial(trial.params)  # the next ask gets it, whatever the sampler would propose
+                return
+        self.failed.add(spec.arch_id)
 
     def record_error(self, trial: optuna.Trial, spec: ArchSpec, error: BaseException) -> None:
         """Tell the trial FAIL for an unexpected error the caller is about to re-raise, so the study keeps no RUNNING trial."""

@@ -17,7 +17,7 @@ import pytest
 from bortnas.core.errors import Terminated, TrialFailed
 from bortnas.core.space import ArchSpec, SearchSpace, parse_search_space
 from bortnas.search import run_search
-from bortnas.search.bookkeeper import INTERRUPTED, TERMINATED, TrialBookkeeper, interrupt_reason, is_expected_failure
+from bortnas.search.bookkeeper import INTERRUPTED, LOST_WORKER_RETRIES, TERMINATED, TrialBookkeeper, interrupt_reason, is_expected_failure
 from bortnas.search.claims import Coordination, read_state
 from bortnas.search.storage import open_storage
 
@@ -235,3 +235,18 @@ def test_study_search_asks_and_tells_the_study_without_ray_privates(tmp_path: Pa
     searcher.save(str(tmp_path / "nothing"))
     searcher.restore(str(tmp_path / "nothing"))
     assert not (tmp_path / "nothing").exists()
+
+
+def test_a_lost_worker_queues_its_candidate_again_a_bounded_number_of_times() -> None:
+    s = study()
+    book = TrialBookkeeper(s, 3, "random")
+    spec = ArchSpec(1, 16, 2, 32)
+    for attempt in range(LOST_WORKER_RETRIES + 1):
+        trial = s.ask({"layers": optuna.distributions.IntDistribution(1, 2)}) if attempt == 0 else s.ask()
+        book.record_failure(trial, spec, "worker lost", candidate_at_fault=False)
+        queued = s.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        if attempt < LOST_WORKER_RETRIES:
+            assert spec.arch_id not in book.failed and len(queued) == 1 and queued[0].system_attrs["fixed_params"] == trial.params
+        else:  # it kept killing its workers: its own fault, like a candidate that diverges
+            assert spec.arch_id in book.failed and queued == []
+    assert [t.user_attrs["fail_reason"] for t in s.get_trials(states=(FAIL,))] == ["worker lost"] * (LOST_WORKER_RETRIES + 1)
