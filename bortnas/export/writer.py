@@ -209,12 +209,13 @@ def prepare_out_dir(out: Path, overwrite: bool) -> None:
     the same `out` at the same time is refused at once instead of mixing its files in.
 
     Raises:
-        UserInputError: `out` is not empty, its parent does not exist, or another process is writing it.
+        UserInputError: `out` is not empty, its parent does not exist or is full, or another process is writing it.
     """
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise UserInputError(f"--out {out} exists and is not empty: choose another directory or pass --overwrite.")
     if not out.parent.exists():
         raise UserInputError(f"--out {out}: parent directory {out.parent} does not exist.")
+    check_free_space(out.parent, HEADROOM_BYTES, f"writing {out}")  # a full disk is refused before the training too
     if out in _WRITING:
         return
     path = _lock_path(out)
@@ -414,8 +415,9 @@ def write_trained(
 
 
 def _replace(staging: Path, out: Path) -> None:
-    """Rename the finished `staging` directory to `out`; an earlier `out` is moved aside first and
-    deleted only once the new one is in place, so a crash at any point leaves one whole directory."""
+    """Rename the finished `staging` directory to `out`. An earlier `out` is moved aside first (to
+    `.NAME.old.*/NAME`, two renames in one filesystem) and deleted only once the new one is in place:
+    a crash at any point leaves a whole directory, never a mixture of the two."""
     if not out.exists():
         os.replace(staging, out)
         return
