@@ -226,7 +226,7 @@ def test_export_with_agora_and_plain_through_the_cli(tmp_path: Path, tiny_bert: 
     assert json.loads((tmp_path / "plain" / "bortnas.json").read_text())["training"]["finetune"] == "plain"
     # distillation with an unlabelled pool
     unlabelled = tmp_path / "unlabelled.csv"
-    unlabelled.write_text("sentence\nthe plot never moves\nan odd, warm little film\n")
+    unlabelled.write_text('sentence\nthe plot never moves\n"an odd, warm little film"\n')
     bortnas("export", "--study", "tiny", "--out", "pooled", "--steps", "6", "--unlabeled", str(unlabelled), "-q", cwd=tmp_path)
     training = json.loads((tmp_path / "pooled" / "bortnas.json").read_text())["training"]
     assert training["finetune"] == "distil" and training["unlabeled_pool"] == 2

@@ -218,6 +218,7 @@ def test_concurrent_workers_on_postgresql(warm_cache: Path, postgres_url: str, t
     assert len({t.user_attrs["worker"] for t in trials if t.state == COMPLETE}) >= 2
 
 
+@pytest.mark.slow  # two searches of 400-step trials
 def test_sigterm_fails_the_running_trial_and_a_resume_evaluates_it_again(
     warm_cache: Path, tiny_bert: Path, tiny_task: Path, tiny_space: Path
 ) -> None:
