@@ -9,6 +9,7 @@ the other PostgreSQL tests, so it runs on their worker (xdist group) and only in
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,3 +76,43 @@ def test_a_sqlite_file_that_is_not_a_database_is_refused_in_one_line(
     one_line_error(refused, 2, "is not a SQLite database")
     one_line_error(bortnas("trials", "--study", "tiny", cwd=tmp_path, check=False), 2, "is not a SQLite database")
     assert (tmp_path / "bortnas.db").read_text().startswith("these are notes")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("postgres")
+def test_a_postgresql_restart_under_ray_trials_loses_and_doubles_nothing(
+    warm_cache: Path,  # noqa: F811
+    postgres_url: str,  # noqa: F811
+    tiny_bert: Path,
+    tiny_task: Path,
+    tiny_space: Path,
+) -> None:
+    """The Ray driver asks, claims, beats and tells for its trials through the same retrying storage as a local worker."""
+    ray = ("--backend", "ray", "--ray-cpus", "2", "--cpus-per-trial", "1", "--no-asha", "--heartbeat-interval", "1", "--grace-period", "30")
+    extra = ("--storage", postgres_url, *ray, "--strategy", "grid", "--n-trials", "4", "--trial-steps", "300")
+    command = [
+        sys.executable,
+        "-m",
+        "bortnas",
+        *search_args(tiny_bert, tiny_task, tiny_space, *extra, strategy=None, trial_steps=None, quiet=False),
+    ]
+    driver = start(command, warm_cache)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, driver.communicate()[1][-3000:]
+        trials = (
+            optuna.load_study(study_name="tiny", storage=postgres_url).get_trials()
+            if "tiny" in optuna.get_all_study_names(postgres_url)
+            else []
+        )
+        if any(t.state == COMPLETE for t in trials) and any(t.state == RUNNING and t.user_attrs.get("claim") == t.number for t in trials):
+            break
+        time.sleep(0.2)
+    before = {t.number: t.user_attrs["arch_id"] for t in trials if t.state == COMPLETE}
+    restarted_at = time.monotonic()
+    restart_s = restart_postgres()
+    recover_s = wait_for_new_finish(postgres_url, "tiny", set(before), restarted_at, timeout=600)
+    err = finish(driver, timeout=900)
+    assert "is unreachable" in err and "retrying" in err, err[-3000:]
+    check_exact(postgres_url, "tiny", 4)
+    record_fault(f"PostgreSQL restarted ({restart_s:.1f} s) under a Ray search", **study_figures(postgres_url, "tiny", before, recover_s))
