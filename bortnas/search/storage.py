@@ -247,17 +247,35 @@ def claim_lock(url: str, name: str) -> Callable[[], contextlib.AbstractContextMa
     backend = make_url(url).get_backend_name()
     if backend not in ("postgresql", "mysql", "mariadb"):
         return contextlib.nullcontext
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    key = int.from_bytes(hashlib.sha256(f"bortnas:{name}".encode()).digest()[:8], "big", signed=True)
+    return ServerLock(url, name, backend)
 
-    arg: int | str = key
-    if backend == "postgresql":
-        lock, unlock = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
-    else:
-        lock, unlock, arg = "SELECT GET_LOCK(:k, 600)", "SELECT RELEASE_LOCK(:k)", str(key)
 
-    def locked() -> sqlalchemy.Connection:
-        connection = engine.connect()
+class ServerLock:
+    """The claim lock of a database server: a PostgreSQL session advisory lock keyed by the study's
+    name, MySQL's `GET_LOCK`; `lock()` is a context manager holding it.
+
+    An object rather than a closure so that it pickles: a Ray Tune searcher carries it, and Tune
+    pickles its searcher. The engine (its pool holds thread locks) is made where it is first used.
+    """
+
+    def __init__(self, url: str, name: str, backend: str) -> None:
+        self.url, self.backend = url, backend
+        self.key = int.from_bytes(hashlib.sha256(f"bortnas:{name}".encode()).digest()[:8], "big", signed=True)
+        self._engine: sqlalchemy.Engine | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_engine": None}
+
+    def _statements(self) -> tuple[str, str, int | str]:
+        if self.backend == "postgresql":
+            return "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)", self.key
+        return "SELECT GET_LOCK(:k, 600)", "SELECT RELEASE_LOCK(:k)", str(self.key)
+
+    def _locked(self) -> sqlalchemy.Connection:
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        lock, _, arg = self._statements()
+        connection = self._engine.connect()
         try:
             connection.execute(sqlalchemy.text(lock), {"k": arg})
         except BaseException:
@@ -266,8 +284,9 @@ def claim_lock(url: str, name: str) -> Callable[[], contextlib.AbstractContextMa
         return connection
 
     @contextlib.contextmanager
-    def server_lock() -> Iterator[None]:
-        connection = retry_transient(locked, url, "claim lock")
+    def __call__(self) -> Iterator[None]:
+        connection = retry_transient(self._locked, self.url, "claim lock")
+        _, unlock, arg = self._statements()
         try:
             yield
         finally:
@@ -279,5 +298,3 @@ def claim_lock(url: str, name: str) -> Callable[[], contextlib.AbstractContextMa
                 # the connection died with the server's session, and the session's lock with it
             finally:
                 connection.close()
-
-    return server_lock

@@ -78,3 +78,13 @@ def test_an_opened_storage_retries(tmp_path: object) -> None:
     storage = open_storage(f"sqlite:///{tmp_path}/b.db")
     assert isinstance(storage, ResilientRDBStorage) and storage.get_all_studies() == []
     assert ResilientRDBStorage.record_heartbeat.__wrapped__ is optuna.storages.RDBStorage.record_heartbeat  # type: ignore[attr-defined]
+
+
+def test_a_server_claim_lock_pickles_as_ray_tune_pickles_its_searcher() -> None:
+    import pickle
+
+    from bortnas.search.storage import ServerLock, claim_lock
+
+    lock = claim_lock("postgresql+psycopg2://bob@127.0.0.1:1/x", "study")  # nothing listens: nothing is connected yet
+    copy = pickle.loads(pickle.dumps(lock))
+    assert isinstance(copy, ServerLock) and (copy.url, copy.key) == (lock.url, lock.key)  # type: ignore[attr-defined]
