@@ -13,7 +13,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -338,14 +338,20 @@ def study_figures(storage: str, study: str, before: dict[int, str], recover_s: f
     }
 
 
-def wait_for_new_finish(storage: str, study: str, known: set[int], since: float, timeout: float = 300) -> float:
-    """Seconds from `since` (time.monotonic()) until a trial not in `known` is COMPLETE: the time to recover from a fault."""
+def wait_for_new_finish(
+    storage: str, study: str, known: set[int], since: float, timeout: float = 300, workers: Sequence[subprocess.Popen] = ()
+) -> float:
+    """Seconds from `since` (time.monotonic()) until a trial not in `known` is COMPLETE: the time to recover from a fault.
+    Fails at once, with its stderr, if one of `workers` exits meanwhile."""
     import time
 
     import optuna
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        for worker in workers:
+            if worker.poll() is not None:
+                raise AssertionError(f"a worker exited {worker.returncode} before recovering:\n{worker.communicate()[1][-3000:]}")
         try:
             complete = optuna.load_study(study_name=study, storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
         except Exception:  # the database itself may be what is down

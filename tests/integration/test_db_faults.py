@@ -111,7 +111,7 @@ def test_a_postgresql_restart_under_ray_trials_loses_and_doubles_nothing(
     before = {t.number: t.user_attrs["arch_id"] for t in trials if t.state == COMPLETE}
     restarted_at = time.monotonic()
     restart_s = restart_postgres()
-    recover_s = wait_for_new_finish(postgres_url, "tiny", set(before), restarted_at, timeout=600)
+    recover_s = wait_for_new_finish(postgres_url, "tiny", set(before), restarted_at, timeout=600, workers=[driver])
     err = finish(driver, timeout=900)
     assert "is unreachable" in err and "retrying" in err, err[-3000:]
     check_exact(postgres_url, "tiny", 4)
