@@ -104,8 +104,11 @@ def _resilient(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+# the private methods Optuna's own wrappers call (`_CachedStorage`, `fail_stale_trials`) go through the database too
+_PRIVATE_CALLS = ("_get_stale_trial_ids", "_get_trials", "_get_best_trial_id", "_set_trial_param", "_create_new_trial")
 for _name, _method in vars(optuna.storages.RDBStorage).items():
-    if not _name.startswith("_") and callable(_method) and _name not in ("remove_session", "upgrade", "get_heartbeat_interval"):
+    public = not _name.startswith("_") and _name not in ("remove_session", "upgrade", "get_heartbeat_interval")
+    if callable(_method) and (public or _name in _PRIVATE_CALLS):
         setattr(ResilientRDBStorage, _name, _resilient(_name, _method))
 
 

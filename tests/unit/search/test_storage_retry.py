@@ -77,7 +77,8 @@ def call_finished() -> None:
 def test_an_opened_storage_retries(tmp_path: object) -> None:
     storage = open_storage(f"sqlite:///{tmp_path}/b.db")
     assert isinstance(storage, ResilientRDBStorage) and storage.get_all_studies() == []
-    assert ResilientRDBStorage.record_heartbeat.__wrapped__ is optuna.storages.RDBStorage.record_heartbeat  # type: ignore[attr-defined]
+    for name in ("record_heartbeat", "set_trial_state_values", "_get_stale_trial_ids", "_get_trials", "_create_new_trial"):
+        assert getattr(ResilientRDBStorage, name).__wrapped__ is getattr(optuna.storages.RDBStorage, name), name
 
 
 def test_a_server_claim_lock_pickles_as_ray_tune_pickles_its_searcher() -> None:
