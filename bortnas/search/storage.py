@@ -44,16 +44,20 @@ _logger = logging.getLogger(__name__)
 def is_transient(error: BaseException) -> bool:
     """Whether `error` is a lost or busy connection that a retry may get past (Optuna wraps it in StorageInternalError)."""
     cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) else error
-    if isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError | sqlite3.OperationalError):
+    lost = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.PendingRollbackError, sqlite3.OperationalError)
+    if isinstance(cause, lost):  # PendingRollbackError: a session left invalid by the connection that died
         return True
     return isinstance(cause, sqlalchemy.exc.DBAPIError) and bool(cause.connection_invalidated)
 
 
-def retry_transient(call: Callable[[], _T], url: str, what: str, retry_for_s: float = RETRY_FOR_S) -> _T:
+def retry_transient(
+    call: Callable[[], _T], url: str, what: str, retry_for_s: float = RETRY_FOR_S, reset: Callable[[], None] | None = None
+) -> _T:
     """`call()`, retried with exponential backoff while it fails with a transient error, for at most `retry_for_s` seconds.
 
     A state update that failed after its commit reached the server finds the trial already
-    finished when it is retried: that is its own earlier attempt, and counts as done.
+    finished when it is retried: that is its own earlier attempt, and counts as done. `reset`
+    runs before each retry (a storage drops its thread's session, which the dead connection left invalid).
 
     Raises:
         StorageError: still failing after `retry_for_s` seconds, in one line naming the storage.
@@ -81,6 +85,8 @@ def retry_transient(call: Callable[[], _T], url: str, what: str, retry_for_s: fl
                     "the study database %s is unreachable (%s); retrying for up to %.0f s", redact(url), redact(reason), retry_for_s
                 )
             failed = True
+            if reset is not None:
+                reset()
             time.sleep(delay)
             delay = min(2 * delay, _MAX_DELAY_S)
 
@@ -99,7 +105,7 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
 def _resilient(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
-        return retry_transient(lambda: method(self, *args, **kwargs), self.url, name, self.retry_for_s)
+        return retry_transient(lambda: method(self, *args, **kwargs), self.url, name, self.retry_for_s, self.remove_session)
 
     return call
 

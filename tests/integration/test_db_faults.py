@@ -89,7 +89,17 @@ def test_a_postgresql_restart_under_ray_trials_loses_and_doubles_nothing(
 ) -> None:
     """The Ray driver asks, claims, beats and tells for its trials through the same retrying storage as a local worker."""
     ray = ("--backend", "ray", "--ray-cpus", "2", "--cpus-per-trial", "1", "--no-asha", "--heartbeat-interval", "1", "--grace-period", "30")
-    extra = ("--storage", postgres_url, *ray, "--strategy", "grid", "--n-trials", "4", "--trial-steps", "300")
+    extra = (
+        "--storage",
+        postgres_url,
+        *ray,
+        "--strategy",
+        "grid",
+        "--n-trials",
+        "4",
+        "--trial-steps",
+        "1500",
+    )  # trials outlast the restart
     command = [
         sys.executable,
         "-m",
