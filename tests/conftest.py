@@ -7,6 +7,7 @@ which gives the very module pytest loaded, under xdist too.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -312,6 +313,17 @@ def completed(storage: Path, study: str) -> list[optuna.trial.FrozenTrial]:
 
     loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{storage}")
     return loaded.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+@contextlib.contextmanager
+def tmpfs(directory: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (mount's notation, e.g. "1m") mounted at `directory` while the block runs: a disk that fills up."""
+    directory.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], check=True, capture_output=True)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=True, capture_output=True)
 
 
 def record_fault(fault: str, **figures: object) -> None:

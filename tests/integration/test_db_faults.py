@@ -29,6 +29,18 @@ def restart_postgres() -> float:
     return time.monotonic() - began
 
 
+def mid_search(storage: str, workers: list[subprocess.Popen], timeout: float) -> dict[int, str]:
+    """Wait until study "tiny" has a finished candidate and another in training; its finished trials (number -> candidate)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert all(w.poll() is None for w in workers), [w.communicate()[1][-3000:] for w in workers]
+        trials = optuna.load_study(study_name="tiny", storage=storage).get_trials() if "tiny" in optuna.get_all_study_names(storage) else []
+        if any(t.state == COMPLETE for t in trials) and any(t.state == RUNNING and t.user_attrs.get("claim") == t.number for t in trials):
+            return {t.number: t.user_attrs["arch_id"] for t in trials if t.state == COMPLETE}
+        time.sleep(0.2)
+    raise AssertionError(f"no candidate finished with another in training within {timeout} s")
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("postgres")
 def test_a_postgresql_restart_mid_search_loses_and_doubles_nothing(
@@ -44,18 +56,7 @@ def test_a_postgresql_restart_mid_search_loses_and_doubles_nothing(
     )
     command.remove("-q")  # the retry warning is what shows the fault reached the workers
     workers = [start(command, warm_cache) for _ in range(2)]
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # restart in the middle: a candidate finished, others training
-        assert all(w.poll() is None for w in workers), [w.communicate()[1] for w in workers]
-        trials = (
-            optuna.load_study(study_name="tiny", storage=postgres_url).get_trials()
-            if "tiny" in optuna.get_all_study_names(postgres_url)
-            else []
-        )
-        if any(t.state == COMPLETE for t in trials) and any(t.state == RUNNING and t.user_attrs.get("claim") == t.number for t in trials):
-            break
-        time.sleep(0.2)
-    before = {t.number: t.user_attrs["arch_id"] for t in trials if t.state == COMPLETE}
+    before = mid_search(postgres_url, workers, timeout=300)
     restarted_at = time.monotonic()
     restart_s = restart_postgres()
     recover_s = wait_for_new_finish(postgres_url, "tiny", set(before), restarted_at)
@@ -107,18 +108,7 @@ def test_a_postgresql_restart_under_ray_trials_loses_and_doubles_nothing(
         *search_args(tiny_bert, tiny_task, tiny_space, *extra, strategy=None, trial_steps=None, quiet=False),
     ]
     driver = start(command, warm_cache)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        assert driver.poll() is None, driver.communicate()[1][-3000:]
-        trials = (
-            optuna.load_study(study_name="tiny", storage=postgres_url).get_trials()
-            if "tiny" in optuna.get_all_study_names(postgres_url)
-            else []
-        )
-        if any(t.state == COMPLETE for t in trials) and any(t.state == RUNNING and t.user_attrs.get("claim") == t.number for t in trials):
-            break
-        time.sleep(0.2)
-    before = {t.number: t.user_attrs["arch_id"] for t in trials if t.state == COMPLETE}
+    before = mid_search(postgres_url, [driver], timeout=600)
     restarted_at = time.monotonic()
     restart_s = restart_postgres()
     recover_s = wait_for_new_finish(postgres_url, "tiny", set(before), restarted_at, timeout=600, workers=[driver])

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import bortnas, cli_env, one_line_error, search_args
+from conftest import bortnas, cli_env, one_line_error, search_args, tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -37,13 +37,8 @@ def studied(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, tiny_task
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 100 MiB tmpfs: room for an export (it asks for the weights plus 64 MiB), until it is filled."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100m", "tmpfs", str(mount)], check=True, capture_output=True)
-    try:
+    with tmpfs(tmp_path / "disk", "100m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True, capture_output=True)
 
 
 def start_export(cwd: Path, out: Path, *extra: str) -> subprocess.Popen:

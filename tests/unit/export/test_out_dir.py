@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tmpfs
 from safetensors.torch import save_file
 
 from bortnas.core.disk import check_free_space, is_disk_full
@@ -28,13 +29,8 @@ sys.stdin.read()
 
 @pytest.fixture()
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True, capture_output=True)
-    try:
+    with tmpfs(tmp_path / "disk", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True, capture_output=True)
 
 
 def test_a_directory_another_process_writes_is_refused_until_it_lets_go(tmp_path: Path) -> None:
