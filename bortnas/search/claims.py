@@ -96,6 +96,11 @@ def claim(study: optuna.Study, trial: optuna.Trial, spec: ArchSpec, target: int,
 
     Skipped: `spec` is finished, being evaluated or was stopped early by another trial, or the
     study already holds `target` finished or running candidates.
+
+    The claim is read back after the lock is released. A server's lock dies with its session, so
+    a database restart during a claim can let two workers claim the same candidate; each writes
+    its claim before it reads the others', so at least one of them sees the other and backs off
+    (both may: the candidate is then free for the next claim). Never both train it.
     """
     with coordination.lock():
         state = read_state(study, coordination, exclude=trial.number)
@@ -111,6 +116,9 @@ def claim(study: optuna.Study, trial: optuna.Trial, spec: ArchSpec, target: int,
         trial.set_user_attr("arch_id", spec.arch_id)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("claim", trial.number)
+    rival = read_state(study, coordination, exclude=trial.number).taken(spec.arch_id)
+    if rival is not None:
+        return f"duplicate of trial {rival} (claimed while the claim lock was lost)"
     return None
 
 

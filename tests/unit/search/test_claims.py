@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -246,6 +248,31 @@ def test_claim_asked_prunes_a_duplicate_of_a_running_candidate_without_a_value(s
     frozen = study.trials[trial.number]
     assert frozen.state == TrialState.PRUNED and frozen.user_attrs["skip_reason"] == f"duplicate of trial {other}"
     assert frozen.intermediate_values == {}
+
+
+def test_a_claim_that_raced_a_lost_lock_backs_off(shared: tuple[optuna.Study, Coordination]) -> None:
+    """A database restart kills a server's claim lock: another worker's claim of the same candidate
+    lands while this one holds the lock it thinks it has. The read-back finds it, and this trial
+    is pruned before training, so the candidate is trained once."""
+    study, coordination = shared
+    rival = ask(study, A)
+
+    @contextlib.contextmanager
+    def lost_lock() -> Iterator[None]:
+        yield
+        # the rival read the study before this claim was written and writes its own after
+        rival.set_user_attr("arch_id", A.arch_id)
+        rival.set_user_attr("claim", rival.number)
+
+    raced = Coordination(lock=lost_lock, heartbeat_storage=coordination.heartbeat_storage, poll_s=0.01)
+    trial = ask(study, A)
+    assert claim_asked(study, trial, 5, raced, read_state(study, raced)) is None
+    frozen = study.trials[trial.number]
+    assert frozen.state == TrialState.PRUNED
+    assert frozen.user_attrs["skip_reason"] == f"duplicate of trial {rival.number} (claimed while the claim lock was lost)"
+    # the rival's own read-back now finds no other claim of A: it trains A
+    assert read_state(study, coordination, exclude=rival.number).taken(A.arch_id) is None
+    assert read_state(study, coordination).running == {A.arch_id: rival.number}
 
 
 def test_claim_asked_prunes_an_invalid_candidate(shared: tuple[optuna.Study, Coordination]) -> None:
