@@ -11,8 +11,9 @@ over depth 1-4 and widths 96-384 cut from the bundled MiniLM), this
    `distil_student`), then fine-tunes it on each task (`bortnas.finetune`, plain), and keeps the
    test score;
 3. prints Kendall's tau-b between each predictor and the fine-tuned test scores, per task: the
-   general trial error, the task trial error (what bortnas's task search ranks by), and the
-   zero-cost proxy (more non-embedding parameters, better).
+   general trial error, the same trial trained on the relations alone (`hidden_weight=0`), the
+   task trial error (what bortnas's task search ranks by), and the zero-cost proxy (more
+   non-embedding parameters, better).
 
 The tasks are the reviews and the VADER intensity regression; the corpus is `general.py`'s (no
 document holds a dev or test text of a benchmark task). Results are written after every
@@ -58,6 +59,9 @@ def predictors(results: dict[str, Any], task: str) -> dict[str, dict[str, float]
     rows = results["candidates"]
     return {
         "general trial (relation error)": {k: -r["general_error"] for k, r in rows.items()},
+        "general trial, relation-only training": {
+            k: -r["general_error_relation_only"] for k, r in rows.items() if "general_error_relation_only" in r
+        },
         "task trial (task error)": {k: -r["task_error"][task] for k, r in rows.items() if task in r["task_error"]},
         "zero-cost proxy (non-embedding parameters)": {k: r["params_non_embedding"] for k, r in rows.items()},
     }
@@ -113,30 +117,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not corpus.is_file():  # general.py's corpus: every benchmark task's dev and test texts dropped
         all_fields = [make() for make in tasks(data_dir).values()] + [retrieval_fields(data_dir)]
         results["corpus"] = write_corpus(corpus, set().union(*(held_out_texts(f) for f in all_fields)))
-    general = build_context(bortnas.RunSettings(task="general", corpus=(str(corpus),)), args.cache_dir)
-    contexts = {name: build_context(bortnas.RunSettings(**f), args.cache_dir) for name, f in fields.items()}
-    seed = general.settings.seed
+    contexts: dict[str, Any] = {}  # built when first needed: a task's fine-tunes its teacher, a general one encodes the corpus
+    settings = {
+        "general": bortnas.RunSettings(task="general", corpus=(str(corpus),)),
+        "general_relation_only": bortnas.RunSettings(task="general", corpus=(str(corpus),), hidden_weight=0.0),
+        **{name: bortnas.RunSettings(**f) for name, f in fields.items()},
+    }
+
+    def context(name: str) -> Any:
+        if name not in contexts:
+            contexts[name] = build_context(settings[name], args.cache_dir)
+        return contexts[name]
+
+    seed = settings["general"].seed
     for key in CANDIDATES[: args.limit]:
         row = rows.setdefault(key, {"task_error": {}, "finetuned": {}})
         spec = spec_of(key)
         started = time.perf_counter()
         if "general_error" not in row:
+            general = context("general")
             reference = Reference.of(general.shape.as_spec(), general.shape, general.settings.max_length)
             score = score_candidate(general, spec, reference, args.trial_steps, seed)
             row.update(general_error=score.error, params_non_embedding=score.metrics.params_non_embedding)
             save()
-        for name, ctx in contexts.items():
+        if "general_error_relation_only" not in row:  # the same trial without the hidden-state term
+            relation_only = context("general_relation_only")
+            reference = Reference.of(relation_only.shape.as_spec(), relation_only.shape, relation_only.settings.max_length)
+            row["general_error_relation_only"] = score_candidate(relation_only, spec, reference, args.trial_steps, seed).error
+            save()
+        for name in fields:
             if name not in row["task_error"]:
+                ctx = context(name)
                 reference = Reference.of(ctx.shape.as_spec(), ctx.shape, ctx.settings.max_length)
                 row["task_error"][name] = score_candidate(ctx, spec, reference, args.trial_steps, seed).error
                 save()
         if not all(name in row["finetuned"] for name in TASKS):
             pipeline_started = time.perf_counter()
-            student, _, _ = distil_student(general, spec, args.general_steps, seed)
+            student, _, _ = distil_student(context("general"), spec, args.general_steps, seed)
             with tempfile.TemporaryDirectory() as tmp:
                 encoder = Path(tmp) / "encoder"
                 student.save_pretrained(encoder)
-                general.teacher.tokenizer.save_pretrained(encoder)
+                context("general").teacher.tokenizer.save_pretrained(encoder)
                 for name, f in fields.items():
                     report = bortnas.finetune(
                         encoder,

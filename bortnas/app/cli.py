@@ -71,7 +71,7 @@ def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
 # RunSettings fields that search and finetune both take from flags of the same name, and those of search alone
 TASK_FLAGS: tuple[str, ...] = ("text_column", "pair_column", "label_column", "task", "data_seed", "max_length", "teacher_steps")
 TASK_FLAGS += ("lr", "batch_size", "seed", "encoding")
-SEARCH_FLAGS = ("teacher_lr", "trial_steps", "init", "latency_threads", "latency_backend", "bit_chain", "cost")
+SEARCH_FLAGS = ("teacher_lr", "trial_steps", "init", "latency_threads", "latency_backend", "bit_chain", "cost", "hidden_weight")
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
@@ -659,6 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=d.batch_size)
     s.add_argument("--seed", type=int, default=d.seed)
     s.add_argument("--init", choices=("inherit", "scratch"), default=d.init, help="cut weights from the teacher, or random (Bort)")
+    s.add_argument(
+        "--hidden-weight",
+        type=float,
+        default=None,
+        help="weight of the hidden-state loss at the teacher units a student was cut from (default 1; 0: output distillation alone)",
+    )
     s.add_argument("--latency-threads", type=int, default=d.latency_threads, help="CPU threads for latency measurement")
     s.add_argument(
         "--latency-backend",

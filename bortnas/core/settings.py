@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +47,7 @@ OMITTED_AT_DEFAULT: dict[str, Any] = {
     "latency_backend": "torch",
     "task": "classification",
     "corpus": (),
+    "hidden_weight": 1.0,
     **dict.fromkeys(BUDGET_FIELDS),
 }
 LATENCY_BACKENDS = ("torch", "onnxruntime")  # `bortnas.trial.deployed.measure_backend_latency`
@@ -113,6 +115,9 @@ class RunSettings:
     bit_chain: str = DEFAULT_BIT_CHAIN
     encoding: str = DEFAULT_ENCODING  # of --data
     cost: str = "flops"  # W's inference term i: analytic FLOPs (Bort's choice) or the study's measured latency table
+    # weight of the hidden-state MSE at the teacher layers and units a student was cut from; 0 trains
+    # students on the output distillation alone (for the general objective: relations only)
+    hidden_weight: float = 1.0
     # only candidates inside it are trained (`bortnas.core.budget`); an empty budget leaves every dimension free
     budget: Budget = Budget()
 
@@ -145,6 +150,8 @@ class RunSettings:
         for name in ("teacher_lr", "lr"):
             if not getattr(self, name) > 0:
                 raise ParameterError(name, f"={getattr(self, name)} must be positive.")
+        if not (math.isfinite(self.hidden_weight) and self.hidden_weight >= 0):
+            raise ParameterError("hidden_weight", f"={self.hidden_weight} must be a finite number, 0 or more.")
         try:
             codecs.lookup(self.encoding)
         except LookupError:
@@ -206,7 +213,7 @@ class RunSettings:
 
     def student_train_config(self, steps: int, seed: int | None = None, dmd_weight: float = 0.0) -> TrainConfig:
         """One recipe for every student: AdamW at the settings' rate with KD, CE and the hidden-state
-        loss. From scratch every weight is also clipped to [-SCRATCH_CLIP, SCRATCH_CLIP], the compact
+        loss (at `hidden_weight`). From scratch every weight is also clipped to [-SCRATCH_CLIP, SCRATCH_CLIP], the compact
         weights the FPTAS assumes. `dmd_weight` is the mode's direction-matching loss
         (`QuantConfig.dmd_weight`).
 
@@ -223,6 +230,7 @@ class RunSettings:
             lr=self.learning_rate,
             seed=self.seed if seed is None else seed,
             clip_weights=SCRATCH_CLIP if self.init == "scratch" else None,
+            hidden_weight=self.hidden_weight,
             dmd_weight=dmd_weight,
         )
 

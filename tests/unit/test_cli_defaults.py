@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bortnas import FPTAS, Execution, ParameterError, RaySettings, RunSettings, UserInputError
-from bortnas.app.cli import build_parser, flag_for, main
+from bortnas.app.cli import build_parser, flag_for, main, settings_from
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,10 @@ def test_left_out_flags_leave_the_dataclass_defaults() -> None:
     args = build_parser().parse_args(["search", "--space", "x.yaml"])
     # None means "not given": the library's default applies, so no default is typed twice
     given = ("n_trials", "epsilon", "fptas_n0", "fptas_s", "fptas_refine", "heartbeat_interval", "cpus_per_trial", "gpus_per_trial")
-    assert all(getattr(args, name) is None for name in given)
+    assert all(getattr(args, name) is None for name in given + ("hidden_weight",))
+    assert settings_from(args).hidden_weight == RunSettings().hidden_weight == 1.0
+    relations_only = build_parser().parse_args(["search", "--space", "x.yaml", "--objective", "general", "--hidden-weight", "0"])
+    assert settings_from(relations_only).hidden_weight == 0.0
     assert (args.max_length, args.batch_size, args.strategy) == (RunSettings().max_length, RunSettings().batch_size, FPTAS.name)
     assert Execution().heartbeat_interval == 20 and RaySettings().cpus_per_trial == 1.0
 

@@ -32,11 +32,21 @@ def test_settings_round_trip_and_an_old_study_without_encoding_resumes() -> None
     assert RunSettings.from_dict({**RunSettings().to_dict(), "unknown_future_key": 1}) == RunSettings()
 
 
+def test_the_hidden_weight_reaches_every_student_and_is_pinned_only_off_its_default() -> None:
+    assert "hidden_weight" not in RunSettings().to_dict()  # studies made before the setting resume unchanged
+    relations_only = RunSettings(task="general", hidden_weight=0.0)
+    assert relations_only.to_dict()["hidden_weight"] == 0.0 and RunSettings.from_dict(relations_only.to_dict()) == relations_only
+    assert relations_only.student_train_config(10).hidden_weight == 0.0
+    assert RunSettings(hidden_weight=2.5).student_train_config(10).hidden_weight == 2.5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"trial_steps": 0}, "trial_steps=0 must be a positive integer"),
         ({"lr": -1.0}, "lr=-1.0 must be positive"),
+        ({"hidden_weight": -0.5}, "hidden_weight=-0.5 must be a finite number, 0 or more"),
+        ({"hidden_weight": float("nan")}, "hidden_weight=nan must be a finite number"),
         ({"init": "zeros"}, "init='zeros' is unknown"),
         ({"encoding": "klingon"}, "encoding='klingon' is not a known text encoding"),
         ({"latency_backend": "tensorrt"}, "latency_backend='tensorrt' is unknown: use torch or onnxruntime"),
