@@ -28,6 +28,7 @@ as it ends; a rerun skips what the JSON already holds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -118,10 +119,10 @@ def baseline_layers(ctx: Any, budget: float, threads: int) -> tuple[int, float] 
 class Record:
     """The JSON of the run: parts keyed by name, written after each one."""
 
-    def __init__(self, path: Path, command: str) -> None:
+    def __init__(self, path: Path, command: str, space: Path) -> None:
         self.path = path
         self.data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"parts": {}}
-        self.data.update(command=command, machine=machine(), space=str(SPACE.relative_to(REPO)))
+        self.data.update(command=command, machine=machine(), space=str(space.resolve().relative_to(REPO)))
 
     def get(self, name: str) -> dict[str, Any] | None:
         part: dict[str, Any] | None = self.data["parts"].get(name)
@@ -178,6 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         help="how the layer-dropped baselines are fine-tuned: plain, distil or both (default); the general student always both",
     )
     parser.add_argument("--task-exports", action="store_true", help="also search and export each task under each budget (slow)")
+    parser.add_argument("--space", type=Path, default=SPACE, help=f"the search space (default {SPACE.relative_to(REPO)})")
+    parser.add_argument(
+        "--search-budget",
+        type=float,
+        default=None,
+        help="search only the candidates this many times faster than the teacher (default: all)",
+    )
+    parser.add_argument("--baselines", default="first,spread", help="layer-dropped baselines to run: first, spread, both (default) or none")
+    parser.add_argument("--student-finetunes", default="plain,distil", help="how the general student is fine-tuned (default plain,distil)")
     parser.add_argument("--out", type=Path, default=None, help="default out/general (out/general_quick with --quick)")
     parser.add_argument("--json", type=Path, default=None, help="default results/general_cpu.json; OUT/general.json with --quick")
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 documents, FPTAS epsilon 0.5, 20 steps each, budget 2")
@@ -194,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     storage, data_dir = f"sqlite:///{out / 'general.db'}", out / "data"
     execution = bortnas.Execution(cache_dir=cache_dir)
     log_like_cli(quiet=False)
-    record = Record(args.json, " ".join(["python", "benchmarks/general.py", *argv]))
+    record = Record(args.json, " ".join(["python", "benchmarks/general.py", *argv]), args.space)
     task_fields = {name: make() for name, make in tasks(data_dir).items()}
     retrieval = retrieval_fields(data_dir)
 
@@ -204,10 +214,15 @@ def main(argv: list[str] | None = None) -> int:
 
     corpus_part = record.run("corpus", corpus)
     settings = bortnas.RunSettings(task="general", corpus=(corpus_part["file"],))
+    search_settings = settings
+    if args.search_budget is not None:
+        search_settings = dataclasses.replace(settings, budget=bortnas.Budget(min_speedup=args.search_budget))
 
     def search() -> dict[str, Any]:
         strategy = bortnas.FPTAS(epsilon=0.5) if args.quick else bortnas.FPTAS()
-        result = bortnas.search(SPACE, storage=storage, study="general", settings=settings, strategy=strategy, execution=execution)
+        result = bortnas.search(
+            args.space, storage=storage, study="general", settings=search_settings, strategy=strategy, execution=execution
+        )
         return {"search": result.to_dict(), "trials": [t.to_dict() for t in bortnas.trials("general", storage=storage)]}
 
     record.run("search", search)
@@ -224,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     finetune = bortnas.Distil(steps=args.export_steps)
-    baseline_methods = tuple(m.strip() for m in args.baseline_finetunes.split(",") if m.strip())
-    if not baseline_methods or set(baseline_methods) - {"plain", "distil"}:
-        parser.error(f"--baseline-finetunes {args.baseline_finetunes!r}: give plain, distil or plain,distil")
+    baseline_methods = _choices(parser, "--baseline-finetunes", args.baseline_finetunes, ("plain", "distil"))
+    student_methods = _choices(parser, "--student-finetunes", args.student_finetunes, ("plain", "distil"))
+    baselines = () if args.baselines in ("", "none") else _choices(parser, "--baselines", args.baselines, ("first", "spread"))
     for budget in budgets:
         tag = f"{budget:g}x"
         encoder = out / "encoders" / f"general_{tag}"
@@ -255,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         # the general student first (fine-tuned on every task, then as an embedding model), then the baselines;
         # distilled fine-tuning (Bort's third stage learns from a task teacher) is the second attempt at the goal
-        finetune_both("general", tag, encoder)
+        finetune_both("general", tag, encoder, student_methods)
         record.run(f"recall {tag}", lambda e=encoder: _recall(e, retrieval, cache_dir))
-        for how in ("first", "spread"):
+        for how in baselines:
             dropped = out / "encoders" / f"{how}_{tag}"
 
             def baseline(dropped: Path = dropped, how: str = how, budget: float = budget) -> dict[str, Any]:
@@ -276,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table(record.data["parts"], budgets))
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def _choices(parser: argparse.ArgumentParser, flag: str, value: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = tuple(m.strip() for m in value.split(",") if m.strip())
+    if not chosen or set(chosen) - set(allowed):
+        parser.error(f"{flag} {value!r}: give {' or '.join(allowed)}, or both comma-separated")
+    return chosen
 
 
 def _teacher() -> Any:
