@@ -213,9 +213,9 @@ class RunSettings:
 
     def student_train_config(self, steps: int, seed: int | None = None, dmd_weight: float = 0.0) -> TrainConfig:
         """One recipe for every student: AdamW at the settings' rate with KD, CE and the hidden-state
-        loss (at `hidden_weight`). From scratch every weight is also clipped to [-SCRATCH_CLIP, SCRATCH_CLIP], the compact
-        weights the FPTAS assumes. `dmd_weight` is the mode's direction-matching loss
-        (`QuantConfig.dmd_weight`).
+        loss (at `hidden_weight`). From scratch every weight is also clipped to [-SCRATCH_CLIP,
+        SCRATCH_CLIP], the compact weights the FPTAS assumes. `dmd_weight` is the mode's
+        direction-matching loss (`QuantConfig.dmd_weight`).
 
         Bort trained scratch students with SGD; bortnas does not, because from transformers'
         N(0, 0.02) initialisation SGD with momentum never left the majority class: L2-H288-A12-I384
