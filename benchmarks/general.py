@@ -7,9 +7,10 @@ Bort's pipeline on the bundled MiniLM teacher, measured on 2 CPU cores:
 2. search: `bortnas.search(..., RunSettings(task="general", corpus=...))` with the default FPTAS
    on `search_spaces/minilm_quick.yaml` (the default run's time is the goal's 30 minutes);
 3. for each latency budget (`--budgets`, speed-ups over the teacher at batch 1): the general export
-   of the study under that budget (`bortnas.export(budget=Budget(min_speedup=B))`), and two
-   layer-dropped teachers of the same or a lower latency (the first k layers, and k layers spread
-   over the depth, full width) given the same distillation on the same corpus for the same steps;
+   of the study under that budget (`bortnas.export(budget=Budget(min_speedup=B))`), and
+   layer-dropped teachers of the same or a lower latency (the first k layers, k layers spread
+   over the depth, and with `--baselines importance` the k layers extraction ranks first; full
+   width) given the same distillation on the same corpus for the same steps;
 4. each encoder fine-tuned on each task (`bortnas.finetune`, plain; the general student also
    distilled from the task teacher) next to the task teacher fine-tuned on it (the finetune
    report's reference), and, with `--task-exports`, bortnas's own
@@ -90,8 +91,12 @@ def write_corpus(out: Path, excluded: set[str], limit: int | None = None) -> dic
     return {**corpus.describe(), "written": len(documents), "file": str(out), "excluded_texts": len(excluded)}
 
 
-def layer_dropped(ctx: Any, k: int, how: str) -> tuple[int, ...]:
+def layer_dropped(ctx: Any, k: int, how: str) -> tuple[int, ...] | None:
+    """The teacher layers a baseline keeps; None for "importance": the k layers `extract` ranks most
+    important, so the baseline is the space's full-width k-layer candidate as a search exports it."""
     n = ctx.shape.layers
+    if how == "importance":
+        return None
     if how == "first":
         return tuple(range(k))
     return tuple(sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})) if k > 1 else (n - 1,)
@@ -135,7 +140,7 @@ class Record:
             return done
         print(f"[general] {name} ...", file=sys.stderr)
         began = time.perf_counter()
-        result = {**work(), "wall_s": time.perf_counter() - began}
+        result = {**work(), "wall_s": time.perf_counter() - began, "cpu": self.data["machine"]["cpu"]}  # runs resume on other machines
         self.data["parts"][name] = result
         self.data["machine"]["load_average_end"] = os.getloadavg()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="search only the candidates this many times faster than the teacher (default: all)",
     )
-    parser.add_argument("--baselines", default="first,spread", help="layer-dropped baselines to run: first, spread, both (default) or none")
+    parser.add_argument(
+        "--baselines",
+        default="first,spread",
+        help="full-width baselines to run: first, spread (default both), importance (the k layers extraction ranks first), or none",
+    )
     parser.add_argument("--student-finetunes", default="plain,distil", help="how the general student is fine-tuned (default plain,distil)")
     parser.add_argument("--out", type=Path, default=None, help="default out/general (out/general_quick with --quick)")
     parser.add_argument("--json", type=Path, default=None, help="default results/general_cpu.json; OUT/general.json with --quick")
@@ -241,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     finetune = bortnas.Distil(steps=args.export_steps)
     baseline_methods = _choices(parser, "--baseline-finetunes", args.baseline_finetunes, ("plain", "distil"))
     student_methods = _choices(parser, "--student-finetunes", args.student_finetunes, ("plain", "distil"))
-    baselines = () if args.baselines in ("", "none") else _choices(parser, "--baselines", args.baselines, ("first", "spread"))
+    baselines = () if args.baselines in ("", "none") else _choices(parser, "--baselines", args.baselines, ("first", "spread", "importance"))
     for budget in budgets:
         tag = f"{budget:g}x"
         encoder = out / "encoders" / f"general_{tag}"
@@ -296,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 def _choices(parser: argparse.ArgumentParser, flag: str, value: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     chosen = tuple(m.strip() for m in value.split(",") if m.strip())
     if not chosen or set(chosen) - set(allowed):
-        parser.error(f"{flag} {value!r}: give {' or '.join(allowed)}, or both comma-separated")
+        parser.error(f"{flag} {value!r}: give {', '.join(allowed)}, or several comma-separated")
     return chosen
 
 
@@ -326,6 +335,7 @@ def _baseline(settings: Any, out: Path, how: str, budget: float, steps: int | No
     spec = ArchSpec(k, ctx.shape.hidden, ctx.shape.heads, ctx.shape.ffn)
     steps = steps or DEFAULT_STEPS["distil"]
     student, extraction, config = distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=True, layers=layers)
+    layers = tuple(extraction.layers)
     prepare_out_dir(out, overwrite=True)
     report = write_trained(ctx, student, spec, out, {"candidate": spec.to_dict(), "baseline": how, "teacher_layers": list(layers)})
     latency = side_by_side(bortnas.load(out), _teacher(), ctx.settings.max_length, 1)
@@ -381,7 +391,7 @@ def summarise(parts: dict[str, Any], budgets: list[float], default_export: dict[
     for budget in budgets:
         tag = f"{budget:g}x"
         row: dict[str, Any] = {}
-        for kind in ("general", "general-distil", "first", "first-distil", "spread", "spread-distil"):
+        for kind in ("general", "general-distil", "first", "first-distil", "spread", "spread-distil", "importance", "importance-distil"):
             drops = [p["points_below_teacher"] for name, p in parts.items() if name.startswith(f"finetune {kind} {tag} ")]
             if drops:
                 row[kind] = {"mean_points_below_teacher": statistics.fmean(drops), "tasks": len(drops)}
@@ -397,7 +407,7 @@ def summarise(parts: dict[str, Any], budgets: list[float], default_export: dict[
     out["default_run_minutes"] = default_run / 60
     four = out.get("4x", {})
     if "general" in four:
-        baselines = ("first", "first-distil", "spread", "spread-distil")
+        baselines = ("first", "first-distil", "spread", "spread-distil", "importance", "importance-distil")
         best_baseline = min((four[k]["mean_points_below_teacher"] for k in baselines if k in four), default=None)
         # the better of the two fine-tunings of the general student (plain, distilled from the task teacher)
         general = min(four[k]["mean_points_below_teacher"] for k in ("general", "general-distil") if k in four)
