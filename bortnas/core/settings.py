@@ -154,7 +154,7 @@ class RunSettings:
             raise ParameterError("hidden_weight", f"={self.hidden_weight} must be a finite number, 0 or more.")
         try:
             codecs.lookup(self.encoding)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a name no codec could have (a NUL byte)
             raise ParameterError("encoding", f"={self.encoding!r} is not a known text encoding: use e.g. utf-8 or latin-1.") from None
 
     @property

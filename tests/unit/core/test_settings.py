@@ -49,6 +49,7 @@ def test_the_hidden_weight_reaches_every_student_and_is_pinned_only_off_its_defa
         ({"hidden_weight": float("nan")}, "hidden_weight=nan must be a finite number"),
         ({"init": "zeros"}, "init='zeros' is unknown"),
         ({"encoding": "klingon"}, "encoding='klingon' is not a known text encoding"),
+        ({"encoding": "\x00"}, r"encoding='\\x00' is not a known text encoding"),
         ({"latency_backend": "tensorrt"}, "latency_backend='tensorrt' is unknown: use torch or onnxruntime"),
         ({"bit_chain": "bit_w1a4,int3"}, "unknown mode 'int3'"),
         ({"bit_chain": "fp32,bit_w1a1"}, "fp32 is the task teacher"),
