@@ -420,6 +420,11 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> list[dict[str, A
     return _read_rows(path, encoding=encoding)
 
 
+def _columns_found(row: object) -> str:
+    """The columns of a file's first row for an error message, quoted: a name may hold a line break."""
+    return ", ".join(repr(c) for c in sorted(row)) if isinstance(row, dict) and row else "no columns"
+
+
 def load_table(
     path: str | Path,
     text_column: str,
@@ -454,7 +459,7 @@ def load_table(
     for parameter, names in columns.items():
         for column in names:
             if any(not isinstance(row, dict) or column not in row for row in rows):
-                found = ", ".join(sorted(rows[0])) if isinstance(rows[0], dict) else "no columns"
+                found = _columns_found(rows[0])
                 raise ParameterError(parameter, f"={column!r} is not a column of {path} (found: {found}): pass one of those.")
     if not columns["label_column"] and not unlabelled:
         raise ParameterError("label_column", f"={label_column!r} names no column of {path}.")
@@ -538,7 +543,7 @@ def load_unlabeled(
     rows = _read_rows(path, encoding=encoding)
     for column in [text_column] + ([pair_column] if pair_column else []):
         if any(not isinstance(row, dict) or column not in row for row in rows):
-            found = ", ".join(sorted(rows[0])) if rows and isinstance(rows[0], dict) else "no columns"
+            found = _columns_found(rows[0] if rows else None)
             raise ParameterError(
                 parameter, f" {path} has no column {column!r} (found: {found}): it needs the study's text (and pair) column."
             )

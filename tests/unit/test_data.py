@@ -76,6 +76,14 @@ def test_a_column_the_file_lacks_names_its_parameter(tmp_path: Path, parameter: 
     assert info.value.parameter == parameter
 
 
+def test_column_names_in_an_error_are_quoted_so_it_stays_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"a\\nb": "text", "label": 1}\n{"a\\nb": "more", "label": 0}\n')
+    with pytest.raises(ParameterError) as info:
+        load_table(path, "sentence", "label")
+    assert str(info.value) == f"text_column='sentence' is not a column of {path} (found: 'a\\nb', 'label'): pass one of those."
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_table(tmp_path / "none.csv", "t", "y")
@@ -172,5 +180,5 @@ def test_an_unlabelled_pool_reads_texts_and_pairs_and_refuses_bad_files(tmp_path
     for path, message in cases:
         with pytest.raises(UserInputError, match=message):
             load_unlabeled(path, "sentence")
-    with pytest.raises(ParameterError, match=r"^unlabeled .*pool\.csv has no column 'text' \(found: label, other, sentence\)"):
+    with pytest.raises(ParameterError, match=r"^unlabeled .*pool\.csv has no column 'text' \(found: 'label', 'other', 'sentence'\)"):
         load_unlabeled(good, "text")

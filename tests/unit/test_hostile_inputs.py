@@ -102,6 +102,7 @@ SEARCH_FLAGS = [
     "--trial-steps", "--teacher-steps", "--max-length", "--batch-size", "--lr", "--seed", "--data-seed", "--epsilon",
     "--fptas-n0", "--fptas-s", "--n-trials", "--max-latency-ms", "--max-size-mib", "--min-speedup", "--latency-threads",
     "--heartbeat-interval", "--grace-period", "--strategy", "--task", "--init", "--cost", "--encoding", "--device",
+    "--hidden-weight",
 ]  # fmt: skip
 flag_values = st.one_of(
     st.integers(-10, 10).map(str), st.floats(allow_nan=True, allow_infinity=True).map(str), cells, st.sampled_from(["", "-1", "0", "1e309"])
