@@ -52,8 +52,9 @@ from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec
 from bortnas.model.extract import extract
 from bortnas.train.loop import evaluate, train
-from bortnas.trial.context import build_context, load_task
+from bortnas.trial.context import build_context
 from bortnas.trial.finetune import run_agora
+from bortnas.trial.inputs import load_task
 from bortnas.trial.recipe import training_split
 
 # Agora variants: which parts each uses. pool: "near" adds the mistakes' nearest pool texts,

@@ -47,9 +47,8 @@ from bortnas.algo import fptas
 from bortnas.core.default_teacher import default_teacher_dir
 from bortnas.core.space import REFERENCE_SHAPES, load_search_space
 from bortnas.data.tasks import load_rotten_tomatoes
-from bortnas.families.teacher_dirs import teacher_shape
 from bortnas.search.fptas_sampler import arch_sampler
-from bortnas.trial.teacher import load_teacher_config
+from bortnas.trial.inputs import load_teacher_config, teacher_shape
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "search_spaces" / "bort_bert_base.yaml"

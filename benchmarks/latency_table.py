@@ -24,8 +24,8 @@ import transformers
 from bortnas.core.default_teacher import default_teacher_dir
 from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, load_search_space
 from bortnas.runtime.device import Device
+from bortnas.trial.inputs import load_teacher_config
 from bortnas.trial.latency_table import measure_table
-from bortnas.trial.teacher import load_teacher_config
 
 
 def teacher_config(shape_name: str | None) -> transformers.PreTrainedConfig:

@@ -43,13 +43,12 @@ import bortnas
 from bortnas.algo import fptas, hypervolume, pareto_front
 from bortnas.core.errors import BortnasError
 from bortnas.core.space import REFERENCE_SHAPES, ArchSpec, SearchSpace, TeacherShape
-from bortnas.families.teacher_dirs import teacher_shape
 from bortnas.search import STRATEGIES, load_study, run_search
 from bortnas.search.fptas_sampler import error_model, head_mismatch
 from bortnas.search.records import load_records, p_bits
 from bortnas.search.storage import open_storage
 from bortnas.search.strategies import SearchProblem, distributions, grid_order
-from bortnas.trial.teacher import load_teacher_config
+from bortnas.trial.inputs import load_teacher_config, teacher_shape
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("random", "tpe", "nsga2", "grid")

@@ -64,12 +64,7 @@ def finetune(
         UserInputError: a model directory that is not a full-precision encoder of the teacher's
             vocabulary, bad data, an out directory that holds files.
     """
-    from bortnas.export.writer import agora_record, prepare_out_dir, release_out_dir, write_trained
-    from bortnas.quant.pack import MANIFEST_NAME
-    from bortnas.runtime.device import Device
-    from bortnas.trial.context import build_context, resolve_inputs
-    from bortnas.trial.finetune import adapt_encoder
-    from bortnas.trial.teacher import load_teacher_config
+    from bortnas.trial.inputs import load_teacher_config, resolve_inputs
 
     if not isinstance(method, Finetune) or not method.method:
         raise ParameterError("method", f"={method!r} is not a fine-tuning method: pass Plain(), Distil() or Agora().")
@@ -77,6 +72,13 @@ def finetune(
         raise ParameterError("unlabeled", " needs a teacher to learn from: use it with Distil or Agora, not Plain.")
     if settings.task == "general":
         raise ParameterError("task", "='general' is what a general encoder was distilled for: fine-tune it on a task's data.")
+    # the options are good: now the modules that train and write models (torch, transformers' models)
+    from bortnas.export.writer import agora_record, prepare_out_dir, release_out_dir, write_trained
+    from bortnas.quant.pack import MANIFEST_NAME
+    from bortnas.runtime.device import Device
+    from bortnas.trial.context import build_context
+    from bortnas.trial.finetune import adapt_encoder
+
     directory, out = Path(model), Path(out)
     if not (directory / "config.json").is_file():
         raise ParameterError("model", f" {directory} is no model directory (no config.json): pass the directory `bortnas export` wrote.")

@@ -113,12 +113,9 @@ def export(
         9.57
     """
     from bortnas.core.space import ArchSpec
-    from bortnas.export.writer import discard_checkpoints, export_trial, prepare_out_dir, release_out_dir, train_trial
-    from bortnas.runtime.device import Device
     from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop
     from bortnas.search.study import open_study
-    from bortnas.trial.context import build_context, resolve_inputs
-    from bortnas.trial.latency_table import retime
+    from bortnas.trial.inputs import resolve_inputs
 
     if not isinstance(finetune, Finetune) or not finetune.method:
         raise ParameterError("finetune", f"={finetune!r} is not a fine-tuning method: pass Distil(), Plain() or Agora().")
@@ -135,6 +132,12 @@ def export(
     steps = finetune.resolved_steps
     agora_settings = finetune.settings if isinstance(finetune, Agora) else None
     selection = Selection(budget or Budget(), parse_accuracy_drop(max_accuracy_drop))
+    # the options are good: now the modules that train and write models (torch, transformers' models)
+    from bortnas.export.writer import discard_checkpoints, export_trial, prepare_out_dir, release_out_dir, train_trial
+    from bortnas.runtime.device import Device
+    from bortnas.trial.context import build_context
+    from bortnas.trial.latency_table import retime
+
     out = Path(out).resolve()
     prepare_out_dir(out, overwrite)
     try:

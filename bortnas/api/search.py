@@ -1,7 +1,7 @@
 """`bortnas.search` and `bortnas.trials`: run (or resume) a search into an Optuna study, and read its trials.
 
 API layer: the one place that wires a search together. The teacher and the task are resolved
-once (`bortnas.trial.context.resolve_inputs`) and passed down; everything that can be checked
+once (`bortnas.trial.inputs.resolve_inputs`, before torch is imported) and passed down; everything that can be checked
 cheaply (space, settings, teacher directory, data file, storage URL) is checked before anything
 is written.
 """
@@ -77,19 +77,8 @@ def search(
     """
     from bortnas.core.space import load_search_space
     from bortnas.core.storage_url import redact, resolve_storage
-    from bortnas.runtime.device import Device
     from bortnas.search.budget_screen import BudgetScreen, refuse_simulated_latency
-    from bortnas.search.claims import Coordination
-    from bortnas.search.fptas_sampler import FPTASSampler
-    from bortnas.search.ordered import OrderedSampler
-    from bortnas.search.records import front_and_best, load_records
-    from bortnas.search.runner import run_search
-    from bortnas.search.storage import claim_lock, open_storage
-    from bortnas.search.strategies import SearchProblem
-    from bortnas.search.study import create_or_resume, find_study, latency_table
-    from bortnas.trial.context import build_context, default_cache_dir, resolve_inputs
-    from bortnas.trial.latency_table import measure_space
-    from bortnas.trial.scoring import context_evaluator
+    from bortnas.trial.inputs import resolve_inputs
 
     storage = resolve_storage(storage)
     space = space if isinstance(space, SearchSpace) else load_search_space(space)
@@ -98,6 +87,20 @@ def search(
     settings = inputs.settings  # the task and the teacher's steps settled: what the study pins
     space.check_fits(inputs.shape)
     refuse_simulated_latency({c.quant for c in space.candidates()}, settings.budget, settings.cost, space.source)
+    # the inputs are good: now the modules that train and time models (torch, transformers' models)
+    from bortnas.runtime.device import Device
+    from bortnas.search.claims import Coordination
+    from bortnas.search.fptas_sampler import FPTASSampler
+    from bortnas.search.ordered import OrderedSampler
+    from bortnas.search.records import front_and_best, load_records
+    from bortnas.search.runner import run_search
+    from bortnas.search.storage import claim_lock, open_storage
+    from bortnas.search.strategies import SearchProblem
+    from bortnas.search.study import create_or_resume, find_study, latency_table
+    from bortnas.trial.context import build_context, default_cache_dir
+    from bortnas.trial.latency_table import measure_space
+    from bortnas.trial.scoring import context_evaluator
+
     device = Device.from_name(execution.device, compile=execution.compile)
     if settings.latency_backend == "onnxruntime":
         from bortnas.runtime.onnx import require_onnxruntime

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedConfig, PreTrainedModel
 
     from bortnas.core.space import SearchSpace
-    from bortnas.trial.context import Inputs
+    from bortnas.trial.inputs import Inputs
 
 _logger = logging.getLogger(__name__)
 

@@ -26,94 +26,25 @@ from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pad_sequence
 
 from bortnas.core.disk import HEADROOM_BYTES, check_free_space, disk_full_error, is_disk_full
-from bortnas.core.errors import UnsupportedArchitectureError, UserInputError
+from bortnas.core.errors import UserInputError
 from bortnas.core.tasks import CLASSIFICATION, Task
 from bortnas.data.encode import EncodedSplit
-from bortnas.families import SUPPORTED_MODEL_TYPES, family_of
+from bortnas.families import family_of
 from bortnas.families.teacher_dirs import check_supported
 from bortnas.model.importance import Importance, compute_importance
 from bortnas.runtime.device import CPU, Device
 from bortnas.train.loop import TrainConfig, evaluate, task_outputs, train
 from bortnas.train.objectives import Objective
+from bortnas.trial.inputs import body_key, raise_on_disagreement
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 _logger = logging.getLogger(__name__)
 
 # 2: the transformers warm-up schedule (a teacher fine-tuned under 1 trained differently); 3: fused AdamW on the CPU too
 CACHE_VERSION = "3"
 IMPORTANCE_EXAMPLES = 512
-
-
-def load_teacher_config(directory: Path) -> PreTrainedConfig:
-    """The transformers config of a teacher directory, checked to be a supported family."""
-    from transformers import AutoConfig
-
-    if not (directory / "config.json").is_file():
-        raise UserInputError(
-            f"teacher directory {directory} has no config.json: pass the directory of a transformers model (save_pretrained writes one)."
-        )
-    try:
-        config = AutoConfig.from_pretrained(directory, local_files_only=True)
-    except (ValueError, OSError, KeyError) as e:
-        raise UnsupportedArchitectureError(
-            f"cannot read {directory}/config.json ({e}); supported families: {', '.join(SUPPORTED_MODEL_TYPES)}."
-        ) from e
-    check_supported(config, str(directory))
-    return config
-
-
-def _body_key(key: str, prefix: str, body: tuple[str, ...]) -> str | None:
-    """`key` relative to the base model if it names an encoder weight (under one of the family's
-    `body_prefixes`), else None. A key there that the config does not expect, or one it expects
-    and the weights lack, means the two disagree; task and pre-training heads (classifier,
-    pooler, cls, lm_head) may be absent or extra."""
-    key = key.removeprefix(f"{prefix}.")
-    return key if key.startswith(body) else None
-
-
-def check_teacher_weights(directory: Path, config: PreTrainedConfig) -> None:
-    """Raise unless the encoder weights in `model.safetensors` are exactly the ones `config` builds.
-
-    Reads the file's header only and builds the model on the meta device, so nothing is loaded.
-    Why: transformers fills weights the file lacks (a config with more layers than the
-    checkpoint) with random values and only warns, which would make a teacher that is partly
-    noise. A directory with only `pytorch_model.bin` is checked when it is loaded
-    (`load_pretrained_teacher`).
-
-    Raises:
-        UserInputError: missing, unexpected or differently shaped encoder weights.
-    """
-    from safetensors import safe_open
-    from transformers import AutoModel
-
-    path = directory / "model.safetensors"
-    if not path.is_file():
-        return
-    with torch.device("meta"):
-        model = AutoModel.from_config(config)
-    prefix, body = model.base_model_prefix, family_of(config).body_prefixes
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith(body)}
-    # older checkpoints also store buffers that are no longer saved (BERT's position_ids): not weights
-    buffers = {name for name, _ in model.named_buffers()}
-    try:
-        with safe_open(str(path), "pt") as weights:
-            stored = {b: tuple(weights.get_slice(k).get_shape()) for k in weights.keys() if (b := _body_key(k, prefix, body))}
-    except Exception as e:  # safetensors raises its own error types for a damaged header
-        raise UserInputError(f"teacher weights {path} cannot be read ({e}).") from e
-    mismatched = {k for k in set(expected) & set(stored) if expected[k] != stored[k]}
-    _raise_on_disagreement(directory, set(expected) - set(stored), set(stored) - set(expected) - buffers, mismatched)
-
-
-def _raise_on_disagreement(directory: Path, missing: set[str], unexpected: set[str], mismatched: set[str]) -> None:
-    problems = [
-        f"{len(keys)} {what} (e.g. {min(keys)})"
-        for keys, what in ((missing, "weights missing"), (unexpected, "unexpected weights"), (mismatched, "weights of another shape"))
-        if keys
-    ]
-    if problems:
-        raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: {'; '.join(problems)}.")
 
 
 def _auto_class(task: Task) -> Any:
@@ -149,17 +80,17 @@ def load_pretrained_teacher(
     except RuntimeError as e:  # transformers refuses tensors of another shape
         raise UserInputError(f"teacher directory {directory}: config.json and the weights disagree: tensors of another shape.") from e
     prefix, prefixes = model.base_model_prefix, family_of(model.config).body_prefixes
-    buffers = {b for name, _ in model.named_buffers() if (b := _body_key(name, prefix, prefixes))}
+    buffers = {b for name, _ in model.named_buffers() if (b := body_key(name, prefix, prefixes))}
 
     def body(keys: set[str]) -> set[str]:
-        return {b for k in keys if (b := _body_key(k, prefix, prefixes))} - buffers
+        return {b for k in keys if (b := body_key(k, prefix, prefixes))} - buffers
 
     missing = set(info["missing_keys"])
-    if keep_head and missing - {k for k in missing if _body_key(k, prefix, prefixes)}:
+    if keep_head and missing - {k for k in missing if body_key(k, prefix, prefixes)}:
         raise UserInputError(
             f"teacher directory {directory}: its task head's weights are missing ({min(missing)}); save the fine-tuned model again."
         )
-    _raise_on_disagreement(directory, body(missing), body(set(info["unexpected_keys"])), set())
+    raise_on_disagreement(directory, body(missing), body(set(info["unexpected_keys"])), set())
     return model
 
 

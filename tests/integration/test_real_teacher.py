@@ -10,7 +10,7 @@ from conftest import REPO, bortnas
 
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import load_search_space
-from bortnas.trial.context import resolve_inputs
+from bortnas.trial.inputs import resolve_inputs
 
 
 @pytest.mark.integration

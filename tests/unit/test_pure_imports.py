@@ -48,3 +48,8 @@ def test_the_package_root_loads_neither_torch_nor_transformers() -> None:
 
 def test_the_search_layer_imports_optuna_but_not_torch() -> None:
     assert loaded_after(SEARCH_MODULES) == ["False", "False", "True"]
+
+
+def test_the_input_checks_import_neither_torch_nor_transformers() -> None:
+    # a bad data file, label or flag is refused before the command's heavy imports (about a second, not five)
+    assert loaded_after(["bortnas.trial.inputs"])[:2] == ["False", "False"]

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from bortnas.core.errors import UserInputError
-from bortnas.trial.teacher import check_teacher_weights, load_pretrained_teacher, load_teacher_config
+from bortnas.trial.inputs import check_teacher_weights, load_teacher_config
+from bortnas.trial.teacher import load_pretrained_teacher
 
 
 def edited(teacher: Path, tmp_path: Path, **changes: int) -> Path:

@@ -4,6 +4,8 @@ quantization all go through the family adapter and must agree with the real modu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import FAMILIES as FAMILY_NAMES
@@ -18,6 +20,7 @@ from bortnas.families import FAMILIES, family_of
 from bortnas.model.extract import extract
 from bortnas.model.importance import Importance, compute_importance, gated
 from bortnas.quant import functional as Q
+from bortnas.quant import pack
 from bortnas.quant.distill import ProjectionRecorder
 from bortnas.quant.modules import QuantLinear, quantize_
 
@@ -180,6 +183,23 @@ def test_binary_modes_quantize_the_attention_of_every_family(variant: str, mode:
         for attention in attentions:
             for name in ("query", "key", "value", "probs"):
                 assert getattr(attention, f"{name}_act").alpha.grad.abs() > 0, name
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("mode", ["fp32", "bibert"])
+def test_a_cut_saved_reloads_with_the_same_logits(variant: str, mode: str, tmp_path: Path) -> None:
+    """What an export writes for each family: a full-precision cut is read back by stock transformers
+    (no bortnas code), a binary one by `bortnas.load`, and both compute what the saved model did.
+    The CLI round trip of each family (tests/integration/test_families_cli.py) is in the slow set."""
+    model = teacher(variant)
+    student, _ = extract(model, random_importance(shape_of(model)), ArchSpec(1, 16, 2, 24))
+    if mode != "fp32":
+        quantize_(student, mode)
+    batch = inputs(student)
+    pack.save(student, tmp_path)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path) if mode == "fp32" else pack.load(tmp_path)
+    assert type(reloaded) is type(student) and reloaded.config.num_hidden_layers == 1
+    assert (logits(reloaded.eval(), batch) - logits(student, batch)).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("mode", ["bit_w1a2", "bibert"])
