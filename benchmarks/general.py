@@ -331,7 +331,8 @@ def _baseline(settings: Any, out: Path, how: str, budget: float, steps: int | No
     """A layer-dropped teacher of at least `budget`x, distilled exactly as the general export distils."""
     from bortnas.core.finetuning import DEFAULT_STEPS
     from bortnas.core.space import ArchSpec
-    from bortnas.export.writer import prepare_out_dir, write_trained
+    from bortnas.export.out_dir import prepare_out_dir
+    from bortnas.export.writer import write_trained
     from bortnas.runtime.device import Device
     from bortnas.trial.context import build_context
     from bortnas.trial.recipe import distil_student

@@ -64,6 +64,7 @@ def finetune(
         UserInputError: a model directory that is not a full-precision encoder of the teacher's
             vocabulary, bad data, an out directory that holds files.
     """
+    from bortnas.export.out_dir import prepare_out_dir, release_out_dir
     from bortnas.trial.inputs import load_teacher_config, resolve_inputs
 
     if not isinstance(method, Finetune) or not method.method:
@@ -73,7 +74,7 @@ def finetune(
     if settings.task == "general":
         raise ParameterError("task", "='general' is what a general encoder was distilled for: fine-tune it on a task's data.")
     # the options are good: now the modules that train and write models (torch, transformers' models)
-    from bortnas.export.writer import agora_record, prepare_out_dir, release_out_dir, write_trained
+    from bortnas.export.writer import agora_record, write_trained
     from bortnas.quant.pack import MANIFEST_NAME
     from bortnas.runtime.device import Device
     from bortnas.trial.context import build_context

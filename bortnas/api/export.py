@@ -113,6 +113,7 @@ def export(
         9.57
     """
     from bortnas.core.space import ArchSpec
+    from bortnas.export.out_dir import prepare_out_dir, release_out_dir
     from bortnas.search.selection import Selection, choose_trial, parse_accuracy_drop
     from bortnas.search.study import open_study
     from bortnas.trial.inputs import resolve_inputs
@@ -132,16 +133,9 @@ def export(
     steps = finetune.resolved_steps
     agora_settings = finetune.settings if isinstance(finetune, Agora) else None
     selection = Selection(budget or Budget(), parse_accuracy_drop(max_accuracy_drop))
-    # the options are good: now the modules that train and write models (torch, transformers' models)
-    from bortnas.export.writer import discard_checkpoints, export_trial, prepare_out_dir, release_out_dir, train_trial
-    from bortnas.runtime.device import Device
-    from bortnas.trial.context import build_context
-    from bortnas.trial.latency_table import retime
-
     out = Path(out).resolve()
     prepare_out_dir(out, overwrite)
     try:
-        device = Device.from_name(execution.device, compile=execution.compile)
         storage = resolve_storage(storage)
         the_study, _, settings = open_study(storage, study)
         inputs = resolve_inputs(settings)
@@ -157,6 +151,13 @@ def export(
 
             pool = load_unlabeled(Path(unlabeled), settings.text_column, settings.pair_column, encoding=settings.encoding)
             _logger.info("unlabelled pool: %d examples from %s", len(pool), unlabeled)
+        # the inputs are good: now the modules that train and write models (torch, transformers' models)
+        from bortnas.export.writer import discard_checkpoints, export_trial, train_trial
+        from bortnas.runtime.device import Device
+        from bortnas.trial.context import build_context
+        from bortnas.trial.latency_table import retime
+
+        device = Device.from_name(execution.device, compile=execution.compile)
         tables: list[LatencyTable] = []
 
         def retimer(specs: Sequence[ArchSpec]) -> LatencyTable:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
@@ -28,17 +27,18 @@ import tempfile
 import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
 
 from bortnas.core.disk import HEADROOM_BYTES, check_free_space, disk_full_error, is_disk_full
-from bortnas.core.errors import ExportError, UserInputError
+from bortnas.core.errors import ExportError
 from bortnas.core.finetuning import AgoraSettings
 from bortnas.core.space import ArchSpec
 from bortnas.data.masking import MASK_RATE
 from bortnas.data.sentence_dirs import write_sentence_files
+from bortnas.export.out_dir import prepare_out_dir, release_out_dir
 from bortnas.quant.pack import MANIFEST_NAME, add_metadata, load, save
 from bortnas.search.selection import choose_trial
 from bortnas.train.objectives import BORT_KD_WEIGHT, BORT_MLM_WEIGHT, BORT_TEMPERATURE
@@ -49,7 +49,7 @@ from bortnas.trial.metrics import EXPORT_LATENCY_REPEATS, ModelMetrics, measure
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-__all__ = ["ExportReport", "choose_trial", "export_trial", "prepare_out_dir", "train_trial"]
+__all__ = ["ExportReport", "choose_trial", "export_trial", "train_trial"]
 
 _logger = logging.getLogger(__name__)
 RELOAD_ATOL = 1e-5
@@ -195,56 +195,6 @@ def write_onnx(directory: Path, model: PreTrainedModel, spec: ArchSpec, ctx: Con
         )
         teacher.to(ctx.device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
     return record
-
-
-_WRITING: dict[Path, IO[str]] = {}  # the output directories this process holds the lock of, and the lock files
-
-
-def prepare_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to write over a non-empty directory unless `overwrite`, and claim `out` for this process
-    (checked before any work).
-
-    The claim is an exclusive lock on `.NAME.bortnas-lock` beside `out`, held until `write_trained`
-    has renamed the finished directory into place (or the process ends): a second process writing
-    the same `out` at the same time is refused at once instead of mixing its files in.
-
-    Raises:
-        UserInputError: `out` is not empty, its parent does not exist or is full, or another process is writing it.
-    """
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise UserInputError(f"--out {out} exists and is not empty: choose another directory or pass --overwrite.")
-    if not out.parent.exists():
-        raise UserInputError(f"--out {out}: parent directory {out.parent} does not exist.")
-    check_free_space(out.parent, HEADROOM_BYTES, f"writing {out}")  # a full disk is refused before the training too
-    if out in _WRITING:
-        return
-    path = _lock_path(out)
-    for _ in range(3):  # the holder unlinks the file when it is done: lock the file that is at the path now
-        handle = path.open("a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise UserInputError(
-                f"--out {out} is being written by another bortnas process: wait for it to end or choose another directory."
-            ) from None
-        if path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-            _WRITING[out] = handle
-            return
-        handle.close()
-    raise UserInputError(f"--out {out}: its lock file {path} keeps being replaced; is another process writing it?")
-
-
-def release_out_dir(out: Path) -> None:
-    """Give up the claim `prepare_out_dir` took on `out` (nothing if this process holds none)."""
-    handle = _WRITING.pop(out, None)
-    if handle is not None:
-        _lock_path(out).unlink(missing_ok=True)
-        handle.close()
-
-
-def _lock_path(out: Path) -> Path:
-    return out.parent / f".{out.name}.bortnas-lock"
 
 
 def train_trial(

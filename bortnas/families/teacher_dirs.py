@@ -41,8 +41,10 @@ def read_teacher_config(directory: Path) -> dict[str, Any]:
         )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UnsupportedArchitectureError(f"cannot read {path} ({e}); supported: {', '.join(SUPPORTED_MODEL_TYPES)}.") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:  # a damaged copy, not an unsupported model
+        raise UserInputError(f"teacher directory {directory}: {path.name} is not a valid JSON file ({e}); copy it again.") from None
+    except OSError as e:
+        raise UserInputError(f"cannot read {path} ({e}).") from e
     if not isinstance(config, dict):
         raise UnsupportedArchitectureError(f"{path} is not a JSON object; supported: {', '.join(SUPPORTED_MODEL_TYPES)}.")
     check_supported(config, str(directory))

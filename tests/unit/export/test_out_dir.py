@@ -14,13 +14,13 @@ from safetensors.torch import save_file
 
 from bortnas.core.disk import check_free_space, is_disk_full
 from bortnas.core.errors import UserInputError
-from bortnas.export import writer
-from bortnas.export.writer import prepare_out_dir, release_out_dir
+from bortnas.export import out_dir, writer
+from bortnas.export.out_dir import prepare_out_dir, release_out_dir
 
 HOLD = """
 import sys
 from pathlib import Path
-from bortnas.export.writer import prepare_out_dir
+from bortnas.export.out_dir import prepare_out_dir
 prepare_out_dir(Path(sys.argv[1]), overwrite=False)
 print("held", flush=True)
 sys.stdin.read()
@@ -47,7 +47,7 @@ def test_a_directory_another_process_writes_is_refused_until_it_lets_go(tmp_path
     prepare_out_dir(out, overwrite=False)  # this process holds it already: a retry in the same process is fine
     assert (tmp_path / ".model.bortnas-lock").exists()
     release_out_dir(out)
-    assert not (tmp_path / ".model.bortnas-lock").exists() and out not in writer._WRITING
+    assert not (tmp_path / ".model.bortnas-lock").exists() and out not in out_dir._WRITING
 
 
 def test_a_replaced_directory_is_swapped_whole(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from bortnas.core.errors import ExportError, UserInputError
 from bortnas.core.settings import RunSettings
 from bortnas.core.space import ArchSpec, parse_search_space
 from bortnas.export import writer
-from bortnas.export.writer import ExportReport, prepare_out_dir
+from bortnas.export.out_dir import prepare_out_dir
+from bortnas.export.writer import ExportReport
 from bortnas.quant import pack
 from bortnas.search import create_or_resume
 from bortnas.search.selection import choose_trial
