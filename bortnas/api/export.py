@@ -138,19 +138,19 @@ def export(
     try:
         storage = resolve_storage(storage)
         the_study, _, settings = open_study(storage, study)
-        inputs = resolve_inputs(settings)
-        if onnx and inputs.masked_lm:
-            raise ParameterError(
-                "onnx",
-                ": a general encoder with a masked-LM head is written as AutoModelForMaskedLM, whose graph would output "
-                "vocabulary logits; export it without onnx.",
-            )
         pool: tuple[tuple[str, str | None], ...] = ()
         if unlabeled is not None:
             from bortnas.data.tasks import load_unlabeled
 
             pool = load_unlabeled(Path(unlabeled), settings.text_column, settings.pair_column, encoding=settings.encoding)
             _logger.info("unlabelled pool: %d examples from %s", len(pool), unlabeled)
+        inputs = resolve_inputs(settings)  # its last checks read the teacher's config and weights through transformers
+        if onnx and inputs.masked_lm:
+            raise ParameterError(
+                "onnx",
+                ": a general encoder with a masked-LM head is written as AutoModelForMaskedLM, whose graph would output "
+                "vocabulary logits; export it without onnx.",
+            )
         # the inputs are good: now the modules that train and write models (torch, transformers' models)
         from bortnas.export.writer import discard_checkpoints, export_trial, train_trial
         from bortnas.runtime.device import Device
