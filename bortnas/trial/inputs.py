@@ -89,6 +89,8 @@ def check_teacher_weights(directory: Path, config: PreTrainedConfig) -> None:
 
 
 def raise_on_disagreement(directory: Path, missing: set[str], unexpected: set[str], mismatched: set[str]) -> None:
+    """One error naming every way the weights and the config disagree; the teacher loader
+    (`bortnas.trial.teacher`) raises it too, for weights only a load can read (`pytorch_model.bin`)."""
     problems = [
         f"{len(keys)} {what} (e.g. {min(keys)})"
         for keys, what in ((missing, "weights missing"), (unexpected, "unexpected weights"), (mismatched, "weights of another shape"))
