@@ -8,9 +8,10 @@ Bort's pipeline on the bundled MiniLM teacher, measured on 2 CPU cores:
    on `search_spaces/minilm_quick.yaml` (the default run's time is the goal's 30 minutes);
 3. for each latency budget (`--budgets`, speed-ups over the teacher at batch 1): the general export
    of the study under that budget (`bortnas.export(budget=Budget(min_speedup=B))`), and
-   layer-dropped teachers of the same or a lower latency (the first k layers, k layers spread
+   layer-dropped teachers of about the same latency (the first k layers, k layers spread
    over the depth, and with `--baselines importance` the k layers extraction ranks first; full
-   width) given the same distillation on the same corpus for the same steps;
+   width; one layer where no depth is that fast) given the same distillation on the same corpus
+   for the same steps;
 4. each encoder fine-tuned on each task (`bortnas.finetune`, plain; the general student also
    distilled from the task teacher) next to the task teacher fine-tuned on it (the finetune
    report's reference), and, with `--task-exports`, bortnas's own
