@@ -23,7 +23,8 @@ Every latency is measured side by side with the teacher's in this process (torch
 and 32, alternating rounds). Each part's result and wall time are written to the JSON as soon
 as it ends; a rerun skips what the JSON already holds. Resumed on a fresh machine, it writes the
 corpus file again (checked against the recorded counts) and, when the study is gone, searches
-again (part "search again N"), so the remaining budgets export from a study of this machine.
+again (part "search again N") if a budget's export is still to run, so it exports from a study of
+this machine; the baselines, fine-tunings and task exports do not need the study.
 
     python benchmarks/general.py                                 # every budget (hours on 2 CPU cores)
     python benchmarks/general.py --budgets 4 --export-steps 1500 # the goal's budget only
@@ -243,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         return {"search": result.to_dict(), "trials": [t.to_dict() for t in bortnas.trials("general", storage=storage)]}
 
     record.run("search", search)
-    if find_study(storage, "general") is None:  # resumed on a fresh machine: the budgets' exports need the study again
+    exports_due = [b for b in budgets if record.get(f"export {b:g}x") is None]
+    if exports_due and find_study(storage, "general") is None:  # resumed on a fresh machine: the exports need the study again
         again = sum(name.startswith("search again") for name in record.data["parts"])
         record.run(f"search again {again + 1}", search)
 
@@ -303,10 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.task_exports:
             for name, fields in task_fields.items():
                 record.run(f"task export {tag} {name}", lambda f=fields, b=budget, n=name: _task_export(f, b, n, out, execution))
-    summary = summarise(record.data["parts"], budgets, record.data.get("default_export"))
+    measured = sorted(set(budgets) | recorded_budgets(record.data["parts"]))  # a run of some budgets keeps the others' summary
+    summary = summarise(record.data["parts"], measured, record.data.get("default_export"))
     record.data["summary"] = summary
     record.path.write_text(json.dumps(record.data, indent=1) + "\n")
-    print(table(record.data["parts"], budgets))
+    print(table(record.data["parts"], measured))
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -389,6 +392,11 @@ def table(parts: dict[str, Any], budgets: list[float]) -> str:
                 f"{part['points_below_teacher']:+.2f} | {part['wall_s'] / 60:.1f} min |"
             )
     return "\n".join(lines)
+
+
+def recorded_budgets(parts: dict[str, Any]) -> set[float]:
+    """The budgets whose general export the JSON holds (parts "export 4x" and so on)."""
+    return {float(name.split()[1].removesuffix("x")) for name in parts if name.startswith("export ")}
 
 
 def summarise(parts: dict[str, Any], budgets: list[float], default_export: dict[str, Any] | None = None) -> dict[str, Any]:
