@@ -137,6 +137,20 @@ class Record:
         part: dict[str, Any] | None = self.data["parts"].get(name)
         return part
 
+    def redo_if_lost(self, name: str, directory: Path, dependents: list[str]) -> None:
+        """Part `name` wrote `directory`, which a fresh machine lacks: where a part still to run reads it,
+        the record moves under "earlier" so that `run` makes the directory again (recorded dependents
+        stay: each measures an encoder made by the same part with the same settings)."""
+        part = self.get(name)
+        if part is None or part.get("candidate", "") is None or directory.is_dir():  # None: no candidate, nothing written
+            return
+        if all(self.get(d) is not None for d in dependents):
+            return
+        earlier = self.data.setdefault("earlier", {})
+        key = name if name not in earlier else f"{name} ({sum(k.startswith(name) for k in earlier) + 1})"
+        earlier[key] = self.data["parts"].pop(name)
+        print(f"[general] {name}: its directory is gone and later parts need it, so it runs again", file=sys.stderr)
+
     def run(self, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         done = self.get(name)
         if done is not None:
@@ -243,7 +257,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         return {"search": result.to_dict(), "trials": [t.to_dict() for t in bortnas.trials("general", storage=storage)]}
 
+    student_methods = _choices(parser, "--student-finetunes", args.student_finetunes, ("plain", "distil"))
+    baseline_methods = _choices(parser, "--baseline-finetunes", args.baseline_finetunes, ("plain", "distil"))
+    baselines = () if args.baselines in ("", "none") else _choices(parser, "--baselines", args.baselines, ("first", "spread", "importance"))
+
+    def finetune_names(encoder_kind: str, tag: str, methods: tuple[str, ...]) -> list[str]:
+        kinds = [k for k, m in ((encoder_kind, "plain"), (f"{encoder_kind}-distil", "distil")) if m in methods]
+        return [f"finetune {kind} {tag} {name}" for kind in kinds for name in task_fields]
+
     record.run("search", search)
+    for budget in budgets:
+        tag = f"{budget:g}x"
+        needs = [*finetune_names("general", tag, student_methods), f"recall {tag}"]
+        record.redo_if_lost(f"export {tag}", out / "encoders" / f"general_{tag}", needs)
     exports_due = [b for b in budgets if record.get(f"export {b:g}x") is None]
     if exports_due and find_study(storage, "general") is None:  # resumed on a fresh machine: the exports need the study again
         again = sum(name.startswith("search again") for name in record.data["parts"])
@@ -261,9 +287,6 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     finetune = bortnas.Distil(steps=args.export_steps)
-    baseline_methods = _choices(parser, "--baseline-finetunes", args.baseline_finetunes, ("plain", "distil"))
-    student_methods = _choices(parser, "--student-finetunes", args.student_finetunes, ("plain", "distil"))
-    baselines = () if args.baselines in ("", "none") else _choices(parser, "--baselines", args.baselines, ("first", "spread", "importance"))
     for budget in budgets:
         tag = f"{budget:g}x"
         encoder = out / "encoders" / f"general_{tag}"
@@ -300,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             def baseline(dropped: Path = dropped, how: str = how, budget: float = budget) -> dict[str, Any]:
                 return _baseline(settings, dropped, how, budget, args.export_steps, cache_dir)
 
+            record.redo_if_lost(f"baseline {how} {tag}", dropped, finetune_names(how, tag, baseline_methods))
             record.run(f"baseline {how} {tag}", baseline)
             finetune_both(how, tag, dropped, baseline_methods)  # both ways by default, so the goal compares like with like
         if args.task_exports:
