@@ -12,10 +12,11 @@ Bort's pipeline on the bundled MiniLM teacher, measured on 2 CPU cores:
    over the depth, and with `--baselines importance` the k layers extraction ranks first; full
    width; one layer where no depth is that fast) given the same distillation on the same corpus
    for the same steps;
-4. each encoder fine-tuned on each task (`bortnas.finetune`, plain; the general student also
-   distilled from the task teacher) next to the task teacher fine-tuned on it (the finetune
-   report's reference), and, with `--task-exports`, bortnas's own
-   task-specific export under the same budget;
+4. each encoder fine-tuned on each task (`bortnas.finetune`) by the methods of
+   `--student-finetunes` and `--baseline-finetunes`: plain, distil (the task teacher's outputs)
+   or aligned (those and its hidden states at the units the encoder was cut from), next to the
+   task teacher fine-tuned on it (the finetune report's reference), and, with `--task-exports`,
+   bortnas's own task-specific export under the same budget;
 5. the general student as an embedding model: its BoolQ question-to-passage recall@10 against the
    teacher's (mean pooling, as the teacher's sentence-transformers configuration says).
 
@@ -24,7 +25,8 @@ and 32, alternating rounds). Each part's result and wall time are written to the
 as it ends; a rerun skips what the JSON already holds. Resumed on a fresh machine, it writes the
 corpus file again (checked against the recorded counts) and, when the study is gone, searches
 again (part "search again N") if a budget's export is still to run, so it exports from a study of
-this machine; the baselines, fine-tunings and task exports do not need the study.
+this machine; the baselines, fine-tunings and task exports do not need the study. An encoder that
+is gone while a fine-tuning of it is still to run is made again (`Record.redo_if_lost`).
 
     python benchmarks/general.py                                 # every budget (hours on 2 CPU cores)
     python benchmarks/general.py --budgets 4 --export-steps 1500 # the goal's budget only
@@ -57,6 +59,9 @@ GOAL_POINTS_FROM_TEACHER = 1.5  # average over the tasks
 GOAL_POINTS_OVER_BASELINE = 1.0
 GOAL_RECALL_SHARE = 0.95
 GOAL_DEFAULT_RUN_S = 30 * 60
+# how an encoder is fine-tuned on a task (`finetune_part`)
+METHODS = ("plain", "distil", "aligned")
+ENCODERS = ("general", "first", "spread", "importance")
 
 
 def tasks(data_dir: Path) -> dict[str, Callable[[], dict[str, Any]]]:
@@ -170,11 +175,13 @@ class Record:
 def finetune_part(
     model: Path, out: Path, fields: dict[str, Any], cache_dir: Path, steps: int | None, method: str = "plain"
 ) -> dict[str, Any]:
+    """`model` fine-tuned on a task: "plain" (the labels), "distil" (the task teacher's outputs, as runs 1 to 5
+    measured it) or "aligned" (distil plus the teacher's hidden states at the units the encoder was cut from)."""
     report = bortnas.finetune(
         model,
         out,
-        settings=bortnas.RunSettings(**fields),
-        method=bortnas.Distil(steps=steps) if method == "distil" else bortnas.Plain(steps=steps),
+        settings=bortnas.RunSettings(**fields, **({"hidden_weight": 0.0} if method == "distil" else {})),
+        method=bortnas.Plain(steps=steps) if method == "plain" else bortnas.Distil(steps=steps),
         execution=bortnas.Execution(cache_dir=cache_dir),
         overwrite=True,
     )
@@ -199,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline-finetunes",
         default="plain,distil",
-        help="how the layer-dropped baselines are fine-tuned: plain, distil or both (default); the general student always both",
+        help="how the layer-dropped baselines are fine-tuned: plain, distil, aligned, or several comma-separated (default plain,distil)",
     )
     parser.add_argument("--task-exports", action="store_true", help="also search and export each task under each budget (slow)")
     parser.add_argument("--space", type=Path, default=SPACE, help=f"the search space (default {SPACE.relative_to(REPO)})")
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         default="first,spread",
         help="full-width baselines to run: first, spread (default both), importance (the k layers extraction ranks first), or none",
     )
-    parser.add_argument("--student-finetunes", default="plain,distil", help="how the general student is fine-tuned (default plain,distil)")
+    parser.add_argument("--student-finetunes", default="plain,distil", help="as --baseline-finetunes, for the general student")
     parser.add_argument("--out", type=Path, default=None, help="default out/general (out/general_quick with --quick)")
     parser.add_argument("--json", type=Path, default=None, help="default results/general_cpu.json; OUT/general.json with --quick")
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 documents, FPTAS epsilon 0.5, 20 steps each, budget 2")
@@ -257,13 +264,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return {"search": result.to_dict(), "trials": [t.to_dict() for t in bortnas.trials("general", storage=storage)]}
 
-    student_methods = _choices(parser, "--student-finetunes", args.student_finetunes, ("plain", "distil"))
-    baseline_methods = _choices(parser, "--baseline-finetunes", args.baseline_finetunes, ("plain", "distil"))
+    student_methods = _choices(parser, "--student-finetunes", args.student_finetunes, METHODS)
+    baseline_methods = _choices(parser, "--baseline-finetunes", args.baseline_finetunes, METHODS)
     baselines = () if args.baselines in ("", "none") else _choices(parser, "--baselines", args.baselines, ("first", "spread", "importance"))
 
+    def ways(encoder_kind: str, methods: tuple[str, ...]) -> list[tuple[str, str, int | None]]:
+        """(part kind, method, steps) of each fine-tuning in `methods`: "KIND" plain, "KIND-distil", "KIND-aligned"."""
+        taught = [(f"{encoder_kind}-{m}", m, args.distil_steps) for m in METHODS[1:]]
+        return [way for way in [(encoder_kind, "plain", args.finetune_steps), *taught] if way[1] in methods]
+
     def finetune_names(encoder_kind: str, tag: str, methods: tuple[str, ...]) -> list[str]:
-        kinds = [k for k, m in ((encoder_kind, "plain"), (f"{encoder_kind}-distil", "distil")) if m in methods]
-        return [f"finetune {kind} {tag} {name}" for kind in kinds for name in task_fields]
+        return [f"finetune {kind} {tag} {name}" for kind, _, _ in ways(encoder_kind, methods) for name in task_fields]
 
     record.run("search", search)
     for budget in budgets:
@@ -275,10 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         again = sum(name.startswith("search again") for name in record.data["parts"])
         record.run(f"search again {again + 1}", search)
 
-    def finetune_both(encoder_kind: str, tag: str, directory: Path, methods: tuple[str, ...] = ("plain", "distil")) -> None:
-        """`directory` fine-tuned on every task plainly (parts "KIND"), then distilled from the task teacher ("KIND-distil")."""
-        ways = ((encoder_kind, "plain", args.finetune_steps), (f"{encoder_kind}-distil", "distil", args.distil_steps))
-        for kind, method, steps in (way for way in ways if way[1] in methods):
+    def finetune_both(encoder_kind: str, tag: str, directory: Path, methods: tuple[str, ...]) -> None:
+        """`directory` fine-tuned on every task by each of `methods` (`ways`, `finetune_part`)."""
+        for kind, method, steps in ways(encoder_kind, methods):
             for name, fields in task_fields.items():
                 target = out / "finetuned" / f"{kind}_{tag}_{name}"
                 record.run(
@@ -358,7 +368,7 @@ def _baseline(settings: Any, out: Path, how: str, budget: float, steps: int | No
     from bortnas.core.finetuning import DEFAULT_STEPS
     from bortnas.core.space import ArchSpec
     from bortnas.export.out_dir import prepare_out_dir
-    from bortnas.export.writer import write_trained
+    from bortnas.export.writer import units_record, write_trained
     from bortnas.runtime.device import Device
     from bortnas.trial.context import build_context
     from bortnas.trial.recipe import distil_student
@@ -371,7 +381,8 @@ def _baseline(settings: Any, out: Path, how: str, budget: float, steps: int | No
     student, extraction, config = distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=True, layers=layers)
     layers = tuple(extraction.layers)
     prepare_out_dir(out, overwrite=True)
-    report = write_trained(ctx, student, spec, out, {"candidate": spec.to_dict(), "baseline": how, "teacher_layers": list(layers)})
+    # the units it was cut from, as an export records them, so that fine-tuning can match the teacher's hidden states there
+    report = write_trained(ctx, student, spec, out, {"candidate": spec.to_dict(), "baseline": how, "training": units_record(extraction)})
     latency = side_by_side(bortnas.load(out), _teacher(), ctx.settings.max_length, 1)
     return {"layers": list(layers), "speedup_measured_first": speedup, "held_out": report.model.test_metrics, "latency": latency}
 
@@ -433,7 +444,7 @@ def summarise(parts: dict[str, Any], budgets: list[float], default_export: dict[
     for budget in budgets:
         tag = f"{budget:g}x"
         row: dict[str, Any] = {}
-        for kind in ("general", "general-distil", "first", "first-distil", "spread", "spread-distil", "importance", "importance-distil"):
+        for kind in (e if m == "plain" else f"{e}-{m}" for e in ENCODERS for m in METHODS):
             drops = [p["points_below_teacher"] for name, p in parts.items() if name.startswith(f"finetune {kind} {tag} ")]
             if drops:
                 row[kind] = {"mean_points_below_teacher": statistics.fmean(drops), "tasks": len(drops)}
@@ -449,10 +460,10 @@ def summarise(parts: dict[str, Any], budgets: list[float], default_export: dict[
     out["default_run_minutes"] = default_run / 60
     four = out.get("4x", {})
     if "general" in four:
-        baselines = ("first", "first-distil", "spread", "spread-distil", "importance", "importance-distil")
+        baselines = [e if m == "plain" else f"{e}-{m}" for e in ENCODERS[1:] for m in METHODS]
         best_baseline = min((four[k]["mean_points_below_teacher"] for k in baselines if k in four), default=None)
-        # the better of the two fine-tunings of the general student (plain, distilled from the task teacher)
-        general = min(four[k]["mean_points_below_teacher"] for k in ("general", "general-distil") if k in four)
+        # the best fine-tuning of the general student (plain, distilled from the task teacher, also its hidden states)
+        general = min(four[k]["mean_points_below_teacher"] for k in ("general", "general-distil", "general-aligned") if k in four)
         out["goals_4x"] = {
             "within_1_5_of_teacher": general <= GOAL_POINTS_FROM_TEACHER,
             "1_point_over_best_baseline": None if best_baseline is None else best_baseline - general >= GOAL_POINTS_OVER_BASELINE,

@@ -45,10 +45,13 @@ def finetune(
         model: a general encoder's directory (full precision, with the tokenizer of `settings`'s teacher).
         out: the directory to write (refused if it holds files, unless `overwrite`).
         settings: the task (data, task, columns, max_length) and its teacher, as for `search`;
-            `lr`, `batch_size` and `seed` set the training.
+            `lr`, `batch_size`, `seed` and `hidden_weight` set the training.
         method: `Plain()` (default: the task's labels alone), `Distil()` (the teacher's outputs
             and the labels) or `Agora()` (classification: teacher-labelled examples made from the
-            dev mistakes, with replay); `steps` None is the method's default.
+            dev mistakes, with replay); `steps` None is the method's default. Where the encoder's
+            `bortnas.json` records the teacher units it was cut from and the teacher has the same
+            files it was cut from, Distil and Agora also match the teacher's hidden states there
+            (weight `settings.hidden_weight`, 0 to turn it off).
         unlabeled: unlabelled examples of the task (CSV/TSV/JSONL with the task's text columns), as
             for `export`: distillation also learns the teacher's probabilities on them; Agora
             draws the dev mistakes' nearest ones.
@@ -74,7 +77,7 @@ def finetune(
     if settings.task == "general":
         raise ParameterError("task", "='general' is what a general encoder was distilled for: fine-tune it on a task's data.")
     # the options are good: now the modules that train and write models (torch, transformers' models)
-    from bortnas.export.writer import agora_record, write_trained
+    from bortnas.export.writer import agora_record, units_record, write_trained
     from bortnas.quant.pack import MANIFEST_NAME
     from bortnas.runtime.device import Device
     from bortnas.trial.context import build_context
@@ -120,6 +123,7 @@ def finetune(
                 "tokens_budget": method.tokens,
                 "tokens_per_example": ctx.train.mean_tokens,
                 "unlabeled_pool": len(pool),
+                **units_record(trained.extraction),
             },
             "agora": agora_record(trained, agora, len(pool)),
         }

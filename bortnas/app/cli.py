@@ -70,8 +70,8 @@ def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
 
 # RunSettings fields that search and finetune both take from flags of the same name, and those of search alone
 TASK_FLAGS: tuple[str, ...] = ("text_column", "pair_column", "label_column", "task", "data_seed", "max_length", "teacher_steps")
-TASK_FLAGS += ("lr", "batch_size", "seed", "encoding")
-SEARCH_FLAGS = ("teacher_lr", "trial_steps", "init", "latency_threads", "latency_backend", "bit_chain", "cost", "hidden_weight")
+TASK_FLAGS += ("lr", "batch_size", "seed", "encoding", "hidden_weight")
+SEARCH_FLAGS = ("teacher_lr", "trial_steps", "init", "latency_threads", "latency_backend", "bit_chain", "cost")
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
@@ -853,6 +853,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=float, default=None)
     f.add_argument("--batch-size", type=int, default=None)
     f.add_argument("--seed", type=int, default=None)
+    f.add_argument(
+        "--hidden-weight",
+        type=float,
+        default=None,
+        help="weight of the hidden-state loss of distil and agora at the teacher units the encoder was cut from, where its "
+        "bortnas.json records them and the teacher is the one it was cut from (default 1; 0: the teacher's outputs alone)",
+    )
     _add_agora(f)
     f.add_argument("--format", choices=("table", "json"), default="table", help="output format on stdout")
     f.add_argument("--overwrite", action="store_true")

@@ -49,6 +49,8 @@ from bortnas.trial.metrics import EXPORT_LATENCY_REPEATS, ModelMetrics, measure
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+    from bortnas.model.extract import Extraction
+
 __all__ = ["ExportReport", "choose_trial", "export_trial", "train_trial"]
 
 _logger = logging.getLogger(__name__)
@@ -251,6 +253,14 @@ def agora_record(result: Finetuned, settings: AgoraSettings | None, pool: int) -
     }
 
 
+def units_record(extraction: Extraction) -> dict[str, list[int]]:
+    """The teacher layer each student layer was cut from and the teacher residual unit of each student
+    unit, for `bortnas.json`'s "training": `bortnas finetune` distils the teacher's hidden states at
+    those units (`bortnas.trial.finetune.recorded_units`). Empty lists: units that descend from no
+    recorded teacher units."""
+    return {"teacher_layers": list(extraction.layers), "teacher_hidden": [int(i) for i in extraction.hidden.tolist()]}
+
+
 def general_record(ctx: Context, hidden_weight: float) -> dict[str, Any]:
     """What a general encoder's `bortnas.json` says about how it was distilled: the corpus, the
     loss, and the held-out windows its figures (`metrics`, next to the teacher's) were read on."""
@@ -420,7 +430,7 @@ def export_trial(
             "tokens_budget": tokens,
             "tokens_per_example": ctx.train.mean_tokens,
             "unlabeled_pool": len(pool),
-            "teacher_layers": list(extraction.layers),
+            **units_record(extraction),
             "bit_chain": ctx.settings.bit_chain,
         },
         "agora": agora,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -76,15 +77,18 @@ def run_agora(
     on_iteration: Callable[[Iteration], None] | None = None,
     pool: Sequence[Input] = (),
     start: PreTrainedModel | None = None,
+    start_units: Extraction | None = None,
 ) -> Finetuned:
     """Agora for `spec` cut from the task teacher, with an optional unlabelled `pool`; see the module
     docstring. `start`: the model every fine-tune starts from instead of the cut (a general encoder
-    with the task's head, `adapt_encoder`), whose units need not line up with the teacher's, so its
-    soft-label distillation has no hidden-state term."""
+    with the task's head, `adapt_encoder`), with `start_units` the teacher units it was cut from
+    (`recorded_units`); without them its soft-label distillation has no hidden-state term."""
     tokenizer, max_length = ctx.teacher.tokenizer, ctx.settings.max_length
     base = student_config(ctx, steps, spec.quant)
     if start is None:
         start, extraction = build_student(ctx, spec)
+    elif start_units is not None:
+        extraction = start_units
     else:
         extraction, base = UNALIGNED, dataclasses.replace(base, hidden_weight=0.0)
 
@@ -213,6 +217,29 @@ def finetune_candidate(
     raise ParameterError("method", f"={method!r} is unknown: use one of {', '.join(METHODS)}.")
 
 
+def recorded_units(directory: Path, ctx: Context, layers: int, hidden: int) -> Extraction | None:
+    """The teacher layers and residual units the encoder in `directory` (`layers` layers of width
+    `hidden`) was cut from, as its `bortnas.json` records them (`training.teacher_layers` and
+    `teacher_hidden`), where they still name the context teacher's units: the encoder was cut from
+    the same teacher files the task teacher is (fine-tuned here from them, or used as they are),
+    and every recorded layer and unit is inside it. Distillation then also matches those hidden
+    states, as an export's does (TinyBERT's task-specific stage); general distillation kept them
+    close with its own hidden-state term. None otherwise (another teacher, a model written before
+    the units were recorded): the hidden-state term is dropped, since the units need not line up."""
+    from bortnas.quant.pack import MANIFEST_NAME
+
+    try:
+        record = json.loads((directory / MANIFEST_NAME).read_text())
+        cut_from, training = record["provenance"]["teacher_hash"], record["training"]
+        teacher_layers, teacher_hidden = list(training["teacher_layers"]), list(training["teacher_hidden"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    inside = all(0 <= i < ctx.shape.layers for i in teacher_layers) and all(0 <= i < ctx.shape.hidden for i in teacher_hidden)
+    if cut_from != ctx.teacher.source_hash or (len(teacher_layers), len(teacher_hidden)) != (layers, hidden) or not inside:
+        return None
+    return Extraction(layers=tuple(teacher_layers), hidden=torch.tensor(teacher_hidden, dtype=torch.long))
+
+
 def adapt_encoder(
     ctx: Context,
     directory: Path,
@@ -225,8 +252,10 @@ def adapt_encoder(
     """The encoder in `directory` with a fresh head for the context's task, trained `steps` steps
     (per fine-tune for Agora) on the task, on the context's device: on the labels alone (plain), on
     the task teacher's outputs and the labels (distil; the unlabelled `pool` joins the data), or by
-    Agora from it. Neither distillation has a hidden-state term: the encoder's units need not line
-    up with the teacher's. Returns the trained model and its shape.
+    Agora from it. Both distillations also match the teacher's hidden states at the units the
+    encoder was cut from where `recorded_units` finds them and `settings.hidden_weight` is not 0;
+    otherwise they have no hidden-state term. Returns the trained model, with those units (the
+    written model's units descend from them whatever the method), and its shape.
 
     Raises:
         ParameterError: unknown `method`, or Agora for a task without classes.
@@ -239,28 +268,34 @@ def adapt_encoder(
     student.to(ctx.device.torch_device)  # type: ignore[arg-type]  # transformers wraps .to; typeshed does not bind self
     head = "token" if ctx.task.name == "token_classification" else "sequence" if ctx.task.sequence_head else "none"
     spec = teacher_shape(student.config, max(1, ctx.data.num_labels), head).as_spec()
+    units = recorded_units(directory, ctx, spec.layers, spec.hidden)
+    if method in ("distil", "agora"):
+        matched = units is not None and ctx.settings.hidden_weight > 0
+        _logger.info("distillation %s the teacher's hidden states", "also matches" if matched else "does not match")
     if method == "agora":
         _check_agora(ctx)
-        return run_agora(ctx, spec, steps, agora_settings or AgoraSettings(), show_progress_bar, pool=pool, start=student), spec
+        agora_settings = agora_settings or AgoraSettings()
+        return run_agora(ctx, spec, steps, agora_settings, show_progress_bar, pool=pool, start=student, start_units=units), spec
     if method not in ("plain", "distil"):
         raise ParameterError("method", f"={method!r} is unknown: use one of {', '.join(METHODS)}.")
     config = ctx.settings.student_train_config(steps)
     distil = method == "distil"
-    if distil:
+    extraction = units if units is not None else UNALIGNED
+    if distil and units is None:
         config = dataclasses.replace(config, hidden_weight=0.0)
     train(
         student,
         training_split(ctx, pool) if distil else ctx.train,
         config,
         teacher=ctx.teacher.model if distil else None,
-        extraction=UNALIGNED if distil else None,
+        extraction=extraction if distil else None,
         show_progress_bar=show_progress_bar,
         description=f"{'distil' if distil else 'fine-tune'} {spec.key}",
         device=ctx.device,
         teacher_cache=ctx.teacher_cache if distil else None,
         objective=ctx.objective,
     )
-    return Finetuned(student, UNALIGNED, config), spec
+    return Finetuned(student, extraction, config), spec
 
 
 def _check_agora(ctx: Context) -> None:

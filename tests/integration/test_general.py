@@ -108,7 +108,10 @@ def test_finetune_adapts_an_exported_general_encoder_to_a_task(tmp_path: Path, t
     bortnas(*general_search(tiny_bert, corpus, tmp_path), cwd=tmp_path)
     encoder = tmp_path / "encoder"
     bortnas(*export_argv(tmp_path, encoder, 10), cwd=tmp_path)
-    hidden = json.loads((encoder / "bortnas.json").read_text())["candidate"]["hidden"]
+    cut = json.loads((encoder / "bortnas.json").read_text())
+    hidden = cut["candidate"]["hidden"]
+    # the export records the teacher units it was cut from: one teacher layer per layer, one unit per dimension
+    assert len(cut["training"]["teacher_layers"]) == 1 and len(cut["training"]["teacher_hidden"]) == hidden
 
     out = tmp_path / "reviews"
     argv = ["finetune", "--model", str(encoder), "--data", str(tiny_task), "--teacher", str(tiny_bert), "--out", str(out)]
@@ -117,6 +120,11 @@ def test_finetune_adapts_an_exported_general_encoder_to_a_task(tmp_path: Path, t
     assert meta["task"] == "classification" and meta["finetuned_from"] == str(encoder)
     assert meta["training"]["finetune"] == method and meta["training"]["steps"] == 150
     assert meta["candidate"]["hidden"] == hidden and meta["model_class"] == "AutoModelForSequenceClassification"
+    # the model's units still descend from the teacher units the encoder was cut from; the task teacher is
+    # fine-tuned from the files the encoder was cut from, so distillation matches its hidden states there
+    units = ("teacher_layers", "teacher_hidden")
+    assert {k: meta["training"][k] for k in units} == {k: cut["training"][k] for k in units}
+    assert method != "distil" or meta["training"]["hidden_weight"] == 1.0
     assert printed["model"]["test_score"] == pytest.approx(meta["metrics"]["test_score"])
     assert printed["teacher"]["test_score"] == pytest.approx(meta["teacher_metrics"]["test_score"])
     # the tiny task is separable by its words: both methods learn it from the general encoder. Dev and test hold
@@ -143,6 +151,9 @@ def test_finetune_by_agora_starts_every_fine_tune_from_the_general_encoder(tmp_p
     bortnas(*argv, "--method", "agora", "--agora-grid", str(grid), "--agora-replay", "0", cwd=tmp_path)
     meta = json.loads((out / "bortnas.json").read_text())
     assert meta["training"]["finetune"] == "agora" and meta["finetuned_from"] == str(encoder)
+    # each fine-tune's soft labels come with the teacher's hidden states at the units the encoder was cut from
+    cut = json.loads((encoder / "bortnas.json").read_text())["training"]
+    assert meta["training"]["teacher_hidden"] == cut["teacher_hidden"] and meta["training"]["teacher_layers"] == cut["teacher_layers"]
     agora = meta["agora"]
     # two settings: the first round fine-tunes both on the task's data; a round adds teacher-labelled examples
     first = agora["log"][0]
