@@ -276,6 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     def finetune_names(encoder_kind: str, tag: str, methods: tuple[str, ...]) -> list[str]:
         return [f"finetune {kind} {tag} {name}" for kind, _, _ in ways(encoder_kind, methods) for name in task_fields]
 
+    def remade_trial(name: str) -> int | None:
+        """The trial of this machine's study with the candidate the export `name` had before it was made
+        again (`Record.redo_if_lost`): timing noise must not change what a remade encoder is. None: a first export."""
+        before = record.data.get("earlier", {}).get(name)
+        if before is None or before.get("candidate") is None:
+            return None
+        finished = [t for t in bortnas.trials("general", storage=storage) if t.state == "COMPLETE"]
+        same = [t.number for t in finished if t.candidate == before["candidate"]]
+        if not same:
+            parser.error(f"{name} is made again, but this machine's study has no trial of {before['candidate']}")
+        return same[0]
+
     record.run("search", search)
     for budget in budgets:
         tag = f"{budget:g}x"
@@ -301,20 +313,22 @@ def main(argv: list[str] | None = None) -> int:
         tag = f"{budget:g}x"
         encoder = out / "encoders" / f"general_{tag}"
 
-        def export(encoder: Path = encoder, budget: float = budget) -> dict[str, Any]:
+        def export(encoder: Path = encoder, budget: float = budget, tag: str = tag) -> dict[str, Any]:
             try:
-                report = _export(encoder, budget)
+                report = _export(encoder, budget, remade_trial(f"export {tag}"))
             except bortnas.InfeasibleBudgetError as e:  # recorded as measured: no trial of the study is that fast
                 return {"candidate": None, "why": str(e)}
             latency = side_by_side(bortnas.load(encoder), _teacher(), report.seq_len, 1)
             return {"candidate": report.spec.key, "trial": report.trial, "held_out": report.model.test_metrics, "latency": latency}
 
-        def _export(encoder: Path, budget: float) -> Any:
+        def _export(encoder: Path, budget: float, trial: int | None) -> Any:
+            """W's pick under `budget`, or `trial` (an encoder made again: the same candidate as before)."""
             return bortnas.export(
                 "general",
                 encoder,
                 storage=storage,
-                budget=bortnas.Budget(min_speedup=budget),
+                trial=trial,
+                budget=None if trial is not None else bortnas.Budget(min_speedup=budget),
                 finetune=finetune,
                 overwrite=True,
                 execution=execution,
