@@ -137,23 +137,28 @@ class Record:
         self.path = path
         self.data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"parts": {}}
         self.data.update(command=command, machine=machine(), space=str(space.resolve().relative_to(REPO)))
+        self.stale: set[str] = set()  # recorded parts to run again (`redo_if_lost`)
 
     def get(self, name: str) -> dict[str, Any] | None:
-        part: dict[str, Any] | None = self.data["parts"].get(name)
+        """The recorded part, None where it is still to run."""
+        part: dict[str, Any] | None = None if name in self.stale else self.data["parts"].get(name)
+        return part
+
+    def before(self, name: str) -> dict[str, Any] | None:
+        """The record of a part that runs again, until its new one replaces it."""
+        part: dict[str, Any] | None = self.data["parts"].get(name) if name in self.stale else None
         return part
 
     def redo_if_lost(self, name: str, directory: Path, dependents: list[str]) -> None:
         """Part `name` wrote `directory`, which a fresh machine lacks: where a part still to run reads it,
-        the record moves under "earlier" so that `run` makes the directory again (recorded dependents
-        stay: each measures an encoder made by the same part with the same settings)."""
+        `run` makes the directory again, and its new record moves the old one under "earlier" (recorded
+        dependents stay: each measures an encoder made by the same part with the same settings)."""
         part = self.get(name)
         if part is None or part.get("candidate", "") is None or directory.is_dir():  # None: no candidate, nothing written
             return
         if all(self.get(d) is not None for d in dependents):
             return
-        earlier = self.data.setdefault("earlier", {})
-        key = name if name not in earlier else f"{name} ({sum(k.startswith(name) for k in earlier) + 1})"
-        earlier[key] = self.data["parts"].pop(name)
+        self.stale.add(name)
         print(f"[general] {name}: its directory is gone and later parts need it, so it runs again", file=sys.stderr)
 
     def run(self, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -164,6 +169,11 @@ class Record:
         print(f"[general] {name} ...", file=sys.stderr)
         began = time.perf_counter()
         result = {**work(), "wall_s": time.perf_counter() - began, "cpu": self.data["machine"]["cpu"]}  # runs resume on other machines
+        if name in self.stale:  # the old record is kept, under "earlier", only once the new one is in
+            earlier = self.data.setdefault("earlier", {})
+            key = name if name not in earlier else f"{name} ({sum(k.startswith(name) for k in earlier) + 1})"
+            earlier[key] = self.data["parts"][name]
+            self.stale.discard(name)
         self.data["parts"][name] = result
         self.data["machine"]["load_average_end"] = os.getloadavg()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -279,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     def remade_trial(name: str) -> int | None:
         """The trial of this machine's study with the candidate the export `name` had before it was made
         again (`Record.redo_if_lost`): timing noise must not change what a remade encoder is. None: a first export."""
-        before = record.data.get("earlier", {}).get(name)
+        before = record.before(name)
         if before is None or before.get("candidate") is None:
             return None
         finished = [t for t in bortnas.trials("general", storage=storage) if t.state == "COMPLETE"]
