@@ -151,7 +151,7 @@ def test_finetune_by_agora_starts_every_fine_tune_from_the_general_encoder(tmp_p
     bortnas(*argv, "--method", "agora", "--agora-grid", str(grid), "--agora-replay", "0", cwd=tmp_path)
     meta = json.loads((out / "bortnas.json").read_text())
     assert meta["training"]["finetune"] == "agora" and meta["finetuned_from"] == str(encoder)
-    # each fine-tune's soft labels come with the teacher's hidden states at the units the encoder was cut from
+    # the written model's units descend from those the encoder was cut from, and it records them for a later fine-tuning
     cut = json.loads((encoder / "bortnas.json").read_text())["training"]
     assert meta["training"]["teacher_hidden"] == cut["teacher_hidden"] and meta["training"]["teacher_layers"] == cut["teacher_layers"]
     agora = meta["agora"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import types
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import torch
@@ -25,9 +25,9 @@ def context(layers: int = 6, hidden: int = 8, source_hash: str = TEACHER_HASH) -
     return cast(Context, types.SimpleNamespace(shape=shape, teacher=types.SimpleNamespace(source_hash=source_hash)))
 
 
-def write_encoder(directory: Path, extraction: Extraction, teacher_hash: str = TEACHER_HASH, **training: Any) -> Path:
+def write_encoder(directory: Path, extraction: Extraction, teacher_hash: str = TEACHER_HASH) -> Path:
     directory.mkdir()
-    record = {"training": {"steps": 10, **units_record(extraction), **training}, "provenance": {"teacher_hash": teacher_hash}}
+    record = {"training": {"steps": 10, **units_record(extraction)}, "provenance": {"teacher_hash": teacher_hash}}
     (directory / "bortnas.json").write_text(json.dumps(record))
     return directory
 
@@ -65,5 +65,5 @@ def test_an_encoder_without_recorded_units_is_distilled_without_the_hidden_term(
     assert recorded_units(older, context(), 2, 4) is None  # written before the units were: layers but no hidden units
     (older / "bortnas.json").write_text("{not json")
     assert recorded_units(older, context(), 2, 4) is None
-    # a model trained with no hidden pairs (plain fine-tuning) records empty units, which fit no encoder
+    # a model whose units descend from no recorded teacher units records empty lists, which fit no encoder
     assert recorded_units(write_encoder(tmp_path / "plain", UNALIGNED), context(), 2, 4) is None
