@@ -354,8 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         for how in baselines:
             dropped = out / "encoders" / f"{how}_{tag}"
 
-            def baseline(dropped: Path = dropped, how: str = how, budget: float = budget) -> dict[str, Any]:
-                return _baseline(settings, dropped, how, budget, args.export_steps, cache_dir)
+            def baseline(dropped: Path = dropped, how: str = how, budget: float = budget, tag: str = tag) -> dict[str, Any]:
+                before = record.before(f"baseline {how} {tag}")  # made again: the layers it had, not a new timing's
+                return _baseline(settings, dropped, how, budget, args.export_steps, cache_dir, before["layers"] if before else None)
 
             record.redo_if_lost(f"baseline {how} {tag}", dropped, finetune_names(how, tag, baseline_methods))
             record.run(f"baseline {how} {tag}", baseline)
@@ -387,8 +388,11 @@ def _teacher() -> Any:
     return AutoModel.from_pretrained(default_teacher_dir(), local_files_only=True).eval()
 
 
-def _baseline(settings: Any, out: Path, how: str, budget: float, steps: int | None, cache_dir: Path) -> dict[str, Any]:
-    """A layer-dropped teacher of about `budget`x (`baseline_layers`), distilled exactly as the general export distils."""
+def _baseline(
+    settings: Any, out: Path, how: str, budget: float, steps: int | None, cache_dir: Path, kept: list[int] | None = None
+) -> dict[str, Any]:
+    """A layer-dropped teacher of about `budget`x (`baseline_layers`), or keeping the teacher layers `kept`,
+    distilled exactly as the general export distils."""
     from bortnas.core.finetuning import DEFAULT_STEPS
     from bortnas.core.space import ArchSpec
     from bortnas.export.out_dir import prepare_out_dir
@@ -398,8 +402,12 @@ def _baseline(settings: Any, out: Path, how: str, budget: float, steps: int | No
     from bortnas.trial.recipe import distil_student
 
     ctx = build_context(settings, cache_dir, show_progress_bar=True, device=Device.from_name("auto"))
-    k, speedup = baseline_layers(ctx, budget, 1)
-    layers = layer_dropped(ctx, k, how)
+    speedup: float | None = None  # None: the layers were kept, not chosen by a timing
+    if kept is None:
+        k, speedup = baseline_layers(ctx, budget, 1)
+        layers = layer_dropped(ctx, k, how)
+    else:
+        k, layers = len(kept), tuple(kept)
     spec = ArchSpec(k, ctx.shape.hidden, ctx.shape.heads, ctx.shape.ffn)
     steps = steps or DEFAULT_STEPS["distil"]
     student, extraction, config = distil_student(ctx, spec, steps, ctx.settings.seed, show_progress_bar=True, layers=layers)
