@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return [way for way in [(encoder_kind, "plain", args.finetune_steps), *taught] if way[1] in methods]
 
     def finetune_names(encoder_kind: str, tag: str, methods: tuple[str, ...]) -> list[str]:
-        return [f"finetune {kind} {tag} {name}" for kind, _, _ in ways(encoder_kind, methods) for name in task_fields]
+        return [finetune_name(kind, tag, name) for kind, _, _ in ways(encoder_kind, methods) for name in task_fields]
 
     def remade_trial(name: str) -> int | None:
         """The trial of this machine's study with the candidate the export `name` had before it was made
@@ -308,13 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         again = sum(name.startswith("search again") for name in record.data["parts"])
         record.run(f"search again {again + 1}", search)
 
-    def finetune_both(encoder_kind: str, tag: str, directory: Path, methods: tuple[str, ...]) -> None:
+    def finetune_by(encoder_kind: str, tag: str, directory: Path, methods: tuple[str, ...]) -> None:
         """`directory` fine-tuned on every task by each of `methods` (`ways`, `finetune_part`)."""
         for kind, method, steps in ways(encoder_kind, methods):
             for name, fields in task_fields.items():
                 target = out / "finetuned" / f"{kind}_{tag}_{name}"
                 record.run(
-                    f"finetune {kind} {tag} {name}",
+                    finetune_name(kind, tag, name),
                     lambda t=target, f=fields, m=method, n=steps: finetune_part(directory, t, f, cache_dir, n, m),
                 )
 
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         # the general student first (fine-tuned on every task, then as an embedding model), then the baselines;
         # distilled fine-tuning (Bort's third stage learns from a task teacher) is the second attempt at the goal
-        finetune_both("general", tag, encoder, student_methods)
+        finetune_by("general", tag, encoder, student_methods)
         record.run(f"recall {tag}", lambda e=encoder: _recall(e, retrieval, cache_dir))
         for how in baselines:
             dropped = out / "encoders" / f"{how}_{tag}"
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
             record.redo_if_lost(f"baseline {how} {tag}", dropped, finetune_names(how, tag, baseline_methods))
             record.run(f"baseline {how} {tag}", baseline)
-            finetune_both(how, tag, dropped, baseline_methods)  # both ways by default, so the goal compares like with like
+            finetune_by(how, tag, dropped, baseline_methods)  # the student's methods too, so the goal compares like with like
         if args.task_exports:
             for name, fields in task_fields.items():
                 record.run(f"task export {tag} {name}", lambda f=fields, b=budget, n=name: _task_export(f, b, n, out, execution))
@@ -459,6 +459,11 @@ def table(parts: dict[str, Any], budgets: list[float]) -> str:
                 f"{part['points_below_teacher']:+.2f} | {part['wall_s'] / 60:.1f} min |"
             )
     return "\n".join(lines)
+
+
+def finetune_name(kind: str, tag: str, task: str) -> str:
+    """The part name of a fine-tuning ("finetune general-distil 4x reviews"), which `summarise` and `table` parse."""
+    return f"finetune {kind} {tag} {task}"
 
 
 def recorded_budgets(parts: dict[str, Any]) -> set[float]:
